@@ -1,0 +1,166 @@
+//! Ed25519 keys and signatures: deterministic key derivation, key admission, signing and
+//! verification with `ring`.
+//!
+//! Acceptance rule for a signature (one rule, used everywhere): the public key was admitted
+//! ([`PublicKey::admit`]: a canonical encoding of a point on the curve that is not of small
+//! order), and `ring` verifies the signature, which means `S < L` (ring rejects a non-canonical
+//! `S`) and `[S]B = R + [k]A` checked as ring checks it (the cofactorless equation, with `R`
+//! compared by its encoding).
+
+use std::collections::HashMap;
+
+use curve25519_dalek::edwards::CompressedEdwardsY;
+use ring::signature::{ED25519, Ed25519KeyPair, KeyPair as _, UnparsedPublicKey};
+use sha2::{Digest, Sha256};
+
+use crate::domain::Address;
+
+/// Bytes of an Ed25519 signature.
+pub const SIGNATURE_LEN: usize = 64;
+/// Bytes of an Ed25519 public key.
+pub const PUBLIC_KEY_LEN: usize = 32;
+
+/// Domain tag for deriving a participant's key seed from the market seed.
+const KEY_SEED_TAG: &[u8] = b"ipow/key-seed/v1";
+
+/// An Ed25519 signature.
+pub type Signature = [u8; SIGNATURE_LEN];
+
+/// Why a public key was refused at admission.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// The 32 bytes are not the encoding of a curve point.
+    #[error("public key {0} is not a point on the Ed25519 curve")]
+    NotOnCurve(String),
+    /// The encoding is not the canonical one (y not reduced, or a negative zero x).
+    #[error("public key {0} is not canonically encoded")]
+    NonCanonical(String),
+    /// The point has order 1, 2, 4 or 8: anyone can forge signatures that verify under it.
+    #[error("public key {0} has small order")]
+    SmallOrder(String),
+    /// No admitted key is registered for this address.
+    #[error("no public key registered for address {0}")]
+    UnknownAddress(Address),
+}
+
+/// A public key that passed admission. The only way to build one is [`PublicKey::admit`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PublicKey([u8; PUBLIC_KEY_LEN]);
+
+impl PublicKey {
+    /// Admits a key: it must decode to a curve point, be canonically encoded and not be of
+    /// small order. ring verifies under any 32 bytes it can decode, small-order keys included,
+    /// so this check is ours.
+    pub fn admit(bytes_untrusted: [u8; PUBLIC_KEY_LEN]) -> Result<Self, KeyError> {
+        let shown = hex::encode(bytes_untrusted);
+        let compressed = CompressedEdwardsY(bytes_untrusted);
+        let point = compressed.decompress().ok_or_else(|| KeyError::NotOnCurve(shown.clone()))?;
+        if point.compress().to_bytes() != bytes_untrusted {
+            return Err(KeyError::NonCanonical(shown));
+        }
+        if point.is_small_order() {
+            return Err(KeyError::SmallOrder(shown));
+        }
+        Ok(Self(bytes_untrusted))
+    }
+
+    /// The key's 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; PUBLIC_KEY_LEN] {
+        &self.0
+    }
+
+    /// Verifies `signature` over `message` under this key with ring.
+    pub fn verify(&self, message: &[u8], signature: &Signature) -> bool {
+        UnparsedPublicKey::new(&ED25519, &self.0).verify(message, signature).is_ok()
+    }
+}
+
+/// A signing key pair.
+pub struct KeyPair {
+    inner: Ed25519KeyPair,
+    public: PublicKey,
+}
+
+impl std::fmt::Debug for KeyPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyPair({})", hex::encode(self.public.0))
+    }
+}
+
+impl KeyPair {
+    /// The key pair of `address` in the market whose key seed is `market_seed`: the Ed25519
+    /// seed is SHA-256(tag || market_seed || address as 4 big-endian bytes). Datasets are
+    /// reproducible because keys are a pure function of the market seed.
+    pub fn derive(market_seed: u64, address: Address) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(KEY_SEED_TAG);
+        hasher.update(market_seed.to_be_bytes());
+        hasher.update(address.0.to_be_bytes());
+        let seed: [u8; 32] = hasher.finalize().into();
+        Self::from_seed(&seed)
+    }
+
+    /// The key pair with this 32-byte Ed25519 seed.
+    pub fn from_seed(seed: &[u8; 32]) -> Self {
+        // A 32-byte seed is always a valid Ed25519 private key and its public key is never of
+        // small order (it is a multiple of the base point of prime order), so neither call fails.
+        #[allow(clippy::expect_used)]
+        let inner = Ed25519KeyPair::from_seed_unchecked(seed).expect("32-byte Ed25519 seed");
+        let mut public_bytes = [0u8; PUBLIC_KEY_LEN];
+        public_bytes.copy_from_slice(inner.public_key().as_ref());
+        #[allow(clippy::expect_used)]
+        let public = PublicKey::admit(public_bytes).expect("a derived key is a prime-order point");
+        Self { inner, public }
+    }
+
+    /// The admitted public key.
+    pub fn public_key(&self) -> PublicKey {
+        self.public
+    }
+
+    /// Signs `message` (Ed25519 signatures are deterministic).
+    pub fn sign(&self, message: &[u8]) -> Signature {
+        let mut signature = [0u8; SIGNATURE_LEN];
+        signature.copy_from_slice(self.inner.sign(message).as_ref());
+        signature
+    }
+}
+
+/// The admitted public keys of a market, by address.
+#[derive(Clone, Debug, Default)]
+pub struct KeyRegistry {
+    keys: HashMap<Address, PublicKey>,
+}
+
+impl KeyRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Admits `bytes_untrusted` and registers it for `address`, replacing any earlier key.
+    pub fn register(
+        &mut self,
+        address: Address,
+        bytes_untrusted: [u8; PUBLIC_KEY_LEN],
+    ) -> Result<PublicKey, KeyError> {
+        let key = PublicKey::admit(bytes_untrusted)?;
+        self.keys.insert(address, key);
+        Ok(key)
+    }
+
+    /// The key registered for `address`.
+    pub fn get(&self, address: Address) -> Result<&PublicKey, KeyError> {
+        self.keys.get(&address).ok_or(KeyError::UnknownAddress(address))
+    }
+
+    /// How many keys are registered.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// True when no key is registered.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}

@@ -1,0 +1,15 @@
+//! ipow: an energy-market transaction engine after Liu et al. (2020), "An Integrated Energy
+//! Service Transaction Model Based on Energy Blockchain", with its Improved Proof of Work (IPOW)
+//! consensus measured against plain proof of work.
+//!
+//! The library holds all logic; `src/main.rs` only parses arguments and renders. See
+//! `ARCHITECTURE.md` for the code map and the invariants.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod amount;
+pub mod block;
+pub mod contract;
+pub mod crypto;
+pub mod domain;
+pub mod merkle;
+pub mod paper;

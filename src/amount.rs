@@ -91,7 +91,10 @@ fn parse_fixed(
     }
     let (negative, body) = match text.as_bytes()[0] {
         b'-' | b'+' if !signed => {
-            return Err(AmountError::SignNotAllowed { text: text.to_owned(), kind });
+            return Err(AmountError::SignNotAllowed {
+                text: text.to_owned(),
+                kind,
+            });
         }
         b'-' => (true, &text[1..]),
         _ => (false, text),
@@ -122,16 +125,29 @@ fn parse_fixed(
             kind,
         });
     }
-    let overflow = AmountError::Overflow { kind, operation: "parse" };
+    let overflow = AmountError::Overflow {
+        kind,
+        operation: "parse",
+    };
     let mut value: i64 = 0;
-    let digits = int_part.bytes().chain(frac.bytes()).chain(
-        std::iter::repeat_n(b'0', (decimals as usize).saturating_sub(frac.len())),
-    );
+    let digits = int_part
+        .bytes()
+        .chain(frac.bytes())
+        .chain(std::iter::repeat_n(
+            b'0',
+            (decimals as usize).saturating_sub(frac.len()),
+        ));
     for digit in digits {
         let d = i64::from(digit.saturating_sub(b'0'));
         value = value
             .checked_mul(10)
-            .and_then(|v| if negative { v.checked_sub(d) } else { v.checked_add(d) })
+            .and_then(|v| {
+                if negative {
+                    v.checked_sub(d)
+                } else {
+                    v.checked_add(d)
+                }
+            })
             .ok_or_else(|| overflow.clone())?;
     }
     Ok(value)
@@ -286,13 +302,20 @@ impl Price {
     /// 100_000; a remainder of exactly one half goes to the even cent. A result outside `i64`
     /// is an overflow error.
     pub fn mul_energy_round_half_even(self, energy: Energy) -> Result<Money, AmountError> {
-        let product = i128::from(self.0)
-            .checked_mul(i128::from(energy.0))
-            .ok_or(AmountError::Overflow { kind: "Money", operation: "price x energy" })?;
+        let product =
+            i128::from(self.0)
+                .checked_mul(i128::from(energy.0))
+                .ok_or(AmountError::Overflow {
+                    kind: "Money",
+                    operation: "price x energy",
+                })?;
         let cents = div_round_half_even(product, PRODUCT_UNITS_PER_CENT);
         i64::try_from(cents)
             .map(Money)
-            .map_err(|_| AmountError::Overflow { kind: "Money", operation: "price x energy" })
+            .map_err(|_| AmountError::Overflow {
+                kind: "Money",
+                operation: "price x energy",
+            })
     }
 }
 

@@ -59,7 +59,13 @@ impl BlockHeader {
     /// The header over `contracts`, linked to `prev_hash`.
     pub fn seal(height: u64, period: u64, prev_hash: Hash, contracts: &[SignedContract]) -> Self {
         let tree = contract_tree(contracts);
-        Self { height, period, prev_hash, merkle_root: tree.root(), leaf_count: tree.len() as u64 }
+        Self {
+            height,
+            period,
+            prev_hash,
+            merkle_root: tree.root(),
+            leaf_count: tree.len() as u64,
+        }
     }
 
     /// The canonical header bytes.

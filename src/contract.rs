@@ -237,12 +237,15 @@ impl<'a> Reader<'a> {
     fn take<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], DecodeError> {
         let available = self.bytes.len().saturating_sub(self.offset);
         let end = self.offset.saturating_add(N);
-        let slice = self.bytes.get(self.offset..end).ok_or(DecodeError::Truncated {
-            field,
-            offset: self.offset,
-            needed: N,
-            available,
-        })?;
+        let slice = self
+            .bytes
+            .get(self.offset..end)
+            .ok_or(DecodeError::Truncated {
+                field,
+                offset: self.offset,
+                needed: N,
+                available,
+            })?;
         let mut out = [0u8; N];
         out.copy_from_slice(slice);
         self.offset = end;
@@ -262,7 +265,11 @@ impl<'a> Reader<'a> {
         let offset = self.offset;
         let value = i64::from_be_bytes(self.take(field)?);
         if value < 0 {
-            return Err(DecodeError::InvalidValue { field, offset, value: value.into() });
+            return Err(DecodeError::InvalidValue {
+                field,
+                offset,
+                value: value.into(),
+            });
         }
         Ok(value)
     }
@@ -271,7 +278,9 @@ impl<'a> Reader<'a> {
 impl Contract {
     /// The canonical bytes: what is hashed into the id and signed.
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer { bytes: Vec::with_capacity(ENCODED_LEN_MAX) };
+        let mut w = Writer {
+            bytes: Vec::with_capacity(ENCODED_LEN_MAX),
+        };
         w.u8(ENCODING_VERSION);
         w.u8(self.category.code());
         w.u32(self.seller.0);
@@ -305,7 +314,10 @@ impl Contract {
                 max: ENCODED_LEN_MAX,
             });
         }
-        let mut r = Reader { bytes: bytes_untrusted, offset: 0 };
+        let mut r = Reader {
+            bytes: bytes_untrusted,
+            offset: 0,
+        };
         let contract = Self::read(&mut r)?;
         if r.offset != bytes_untrusted.len() {
             return Err(DecodeError::TrailingBytes {
@@ -352,7 +364,11 @@ impl Contract {
                 })?;
                 let quantity = Energy::from_raw(r.amount("aux_quantity")?);
                 let price = Price::from_raw(r.amount("aux_price")?);
-                Some(AuxService { kind, quantity, price })
+                Some(AuxService {
+                    kind,
+                    quantity,
+                    price,
+                })
             }
             flag => {
                 return Err(DecodeError::InvalidValue {
@@ -387,7 +403,9 @@ impl Contract {
     /// Table 3's money figures, each rounded once by the one rule.
     pub fn costs(&self) -> Result<ContractCosts, AmountError> {
         Ok(ContractCosts {
-            transmission_cost: self.transmission_rate.mul_energy_round_half_even(self.energy)?,
+            transmission_cost: self
+                .transmission_rate
+                .mul_energy_round_half_even(self.energy)?,
             purchase_cost: self.price.mul_energy_round_half_even(self.energy)?,
             liquidated_damages: self.damages_rate.mul_energy_round_half_even(self.energy)?,
         })
@@ -413,10 +431,18 @@ impl Contract {
 
     /// Signs as all three parties. The keys must belong to the seller, the purchaser and the
     /// transmission company, in that order; a mismatch shows up at verification.
-    pub fn sign(self, seller: &KeyPair, purchaser: &KeyPair, transmission: &KeyPair) -> SignedContract {
+    pub fn sign(
+        self,
+        seller: &KeyPair,
+        purchaser: &KeyPair,
+        transmission: &KeyPair,
+    ) -> SignedContract {
         let keys = [seller, purchaser, transmission];
         let signatures = Signer::ALL.map(|s| keys[s.index()].sign(&self.signing_message(s)));
-        SignedContract { contract: self, signatures }
+        SignedContract {
+            contract: self,
+            signatures,
+        }
     }
 }
 
@@ -452,9 +478,15 @@ impl SignedContract {
     /// Decodes [`SignedContract::encode`]'s output, with the same bounds as [`Contract::decode`].
     pub fn decode(bytes_untrusted: &[u8]) -> Result<Self, DecodeError> {
         if bytes_untrusted.len() > SIGNED_LEN_MAX {
-            return Err(DecodeError::Oversized { length: bytes_untrusted.len(), max: SIGNED_LEN_MAX });
+            return Err(DecodeError::Oversized {
+                length: bytes_untrusted.len(),
+                max: SIGNED_LEN_MAX,
+            });
         }
-        let mut r = Reader { bytes: bytes_untrusted, offset: 0 };
+        let mut r = Reader {
+            bytes: bytes_untrusted,
+            offset: 0,
+        };
         let contract = Contract::read(&mut r)?;
         let signatures = [
             r.take::<SIGNATURE_LEN>("seller_signature")?,
@@ -467,7 +499,10 @@ impl SignedContract {
                 extra: bytes_untrusted.len().saturating_sub(r.offset),
             });
         }
-        Ok(Self { contract, signatures })
+        Ok(Self {
+            contract,
+            signatures,
+        })
     }
 
     /// Checks all three signatures against the registered keys of the three parties, stopping

@@ -54,7 +54,9 @@ impl PublicKey {
     pub fn admit(bytes_untrusted: [u8; PUBLIC_KEY_LEN]) -> Result<Self, KeyError> {
         let shown = hex::encode(bytes_untrusted);
         let compressed = CompressedEdwardsY(bytes_untrusted);
-        let point = compressed.decompress().ok_or_else(|| KeyError::NotOnCurve(shown.clone()))?;
+        let point = compressed
+            .decompress()
+            .ok_or_else(|| KeyError::NotOnCurve(shown.clone()))?;
         if point.compress().to_bytes() != bytes_untrusted {
             return Err(KeyError::NonCanonical(shown));
         }
@@ -71,7 +73,9 @@ impl PublicKey {
 
     /// Verifies `signature` over `message` under this key with ring.
     pub fn verify(&self, message: &[u8], signature: &Signature) -> bool {
-        UnparsedPublicKey::new(&ED25519, &self.0).verify(message, signature).is_ok()
+        UnparsedPublicKey::new(&ED25519, &self.0)
+            .verify(message, signature)
+            .is_ok()
     }
 }
 
@@ -151,7 +155,9 @@ impl KeyRegistry {
 
     /// The key registered for `address`.
     pub fn get(&self, address: Address) -> Result<&PublicKey, KeyError> {
-        self.keys.get(&address).ok_or(KeyError::UnknownAddress(address))
+        self.keys
+            .get(&address)
+            .ok_or(KeyError::UnknownAddress(address))
     }
 
     /// How many keys are registered.

@@ -30,11 +30,12 @@ impl std::str::FromStr for Address {
             .strip_prefix("0x")
             .or_else(|| text.strip_prefix("0X"))
             .ok_or_else(|| AddressError(text.to_owned()))?;
-        if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_hexdigit())
-        {
+        if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(AddressError(text.to_owned()));
         }
-        u32::from_str_radix(digits, 16).map(Address).map_err(|_| AddressError(text.to_owned()))
+        u32::from_str_radix(digits, 16)
+            .map(Address)
+            .map_err(|_| AddressError(text.to_owned()))
     }
 }
 

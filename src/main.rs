@@ -32,7 +32,10 @@ enum Command {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     // Until the consensus engine lands, the main job is the paper's example.
-    let command = cli.command.unwrap_or(Command::Paper { json: false, market: None });
+    let command = cli.command.unwrap_or(Command::Paper {
+        json: false,
+        market: None,
+    });
     match command {
         Command::Paper { json, market } => {
             let market = match market {

@@ -185,7 +185,10 @@ impl MerkleTree {
 
     /// Builds the tree over arbitrary byte leaves.
     pub fn from_leaves<T: AsRef<[u8]> + Sync>(leaves: &[T]) -> Self {
-        let hashes = leaves.par_iter().map(|leaf| leaf_hash(leaf.as_ref())).collect();
+        let hashes = leaves
+            .par_iter()
+            .map(|leaf| leaf_hash(leaf.as_ref()))
+            .collect();
         Self::from_leaf_hashes(hashes)
     }
 
@@ -268,14 +271,21 @@ impl MerkleTree {
             }
             i /= 2;
         }
-        Some(InclusionProof { leaf_index: index as u64, tree_size: self.len() as u64, path })
+        Some(InclusionProof {
+            leaf_index: index as u64,
+            tree_size: self.len() as u64,
+            path,
+        })
     }
 
     /// The leaves and nodes whose hashes differ between `self` and `other`, found by descending
     /// from the root only into subtrees that differ: O(changes x depth).
     pub fn diff(&self, other: &MerkleTree) -> Result<TreeDiff, SizeMismatch> {
         if self.len() != other.len() {
-            return Err(SizeMismatch { left: self.len(), right: other.len() });
+            return Err(SizeMismatch {
+                left: self.len(),
+                right: other.len(),
+            });
         }
         let mut diff = TreeDiff::default();
         if self.is_empty() {
@@ -288,10 +298,14 @@ impl MerkleTree {
             if before == after {
                 continue;
             }
-            if !self.is_carried(level, index) {
-                if let Some(node) = self.node(level, index) {
-                    diff.changed_nodes.push(NodeChange { node, before, after });
-                }
+            if !self.is_carried(level, index)
+                && let Some(node) = self.node(level, index)
+            {
+                diff.changed_nodes.push(NodeChange {
+                    node,
+                    before,
+                    after,
+                });
             }
             if level > 0 {
                 let below = &self.levels[level - 1];
@@ -305,7 +319,8 @@ impl MerkleTree {
             }
         }
         diff.changed_leaves.sort_unstable();
-        diff.changed_nodes.sort_by_key(|c| (c.node.level, c.node.index));
+        diff.changed_nodes
+            .sort_by_key(|c| (c.node.level, c.node.index));
         Ok(diff)
     }
 }
@@ -314,20 +329,22 @@ impl MerkleTree {
 fn build_level(below: &[Hash]) -> Vec<Hash> {
     let width = below.len().div_ceil(2);
     let mut next = vec![[0u8; 32]; width];
-    next.par_chunks_mut(LEVEL_CHUNK_NODES).enumerate().for_each(|(chunk, out)| {
-        let start = chunk * LEVEL_CHUNK_NODES;
-        let pairs = &below[2 * start..below.len().min(2 * (start + out.len()))];
-        let mut iter = pairs.chunks_exact(2);
-        for (o, pair) in out.iter_mut().zip(&mut iter) {
-            *o = node_hash(&pair[0], &pair[1]);
-        }
-        if let [lone] = iter.remainder() {
-            // Only the level's last chunk can have a lone node, and it is the last output.
-            if let Some(last) = out.last_mut() {
-                *last = *lone;
+    next.par_chunks_mut(LEVEL_CHUNK_NODES)
+        .enumerate()
+        .for_each(|(chunk, out)| {
+            let start = chunk * LEVEL_CHUNK_NODES;
+            let pairs = &below[2 * start..below.len().min(2 * (start + out.len()))];
+            let mut iter = pairs.chunks_exact(2);
+            for (o, pair) in out.iter_mut().zip(&mut iter) {
+                *o = node_hash(&pair[0], &pair[1]);
             }
-        }
-    });
+            if let [lone] = iter.remainder() {
+                // Only the level's last chunk can have a lone node, and it is the last output.
+                if let Some(last) = out.last_mut() {
+                    *last = *lone;
+                }
+            }
+        });
     next
 }
 
@@ -341,6 +358,14 @@ pub enum ProofError {
         leaf_index: u64,
         /// The claimed size.
         tree_size: u64,
+    },
+    /// The proof claims another tree size than the trusted header's.
+    #[error("proof is for a tree of {proof} leaves, the header commits {trusted}")]
+    TreeSizeMismatch {
+        /// The size the proof claims.
+        proof: u64,
+        /// The size the header commits.
+        trusted: u64,
     },
     /// The path has the wrong number of hashes for this index and size.
     #[error("audit path has the wrong length for this index and tree size")]
@@ -362,9 +387,25 @@ pub struct InclusionProof {
 }
 
 impl InclusionProof {
-    /// Checks that `leaf_hash` sits at `leaf_index` in a tree of `tree_size` leaves with root
-    /// `root` (RFC 9162, section 2.1.3.2).
-    pub fn verify(&self, leaf_hash: &Hash, root: &Hash) -> Result<(), ProofError> {
+    /// Checks that `leaf_hash` sits at `leaf_index` in the tree with root `root` and
+    /// `tree_size_trusted` leaves, both taken from a trusted header (RFC 9162, section 2.1.3.2).
+    ///
+    /// The size must come from the header, not from the proof: an audit path does not bind the
+    /// size by itself (the path of leaf 0 in a 3-leaf tree also reaches the same root read as a
+    /// 4-leaf tree whose right subtree is leaf 2), which is why block headers commit the leaf
+    /// count beside the root.
+    pub fn verify(
+        &self,
+        leaf_hash: &Hash,
+        root: &Hash,
+        tree_size_trusted: u64,
+    ) -> Result<(), ProofError> {
+        if self.tree_size != tree_size_trusted {
+            return Err(ProofError::TreeSizeMismatch {
+                proof: self.tree_size,
+                trusted: tree_size_trusted,
+            });
+        }
         if self.leaf_index >= self.tree_size {
             return Err(ProofError::IndexOutOfRange {
                 leaf_index: self.leaf_index,

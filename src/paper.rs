@@ -105,19 +105,30 @@ impl PaperMarket {
             message,
         };
         let raw: RawMarket = serde_json::from_str(text).map_err(|e| {
-            err("document", &format!("line {} column {}", e.line(), e.column()), e.to_string())
+            err(
+                "document",
+                &format!("line {} column {}", e.line(), e.column()),
+                e.to_string(),
+            )
         })?;
         if raw.format != FORMAT {
-            return Err(err("document", "format", format!("expected {FORMAT:?}, found {:?}", raw.format)));
+            return Err(err(
+                "document",
+                "format",
+                format!("expected {FORMAT:?}, found {:?}", raw.format),
+            ));
         }
         let amount = |field: &str, e: AmountError| err("document", field, e.to_string());
         let transmission_rate =
             Price::parse(&raw.transmission_rate).map_err(|e| amount("transmission_rate", e))?;
-        let damages_rate = Price::parse(&raw.damages_rate).map_err(|e| amount("damages_rate", e))?;
-        let delivery_time: DeliveryTime = raw
-            .delivery_time
-            .parse()
-            .map_err(|e: crate::domain::DeliveryTimeError| err("document", "delivery_time", e.to_string()))?;
+        let damages_rate =
+            Price::parse(&raw.damages_rate).map_err(|e| amount("damages_rate", e))?;
+        let delivery_time: DeliveryTime =
+            raw.delivery_time
+                .parse()
+                .map_err(|e: crate::domain::DeliveryTimeError| {
+                    err("document", "delivery_time", e.to_string())
+                })?;
 
         let participants = read_participants(&raw.participants, &err)?;
         let transmission = participants
@@ -129,13 +140,18 @@ impl PaperMarket {
         let mut prices = BTreeMap::new();
         for seller in 1..=SELLERS {
             let key = seller.to_string();
-            let text = raw.prices.get(&key).ok_or_else(|| {
-                err("prices", &key, format!("no price for seller {seller}"))
-            })?;
+            let text = raw
+                .prices
+                .get(&key)
+                .ok_or_else(|| err("prices", &key, format!("no price for seller {seller}")))?;
             let price = Price::parse(text).map_err(|e| err("prices", &key, e.to_string()))?;
             prices.insert(seller, price);
         }
-        if let Some(extra) = raw.prices.keys().find(|k| !(1..=SELLERS).any(|s| s.to_string() == **k)) {
+        if let Some(extra) = raw
+            .prices
+            .keys()
+            .find(|k| !(1..=SELLERS).any(|s| s.to_string() == **k))
+        {
             return Err(err("prices", extra, "not a seller number 1..4".to_owned()));
         }
 
@@ -148,7 +164,13 @@ impl PaperMarket {
             .iter()
             .find(|(_, p)| p.address == transmission)
             .map(|(&n, _)| n)
-            .ok_or_else(|| err("participants", "address", "transmission company missing".to_owned()))?;
+            .ok_or_else(|| {
+                err(
+                    "participants",
+                    "address",
+                    "transmission company missing".to_owned(),
+                )
+            })?;
 
         let mut seq: BTreeMap<usize, u64> = BTreeMap::new();
         let mut next_seq = |n: usize| {
@@ -178,9 +200,16 @@ impl PaperMarket {
                 &registry_keys[&j],
                 &registry_keys[&transmission_number],
             );
-            contracts.push(NamedContract { name: format!("f{i}{j}"), signed });
+            contracts.push(NamedContract {
+                name: format!("f{i}{j}"),
+                signed,
+            });
         }
-        Ok(Self { key_seed: raw.key_seed, participants, contracts })
+        Ok(Self {
+            key_seed: raw.key_seed,
+            participants,
+            contracts,
+        })
     }
 
     /// The admitted public keys of every participant.
@@ -209,8 +238,10 @@ fn read_participants(
     let mut participants = BTreeMap::new();
     for (k, p) in raw.iter().enumerate() {
         let record = format!("participants[{k}]");
-        let address: Address =
-            p.address.parse().map_err(|e: crate::domain::AddressError| err(&record, "address", e.to_string()))?;
+        let address: Address = p
+            .address
+            .parse()
+            .map_err(|e: crate::domain::AddressError| err(&record, "address", e.to_string()))?;
         let expected = match p.number {
             1..=4 => Role::Seller,
             5..=8 => Role::Purchaser,
@@ -218,18 +249,37 @@ fn read_participants(
             n => return Err(err(&record, "number", format!("{n} is not 1..9"))),
         };
         if p.role != expected {
-            return Err(err(&record, "role", format!("participant {} must be {expected:?}", p.number)));
+            return Err(err(
+                &record,
+                "role",
+                format!("participant {} must be {expected:?}", p.number),
+            ));
         }
-        if participants.values().any(|q: &Participant| q.address == address) {
+        if participants
+            .values()
+            .any(|q: &Participant| q.address == address)
+        {
             return Err(err(&record, "address", format!("{address} is used twice")));
         }
-        let participant = Participant { address, name: p.name.clone(), role: p.role };
+        let participant = Participant {
+            address,
+            name: p.name.clone(),
+            role: p.role,
+        };
         if participants.insert(p.number, participant).is_some() {
-            return Err(err(&record, "number", format!("{} is used twice", p.number)));
+            return Err(err(
+                &record,
+                "number",
+                format!("{} is used twice", p.number),
+            ));
         }
     }
     if participants.len() != MATRIX_SIZE + 1 {
-        return Err(err("participants", "number", format!("expected 9 participants, found {}", participants.len())));
+        return Err(err(
+            "participants",
+            "number",
+            format!("expected 9 participants, found {}", participants.len()),
+        ));
     }
     Ok(participants)
 }
@@ -241,13 +291,21 @@ fn read_matrix(
     err: &ErrFn<'_>,
 ) -> Result<Vec<(usize, usize, Energy)>, PaperError> {
     if raw.len() != MATRIX_SIZE {
-        return Err(err("matrix_f", "rows", format!("expected 8 rows, found {}", raw.len())));
+        return Err(err(
+            "matrix_f",
+            "rows",
+            format!("expected 8 rows, found {}", raw.len()),
+        ));
     }
     // Each entry as (negative, magnitude).
     let mut f = [[(false, Energy::ZERO); MATRIX_SIZE]; MATRIX_SIZE];
     for (r, row) in raw.iter().enumerate() {
         if row.len() != MATRIX_SIZE {
-            return Err(err(&format!("matrix_f[{r}]"), "columns", format!("expected 8 entries, found {}", row.len())));
+            return Err(err(
+                &format!("matrix_f[{r}]"),
+                "columns",
+                format!("expected 8 entries, found {}", row.len()),
+            ));
         }
         for (c, text) in row.iter().enumerate() {
             let (negative, magnitude) = match text.strip_prefix('-') {
@@ -267,11 +325,19 @@ fn read_matrix(
             let purchaser_col = c >= SELLERS;
             let must_be_zero = seller_block != purchaser_col;
             if must_be_zero && energy != Energy::ZERO {
-                return Err(err(&record, "energy", "seller-seller and purchaser-purchaser entries must be 0".to_owned()));
+                return Err(err(
+                    &record,
+                    "energy",
+                    "seller-seller and purchaser-purchaser entries must be 0".to_owned(),
+                ));
             }
             if seller_block && purchaser_col {
                 if negative {
-                    return Err(err(&record, "energy", "a seller's row must not be negative".to_owned()));
+                    return Err(err(
+                        &record,
+                        "energy",
+                        "a seller's row must not be negative".to_owned(),
+                    ));
                 }
                 let mirror = f[c][r];
                 if mirror != (energy != Energy::ZERO, energy) {
@@ -408,7 +474,8 @@ impl PaperReport {
     /// Computes the report for `market`.
     pub fn build(market: &PaperMarket) -> Result<Self, ReportError> {
         let registry = market.registry();
-        let signed: Vec<SignedContract> = market.contracts.iter().map(|c| c.signed.clone()).collect();
+        let signed: Vec<SignedContract> =
+            market.contracts.iter().map(|c| c.signed.clone()).collect();
         let tree = contract_tree(&signed);
         let mut contracts = Vec::new();
         for (leaf_index, named) in market.contracts.iter().enumerate() {
@@ -490,8 +557,14 @@ impl PaperReport {
     /// The report as text for a terminal.
     pub fn render_text(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "ipow paper: Liu et al. (2020), Section 4, reproduced\n");
-        let _ = writeln!(out, "Contracts of the transaction matrix F (Eq. 1), in the form of Table 3:\n");
+        let _ = writeln!(
+            out,
+            "ipow paper: Liu et al. (2020), Section 4, reproduced\n"
+        );
+        let _ = writeln!(
+            out,
+            "Contracts of the transaction matrix F (Eq. 1), in the form of Table 3:\n"
+        );
         for c in &self.contracts {
             let _ = writeln!(out, "{}  id {}", c.name, c.id);
             let _ = writeln!(
@@ -507,17 +580,32 @@ impl PaperReport {
             let _ = writeln!(
                 out,
                 "  signatures (seller, purchaser, transmission): {}\n",
-                if c.signatures_valid { "all 3 verify" } else { "FAIL" }
+                if c.signatures_valid {
+                    "all 3 verify"
+                } else {
+                    "FAIL"
+                }
             );
         }
         let _ = writeln!(
             out,
             "Every contract's three signatures verify: {}\n",
-            if self.all_signatures_valid { "yes" } else { "NO" }
+            if self.all_signatures_valid {
+                "yes"
+            } else {
+                "NO"
+            }
         );
         let names: Vec<&str> = self.contracts.iter().map(|c| c.name.as_str()).collect();
-        let _ = writeln!(out, "Hash tree of the period (Figure 5), RFC 6962 over contract ids:");
-        let _ = writeln!(out, "Merkle root {}  ({} leaves)\n", self.merkle_root, self.leaf_count);
+        let _ = writeln!(
+            out,
+            "Hash tree of the period (Figure 5), RFC 6962 over contract ids:"
+        );
+        let _ = writeln!(
+            out,
+            "Merkle root {}  ({} leaves)\n",
+            self.merkle_root, self.leaf_count
+        );
         out.push_str(&draw_tree(&self.tree, &names, &[]));
         let t = &self.tamper;
         let _ = writeln!(
@@ -526,7 +614,11 @@ impl PaperReport {
             t.contract, t.energy_before, t.energy_after
         );
         let _ = writeln!(out, "contract id  {} -> {}", t.id_before, t.id_after);
-        let _ = writeln!(out, "Merkle root  {} -> {}", t.merkle_root_before, t.merkle_root_after);
+        let _ = writeln!(
+            out,
+            "Merkle root  {} -> {}",
+            t.merkle_root_before, t.merkle_root_after
+        );
         let _ = writeln!(
             out,
             "changed leaf {} ({}), {} nodes changed on its path to the root (marked *):\n",
@@ -534,12 +626,25 @@ impl PaperReport {
             t.contract,
             t.changed_nodes.len()
         );
-        out.push_str(&draw_tree(&self.tampered_tree, &names, &self.diff.changed_nodes.iter().map(|c| (c.node.level, c.node.index)).collect::<Vec<_>>()));
+        out.push_str(&draw_tree(
+            &self.tampered_tree,
+            &names,
+            &self
+                .diff
+                .changed_nodes
+                .iter()
+                .map(|c| (c.node.level, c.node.index))
+                .collect::<Vec<_>>(),
+        ));
         let _ = writeln!(
             out,
             "\nThe tampered {}'s signatures verify: {}",
             t.contract,
-            if t.signatures_valid_after { "yes (tamper NOT detected)" } else { "no: tamper detected" }
+            if t.signatures_valid_after {
+                "yes (tamper NOT detected)"
+            } else {
+                "no: tamper detected"
+            }
         );
         out
     }
@@ -572,15 +677,25 @@ pub fn draw_tree(tree: &MerkleTree, leaf_names: &[&str], marked: &[(usize, usize
             level -= 1;
             index *= 2;
         }
-        let Some(node) = tree.node(level, index) else { return };
+        let Some(node) = tree.node(level, index) else {
+            return;
+        };
         let hash = tree.hash_at(level, index).map(short).unwrap_or_default();
-        let mark = if marked.contains(&(level, index)) { "*" } else { " " };
+        let mark = if marked.contains(&(level, index)) {
+            "*"
+        } else {
+            " "
+        };
         if level == 0 {
             let name = names.get(index).copied().unwrap_or("");
             let _ = writeln!(out, "{prefix}{guide}{mark}leaf {index} {name:<4} {hash}");
             return;
         }
-        let label = if prefix.is_empty() && guide.is_empty() { "root " } else { "" };
+        let label = if prefix.is_empty() && guide.is_empty() {
+            "root "
+        } else {
+            ""
+        };
         let _ = writeln!(
             out,
             "{prefix}{guide}{mark}{label}[{}..{}) {hash}",
@@ -595,12 +710,28 @@ pub fn draw_tree(tree: &MerkleTree, leaf_names: &[&str], marked: &[(usize, usize
             }
         );
         let width = tree.levels()[level - 1].len();
-        let children: Vec<usize> = [2 * index, 2 * index + 1].into_iter().filter(|&c| c < width).collect();
+        let children: Vec<usize> = [2 * index, 2 * index + 1]
+            .into_iter()
+            .filter(|&c| c < width)
+            .collect();
         for (k, &child) in children.iter().enumerate() {
-            let g = if k + 1 == children.len() { "└─" } else { "├─" };
+            let g = if k + 1 == children.len() {
+                "└─"
+            } else {
+                "├─"
+            };
             walk(tree, names, marked, level - 1, child, &child_prefix, g, out);
         }
     }
-    walk(tree, leaf_names, marked, tree.levels().len() - 1, 0, "", "", &mut out);
+    walk(
+        tree,
+        leaf_names,
+        marked,
+        tree.levels().len() - 1,
+        0,
+        "",
+        "",
+        &mut out,
+    );
     out
 }

@@ -1,1 +1,18 @@
-//! tests
+//! ipow's one integration-test binary. Each module says what belongs in it.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::needless_range_loop,
+    missing_docs
+)]
+
+/// Parsing, formatting, rounding and overflow of `Energy`, `Price` and `Money`.
+mod amounts;
+/// The `ipow` binary end to end: exit codes, JSON shape, error messages naming file and field.
+mod cli;
+/// Canonical encoding, ids, signatures, key admission and Ed25519 edge cases.
+mod contracts;
+/// RFC 6962 vectors, parallel build against the sequential reference, proofs, diffs, headers.
+mod merkle;
+/// The paper's example: Table 3 figures, the tamper, and market-file validation.
+mod paper;

@@ -1,0 +1,202 @@
+use ipow::paper::{EMBEDDED_MARKET, PaperMarket, PaperReport};
+
+/// Table 3's rule recomputed independently: every figure of the paper has two decimals, so
+/// rate(hundredths) x energy(hundredths) is exact in ten-thousandths; round half to even to cents.
+fn cents(rate: &str, energy: &str) -> String {
+    let hundredths = |s: &str| -> i128 {
+        let (i, f) = s.split_once('.').unwrap_or((s, ""));
+        let f = format!("{f:0<2}");
+        i.parse::<i128>().unwrap() * 100 + f[..2].parse::<i128>().unwrap()
+    };
+    let exact = hundredths(rate) * hundredths(energy);
+    let (q, r) = (exact / 100, exact % 100);
+    let c = if r > 50 || (r == 50 && q % 2 == 1) {
+        q + 1
+    } else {
+        q
+    };
+    format!("{}.{:02}", c / 100, c % 100)
+}
+
+#[test]
+fn f15_reads_as_table_3() {
+    let report = PaperReport::build(&PaperMarket::embedded().unwrap()).unwrap();
+    let f15 = &report.contracts[0];
+    assert_eq!(f15.name, "f15");
+    assert_eq!(
+        (
+            f15.seller.as_str(),
+            f15.purchaser.as_str(),
+            f15.transmission.as_str()
+        ),
+        ("0x20", "0x25", "0x28")
+    );
+    assert_eq!(
+        (f15.price.as_str(), f15.energy.as_str()),
+        ("17.09", "10.98")
+    );
+    assert_eq!(f15.transmission_cost, "16.47");
+    assert_eq!(f15.purchase_cost, "187.65");
+    assert_eq!(f15.liquidated_damages, "164.70");
+    assert_eq!(f15.time, "18:00");
+}
+
+#[test]
+fn every_contract_of_f_follows_the_same_rules() {
+    let report = PaperReport::build(&PaperMarket::embedded().unwrap()).unwrap();
+    let raw: serde_json::Value = serde_json::from_str(EMBEDDED_MARKET).unwrap();
+    let f = raw["matrix_f"].as_array().unwrap();
+    let mut expected = Vec::new();
+    for i in 0..4 {
+        for j in 4..8 {
+            let e = f[i][j].as_str().unwrap();
+            if e != "0" {
+                expected.push((
+                    format!("f{}{}", i + 1, j + 1),
+                    e.to_owned(),
+                    raw["prices"][(i + 1).to_string()]
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
+                ));
+            }
+        }
+    }
+    assert_eq!(expected.len(), 9, "F has 9 non-zero entries");
+    assert_eq!(report.contracts.len(), 9);
+    for (row, (name, energy, price)) in report.contracts.iter().zip(&expected) {
+        assert_eq!(&row.name, name);
+        assert_eq!(row.energy, *energy);
+        assert_eq!(row.purchase_cost, cents(price, energy), "{name}");
+        assert_eq!(row.transmission_cost, cents("1.50", energy), "{name}");
+        assert_eq!(row.liquidated_damages, cents("15.00", energy), "{name}");
+        assert_eq!(row.time, "18:00");
+        assert_eq!(row.transmission, "0x28");
+        assert!(row.signatures_valid, "{name}");
+    }
+    let ids: std::collections::BTreeSet<_> = report.contracts.iter().map(|c| &c.id).collect();
+    assert_eq!(ids.len(), 9, "ids are distinct");
+}
+
+#[test]
+fn the_tamper_changes_leaf_zero_its_path_and_breaks_the_signatures() {
+    let report = PaperReport::build(&PaperMarket::embedded().unwrap()).unwrap();
+    let t = &report.tamper;
+    assert_eq!(
+        (
+            t.contract.as_str(),
+            t.energy_before.as_str(),
+            t.energy_after.as_str()
+        ),
+        ("f15", "10.98", "12.71")
+    );
+    assert_eq!(t.changed_leaf_index, 0);
+    assert_ne!(t.merkle_root_after, report.merkle_root);
+    assert_eq!(t.merkle_root_before, report.merkle_root);
+    assert_ne!(t.id_before, t.id_after);
+    // 9 leaves: leaf 0, [0..2), [0..4), [0..8), root [0..9).
+    let ranges: Vec<(usize, usize)> = t
+        .changed_nodes
+        .iter()
+        .map(|n| (n.first_leaf, n.end_leaf))
+        .collect();
+    assert_eq!(ranges, vec![(0, 1), (0, 2), (0, 4), (0, 8), (0, 9)]);
+    assert_eq!(t.changed_nodes.last().unwrap().after, t.merkle_root_after);
+    assert!(!t.signatures_valid_after);
+    assert!(report.all_signatures_valid);
+    let text = report.render_text();
+    assert!(text.contains("*leaf 0 f15"), "{text}");
+    assert!(text.contains("no: tamper detected"));
+}
+
+#[test]
+fn the_report_is_deterministic() {
+    let a = serde_json::to_string(&PaperReport::build(&PaperMarket::embedded().unwrap()).unwrap())
+        .unwrap();
+    let b = serde_json::to_string(&PaperReport::build(&PaperMarket::embedded().unwrap()).unwrap())
+        .unwrap();
+    assert_eq!(a, b);
+}
+
+/// Runs the loader on the embedded market with one edit and returns the error text.
+fn error_after(edit: impl FnOnce(&mut serde_json::Value)) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(EMBEDDED_MARKET).unwrap();
+    edit(&mut v);
+    PaperMarket::from_json(&v.to_string(), "m.json")
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn bad_market_files_name_file_record_and_field() {
+    let check = |msg: String, parts: &[&str]| {
+        for p in parts {
+            assert!(msg.contains(p), "{msg:?} lacks {p:?}");
+        }
+    };
+    check(
+        error_after(|v| v["matrix_f"][4][0] = "-10.99".into()),
+        &["m.json", "matrix_f[4][0]", "energy", "mirror"],
+    );
+    check(
+        error_after(|v| v["matrix_f"][0][4] = "10.981".into()),
+        &["m.json", "matrix_f[4][0]"],
+    );
+    check(
+        error_after(|v| v["matrix_f"][0][0] = "1".into()),
+        &["matrix_f[0][0]", "must be 0"],
+    );
+    check(
+        error_after(|v| v["matrix_f"][0][4] = "10.9812".into()),
+        &["matrix_f[0][4]", "decimal places"],
+    );
+    check(
+        error_after(|v| v["matrix_f"][2] = serde_json::json!(["0"])),
+        &["matrix_f[2]", "columns"],
+    );
+    check(
+        error_after(|v| v["prices"]["2"] = "-23.71".into()),
+        &["prices", "2", "sign"],
+    );
+    check(
+        error_after(|v| {
+            v["prices"].as_object_mut().unwrap().remove("3");
+        }),
+        &["prices", "3", "no price"],
+    );
+    check(
+        error_after(|v| v["transmission_rate"] = "1.5x".into()),
+        &["transmission_rate", "invalid character"],
+    );
+    check(
+        error_after(|v| v["delivery_time"] = "25:00".into()),
+        &["delivery_time"],
+    );
+    check(
+        error_after(|v| v["participants"][1]["address"] = "0x20".into()),
+        &["participants[1]", "address", "twice"],
+    );
+    check(
+        error_after(|v| v["participants"][1]["address"] = "twenty".into()),
+        &["participants[1]", "address"],
+    );
+    check(
+        error_after(|v| v["participants"][0]["role"] = "purchaser".into()),
+        &["participants[0]", "role"],
+    );
+    check(
+        error_after(|v| v["format"] = "other/9".into()),
+        &["document", "format"],
+    );
+    check(
+        error_after(|v| v["extra"] = 1.into()),
+        &["m.json", "unknown field"],
+    );
+    let truncated = PaperMarket::from_json(&EMBEDDED_MARKET[..200], "t.json")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        truncated.starts_with("t.json: document: line"),
+        "{truncated}"
+    );
+}

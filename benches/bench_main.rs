@@ -1,7 +1,13 @@
 //! ipow's criterion suite: one module per topic under `benches/benchmarks/`. Every group puts
 //! ipow beside the bare limit it is measured against (and a peer crate where one exists), and
 //! every bench asserts its answer after timing. `cargo test --benches` runs each once.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::cast_possible_truncation, clippy::cast_sign_loss, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    missing_docs
+)]
 
 use criterion::{criterion_group, criterion_main};
 

@@ -12,7 +12,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::contract::SignedContract;
-use crate::merkle::{Hash, MerkleTree};
+use crate::merkle::{Hash, MerkleTree, root_32};
 
 /// The header encoding version this build writes.
 pub const HEADER_VERSION: u8 = 1;
@@ -86,27 +86,35 @@ impl BlockHeader {
     }
 
     /// Checks that `contracts` are exactly what this header commits to: count first, then root.
-    pub fn check_contracts(&self, contracts: &[SignedContract]) -> Result<MerkleTree, BlockError> {
+    pub fn check_contracts(&self, contracts: &[SignedContract]) -> Result<(), BlockError> {
         if self.leaf_count != contracts.len() as u64 {
             return Err(BlockError::LeafCountMismatch {
                 header: self.leaf_count,
                 actual: contracts.len() as u64,
             });
         }
-        let tree = contract_tree(contracts);
-        if tree.root() != self.merkle_root {
+        let root = contract_root(contracts);
+        if root != self.merkle_root {
             return Err(BlockError::RootMismatch {
                 header: hex::encode(self.merkle_root),
-                actual: hex::encode(tree.root()),
+                actual: hex::encode(root),
             });
         }
-        Ok(tree)
+        Ok(())
     }
 }
 
-/// The Merkle tree of a block: leaf i is contract i's id.
-pub fn contract_tree(contracts: &[SignedContract]) -> MerkleTree {
+fn contract_ids(contracts: &[SignedContract]) -> Vec<[u8; 32]> {
     use rayon::prelude::*;
-    let ids: Vec<[u8; 32]> = contracts.par_iter().map(|c| c.id().0).collect();
-    MerkleTree::from_leaves_32(&ids)
+    contracts.par_iter().map(|c| c.id().0).collect()
+}
+
+/// The Merkle tree of a block, kept whole for proofs and diffs: leaf i is contract i's id.
+pub fn contract_tree(contracts: &[SignedContract]) -> MerkleTree {
+    MerkleTree::from_leaves_32(&contract_ids(contracts))
+}
+
+/// The Merkle root of a block, without keeping the tree.
+pub fn contract_root(contracts: &[SignedContract]) -> Hash {
+    root_32(&contract_ids(contracts))
 }

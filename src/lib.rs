@@ -13,3 +13,4 @@ pub mod crypto;
 pub mod domain;
 pub mod merkle;
 pub mod paper;
+pub mod sha_lanes;

@@ -26,13 +26,10 @@ use rayon::prelude::*;
 use sha2::block_api::compress256;
 use sha2::{Digest, Sha256};
 
+use crate::sha_lanes::{LANES, SHA256_IV, compress_lanes};
+
 /// A SHA-256 digest.
 pub type Hash = [u8; 32];
-
-/// SHA-256 initial hash value (FIPS 180-4, 5.3.3).
-const SHA256_IV: [u32; 8] = [
-    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
-];
 
 /// Nodes hashed per rayon task when building a level. Below a few thousand nodes the task
 /// overhead (about a microsecond) starts to show against 2 x ~40 ns per node.
@@ -59,22 +56,19 @@ fn state_to_hash(state: &[u32; 8]) -> Hash {
     out
 }
 
-/// RFC 6962 leaf hash of a 32-byte datum (a contract id, say): one compression.
-pub fn leaf_hash_32(data: &[u8; 32]) -> Hash {
-    // 0x00 || data (33 bytes) || 0x80 || zeros || bit length 264, in one block.
+/// The one padded block of an RFC 6962 leaf over 32 bytes:
+/// 0x00 || data (33 bytes) || 0x80 || zeros || bit length 264.
+fn leaf_block_32(data: &[u8; 32]) -> [u8; 64] {
     let mut block = [0u8; 64];
-    block[0] = 0x00;
     block[1..33].copy_from_slice(data);
     block[33] = 0x80;
     block[56..64].copy_from_slice(&(33u64 * 8).to_be_bytes());
-    let mut state = SHA256_IV;
-    compress256(&mut state, &[block]);
-    state_to_hash(&state)
+    block
 }
 
-/// RFC 6962 interior node hash: two compressions.
-pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
-    // 0x01 || left || right (65 bytes) || 0x80 || zeros || bit length 520, in two blocks.
+/// The two padded blocks of an RFC 6962 node:
+/// 0x01 || left || right (65 bytes) || 0x80 || zeros || bit length 520.
+fn node_blocks(left: &Hash, right: &Hash) -> [[u8; 64]; 2] {
     let mut blocks = [[0u8; 64]; 2];
     blocks[0][0] = 0x01;
     blocks[0][1..33].copy_from_slice(left);
@@ -82,9 +76,106 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
     blocks[1][0] = right[31];
     blocks[1][1] = 0x80;
     blocks[1][56..64].copy_from_slice(&(65u64 * 8).to_be_bytes());
+    blocks
+}
+
+/// RFC 6962 leaf hash of a 32-byte datum (a contract id, say): one compression.
+pub fn leaf_hash_32(data: &[u8; 32]) -> Hash {
     let mut state = SHA256_IV;
-    compress256(&mut state, &blocks);
+    compress256(&mut state, &[leaf_block_32(data)]);
     state_to_hash(&state)
+}
+
+/// RFC 6962 interior node hash: two compressions.
+pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
+    let mut state = SHA256_IV;
+    compress256(&mut state, &node_blocks(left, right));
+    state_to_hash(&state)
+}
+
+/// `out[i] = leaf_hash_32(data[i])`, `LANES` messages at a time.
+pub fn leaf_hashes_32(data: &[[u8; 32]], out: &mut [Hash]) {
+    debug_assert_eq!(data.len(), out.len());
+    let mut groups = data.chunks_exact(LANES);
+    let mut outs = out.chunks_exact_mut(LANES);
+    for (group, out_group) in (&mut groups).zip(&mut outs) {
+        let blocks: [[[u8; 64]; 1]; LANES] = std::array::from_fn(|l| [leaf_block_32(&group[l])]);
+        let mut states = [SHA256_IV; LANES];
+        compress_lanes(&mut states, &std::array::from_fn(|l| &blocks[l][..]));
+        for (o, state) in out_group.iter_mut().zip(&states) {
+            *o = state_to_hash(state);
+        }
+    }
+    for (o, d) in outs.into_remainder().iter_mut().zip(groups.remainder()) {
+        *o = leaf_hash_32(d);
+    }
+}
+
+/// `out[i] = node_hash(pairs[2i], pairs[2i + 1])`, `LANES` nodes at a time.
+pub fn node_hashes(pairs: &[Hash], out: &mut [Hash]) {
+    debug_assert_eq!(pairs.len(), 2 * out.len());
+    let mut groups = pairs.chunks_exact(2 * LANES);
+    let mut outs = out.chunks_exact_mut(LANES);
+    for (group, out_group) in (&mut groups).zip(&mut outs) {
+        let blocks: [[[u8; 64]; 2]; LANES] =
+            std::array::from_fn(|l| node_blocks(&group[2 * l], &group[2 * l + 1]));
+        let mut states = [SHA256_IV; LANES];
+        compress_lanes(&mut states, &std::array::from_fn(|l| &blocks[l][..]));
+        for (o, state) in out_group.iter_mut().zip(&states) {
+            *o = state_to_hash(state);
+        }
+    }
+    for (o, pair) in outs
+        .into_remainder()
+        .iter_mut()
+        .zip(groups.remainder().chunks_exact(2))
+    {
+        *o = node_hash(&pair[0], &pair[1]);
+    }
+}
+
+/// Leaves per sequential chunk of [`root_32`]: 4096 leaf hashes are 128 KiB, which stays in L2
+/// while its levels are hashed, and 256 chunks per 2^20 leaves keep both cores busy.
+const ROOT_CHUNK_LEAVES: usize = 1 << 12;
+
+/// The RFC 6962 root over 32-byte leaf data, without keeping the tree: what sealing a block
+/// needs. Splits at the RFC's largest power of two with `rayon::join` down to chunks of
+/// [`ROOT_CHUNK_LEAVES`], each hashed level by level in two small buffers. Equal to
+/// [`MerkleTree::from_leaves_32`]'s root and to [`reference_root`] (tested).
+pub fn root_32(leaves: &[[u8; 32]]) -> Hash {
+    if leaves.is_empty() {
+        return empty_root();
+    }
+    subtree_root_32(leaves)
+}
+
+fn subtree_root_32(leaves: &[[u8; 32]]) -> Hash {
+    if leaves.len() <= ROOT_CHUNK_LEAVES {
+        return chunk_root_32(leaves);
+    }
+    let k = largest_power_of_two_below(leaves.len());
+    let (left, right) = rayon::join(
+        || subtree_root_32(&leaves[..k]),
+        || subtree_root_32(&leaves[k..]),
+    );
+    node_hash(&left, &right)
+}
+
+fn chunk_root_32(leaves: &[[u8; 32]]) -> Hash {
+    let mut level = vec![[0u8; 32]; leaves.len()];
+    leaf_hashes_32(leaves, &mut level);
+    let mut next = vec![[0u8; 32]; leaves.len().div_ceil(2)];
+    let mut width = leaves.len();
+    while width > 1 {
+        let paired = width / 2;
+        node_hashes(&level[..2 * paired], &mut next[..paired]);
+        if width % 2 == 1 {
+            next[paired] = level[width - 1];
+        }
+        width = width.div_ceil(2);
+        std::mem::swap(&mut level, &mut next);
+    }
+    level[0]
 }
 
 /// The RFC 6962 root computed the way the RFC defines it: recursively, sequentially, with the
@@ -175,11 +266,7 @@ impl MerkleTree {
         hashes
             .par_chunks_mut(LEVEL_CHUNK_NODES)
             .zip(leaves.par_chunks(LEVEL_CHUNK_NODES))
-            .for_each(|(out, data)| {
-                for (o, d) in out.iter_mut().zip(data) {
-                    *o = leaf_hash_32(d);
-                }
-            });
+            .for_each(|(out, data)| leaf_hashes_32(data, out));
         Self::from_leaf_hashes(hashes)
     }
 
@@ -334,15 +421,11 @@ fn build_level(below: &[Hash]) -> Vec<Hash> {
         .for_each(|(chunk, out)| {
             let start = chunk * LEVEL_CHUNK_NODES;
             let pairs = &below[2 * start..below.len().min(2 * (start + out.len()))];
-            let mut iter = pairs.chunks_exact(2);
-            for (o, pair) in out.iter_mut().zip(&mut iter) {
-                *o = node_hash(&pair[0], &pair[1]);
-            }
-            if let [lone] = iter.remainder() {
+            let paired = pairs.len() / 2;
+            node_hashes(&pairs[..2 * paired], &mut out[..paired]);
+            if let [lone] = &pairs[2 * paired..] {
                 // Only the level's last chunk can have a lone node, and it is the last output.
-                if let Some(last) = out.last_mut() {
-                    *last = *lone;
-                }
+                out[paired] = *lone;
             }
         });
     next

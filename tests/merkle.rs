@@ -1,7 +1,7 @@
-use ipow::block::{BlockError, BlockHeader, contract_tree};
+use ipow::block::{BlockError, BlockHeader, contract_root, contract_tree};
 use ipow::merkle::{
     InclusionProof, MerkleTree, ProofError, empty_root, leaf_hash, leaf_hash_32, node_hash,
-    reference_root,
+    reference_root, root_32,
 };
 use sha2::{Digest, Sha256};
 
@@ -163,8 +163,14 @@ fn parallel_root_equals_reference_for_random_sizes_to_a_million() {
     for n in sizes {
         let reference = reference_root(&all[..n]);
         for threads in [1, 2, 3, 7] {
-            let root = pool(threads).install(|| MerkleTree::from_leaves_32(&all[..n]).root());
-            assert_eq!(root, reference, "size {n}, {threads} threads");
+            let (tree, root) = pool(threads).install(|| {
+                (
+                    MerkleTree::from_leaves_32(&all[..n]).root(),
+                    root_32(&all[..n]),
+                )
+            });
+            assert_eq!(tree, reference, "size {n}, {threads} threads");
+            assert_eq!(root, reference, "root_32, size {n}, {threads} threads");
         }
     }
 }
@@ -340,6 +346,7 @@ fn a_header_commits_root_and_leaf_count() {
     let header = BlockHeader::seal(0, 0, [0; 32], &contracts);
     assert_eq!(header.leaf_count, 9);
     assert_eq!(header.merkle_root, contract_tree(&contracts).root());
+    assert_eq!(header.merkle_root, contract_root(&contracts));
     header.check_contracts(&contracts).unwrap();
     assert!(matches!(
         header.check_contracts(&contracts[..8]),

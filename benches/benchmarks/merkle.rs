@@ -8,7 +8,8 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use ipow::merkle::{MerkleTree, reference_root};
+use ipow::merkle::{MerkleTree, reference_root, root_32};
+use ipow::sha_lanes::{LANES, SHA256_IV, compress_lanes};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256, block_api::compress256};
 
@@ -73,6 +74,34 @@ pub fn bench(c: &mut Criterion) {
         },
     );
     assert_ne!(compress_limit(&blocks, 1), [0; 8]);
+
+    // The multi-buffer limit: LANES independent 2-block messages per call, nothing else.
+    let lane_blocks = [[0x5au8; 64]; 2];
+    let lane_calls = (work as usize).div_ceil(2 * LANES);
+    let lanes_limit = |calls: usize| {
+        let mut states = [SHA256_IV; LANES];
+        for _ in 0..calls {
+            compress_lanes(&mut states, &[black_box(&lane_blocks[..]); LANES]);
+        }
+        states
+    };
+    g.bench_function(BenchmarkId::new("sha_lanes_limit", "1t"), |b| {
+        b.iter(|| lanes_limit(lane_calls))
+    });
+    g.bench_function(
+        BenchmarkId::new("sha_lanes_limit", format!("{cores}t")),
+        |b| {
+            b.iter(|| {
+                all.install(|| {
+                    (0..cores)
+                        .into_par_iter()
+                        .map(|_| lanes_limit(lane_calls.div_ceil(cores)))
+                        .collect::<Vec<_>>()
+                })
+            })
+        },
+    );
+    assert_ne!(lanes_limit(1)[0], SHA256_IV);
 
     for threads in [1, cores] {
         let p = pool(threads);

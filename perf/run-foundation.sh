@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Records the foundation benchmarks (Merkle root of 2^20 leaves, contract signature
+# verification) into perf/runs/<date>-<machine>/: command, environment, raw CSV, summary.
+# Usage: perf/run-foundation.sh   (from the repository root; takes about 3 minutes)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+machine=$(hostname -s 2>/dev/null || echo machine)
+run="perf/runs/$(date +%Y-%m-%d)-${machine}-foundation"
+mkdir -p "$run"
+cmd="cargo bench --bench bench_main -- merkle_root_2^20 verify_contract_signatures"
+{
+  echo "command: $cmd"
+  echo "git: $(git rev-parse HEAD)$(git diff --quiet || echo ' (dirty)')"
+  echo "rustc: $(rustc --version)"
+  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+  echo "cpu flags: $(grep -m1 flags /proc/cpuinfo | tr ' ' '\n' | grep -E '^(sha_ni|avx2|avx512f|avx512ifma)$' | tr '\n' ' ')"
+  echo "threads: $(nproc)"
+  echo "memory: $(free -g | awk '/Mem:/{print $2" GiB"}')"
+  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+} > "$run/env.txt"
+$cmd 2>&1 | tee "$run/criterion.txt"
+python3 perf/summarize.py "$run" "merkle_root_2^20" "verify_contract_signatures" > /dev/null
+cat "$run/env.txt" "$run/summary.md"

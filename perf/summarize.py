@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""Reads criterion's results (target/criterion/**/new/{benchmark,estimates}.json) for the groups
+named on the command line and writes raw.csv and summary.md into the run folder: each bench's
+rate in elements per second, and the ratios the issues ask for, all from the one run."""
+import csv, glob, json, os, sys
+
+run_dir, groups = sys.argv[1], sys.argv[2:]
+rows = {}
+for path in glob.glob("target/criterion/**/new/benchmark.json", recursive=True):
+    bench = json.load(open(path))
+    if bench["group_id"] not in groups:
+        continue
+    est = json.load(open(os.path.join(os.path.dirname(path), "estimates.json")))
+    elements = bench["throughput"]["Elements"]
+    mean_ns, lo_ns, hi_ns = (est["mean"]["point_estimate"], est["mean"]["confidence_interval"]["lower_bound"],
+                             est["mean"]["confidence_interval"]["upper_bound"])
+    key = (bench["group_id"], bench["function_id"], bench["value_str"])
+    rows[key] = dict(group=key[0], function=key[1], threads=key[2], elements=elements, mean_ns=mean_ns,
+                     ci_low_ns=lo_ns, ci_high_ns=hi_ns, rate_per_s=elements / mean_ns * 1e9)
+
+with open(os.path.join(run_dir, "raw.csv"), "w", newline="") as f:
+    w = csv.DictWriter(f, fieldnames=["group", "function", "threads", "elements", "mean_ns", "ci_low_ns", "ci_high_ns", "rate_per_s"])
+    w.writeheader()
+    for k in sorted(rows):
+        w.writerow(rows[k])
+
+def rate(group, function, threads):
+    r = rows.get((group, function, threads))
+    return r["rate_per_s"] if r else None
+
+threads_all = max((int(k[2].rstrip("t")) for k in rows), default=1)
+all_t = f"{threads_all}t"
+lines = ["| group | bench | threads | elements | mean time | rate (elements/s) |", "|---|---|---|---|---|---|"]
+for k in sorted(rows):
+    r = rows[k]
+    lines.append(f"| {r['group']} | {r['function']} | {r['threads']} | {r['elements']} | {r['mean_ns']/1e6:.2f} ms | {r['rate_per_s']/1e6:.2f} M/s |")
+
+ratios = []
+def ratio(label, num, den, target=None):
+    if num is None or den is None:
+        return
+    value = num / den
+    verdict = "" if target is None else (f" (target >= {target}: {'met' if value >= target else 'NOT met'})")
+    ratios.append(f"- {label}: **{value:.3f}**{verdict}")
+
+m = "merkle_root_2^20"
+for fn, what in (("ipow_root", "root only (sealing)"), ("ipow_tree", "full tree kept (proofs)")):
+    ratio(f"Merkle {what} / compress256 limit, {all_t}", rate(m, fn, all_t), rate(m, "compress256_limit", all_t), 0.85)
+    ratio(f"Merkle {what} / compress256 limit, 1t", rate(m, fn, "1t"), rate(m, "compress256_limit", "1t"))
+    ratio(f"Merkle {what} / multi-buffer SHA-NI limit, {all_t}", rate(m, fn, all_t), rate(m, "sha_lanes_limit", all_t))
+    ratio(f"Merkle {what} / multi-buffer SHA-NI limit, 1t", rate(m, fn, "1t"), rate(m, "sha_lanes_limit", "1t"))
+    ratio(f"Merkle {what} / rs_merkle, 1t (speed-up)", rate(m, fn, "1t"), rate(m, "rs_merkle", "1t"), 3.0)
+    ratio(f"Merkle {what} scaling {all_t} / 1t", rate(m, fn, all_t), rate(m, fn, "1t"))
+ratio("multi-buffer limit / compress256 limit, 1t", rate(m, "sha_lanes_limit", "1t"), rate(m, "compress256_limit", "1t"))
+s = "verify_contract_signatures"
+ratio(f"contract path / bare ring loop, {all_t}", rate(s, "ipow_contract_path", all_t), rate(s, "ring_bare_loop", all_t), 0.90)
+ratio("contract path / bare ring loop, 1t", rate(s, "ipow_contract_path", "1t"), rate(s, "ring_bare_loop", "1t"))
+ratio(f"dalek batch-1024 / bare ring loop, {all_t} (speed-up)", rate(s, "dalek_batch_1024", all_t), rate(s, "ring_bare_loop", all_t))
+ratio("dalek batch-1024 / bare ring loop, 1t (speed-up)", rate(s, "dalek_batch_1024", "1t"), rate(s, "ring_bare_loop", "1t"))
+extra = []
+if rate(s, "ring_bare_loop", all_t):
+    extra.append(f"- ring: {rate(s, 'ring_bare_loop', '1t')/1e3:.1f} k signatures/s on 1 thread; contract path "
+                 f"{rate(s, 'ipow_contract_path', all_t)/3e3:.1f} k contracts/s on {all_t} (3 signatures each)")
+if rate(m, "compress256_limit", "1t"):
+    extra.append(f"- compress256 limit: {rate(m, 'compress256_limit', '1t')/1e6:.1f} M compressions/s on 1 thread")
+
+with open(os.path.join(run_dir, "summary.md"), "w") as f:
+    f.write("# Results\n\n" + "\n".join(lines) + "\n\n## Ratios (same run)\n\n" + "\n".join(ratios + extra) + "\n")
+print(open(os.path.join(run_dir, "summary.md")).read())

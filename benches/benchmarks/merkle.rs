@@ -112,6 +112,10 @@ pub fn bench(c: &mut Criterion) {
             p.install(|| MerkleTree::from_leaves_32(&leaves).root()),
             expected_root
         );
+        g.bench_function(BenchmarkId::new("ipow_root", format!("{threads}t")), |b| {
+            b.iter(|| p.install(|| root_32(black_box(&leaves))))
+        });
+        assert_eq!(p.install(|| root_32(&leaves)), expected_root);
     }
 
     // rs_merkle hashes leaves itself (no 0x00/0x01 prefixes, so its root differs by design); give

@@ -26,7 +26,7 @@ use rayon::prelude::*;
 use sha2::block_api::compress256;
 use sha2::{Digest, Sha256};
 
-use crate::sha_lanes::{LANES, SHA256_IV, compress_lanes};
+use crate::sha_lanes::{LANES, SHA256_IV, leaf_hashes_lanes, node_hashes_lanes};
 
 /// A SHA-256 digest.
 pub type Hash = [u8; 32];
@@ -96,17 +96,16 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
 /// `out[i] = leaf_hash_32(data[i])`, `LANES` messages at a time.
 pub fn leaf_hashes_32(data: &[[u8; 32]], out: &mut [Hash]) {
     debug_assert_eq!(data.len(), out.len());
-    let mut groups = data.chunks_exact(LANES);
-    let mut outs = out.chunks_exact_mut(LANES);
-    for (group, out_group) in (&mut groups).zip(&mut outs) {
-        let blocks: [[[u8; 64]; 1]; LANES] = std::array::from_fn(|l| [leaf_block_32(&group[l])]);
-        let mut states = [SHA256_IV; LANES];
-        compress_lanes(&mut states, &std::array::from_fn(|l| &blocks[l][..]));
-        for (o, state) in out_group.iter_mut().zip(&states) {
-            *o = state_to_hash(state);
+    let (groups, rest) = data.as_chunks::<LANES>();
+    let (out_groups, out_rest) = out.as_chunks_mut::<LANES>();
+    for (group, out_group) in groups.iter().zip(out_groups.iter_mut()) {
+        if leaf_hashes_lanes(group, out_group).is_none() {
+            for (o, d) in out_group.iter_mut().zip(group) {
+                *o = leaf_hash_32(d);
+            }
         }
     }
-    for (o, d) in outs.into_remainder().iter_mut().zip(groups.remainder()) {
+    for (o, d) in out_rest.iter_mut().zip(rest) {
         *o = leaf_hash_32(d);
     }
 }
@@ -114,22 +113,16 @@ pub fn leaf_hashes_32(data: &[[u8; 32]], out: &mut [Hash]) {
 /// `out[i] = node_hash(pairs[2i], pairs[2i + 1])`, `LANES` nodes at a time.
 pub fn node_hashes(pairs: &[Hash], out: &mut [Hash]) {
     debug_assert_eq!(pairs.len(), 2 * out.len());
-    let mut groups = pairs.chunks_exact(2 * LANES);
-    let mut outs = out.chunks_exact_mut(LANES);
-    for (group, out_group) in (&mut groups).zip(&mut outs) {
-        let blocks: [[[u8; 64]; 2]; LANES] =
-            std::array::from_fn(|l| node_blocks(&group[2 * l], &group[2 * l + 1]));
-        let mut states = [SHA256_IV; LANES];
-        compress_lanes(&mut states, &std::array::from_fn(|l| &blocks[l][..]));
-        for (o, state) in out_group.iter_mut().zip(&states) {
-            *o = state_to_hash(state);
+    let (groups, rest) = pairs.as_chunks::<{ 2 * LANES }>();
+    let (out_groups, out_rest) = out.as_chunks_mut::<LANES>();
+    for (group, out_group) in groups.iter().zip(out_groups.iter_mut()) {
+        if node_hashes_lanes(group, out_group).is_none() {
+            for (o, pair) in out_group.iter_mut().zip(group.chunks_exact(2)) {
+                *o = node_hash(&pair[0], &pair[1]);
+            }
         }
     }
-    for (o, pair) in outs
-        .into_remainder()
-        .iter_mut()
-        .zip(groups.remainder().chunks_exact(2))
-    {
+    for (o, pair) in out_rest.iter_mut().zip(rest.chunks_exact(2)) {
         *o = node_hash(&pair[0], &pair[1]);
     }
 }

@@ -10,7 +10,7 @@ mkdir -p "$run"
 cmd="cargo bench --bench bench_main -- merkle_root|verify_contract_signatures"
 {
   echo "command: $cmd"
-  echo "git: $(git rev-parse HEAD)$(git diff --quiet || echo ' (dirty)')"
+  echo "git: $(git rev-parse HEAD)$(git diff --quiet HEAD -- . ':!perf/runs' || echo ' (uncommitted changes outside perf/runs)')"
   echo "rustc: $(rustc --version)"
   echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
   echo "cpu flags: $(grep -m1 flags /proc/cpuinfo | tr ' ' '\n' | grep -E '^(sha_ni|avx2|avx512f|avx512ifma)$' | tr '\n' ' ')"

@@ -275,6 +275,33 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Runs `read` over `bytes_untrusted` after refusing more than `max` bytes, and refuses any
+/// bytes `read` leaves over: the bounds every decoder of outside bytes shares.
+fn decode_bounded<T>(
+    bytes_untrusted: &[u8],
+    max: usize,
+    read: impl FnOnce(&mut Reader<'_>) -> Result<T, DecodeError>,
+) -> Result<T, DecodeError> {
+    if bytes_untrusted.len() > max {
+        return Err(DecodeError::Oversized {
+            length: bytes_untrusted.len(),
+            max,
+        });
+    }
+    let mut r = Reader {
+        bytes: bytes_untrusted,
+        offset: 0,
+    };
+    let value = read(&mut r)?;
+    if r.offset != bytes_untrusted.len() {
+        return Err(DecodeError::TrailingBytes {
+            offset: r.offset,
+            extra: bytes_untrusted.len().saturating_sub(r.offset),
+        });
+    }
+    Ok(value)
+}
+
 impl Contract {
     /// The canonical bytes: what is hashed into the id and signed.
     pub fn encode(&self) -> Vec<u8> {
@@ -308,24 +335,7 @@ impl Contract {
 
     /// Decodes canonical bytes, refusing anything that [`Contract::encode`] would not produce.
     pub fn decode(bytes_untrusted: &[u8]) -> Result<Self, DecodeError> {
-        if bytes_untrusted.len() > ENCODED_LEN_MAX {
-            return Err(DecodeError::Oversized {
-                length: bytes_untrusted.len(),
-                max: ENCODED_LEN_MAX,
-            });
-        }
-        let mut r = Reader {
-            bytes: bytes_untrusted,
-            offset: 0,
-        };
-        let contract = Self::read(&mut r)?;
-        if r.offset != bytes_untrusted.len() {
-            return Err(DecodeError::TrailingBytes {
-                offset: r.offset,
-                extra: bytes_untrusted.len().saturating_sub(r.offset),
-            });
-        }
-        Ok(contract)
+        decode_bounded(bytes_untrusted, ENCODED_LEN_MAX, Self::read)
     }
 
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -477,31 +487,17 @@ impl SignedContract {
 
     /// Decodes [`SignedContract::encode`]'s output, with the same bounds as [`Contract::decode`].
     pub fn decode(bytes_untrusted: &[u8]) -> Result<Self, DecodeError> {
-        if bytes_untrusted.len() > SIGNED_LEN_MAX {
-            return Err(DecodeError::Oversized {
-                length: bytes_untrusted.len(),
-                max: SIGNED_LEN_MAX,
-            });
-        }
-        let mut r = Reader {
-            bytes: bytes_untrusted,
-            offset: 0,
-        };
-        let contract = Contract::read(&mut r)?;
-        let signatures = [
-            r.take::<SIGNATURE_LEN>("seller_signature")?,
-            r.take::<SIGNATURE_LEN>("purchaser_signature")?,
-            r.take::<SIGNATURE_LEN>("transmission_signature")?,
-        ];
-        if r.offset != bytes_untrusted.len() {
-            return Err(DecodeError::TrailingBytes {
-                offset: r.offset,
-                extra: bytes_untrusted.len().saturating_sub(r.offset),
-            });
-        }
-        Ok(Self {
-            contract,
-            signatures,
+        decode_bounded(bytes_untrusted, SIGNED_LEN_MAX, |r| {
+            let contract = Contract::read(r)?;
+            let signatures = [
+                r.take::<SIGNATURE_LEN>("seller_signature")?,
+                r.take::<SIGNATURE_LEN>("purchaser_signature")?,
+                r.take::<SIGNATURE_LEN>("transmission_signature")?,
+            ];
+            Ok(Self {
+                contract,
+                signatures,
+            })
         })
     }
 

@@ -5,9 +5,24 @@
 //! different sizes, and the count in the header lets a reader size its buffers and reject a
 //! short or padded contract list before hashing anything.
 //!
-//! Header encoding, version 1 (big-endian): version (1) | height (8) | period (8) |
-//! previous header hash (32) | Merkle root (32) | leaf count (8). The block hash is SHA-256 of
-//! those 89 bytes.
+//! Header encoding, version 1 (big-endian), exactly 128 bytes so that a proof-of-work try costs
+//! one SHA-256 compression (the two header blocks are hashed once into a midstate, and the nonce
+//! sits alone in the last block):
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 1 | version (1) |
+//! | 1 | 1 | consensus variant (1 IPOW, 2 PoW) |
+//! | 2 | 1 | PoW difficulty in leading zero bits (0 for IPOW) |
+//! | 3 | 8 | height |
+//! | 11 | 8 | period |
+//! | 19 | 32 | previous block hash |
+//! | 51 | 32 | Merkle root over the contract ids |
+//! | 83 | 8 | leaf count |
+//! | 91 | 32 | consensus commitment (IPOW: root of the quorum certificate; PoW: zeros) |
+//! | 123 | 5 | reserved, zero |
+//!
+//! The block hash is SHA-256(header || nonce), the nonce 8 bytes big-endian (0 for IPOW).
 
 use sha2::{Digest, Sha256};
 
@@ -17,11 +32,34 @@ use crate::merkle::{Hash, MerkleTree, root_32};
 /// The header encoding version this build writes.
 pub const HEADER_VERSION: u8 = 1;
 /// Bytes in an encoded header.
-pub const HEADER_LEN: usize = 89;
+pub const HEADER_LEN: usize = 128;
+
+/// How a block was agreed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SealKind {
+    /// Improved Proof of Work: a quorum certificate.
+    Ipow,
+    /// Plain proof of work at `difficulty_bits`.
+    Pow,
+}
+
+impl SealKind {
+    fn code(self) -> u8 {
+        match self {
+            SealKind::Ipow => 1,
+            SealKind::Pow => 2,
+        }
+    }
+}
 
 /// A sealed block's header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BlockHeader {
+    /// IPOW or PoW.
+    pub kind: SealKind,
+    /// Leading zero bits the block hash must have (PoW); 0 for IPOW.
+    pub difficulty_bits: u8,
     /// Blocks before this one on its chain.
     pub height: u64,
     /// The market period the block seals.
@@ -32,6 +70,10 @@ pub struct BlockHeader {
     pub merkle_root: Hash,
     /// Number of contracts in the block.
     pub leaf_count: u64,
+    /// IPOW: root of the quorum certificate; PoW: zeros.
+    pub consensus_root: Hash,
+    /// PoW nonce; 0 for IPOW.
+    pub nonce: u64,
 }
 
 /// How a block fails to match its header.
@@ -56,33 +98,43 @@ pub enum BlockError {
 }
 
 impl BlockHeader {
-    /// The header over `contracts`, linked to `prev_hash`.
+    /// An IPOW header over `contracts` (root only, the tree is not kept), linked to
+    /// `prev_hash`; the consensus commitment and nonce are filled in by the variant.
     pub fn seal(height: u64, period: u64, prev_hash: Hash, contracts: &[SignedContract]) -> Self {
-        let tree = contract_tree(contracts);
         Self {
+            kind: SealKind::Ipow,
+            difficulty_bits: 0,
             height,
             period,
             prev_hash,
-            merkle_root: tree.root(),
-            leaf_count: tree.len() as u64,
+            merkle_root: contract_root(contracts),
+            leaf_count: contracts.len() as u64,
+            consensus_root: [0; 32],
+            nonce: 0,
         }
     }
 
-    /// The canonical header bytes.
+    /// The canonical header bytes (without the nonce).
     pub fn encode(&self) -> [u8; HEADER_LEN] {
         let mut out = [0u8; HEADER_LEN];
         out[0] = HEADER_VERSION;
-        out[1..9].copy_from_slice(&self.height.to_be_bytes());
-        out[9..17].copy_from_slice(&self.period.to_be_bytes());
-        out[17..49].copy_from_slice(&self.prev_hash);
-        out[49..81].copy_from_slice(&self.merkle_root);
-        out[81..89].copy_from_slice(&self.leaf_count.to_be_bytes());
+        out[1] = self.kind.code();
+        out[2] = self.difficulty_bits;
+        out[3..11].copy_from_slice(&self.height.to_be_bytes());
+        out[11..19].copy_from_slice(&self.period.to_be_bytes());
+        out[19..51].copy_from_slice(&self.prev_hash);
+        out[51..83].copy_from_slice(&self.merkle_root);
+        out[83..91].copy_from_slice(&self.leaf_count.to_be_bytes());
+        out[91..123].copy_from_slice(&self.consensus_root);
         out
     }
 
-    /// SHA-256 of the canonical header bytes.
+    /// The block hash: SHA-256(header || nonce).
     pub fn hash(&self) -> Hash {
-        Sha256::digest(self.encode()).into()
+        let mut hasher = Sha256::new();
+        hasher.update(self.encode());
+        hasher.update(self.nonce.to_be_bytes());
+        hasher.finalize().into()
     }
 
     /// Checks that `contracts` are exactly what this header commits to: count first, then root.

@@ -13,4 +13,5 @@ pub mod crypto;
 pub mod domain;
 pub mod merkle;
 pub mod paper;
+pub mod rng;
 pub mod sha_lanes;

@@ -8,10 +8,14 @@
 
 pub mod amount;
 pub mod block;
+pub mod consensus;
 pub mod contract;
 pub mod crypto;
 pub mod domain;
 pub mod merkle;
 pub mod paper;
 pub mod rng;
+pub mod run;
 pub mod sha_lanes;
+pub mod validate;
+pub mod workload;

@@ -3,8 +3,12 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use ipow::consensus::ipow::{Behaviour, IpowParams};
+use ipow::consensus::pow::PowParams;
 use ipow::paper::{EMBEDDED_MARKET_NAME, PaperMarket, PaperReport};
+use ipow::run::{RunConfig, RunReport, VariantConfig};
+use ipow::workload::{Workload, WorkloadParams};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -28,6 +32,61 @@ enum Command {
         #[arg(long)]
         market: Option<std::path::PathBuf>,
     },
+    /// Run a consensus variant over a generated workload and report throughput, latency, work
+    /// and safety against ground truth.
+    Run(RunArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ConsensusArg {
+    Ipow,
+    Pow,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The consensus variant.
+    #[arg(long, value_enum, default_value = "ipow")]
+    consensus: ConsensusArg,
+    /// IPOW: validators (4 to 10,000).
+    #[arg(long, default_value_t = 64)]
+    validators: u32,
+    /// IPOW: proofs needed to decide a transaction (strict majority among them).
+    #[arg(long, default_value_t = 3)]
+    quorum: u32,
+    /// IPOW: validators that may be asked beyond the quorum in one period.
+    #[arg(long, default_value_t = 4)]
+    extra: u32,
+    /// IPOW: fraction of Byzantine validators.
+    #[arg(long, default_value_t = 0.0)]
+    byzantine: f64,
+    /// IPOW: how Byzantine validators behave: liar, colluder, lazy, crash.
+    #[arg(long, default_value = "liar")]
+    behaviour: Behaviour,
+    /// PoW: leading zero bits the block hash must have.
+    #[arg(long, default_value_t = 20)]
+    difficulty: u8,
+    /// Contracts in the built-in workload (the paper's market scaled up).
+    #[arg(long, default_value_t = 20_000)]
+    contracts: usize,
+    /// Fraction of transactions planted invalid, with known reasons.
+    #[arg(long, default_value_t = 0.05)]
+    invalid: f64,
+    /// Seed of everything random.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Worker threads (default: every core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Most transactions per period (one block per period).
+    #[arg(long, default_value_t = 10_000)]
+    period_txs: usize,
+    /// Open-loop arrival rate in transactions per second (default: closed-loop saturation).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -54,8 +113,196 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 print!("{}", report.render_text());
             }
         }
+        Command::Run(args) => run_command(&args)?,
     }
     Ok(())
+}
+
+fn run_command(args: &RunArgs) -> anyhow::Result<()> {
+    use std::io::IsTerminal as _;
+    if args.contracts > ipow::workload::MAX_TRANSACTIONS {
+        anyhow::bail!(
+            "--contracts {} is above the limit of {}",
+            args.contracts,
+            ipow::workload::MAX_TRANSACTIONS
+        );
+    }
+    if !(0.0..=1.0).contains(&args.invalid) {
+        anyhow::bail!("--invalid {} is outside 0..=1", args.invalid);
+    }
+    if let Some(rate) = args.rate
+        && !(rate.is_finite() && rate > 0.0)
+    {
+        anyhow::bail!("--rate {rate} must be a positive number of transactions per second");
+    }
+    let variant = match args.consensus {
+        ConsensusArg::Ipow => {
+            let p = IpowParams {
+                validators: args.validators,
+                quorum: args.quorum,
+                extra_max: args.extra,
+                byzantine_fraction: args.byzantine,
+                behaviour: args.behaviour,
+                seed: args.seed,
+            };
+            p.check().map_err(anyhow::Error::msg)?;
+            VariantConfig::Ipow(p)
+        }
+        ConsensusArg::Pow => {
+            if args.difficulty > 64 {
+                anyhow::bail!("--difficulty {} is above 64 bits", args.difficulty);
+            }
+            VariantConfig::Pow(PowParams {
+                difficulty_bits: args.difficulty,
+            })
+        }
+    };
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("ipow-worker-{i}"))
+        .build()?;
+    let config = RunConfig {
+        variant,
+        period_txs: args.period_txs,
+        rate: args.rate,
+    };
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let invalid_ppm = (args.invalid * 1e6).round() as u32;
+    let mut params = WorkloadParams::scaled_paper(args.seed, args.contracts);
+    params.invalid_ppm = invalid_ppm;
+    let terminal = std::io::stderr().is_terminal() && !args.json;
+    if terminal {
+        eprintln!("generating {} signed contracts...", args.contracts);
+    }
+    let report = pool.install(|| {
+        let workload = Workload::generate(params);
+        let bar = indicatif::ProgressBar::hidden();
+        bar.set_length(workload.transactions.len() as u64);
+        let started = std::time::Instant::now();
+        let report = ipow::run::run(&config, &workload, &mut |done, _total| {
+            if terminal && bar.is_hidden() && started.elapsed().as_secs() >= 1 {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            }
+            bar.set_position(done);
+        });
+        bar.finish_and_clear();
+        report
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render_run(&report));
+    }
+    Ok(())
+}
+
+/// Microseconds with a unit that fits.
+fn duration_us(us: u64) -> String {
+    match us {
+        0..1_000 => format!("{us} us"),
+        1_000..1_000_000 => format!("{:.2} ms", us as f64 / 1e3),
+        _ => format!("{:.3} s", us as f64 / 1e6),
+    }
+}
+
+fn render_run(r: &RunReport) -> String {
+    let mut out = String::new();
+    let params = match &r.config.variant {
+        VariantConfig::Ipow(p) => format!(
+            "validators {} quorum {} extra {} byzantine {:.3} ({} {:?})",
+            p.validators,
+            p.quorum,
+            p.extra_max,
+            p.byzantine_fraction,
+            p.byzantine_count(),
+            p.behaviour
+        ),
+        VariantConfig::Pow(p) => format!("difficulty {} bits", p.difficulty_bits),
+    };
+    let load = match r.config.rate {
+        Some(rate) => format!("open loop at {rate} tx/s"),
+        None => "closed loop (saturation)".to_owned(),
+    };
+    out += &format!(
+        "ipow run: {} ({params}), {load}, seed {}, {} threads\n",
+        r.variant, r.seed, r.threads
+    );
+    out += &format!(
+        "transactions  submitted {}  accepted {}  rejected {}  undecided {}\n",
+        r.submitted, r.accepted, r.rejected, r.undecided
+    );
+    out += &format!(
+        "safety        planted invalid {}  wrong accepts {} (expected {:.2})  wrong rejects {} (expected {:.2}); P(dishonest majority in a quorum) = {:.3e}\n",
+        r.planted_invalid,
+        r.wrong_accepts,
+        r.expected.wrong_accepts,
+        r.wrong_rejects,
+        r.expected.wrong_rejects,
+        r.expected.dishonest_majority_probability
+    );
+    out += &format!(
+        "throughput    {:.0} committed tx/s, {:.0} validations/s over {:.3} s\n",
+        r.committed_per_s, r.validations_per_s, r.wall_seconds
+    );
+    let l = &r.latency_commit;
+    out += &format!(
+        "latency       submission to commit: p50 {}  p95 {}  p99 {}  max {}\n",
+        duration_us(l.p50_us),
+        duration_us(l.p95_us),
+        duration_us(l.p99_us),
+        duration_us(l.max_us)
+    );
+    let s = &r.stages_seconds;
+    out += &format!(
+        "stages        assign {:.3} s  validate {:.3} s  tally {:.3} s  seal {:.3} s\n",
+        s.assign, s.validate, s.tally, s.seal
+    );
+    out += &format!(
+        "work          {} validations, {} timeouts, {} hashes; {:.2} CPU-s in all, {:.1} CPU-us per committed tx\n",
+        r.work.validations,
+        r.work.timeouts,
+        r.work.hashes,
+        r.cpu_seconds,
+        r.cpu_seconds_per_committed * 1e6
+    );
+    out += &format!("congestion    {}\n", r.congestion_stage);
+    out += &format!("blocks        {} sealed\n", r.blocks.len());
+    for b in r.blocks.iter().take(8) {
+        out += &format!(
+            "  height {:>3}  {:>6} tx  root {}  hash {}{}\n",
+            b.height,
+            b.transactions,
+            &b.merkle_root[..16],
+            &b.hash[..16],
+            if r.variant == "pow" {
+                format!("  nonce {}", b.nonce)
+            } else {
+                String::new()
+            }
+        );
+    }
+    if r.blocks.len() > 8 {
+        out += &format!("  ... {} more in --json\n", r.blocks.len() - 8);
+    }
+    if r.variant == "pow" {
+        let v = &r.variant_report;
+        out += &format!(
+            "mining        {:.2} M hashes/s; per block expected {:.3} s, measured {:.3} s\n",
+            v["hash_rate_per_s"].as_f64().unwrap_or(0.0) / 1e6,
+            v["expected_seconds_per_block"].as_f64().unwrap_or(0.0),
+            v["measured_seconds_per_block"].as_f64().unwrap_or(0.0)
+        );
+    } else {
+        let v = &r.variant_report["validations_per_validator"];
+        out += &format!(
+            "incentives    validations per validator: min {} median {} max {}; each validator's priority is in --json\n",
+            v["min"], v["median"], v["max"]
+        );
+    }
+    out
 }
 
 fn main() -> ExitCode {

@@ -10,6 +10,8 @@
 mod amounts;
 /// The `ipow` binary end to end: exit codes, JSON shape, error messages naming file and field.
 mod cli;
+/// Consensus: IPOW's Table 1 rules, PoW, Byzantine safety against theory, determinism.
+mod consensus;
 /// Canonical encoding, ids, signatures, key admission and Ed25519 edge cases.
 mod contracts;
 /// RFC 6962 vectors, parallel build against the sequential reference, proofs, diffs, headers.

@@ -1,0 +1,532 @@
+//! Improved Proof of Work as the paper's Table 1 and Figure 4 describe it.
+//!
+//! One period, as the supervision node runs it:
+//! - **O1** opens the period over the pending set T (Count = |T|).
+//! - **W1/O2** (stage `assign`): idle validators apply in a seeded, shuffled cycle; each
+//!   applicant is handed an open slot of a transaction chosen at random, never one it has
+//!   validated before (each validator keeps its own record). Round 1 opens `quorum` slots per
+//!   transaction.
+//! - **W2** (stage `validate`): the validators check their transactions in parallel on the
+//!   worker pool and return a proof Z(Tk, e) = (transaction, verdict, validator) authenticated by
+//!   an HMAC-SHA256 tag under the key the validator shares with the supervisor. (A MAC, not a
+//!   signature: an Ed25519 signature per proof would cost as much as the validation itself; the
+//!   proofs are for the supervisor, and the block commits them.)
+//! - **O3** (stage `tally`): the supervisor checks each tag and counts. A transaction with at
+//!   least `quorum` proofs of which strictly more than half agree (valid or invalid) is decided
+//!   and leaves T. Otherwise more validators are asked in the next round (the missing ones after
+//!   a crash's timeout, or one more after a split), up to `quorum + extra_max` this period,
+//!   after which it is undecided and carried to the next period.
+//! - **O4** (stage `seal`): the accepted transactions, ordered by priority, are sealed into a
+//!   block whose header commits their Merkle root and the root of the quorum certificate.
+//!
+//! Incentives: each validator's workload (validations performed) in a period becomes the
+//! priority it earns for the next period. Validator v "owns" the participants whose address is
+//! congruent to v modulo the validator count; a transaction's priority is the sum of its seller's
+//! and purchaser's owners' priorities, and it orders inclusion in the block (highest first, then
+//! by submission order) and, once the grid issue lands, congestion curtailment.
+//!
+//! Byzantine validators (a seeded choice of round(fraction x N) of them) behave as `liar` (check,
+//! then flip the verdict), `colluder` (approve every planted invalid transaction, check the
+//! rest honestly), `lazy` (answer valid without checking) or `crash` (never answer).
+
+// Transaction indices and per-transaction proof counts are u32: a workload holds at most
+// `workload::MAX_TRANSACTIONS` (u32::MAX) transactions, checked where workloads are made.
+#![allow(clippy::cast_possible_truncation)]
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use rayon::prelude::*;
+use ring::hmac;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::{
+    Consensus, Decision, Outcome, PeriodInput, PeriodOutput, SealedBlock, StageTimes, Work,
+};
+use crate::block::{BlockHeader, contract_root};
+use crate::contract::Signer;
+use crate::merkle::{Hash, root_32};
+use crate::rng::Rng;
+use crate::validate::{Reason, Verdict};
+use crate::workload::Truth;
+
+/// How a Byzantine validator misbehaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Behaviour {
+    /// Checks, then reports the opposite verdict.
+    Liar,
+    /// Approves every planted invalid transaction; honest otherwise.
+    Colluder,
+    /// Reports valid without checking.
+    Lazy,
+    /// Never answers.
+    Crash,
+}
+
+impl std::str::FromStr for Behaviour {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "liar" => Ok(Self::Liar),
+            "colluder" => Ok(Self::Colluder),
+            "lazy" => Ok(Self::Lazy),
+            "crash" => Ok(Self::Crash),
+            other => Err(format!(
+                "unknown behaviour {other:?}: expected liar, colluder, lazy or crash"
+            )),
+        }
+    }
+}
+
+/// IPOW parameters.
+#[derive(Clone, Debug, Serialize)]
+pub struct IpowParams {
+    /// Validators (4 to 10,000).
+    pub validators: u32,
+    /// Proofs needed before a transaction can be decided.
+    pub quorum: u32,
+    /// Validators that may be asked beyond the quorum in one period before a transaction is
+    /// declared undecided.
+    pub extra_max: u32,
+    /// Fraction of validators that are Byzantine.
+    pub byzantine_fraction: f64,
+    /// How they misbehave.
+    pub behaviour: Behaviour,
+    /// Seed of the assignment draws, the Byzantine choice and the MAC keys.
+    pub seed: u64,
+}
+
+impl IpowParams {
+    /// Checks the ranges the engine relies on.
+    pub fn check(&self) -> Result<(), String> {
+        if !(4..=10_000).contains(&self.validators) {
+            return Err(format!(
+                "--validators {} is outside 4..=10000",
+                self.validators
+            ));
+        }
+        if self.quorum == 0 || self.quorum > self.validators {
+            return Err(format!(
+                "--quorum {} must be between 1 and the validator count {}",
+                self.quorum, self.validators
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.byzantine_fraction) {
+            return Err(format!(
+                "--byzantine {} is outside 0..=1",
+                self.byzantine_fraction
+            ));
+        }
+        Ok(())
+    }
+
+    /// Number of Byzantine validators: the fraction of the count, rounded to nearest.
+    pub fn byzantine_count(&self) -> u32 {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let n = (self.byzantine_fraction * f64::from(self.validators)).round() as u32;
+        n.min(self.validators)
+    }
+}
+
+/// Z(Tk, e): one validator's authenticated verdict on one transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Proof {
+    /// Workload index of the transaction.
+    pub tx: u32,
+    /// The validator.
+    pub validator: u32,
+    /// Its verdict.
+    pub verdict: Verdict,
+    /// HMAC-SHA256 tag over (period, tx, contract id, verdict, validator).
+    pub tag: [u8; 32],
+}
+
+struct ValidatorNode {
+    key: hmac::Key,
+    fault: Option<Behaviour>,
+    /// Every transaction this validator has validated (workload indices): never again.
+    validated: HashSet<u32>,
+    /// Validations performed this period.
+    work_period: u64,
+    /// Validations performed in all.
+    work_total: u64,
+    /// Priority earned in the previous period (its workload then).
+    priority: u64,
+}
+
+/// Stream purposes.
+const STREAM_KEYS: u64 = 10;
+const STREAM_BYZANTINE: u64 = 11;
+const STREAM_ASSIGN: u64 = 12;
+
+/// The IPOW variant: the supervision node and its validators.
+pub struct Ipow {
+    params: IpowParams,
+    nodes: Vec<ValidatorNode>,
+    rounds_total: u64,
+}
+
+fn proof_message(
+    period: u64,
+    tx: u32,
+    id: &[u8; 32],
+    verdict: Verdict,
+    validator: u32,
+) -> [u8; 49] {
+    let mut m = [0u8; 49];
+    m[..8].copy_from_slice(&period.to_be_bytes());
+    m[8..12].copy_from_slice(&tx.to_be_bytes());
+    m[12..44].copy_from_slice(id);
+    m[44] = verdict.code();
+    m[45..49].copy_from_slice(&validator.to_be_bytes());
+    m
+}
+
+/// What a liar reports for a transaction it found valid.
+const LIE_REASON: Reason = Reason::Signature(Signer::Seller);
+
+impl Ipow {
+    /// Creates the validators: keys from the seed, Byzantine ones chosen by the seed.
+    pub fn new(params: IpowParams) -> Self {
+        let n = params.validators;
+        let mut order: Vec<u32> = (0..n).collect();
+        Rng::stream(params.seed, &[STREAM_BYZANTINE]).shuffle(&mut order);
+        let faulty: HashSet<u32> = order
+            .iter()
+            .take(params.byzantine_count() as usize)
+            .copied()
+            .collect();
+        let nodes = (0..n)
+            .map(|v| {
+                let mut r = Rng::stream(params.seed, &[STREAM_KEYS, u64::from(v)]);
+                let key_bytes: Vec<u8> = (0..4).flat_map(|_| r.next_u64().to_le_bytes()).collect();
+                ValidatorNode {
+                    key: hmac::Key::new(hmac::HMAC_SHA256, &key_bytes),
+                    fault: faulty.contains(&v).then_some(params.behaviour),
+                    validated: HashSet::new(),
+                    work_period: 0,
+                    work_total: 0,
+                    priority: 0,
+                }
+            })
+            .collect();
+        Self {
+            params,
+            nodes,
+            rounds_total: 0,
+        }
+    }
+
+    /// The validator that owns `address` for incentives.
+    fn owner(&self, address: u32) -> usize {
+        (address % self.params.validators) as usize
+    }
+
+    /// W2 for one assignment: what validator `v` answers about transaction `tx`, and whether it
+    /// performed the checks.
+    fn answer(&self, input: &PeriodInput<'_>, v: u32, tx: u32) -> (Option<Proof>, bool) {
+        let node = &self.nodes[v as usize];
+        let signed = &input.workload.transactions[tx as usize];
+        let honest = || input.checks.validate(signed);
+        let (verdict, worked) = match node.fault {
+            None => (honest(), true),
+            Some(Behaviour::Liar) => {
+                let v = match honest() {
+                    Verdict::Valid => Verdict::Invalid(LIE_REASON),
+                    Verdict::Invalid(_) => Verdict::Valid,
+                };
+                (v, true)
+            }
+            Some(Behaviour::Colluder) => match input.workload.truth[tx as usize] {
+                Truth::Invalid(_) => (Verdict::Valid, false),
+                Truth::Valid => (honest(), true),
+            },
+            Some(Behaviour::Lazy) => (Verdict::Valid, false),
+            Some(Behaviour::Crash) => return (None, false),
+        };
+        let id = signed.id().0;
+        let tag = hmac::sign(&node.key, &proof_message(input.period, tx, &id, verdict, v));
+        let mut t = [0u8; 32];
+        t.copy_from_slice(tag.as_ref());
+        (
+            Some(Proof {
+                tx,
+                validator: v,
+                verdict,
+                tag: t,
+            }),
+            worked,
+        )
+    }
+
+    /// O2: hands each open slot (a position in `pending`) to the next idle applicant that has
+    /// never validated that transaction. Returns (slot position, validator) pairs.
+    fn assign(
+        &mut self,
+        input: &PeriodInput<'_>,
+        round: u32,
+        slots: &mut [u32],
+    ) -> Vec<(u32, u32)> {
+        let mut rng = Rng::stream(
+            self.params.seed,
+            &[STREAM_ASSIGN, input.period, u64::from(round)],
+        );
+        rng.shuffle(slots);
+        let mut applicants: Vec<u32> = (0..self.params.validators).collect();
+        rng.shuffle(&mut applicants);
+        let mut cursor = 0usize;
+        let mut out = Vec::with_capacity(slots.len());
+        for &pos in slots.iter() {
+            let tx = input.pending[pos as usize];
+            let n = applicants.len();
+            for step in 0..n {
+                let v = applicants[(cursor + step) % n];
+                if self.nodes[v as usize].validated.insert(tx) {
+                    out.push((pos, v));
+                    cursor = (cursor + step + 1) % n;
+                    break;
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Per-transaction tally state within a period.
+#[derive(Clone, Default)]
+struct Tally {
+    asked: u32,
+    proofs: Vec<Proof>,
+    decided: Option<(Outcome, Verdict)>,
+}
+
+impl Consensus for Ipow {
+    fn name(&self) -> &'static str {
+        "ipow"
+    }
+
+    fn run_period(&mut self, input: &PeriodInput<'_>) -> PeriodOutput {
+        let q = self.params.quorum;
+        let bound = q.saturating_add(self.params.extra_max);
+        let count = input.pending.len();
+        let mut tallies = vec![Tally::default(); count];
+        let mut decided_at: Vec<Option<Instant>> = vec![None; count];
+        let mut stages = StageTimes::default();
+        let mut work = Work::default();
+        for node in &mut self.nodes {
+            node.work_period = 0;
+        }
+        // O1: every pending transaction needs a quorum.
+        let mut need: Vec<u32> = vec![q; count];
+        let mut round = 0u32;
+        loop {
+            let mut slots: Vec<u32> = Vec::new();
+            for (pos, &k) in need.iter().enumerate() {
+                slots.extend(std::iter::repeat_n(pos as u32, k as usize));
+            }
+            if slots.is_empty() {
+                break;
+            }
+            round += 1;
+            // W1/O2.
+            let t = Instant::now();
+            let assignments = self.assign(input, round, &mut slots);
+            for &(pos, _) in &assignments {
+                tallies[pos as usize].asked += 1;
+            }
+            stages.assign += t.elapsed();
+            // W2: validators work in parallel; no shared state but read-only inputs.
+            let t = Instant::now();
+            let this = &*self;
+            let answers: Vec<(u32, Option<Proof>, bool)> = assignments
+                .par_iter()
+                .with_min_len(16)
+                .map(|&(pos, v)| {
+                    let (proof, worked) = this.answer(input, v, input.pending[pos as usize]);
+                    (pos, proof, worked)
+                })
+                .collect();
+            stages.validate += t.elapsed();
+            // O3: check tags, count, decide.
+            let t = Instant::now();
+            for (&(_, v), (pos, proof, worked)) in assignments.iter().zip(&answers) {
+                if *worked {
+                    let node = &mut self.nodes[v as usize];
+                    node.work_period += 1;
+                    node.work_total += 1;
+                    work.validations += 1;
+                }
+                match proof {
+                    Some(p) => {
+                        let id = input.workload.transactions[p.tx as usize].id().0;
+                        let msg = proof_message(input.period, p.tx, &id, p.verdict, p.validator);
+                        if hmac::verify(&self.nodes[p.validator as usize].key, &msg, &p.tag).is_ok()
+                        {
+                            tallies[*pos as usize].proofs.push(*p);
+                        }
+                    }
+                    None => work.timeouts += 1,
+                }
+            }
+            let now = Instant::now();
+            for (pos, tally) in tallies.iter_mut().enumerate() {
+                need[pos] = 0;
+                if tally.decided.is_some() || decided_at[pos].is_some() {
+                    continue;
+                }
+                let received = tally.proofs.len() as u32;
+                let valid = tally.proofs.iter().filter(|p| p.verdict.is_valid()).count() as u32;
+                let invalid = received - valid;
+                if received >= q && 2 * valid.max(invalid) > received {
+                    let verdict = if valid > invalid {
+                        Verdict::Valid
+                    } else {
+                        majority_reason(&tally.proofs)
+                    };
+                    let outcome = if verdict.is_valid() {
+                        Outcome::Accepted
+                    } else {
+                        Outcome::Rejected
+                    };
+                    tally.decided = Some((outcome, verdict));
+                    decided_at[pos] = Some(now);
+                } else if tally.asked < bound {
+                    // Missing proofs (timeouts) are re-requested; a split asks one more.
+                    let missing = q.saturating_sub(received);
+                    need[pos] = missing.max(1).min(bound - tally.asked);
+                } else {
+                    decided_at[pos] = Some(now); // given up: undecided this period
+                }
+            }
+            // A transaction no idle validator can take any more stays as it is.
+            let assigned_any = !assignments.is_empty();
+            stages.tally += t.elapsed();
+            if !assigned_any {
+                break;
+            }
+        }
+        self.rounds_total += u64::from(round);
+
+        // O4: seal the accepted transactions, by priority then submission order.
+        let t = Instant::now();
+        let mut accepted: Vec<(u64, u32, usize)> = Vec::new();
+        for (pos, tally) in tallies.iter().enumerate() {
+            if let Some((Outcome::Accepted, _)) = tally.decided {
+                let tx = input.pending[pos];
+                let c = &input.workload.transactions[tx as usize].contract;
+                let prio = self.nodes[self.owner(c.seller.0)].priority
+                    + self.nodes[self.owner(c.purchaser.0)].priority;
+                accepted.push((prio, tx, pos));
+            }
+        }
+        accepted.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let block_txs: Vec<u32> = accepted.iter().map(|a| a.1).collect();
+        let contracts: Vec<_> = block_txs
+            .iter()
+            .map(|&i| input.workload.transactions[i as usize].clone())
+            .collect();
+        let certificate_leaves: Vec<[u8; 32]> = accepted
+            .iter()
+            .map(|&(_, tx, pos)| {
+                certificate_leaf(
+                    &input.workload.transactions[tx as usize].id().0,
+                    &tallies[pos].proofs,
+                )
+            })
+            .collect();
+        let mut header = BlockHeader::seal(input.height, input.period, input.prev_hash, &contracts);
+        debug_assert_eq!(header.merkle_root, contract_root(&contracts));
+        header.consensus_root = root_32(&certificate_leaves);
+        stages.seal += t.elapsed();
+        // Incentives: this period's workload is next period's priority.
+        for node in &mut self.nodes {
+            node.priority = node.work_period;
+        }
+
+        let decisions = tallies
+            .iter()
+            .enumerate()
+            .map(|(pos, tally)| {
+                let (outcome, verdict) = match tally.decided {
+                    Some((o, v)) => (o, Some(v)),
+                    None => (Outcome::Undecided, None),
+                };
+                Decision {
+                    tx: input.pending[pos],
+                    outcome,
+                    verdict,
+                    validators_asked: tally.asked,
+                    at: decided_at[pos].unwrap_or_else(Instant::now),
+                }
+            })
+            .collect();
+        let proofs = tallies.into_iter().flat_map(|t| t.proofs).collect();
+        PeriodOutput {
+            decisions,
+            block: SealedBlock {
+                header,
+                transactions: block_txs,
+            },
+            stages,
+            work,
+            proofs,
+        }
+    }
+
+    fn extra_report(&self) -> serde_json::Value {
+        let mut works: Vec<u64> = self.nodes.iter().map(|n| n.work_total).collect();
+        works.sort_unstable();
+        let validators: Vec<serde_json::Value> = if self.nodes.len() <= 100 {
+            self.nodes
+                .iter()
+                .enumerate()
+                .map(|(v, n)| {
+                    serde_json::json!({
+                        "validator": v,
+                        "behaviour": n.fault.map_or("honest".to_owned(), |b| format!("{b:?}").to_lowercase()),
+                        "validations": n.work_total,
+                        "priority_earned_last_period": n.priority,
+                    })
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        serde_json::json!({
+            "byzantine_validators": self.params.byzantine_count(),
+            "rounds": self.rounds_total,
+            "validations_per_validator": {
+                "min": works.first(), "median": works.get(works.len() / 2), "max": works.last(),
+            },
+            "validators": validators,
+        })
+    }
+}
+
+/// The most common reason among the invalid proofs (ties to the lowest code).
+fn majority_reason(proofs: &[Proof]) -> Verdict {
+    let mut counts: Vec<(u8, u32, Verdict)> = Vec::new();
+    for p in proofs.iter().filter(|p| !p.verdict.is_valid()) {
+        match counts.iter_mut().find(|c| c.0 == p.verdict.code()) {
+            Some(c) => c.1 += 1,
+            None => counts.push((p.verdict.code(), 1, p.verdict)),
+        }
+    }
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    counts.first().map_or(Verdict::Invalid(LIE_REASON), |c| c.2)
+}
+
+/// The quorum certificate's leaf for one accepted transaction: SHA-256 of its contract id and
+/// every proof counted for it (validator, verdict code, tag), in the order they arrived.
+pub fn certificate_leaf(id: &Hash, proofs: &[Proof]) -> Hash {
+    let mut h = Sha256::new();
+    h.update(id);
+    for p in proofs {
+        h.update(p.validator.to_be_bytes());
+        h.update([p.verdict.code()]);
+        h.update(p.tag);
+    }
+    h.finalize().into()
+}

@@ -1,0 +1,551 @@
+//! The pipeline that runs a consensus variant over a workload, period after period, and
+//! measures it: `ipow run`.
+//!
+//! Load: closed-loop saturation (every transaction submitted at the start, periods of at most
+//! `period_txs` taken in arrival order) or open-loop (`rate`): transaction i is due at i / rate
+//! seconds, a period takes what has arrived, and latency is measured from the *intended* send
+//! time, so a backlog shows up as latency instead of hiding behind a slow sender (coordinated
+//! omission). Undecided transactions go back to the head of the queue.
+//!
+//! Every figure in [`RunReport`] is computed here from per-transaction records and the
+//! variants' stage timers; nothing is estimated.
+
+// Transaction indices are u32: a workload holds at most `workload::MAX_TRANSACTIONS`.
+#![allow(clippy::cast_possible_truncation)]
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::consensus::ipow::{Behaviour, Ipow, IpowParams};
+use crate::consensus::pow::{Pow, PowParams};
+use crate::consensus::{Consensus, Outcome, PeriodInput, StageTimes, Work};
+use crate::validate::{Checks, CongestionStage, NoCongestionStage, Verdict};
+use crate::workload::{Truth, Workload};
+
+/// Which variant, with its parameters.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "consensus", rename_all = "snake_case")]
+pub enum VariantConfig {
+    /// Improved Proof of Work.
+    Ipow(IpowParams),
+    /// Plain proof of work.
+    Pow(PowParams),
+}
+
+/// How to run.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunConfig {
+    /// The variant.
+    pub variant: VariantConfig,
+    /// Most transactions in one period.
+    pub period_txs: usize,
+    /// Open-loop arrival rate (transactions per second); `None` for closed-loop saturation.
+    pub rate: Option<f64>,
+}
+
+/// What happened to one transaction.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct TxRecord {
+    /// Workload index.
+    pub tx: u32,
+    /// Intended submission, nanoseconds from the start.
+    pub submitted_ns: u64,
+    /// Decided (accepted or rejected), nanoseconds from the start; absent if undecided.
+    pub decided_ns: Option<u64>,
+    /// Sealed in a block, nanoseconds from the start; accepted ones only.
+    pub committed_ns: Option<u64>,
+    /// Final outcome.
+    pub outcome: Outcome,
+    /// Agreed verdict.
+    pub verdict: Option<Verdict>,
+    /// Validators asked over all periods.
+    pub validators_asked: u32,
+    /// Ground truth.
+    pub truth: Truth,
+}
+
+/// Latency percentiles in microseconds.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Latency {
+    /// Samples.
+    pub count: u64,
+    /// Median.
+    pub p50_us: u64,
+    /// 95th percentile.
+    pub p95_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+    /// Largest.
+    pub max_us: u64,
+}
+
+impl Latency {
+    fn from_histogram(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Self::default();
+        }
+        Self {
+            count: h.len(),
+            p50_us: h.value_at_quantile(0.50),
+            p95_us: h.value_at_quantile(0.95),
+            p99_us: h.value_at_quantile(0.99),
+            max_us: h.max(),
+        }
+    }
+}
+
+/// A sealed block, as reported.
+#[derive(Clone, Debug, Serialize)]
+pub struct BlockSummary {
+    /// Height.
+    pub height: u64,
+    /// Period.
+    pub period: u64,
+    /// Contracts in it.
+    pub transactions: u64,
+    /// Merkle root, hex.
+    pub merkle_root: String,
+    /// Consensus commitment, hex.
+    pub consensus_root: String,
+    /// Block hash, hex.
+    pub hash: String,
+    /// Nonce (PoW).
+    pub nonce: u64,
+}
+
+/// What theory expects from the Byzantine model, beside what was measured.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Expectation {
+    /// Realized dishonest fraction (Byzantine validators / validators).
+    pub dishonest_fraction: f64,
+    /// Probability that a random quorum of q has a dishonest strict majority when each member
+    /// is dishonest independently with that fraction (the binomial tail).
+    pub dishonest_majority_probability: f64,
+    /// The same for the protocol as it runs: validators drawn without replacement from the
+    /// actual set, and a tie answered by asking one more, up to the bound
+    /// ([`protocol_wrong_probability`]). Equal to the binomial tail for odd q and many validators.
+    pub protocol_probability: f64,
+    /// Expected wrong accepts under the protocol model, for behaviours that approve invalid
+    /// transactions (liar, colluder, lazy).
+    pub wrong_accepts: f64,
+    /// Expected wrong rejects under the protocol model (liars only).
+    pub wrong_rejects: f64,
+}
+
+/// Everything `ipow run` reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    /// Variant name.
+    pub variant: String,
+    /// The configuration.
+    pub config: RunConfig,
+    /// Worker threads.
+    pub threads: usize,
+    /// Workload seed.
+    pub seed: u64,
+    /// Transactions submitted.
+    pub submitted: u64,
+    /// Accepted (committed).
+    pub accepted: u64,
+    /// Rejected.
+    pub rejected: u64,
+    /// Undecided at the end of the run.
+    pub undecided: u64,
+    /// Planted invalid transactions.
+    pub planted_invalid: u64,
+    /// Planted invalid but accepted.
+    pub wrong_accepts: u64,
+    /// Valid but rejected.
+    pub wrong_rejects: u64,
+    /// Theory beside the measurement.
+    pub expected: Expectation,
+    /// Wall time of the consensus run (workload generation excluded).
+    pub wall_seconds: f64,
+    /// Committed transactions per second of wall time.
+    pub committed_per_s: f64,
+    /// Validations per second of wall time.
+    pub validations_per_s: f64,
+    /// Submission to commit, accepted transactions.
+    pub latency_commit: Latency,
+    /// Submission to decision, decided transactions.
+    pub latency_decide: Latency,
+    /// Seconds per stage, summed over periods.
+    pub stages_seconds: StageSeconds,
+    /// Work.
+    pub work: Work,
+    /// CPU seconds (user + system, all threads) of the consensus run.
+    pub cpu_seconds: f64,
+    /// CPU seconds per committed transaction.
+    pub cpu_seconds_per_committed: f64,
+    /// The congestion stage in use.
+    pub congestion_stage: String,
+    /// Sealed blocks.
+    pub blocks: Vec<BlockSummary>,
+    /// Variant-specific figures.
+    pub variant_report: serde_json::Value,
+    /// Per-transaction records (not in the JSON summary; for CSV and tests).
+    #[serde(skip)]
+    pub records: Vec<TxRecord>,
+}
+
+/// Seconds per stage.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct StageSeconds {
+    /// Assign.
+    pub assign: f64,
+    /// Validate.
+    pub validate: f64,
+    /// Tally.
+    pub tally: f64,
+    /// Seal.
+    pub seal: f64,
+}
+
+impl From<StageTimes> for StageSeconds {
+    fn from(s: StageTimes) -> Self {
+        Self {
+            assign: s.assign.as_secs_f64(),
+            validate: s.validate.as_secs_f64(),
+            tally: s.tally.as_secs_f64(),
+            seal: s.seal.as_secs_f64(),
+        }
+    }
+}
+
+/// Probability that more than half of `q` independent draws are dishonest when each is with
+/// probability `f`.
+pub fn dishonest_majority_probability(q: u32, f: f64) -> f64 {
+    let mut total = 0.0;
+    for k in (q / 2 + 1)..=q {
+        total += binomial(q, k) * f.powi(k as i32) * (1.0 - f).powi((q - k) as i32);
+    }
+    total
+}
+
+/// Probability that IPOW decides a transaction the dishonest way: `n` validators of which `bad`
+/// are dishonest (and all answer), drawn without replacement; decided once at least `q` have
+/// answered with a strict majority; otherwise one more is asked, up to `bound` in all.
+pub fn protocol_wrong_probability(n: u32, bad: u32, q: u32, bound: u32) -> f64 {
+    // p[b] = probability of having drawn `b` dishonest among the first k, still undecided.
+    let bound = bound.min(n);
+    let mut p = vec![0.0f64; bound as usize + 1];
+    p[0] = 1.0;
+    let mut wrong = 0.0;
+    for k in 0..bound {
+        let mut next = vec![0.0f64; bound as usize + 1];
+        for b in 0..=k {
+            let mass = p[b as usize];
+            if mass == 0.0 {
+                continue;
+            }
+            let bad_left = f64::from(bad.saturating_sub(b));
+            let p_bad = bad_left / f64::from(n - k);
+            next[b as usize + 1] += mass * p_bad;
+            next[b as usize] += mass * (1.0 - p_bad);
+        }
+        let k1 = k + 1;
+        if k1 >= q {
+            for b in 0..=k1 {
+                let good = k1 - b;
+                if 2 * b.max(good) > k1 {
+                    if b > good {
+                        wrong += next[b as usize];
+                    }
+                    next[b as usize] = 0.0;
+                }
+            }
+        }
+        p = next;
+    }
+    wrong
+}
+
+fn binomial(n: u32, k: u32) -> f64 {
+    (0..k).fold(1.0, |acc, i| acc * f64::from(n - i) / f64::from(i + 1))
+}
+
+/// CPU seconds (user + system) of this process so far, from /proc/self/stat (clock ticks of
+/// 1/100 s, Linux's USER_HZ); 0 where that file does not exist.
+pub fn process_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Runs `config` over `workload` on the current rayon pool. `progress(done, total)` is called
+/// after each period.
+pub fn run(
+    config: &RunConfig,
+    workload: &Workload,
+    progress: &mut dyn FnMut(u64, u64),
+) -> RunReport {
+    run_with(config, workload, &NoCongestionStage, progress)
+}
+
+/// As [`run`], with a congestion stage.
+pub fn run_with(
+    config: &RunConfig,
+    workload: &Workload,
+    congestion: &dyn CongestionStage,
+    progress: &mut dyn FnMut(u64, u64),
+) -> RunReport {
+    let mut variant: Box<dyn Consensus> = match &config.variant {
+        VariantConfig::Ipow(p) => Box::new(Ipow::new(p.clone())),
+        VariantConfig::Pow(p) => Box::new(Pow::new(p.clone())),
+    };
+    let checks = Checks {
+        rules: &workload.rules,
+        congestion,
+    };
+    let total = workload.transactions.len();
+    let period_txs = config.period_txs.max(1);
+    let intended = |i: usize| -> Duration {
+        match config.rate {
+            Some(rate) if rate > 0.0 => Duration::from_secs_f64(i as f64 / rate),
+            _ => Duration::ZERO,
+        }
+    };
+    let mut records: Vec<TxRecord> = (0..total)
+        .map(|i| TxRecord {
+            tx: i as u32,
+            submitted_ns: nanos(intended(i)),
+            decided_ns: None,
+            committed_ns: None,
+            outcome: Outcome::Undecided,
+            verdict: None,
+            validators_asked: 0,
+            truth: workload.truth[i],
+        })
+        .collect();
+    let mut commit_hist = Histogram::<u64>::new(3).unwrap_or_else(|_| unreachable_histogram());
+    let mut decide_hist = Histogram::<u64>::new(3).unwrap_or_else(|_| unreachable_histogram());
+    let mut stages = StageTimes::default();
+    let mut work = Work::default();
+    let mut blocks = Vec::new();
+    let mut queue: VecDeque<u32> = VecDeque::new();
+    let mut arrived = 0usize;
+    let mut prev_hash = [0u8; 32];
+    let mut decided_total = 0u64;
+    let cpu_start = process_cpu_seconds();
+    let start = Instant::now();
+    let mut period = 0u64;
+    loop {
+        // Admit arrivals.
+        let now = start.elapsed();
+        while arrived < total && intended(arrived) <= now {
+            queue.push_back(arrived as u32);
+            arrived += 1;
+        }
+        if queue.is_empty() {
+            if arrived == total {
+                break;
+            }
+            std::thread::sleep(intended(arrived).saturating_sub(start.elapsed()));
+            continue;
+        }
+        let take = queue.len().min(period_txs);
+        let pending: Vec<u32> = queue.drain(..take).collect();
+        let input = PeriodInput {
+            period,
+            height: blocks.len() as u64,
+            prev_hash,
+            pending: &pending,
+            workload,
+            checks: &checks,
+        };
+        let out = variant.run_period(&input);
+        let committed = Instant::now();
+        stages.add(&out.stages);
+        work.add(&out.work);
+        let mut carried = Vec::new();
+        let mut decided_now = 0u64;
+        for d in &out.decisions {
+            let r = &mut records[d.tx as usize];
+            r.validators_asked += d.validators_asked;
+            match d.outcome {
+                Outcome::Undecided => carried.push(d.tx),
+                outcome => {
+                    decided_now += 1;
+                    let decided_ns = nanos(d.at.duration_since(start));
+                    r.outcome = outcome;
+                    r.verdict = d.verdict;
+                    r.decided_ns = Some(decided_ns);
+                    let _ = decide_hist.record(decided_ns.saturating_sub(r.submitted_ns) / 1000);
+                    if outcome == Outcome::Accepted {
+                        let committed_ns = nanos(committed.duration_since(start));
+                        r.committed_ns = Some(committed_ns);
+                        let _ =
+                            commit_hist.record(committed_ns.saturating_sub(r.submitted_ns) / 1000);
+                    }
+                }
+            }
+        }
+        decided_total += decided_now;
+        let header = out.block.header;
+        prev_hash = header.hash();
+        blocks.push(BlockSummary {
+            height: header.height,
+            period: header.period,
+            transactions: header.leaf_count,
+            merkle_root: hex::encode(header.merkle_root),
+            consensus_root: hex::encode(header.consensus_root),
+            hash: hex::encode(prev_hash),
+            nonce: header.nonce,
+        });
+        period += 1;
+        progress(decided_total, total as u64);
+        // Carried transactions go first next period; stop when nothing can move any more.
+        let stalled = decided_now == 0 && arrived == total;
+        for &tx in carried.iter().rev() {
+            queue.push_front(tx);
+        }
+        if stalled {
+            break;
+        }
+    }
+    let wall = start.elapsed().as_secs_f64();
+    let cpu = process_cpu_seconds() - cpu_start;
+    report(
+        config,
+        workload,
+        variant.as_ref(),
+        congestion,
+        records,
+        RunTotals {
+            wall,
+            cpu,
+            stages,
+            work,
+            commit_hist,
+            decide_hist,
+            blocks,
+        },
+    )
+}
+
+struct RunTotals {
+    wall: f64,
+    cpu: f64,
+    stages: StageTimes,
+    work: Work,
+    commit_hist: Histogram<u64>,
+    decide_hist: Histogram<u64>,
+    blocks: Vec<BlockSummary>,
+}
+
+/// `Histogram::new(3)` only fails for a precision above 5.
+fn unreachable_histogram() -> Histogram<u64> {
+    #[allow(clippy::expect_used)]
+    Histogram::new(1).expect("precision 1 is valid")
+}
+
+fn report(
+    config: &RunConfig,
+    workload: &Workload,
+    variant: &dyn Consensus,
+    congestion: &dyn CongestionStage,
+    records: Vec<TxRecord>,
+    t: RunTotals,
+) -> RunReport {
+    let count = |o: Outcome| records.iter().filter(|r| r.outcome == o).count() as u64;
+    let (accepted, rejected, undecided) = (
+        count(Outcome::Accepted),
+        count(Outcome::Rejected),
+        count(Outcome::Undecided),
+    );
+    let planted_invalid = workload.invalid_count() as u64;
+    let wrong_accepts = records
+        .iter()
+        .filter(|r| r.outcome == Outcome::Accepted && r.truth != Truth::Valid)
+        .count() as u64;
+    let wrong_rejects = records
+        .iter()
+        .filter(|r| r.outcome == Outcome::Rejected && r.truth == Truth::Valid)
+        .count() as u64;
+    let valid = records.len() as u64 - planted_invalid;
+    let expected = match &config.variant {
+        VariantConfig::Ipow(p) => {
+            let f = f64::from(p.byzantine_count()) / f64::from(p.validators);
+            let tail = dishonest_majority_probability(p.quorum, f);
+            let exact = protocol_wrong_probability(
+                p.validators,
+                p.byzantine_count(),
+                p.quorum,
+                p.quorum + p.extra_max,
+            );
+            let (wa, wr) = match p.behaviour {
+                Behaviour::Liar => (exact * planted_invalid as f64, exact * valid as f64),
+                Behaviour::Colluder | Behaviour::Lazy => (exact * planted_invalid as f64, 0.0),
+                Behaviour::Crash => (0.0, 0.0),
+            };
+            Expectation {
+                dishonest_fraction: f,
+                dishonest_majority_probability: tail,
+                protocol_probability: exact,
+                wrong_accepts: wa,
+                wrong_rejects: wr,
+            }
+        }
+        VariantConfig::Pow(_) => Expectation::default(),
+    };
+    let seed = workload.params.seed;
+    RunReport {
+        variant: variant.name().to_owned(),
+        config: config.clone(),
+        threads: rayon::current_num_threads(),
+        seed,
+        submitted: records.len() as u64,
+        accepted,
+        rejected,
+        undecided,
+        planted_invalid,
+        wrong_accepts,
+        wrong_rejects,
+        expected,
+        wall_seconds: t.wall,
+        committed_per_s: if t.wall > 0.0 {
+            accepted as f64 / t.wall
+        } else {
+            0.0
+        },
+        validations_per_s: if t.wall > 0.0 {
+            t.work.validations as f64 / t.wall
+        } else {
+            0.0
+        },
+        latency_commit: Latency::from_histogram(&t.commit_hist),
+        latency_decide: Latency::from_histogram(&t.decide_hist),
+        stages_seconds: t.stages.into(),
+        work: t.work,
+        cpu_seconds: t.cpu,
+        cpu_seconds_per_committed: if accepted > 0 {
+            t.cpu / accepted as f64
+        } else {
+            0.0
+        },
+        congestion_stage: congestion.name().to_owned(),
+        blocks: t.blocks,
+        variant_report: variant.extra_report(),
+        records,
+    }
+}

@@ -1,6 +1,8 @@
 //! ipow's one integration-test binary. Each module says what belongs in it.
 #![allow(
     clippy::unwrap_used,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
     clippy::expect_used,
     clippy::needless_range_loop,
     missing_docs

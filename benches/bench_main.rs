@@ -18,4 +18,5 @@ mod benchmarks;
 
 criterion_group!(merkle, benchmarks::merkle::bench);
 criterion_group!(signatures, benchmarks::signatures::bench);
-criterion_main!(merkle, signatures);
+criterion_group!(consensus, benchmarks::consensus::bench);
+criterion_main!(merkle, signatures, consensus);

@@ -1,4 +1,5 @@
 //! Benchmark modules, one per topic.
+pub mod consensus;
 pub mod merkle;
 pub mod signatures;
 

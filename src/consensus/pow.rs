@@ -131,6 +131,13 @@ fn meets(state: &[u32; 8], bits: u32) -> bool {
 /// Searches nonces 0, 1, 2, ... for the smallest one giving `bits` leading zero bits, on every
 /// thread of the current rayon pool.
 pub fn mine(header: &[u8; HEADER_LEN], bits: u8) -> MiningResult {
+    search(header, bits, u64::MAX)
+}
+
+/// As [`mine`], trying no nonce at or above `limit` (rounded up to whole chunks); the result's
+/// nonce is `u64::MAX` when none below the limit works. Benchmarks use it to measure the hash
+/// rate at a difficulty no nonce meets.
+pub fn search(header: &[u8; HEADER_LEN], bits: u8, limit: u64) -> MiningResult {
     let start = Instant::now();
     let mid = midstate(header);
     let bits = u32::from(bits);
@@ -142,24 +149,10 @@ pub fn mine(header: &[u8; HEADER_LEN], bits: u8) -> MiningResult {
         loop {
             let chunk = next_chunk.fetch_add(1, Ordering::Relaxed);
             let first = chunk.saturating_mul(NONCE_CHUNK);
-            if first > best.load(Ordering::Relaxed) || first == u64::MAX {
+            if first >= limit || first > best.load(Ordering::Relaxed) || first == u64::MAX {
                 break;
             }
-            let mut found = None;
-            let mut tried = 0u64;
-            let mut nonce = first;
-            while nonce < first + NONCE_CHUNK {
-                let blocks: [[[u8; 64]; 1]; LANES] =
-                    std::array::from_fn(|l| [nonce_block(nonce + l as u64)]);
-                let mut states = [mid; LANES];
-                compress_lanes(&mut states, &std::array::from_fn(|l| &blocks[l][..]));
-                tried += LANES as u64;
-                if let Some(l) = states.iter().position(|s| meets(s, bits)) {
-                    found = Some(nonce + l as u64);
-                    break;
-                }
-                nonce += LANES as u64;
-            }
+            let (found, tried) = search_chunk(&mid, bits, first);
             hashes.fetch_add(tried, Ordering::Relaxed);
             if let Some(n) = found {
                 best.fetch_min(n, Ordering::Relaxed);
@@ -172,6 +165,25 @@ pub fn mine(header: &[u8; HEADER_LEN], bits: u8) -> MiningResult {
         hashes: hashes.into_inner(),
         elapsed: start.elapsed(),
     }
+}
+
+/// Tries the nonces of one chunk in order, `LANES` at a time; returns the first that works and
+/// the number tried.
+fn search_chunk(mid: &[u32; 8], bits: u32, first: u64) -> (Option<u64>, u64) {
+    let mut tried = 0u64;
+    let mut nonce = first;
+    while nonce < first.saturating_add(NONCE_CHUNK) {
+        let blocks: [[[u8; 64]; 1]; LANES] =
+            std::array::from_fn(|l| [nonce_block(nonce + l as u64)]);
+        let mut states = [*mid; LANES];
+        compress_lanes(&mut states, &std::array::from_fn(|l| &blocks[l][..]));
+        tried += LANES as u64;
+        if let Some(l) = states.iter().position(|s| meets(s, bits)) {
+            return (Some(nonce + l as u64), tried);
+        }
+        nonce += LANES as u64;
+    }
+    (None, tried)
 }
 
 /// The PoW variant: one honest miner.

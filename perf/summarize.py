@@ -57,6 +57,14 @@ ratio(f"contract path / bare ring loop, {all_t}", rate(s, "ipow_contract_path", 
 ratio("contract path / bare ring loop, 1t", rate(s, "ipow_contract_path", "1t"), rate(s, "ring_bare_loop", "1t"))
 ratio(f"dalek batch-1024 / bare ring loop, {all_t} (speed-up)", rate(s, "dalek_batch_1024", all_t), rate(s, "ring_bare_loop", all_t))
 ratio("dalek batch-1024 / bare ring loop, 1t (speed-up)", rate(s, "dalek_batch_1024", "1t"), rate(s, "ring_bare_loop", "1t"))
+pw = "pow_nonce_search"
+ratio(f"PoW nonce search / compress256 one-block limit, {all_t}", rate(pw, "ipow_pow_search", all_t), rate(pw, "compress256_one_block_limit", all_t), 0.90)
+ip = "ipow_period"
+bare = rate(ip, "ring_bare_verify", all_t)
+for q in (1, 3, 5, 7):
+    r = rate(ip, f"ipow_decided_q{q}", all_t)
+    if r is not None and bare:
+        ratio(f"IPOW decided tx/s at q={q} / (bare ring verify rate / 3 signatures / q), {all_t}", r, bare / 3 / q, 0.80)
 extra = []
 if rate(s, "ring_bare_loop", all_t):
     extra.append(f"- ring: {rate(s, 'ring_bare_loop', '1t')/1e3:.1f} k signatures/s on 1 thread; contract path "

@@ -512,3 +512,31 @@ fn open_loop_measures_from_the_intended_send_time() {
         }
     }
 }
+
+#[test]
+fn each_validator_earns_its_workload_as_priority() {
+    let w = workload(600, 91, 50_000);
+    let r = run_on(
+        2,
+        VariantConfig::Ipow(ipow_params(10, 3, 0.2, Behaviour::Lazy, 92)),
+        &w,
+        600,
+    );
+    let validators = r.variant_report["validators"].as_array().unwrap();
+    assert_eq!(validators.len(), 10);
+    let mut total = 0;
+    for v in validators {
+        let work = v["validations"].as_u64().unwrap();
+        // One period: the priority earned for the next one is this period's workload.
+        assert_eq!(v["priority_earned_last_period"].as_u64().unwrap(), work);
+        if v["behaviour"] == "lazy" {
+            assert_eq!(
+                work, 0,
+                "a lazy validator does no work and earns no priority"
+            );
+        }
+        total += work;
+    }
+    assert_eq!(total, r.work.validations);
+    assert!(validators.iter().any(|v| v["behaviour"] == "lazy"));
+}

@@ -478,22 +478,20 @@ impl Consensus for Ipow {
     fn extra_report(&self) -> serde_json::Value {
         let mut works: Vec<u64> = self.nodes.iter().map(|n| n.work_total).collect();
         works.sort_unstable();
-        let validators: Vec<serde_json::Value> = if self.nodes.len() <= 100 {
-            self.nodes
-                .iter()
-                .enumerate()
-                .map(|(v, n)| {
-                    serde_json::json!({
-                        "validator": v,
-                        "behaviour": n.fault.map_or("honest".to_owned(), |b| format!("{b:?}").to_lowercase()),
-                        "validations": n.work_total,
-                        "priority_earned_last_period": n.priority,
-                    })
+        // Every validator, however many: the priority each earned is part of the report.
+        let validators: Vec<serde_json::Value> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(v, n)| {
+                serde_json::json!({
+                    "validator": v,
+                    "behaviour": n.fault.map_or("honest".to_owned(), |b| format!("{b:?}").to_lowercase()),
+                    "validations": n.work_total,
+                    "priority_earned_last_period": n.priority,
                 })
-                .collect()
-        } else {
-            Vec::new()
-        };
+            })
+            .collect();
         serde_json::json!({
             "byzantine_validators": self.params.byzantine_count(),
             "rounds": self.rounds_total,

@@ -8,16 +8,7 @@ machine=$(hostname -s 2>/dev/null || echo machine)
 run="perf/runs/$(date +%Y-%m-%d)-${machine}-foundation"
 mkdir -p "$run"
 cmd="cargo bench --bench bench_main -- merkle_root|verify_contract_signatures"
-{
-  echo "command: $cmd"
-  echo "git: $(git rev-parse HEAD)$(git diff --quiet HEAD -- . ':!perf/runs' || echo ' (uncommitted changes outside perf/runs)')"
-  echo "rustc: $(rustc --version)"
-  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
-  echo "cpu flags: $(grep -m1 flags /proc/cpuinfo | tr ' ' '\n' | grep -E '^(sha_ni|avx2|avx512f|avx512ifma)$' | tr '\n' ' ')"
-  echo "threads: $(nproc)"
-  echo "memory: $(free -g | awk '/Mem:/{print $2" GiB"}')"
-  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-} > "$run/env.txt"
+perf/env.sh "$cmd" > "$run/env.txt"
 cargo bench --bench bench_main -- "merkle_root|verify_contract_signatures" 2>&1 | tee "$run/criterion.txt"
 python3 perf/summarize.py "$run" "merkle_root_2^20" "verify_contract_signatures" > /dev/null
 cat "$run/env.txt" "$run/summary.md"

@@ -8,14 +8,13 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 use ipow::consensus::ipow::{Behaviour, Ipow, IpowParams};
 use ipow::consensus::pow::search;
 use ipow::consensus::{Consensus, Outcome, PeriodInput};
-use ipow::contract::Signer;
 use ipow::sha_lanes::SHA256_IV;
 use ipow::validate::{Checks, NoCongestionStage};
 use ipow::workload::{Workload, WorkloadParams};
 use rayon::prelude::*;
 use sha2::block_api::compress256;
 
-use super::{all_cores, pool};
+use super::{all_cores, pool, ring_verify_all, signature_triples};
 
 /// Nonces per PoW measurement: about 40 ms of work on 2 cores.
 const NONCES: u64 = 1 << 22;
@@ -78,42 +77,14 @@ pub fn bench(c: &mut Criterion) {
         rules: &workload.rules,
         congestion: &NoCongestionStage,
     };
-    let triples: Vec<(Vec<u8>, [u8; 64], [u8; 32])> = workload
-        .transactions
-        .iter()
-        .flat_map(|t| {
-            Signer::ALL.map(|s| {
-                let key = *workload
-                    .rules
-                    .registry
-                    .get(t.contract.signer_address(s))
-                    .unwrap()
-                    .as_bytes();
-                (t.contract.signing_message(s), *t.signature(s), key)
-            })
-        })
-        .collect();
+    let triples = signature_triples(&workload.transactions, &workload.rules.registry);
     let pending: Vec<u32> = (0..TXS as u32).collect();
     let mut g = c.benchmark_group("ipow_period");
     g.sample_size(10);
     g.throughput(Throughput::Elements(triples.len() as u64));
     g.bench_function(
         BenchmarkId::new("ring_bare_verify", format!("{cores}t")),
-        |b| {
-            b.iter(|| {
-                all.install(|| {
-                    triples
-                        .par_iter()
-                        .with_min_len(64)
-                        .filter(|(m, s, k)| {
-                            ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, k)
-                                .verify(m, s)
-                                .is_ok()
-                        })
-                        .count()
-                })
-            })
-        },
+        |b| b.iter(|| all.install(|| ring_verify_all(black_box(&triples)))),
     );
     g.throughput(Throughput::Elements(TXS as u64));
     for quorum in [1u32, 3, 5] {

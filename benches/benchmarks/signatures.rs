@@ -6,12 +6,12 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use ipow::amount::{Energy, Price};
-use ipow::contract::{Contract, SignedContract, Signer};
+use ipow::contract::{Contract, SignedContract};
 use ipow::crypto::{KeyPair, KeyRegistry};
 use ipow::domain::{Address, BusinessCategory, DeliveryTime};
 use rayon::prelude::*;
 
-use super::{all_cores, pool};
+use super::{all_cores, pool, ring_verify_all, signature_triples};
 
 const CONTRACTS: usize = 3 * 1024;
 const PARTICIPANTS: u32 = 64;
@@ -58,18 +58,7 @@ fn fixture() -> Fixture {
             .sign(&keys[s as usize], &keys[p as usize], &keys[t as usize])
         })
         .collect();
-    let triples = contracts
-        .iter()
-        .flat_map(|c| {
-            Signer::ALL.map(|s| {
-                let key = *registry
-                    .get(c.contract.signer_address(s))
-                    .unwrap()
-                    .as_bytes();
-                (c.contract.signing_message(s), *c.signature(s), key)
-            })
-        })
-        .collect();
+    let triples = signature_triples(&contracts, &registry);
     Fixture {
         contracts,
         registry,
@@ -100,19 +89,7 @@ pub fn bench(c: &mut Criterion) {
         let p = pool(threads);
         let t = format!("{threads}t");
         g.bench_function(BenchmarkId::new("ring_bare_loop", &t), |b| {
-            b.iter(|| {
-                p.install(|| {
-                    black_box(&f.triples)
-                        .par_iter()
-                        .with_min_len(64)
-                        .filter(|(m, s, k)| {
-                            ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, k)
-                                .verify(m, s)
-                                .is_ok()
-                        })
-                        .count()
-                })
-            })
+            b.iter(|| p.install(|| ring_verify_all(black_box(&f.triples))))
         });
         g.bench_function(BenchmarkId::new("ipow_contract_path", &t), |b| {
             b.iter(|| {

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Prints the environment a recorded run needs beside its numbers. Usage: perf/env.sh "COMMAND"
+echo "command: $1"
+echo "git: $(git rev-parse HEAD)$(git diff --quiet HEAD -- . ':!perf/runs' || echo ' (uncommitted changes outside perf/runs)')"
+echo "rustc: $(rustc --version)"
+echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+echo "cpu flags: $(grep -m1 flags /proc/cpuinfo | tr ' ' '\n' | grep -E '^(sha_ni|avx2|avx512f|avx512ifma)$' | tr '\n' ' ')"
+echo "threads: $(nproc)"
+echo "memory: $(free -g | awk '/Mem:/{print $2" GiB"}')"
+echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"

@@ -9,8 +9,10 @@
 //! | `Money`  | 0.01 money units (a cent)  | 100    | 2        |
 //!
 //! A `Price` times an `Energy` is exact in 1e-7 money units; it becomes `Money` by one division
-//! by 100_000 with **round half to even** ([`Price::mul_energy_round_half_even`]). That is the only
-//! place in ipow where an amount is rounded. Everything else is checked integer arithmetic:
+//! by 100_000 with **round half to even** ([`Price::mul_energy_round_half_even`]). The one other
+//! rounding is the split of an amount between two payers ([`Money::split_round_half_even`]),
+//! whose second part is the remainder, so a split never creates or loses a cent. This module is
+//! the only place in ipow where an amount is rounded. Everything else is checked integer arithmetic:
 //! overflow is an [`AmountError`], never a wrap, and no float touches an amount.
 //!
 //! The paper's f15 shows the rule: 17.09 x 10.98 = 187.6482, stored as 18765 cents (187.65).
@@ -316,6 +318,37 @@ impl Price {
                 kind: "Money",
                 operation: "price x energy",
             })
+    }
+}
+
+/// Basis points in a whole (100%).
+pub const BASIS_POINTS: u32 = 10_000;
+
+impl Money {
+    /// Splits `self` into (`share_bps` / 10,000 of it, the rest), the share rounded once, half to
+    /// even, to the cent; the rest is what remains, so the two parts always add up to `self`
+    /// exactly. `share_bps` above 10,000 is an error.
+    pub fn split_round_half_even(self, share_bps: u32) -> Result<(Money, Money), AmountError> {
+        if share_bps > BASIS_POINTS {
+            return Err(AmountError::Overflow {
+                kind: "Money",
+                operation: "split share above 100%",
+            });
+        }
+        let product = i128::from(self.0)
+            .checked_mul(i128::from(share_bps))
+            .ok_or(AmountError::Overflow {
+                kind: "Money",
+                operation: "split",
+            })?;
+        let part = div_round_half_even(product, i128::from(BASIS_POINTS));
+        let part = i64::try_from(part)
+            .map(Money)
+            .map_err(|_| AmountError::Overflow {
+                kind: "Money",
+                operation: "split",
+            })?;
+        Ok((part, self.checked_sub(part)?))
     }
 }
 

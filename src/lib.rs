@@ -16,6 +16,7 @@ pub mod merkle;
 pub mod paper;
 pub mod rng;
 pub mod run;
+pub mod settle;
 pub mod sha_lanes;
 pub mod validate;
 pub mod workload;

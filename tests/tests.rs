@@ -20,3 +20,6 @@ mod contracts;
 mod merkle;
 /// The paper's example: Table 3 figures, the tamper, and market-file validation.
 mod paper;
+/// Settlement: the rules on hand-computed examples, the ledger against a sequential model,
+/// conservation, overdraft and overflow.
+mod settlement;

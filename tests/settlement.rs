@@ -1,0 +1,438 @@
+use std::collections::BTreeMap;
+
+use ipow::amount::{Energy, Money, Price};
+use ipow::contract::{Contract, ContractId};
+use ipow::domain::{Address, BusinessCategory, DeliveryTime};
+use ipow::paper::PaperMarket;
+use ipow::rng::Rng;
+use ipow::settle::{
+    ContractSettlement, Ledger, LedgerError, Reading, SettlementParams, Transfer, TransferKind,
+    contract_transfers,
+};
+
+fn f15() -> Contract {
+    PaperMarket::embedded().unwrap().contracts[0]
+        .signed
+        .contract
+}
+
+fn e(s: &str) -> Energy {
+    Energy::parse(s).unwrap()
+}
+
+fn amounts(t: &[Transfer]) -> Vec<(TransferKind, String)> {
+    t.iter().map(|x| (x.kind, x.amount.to_string())).collect()
+}
+
+#[test]
+fn each_rule_on_hand_computed_examples() {
+    let c = f15();
+    let p = SettlementParams::default();
+    use TransferKind::*;
+    // Full delivery: 17.09 x 10.98 = 187.6482 -> 187.65; 1.5 x 10.98 = 16.47, split 8.235 -> 8.24
+    // (half to even) for the purchaser and the remaining 8.23 for the seller.
+    let full = contract_transfers(&c, &Reading::full(&c), &p).unwrap();
+    assert_eq!(
+        amounts(&full),
+        vec![
+            (Purchase, "187.65".into()),
+            (TransmissionPurchaserShare, "8.24".into()),
+            (TransmissionSellerShare, "8.23".into())
+        ]
+    );
+    assert_eq!(full[0].from, c.purchaser);
+    assert_eq!(full[0].to, c.seller);
+    assert!(full[1..].iter().all(|t| t.to == c.transmission));
+    // Seller's full default: damages 15 x 10.98 = 164.70 to the purchaser, nothing else.
+    let default = contract_transfers(
+        &c,
+        &Reading {
+            delivered: Energy::ZERO,
+            received: Energy::ZERO,
+            carried: true,
+        },
+        &p,
+    )
+    .unwrap();
+    assert_eq!(
+        amounts(&default),
+        vec![(SellerShortfallDamages, "164.70".into())]
+    );
+    assert_eq!((default[0].from, default[0].to), (c.seller, c.purchaser));
+    // Seller short by 2.98: pays for 8.00 taken, transmission on 8.00, damages on 2.98.
+    let short = contract_transfers(
+        &c,
+        &Reading {
+            delivered: e("8"),
+            received: e("8"),
+            carried: true,
+        },
+        &p,
+    )
+    .unwrap();
+    assert_eq!(
+        amounts(&short),
+        vec![
+            (Purchase, "136.72".into()),
+            (TransmissionPurchaserShare, "6.00".into()),
+            (TransmissionSellerShare, "6.00".into()),
+            (SellerShortfallDamages, "44.70".into())
+        ]
+    );
+    // Purchaser takes 5.00 of 10.98: pays 85.45, transmission on all 10.98, damages 15 x 5.98 = 89.70.
+    let took_less = contract_transfers(
+        &c,
+        &Reading {
+            delivered: c.energy,
+            received: e("5"),
+            carried: true,
+        },
+        &p,
+    )
+    .unwrap();
+    assert_eq!(
+        amounts(&took_less),
+        vec![
+            (Purchase, "85.45".into()),
+            (TransmissionPurchaserShare, "8.24".into()),
+            (TransmissionSellerShare, "8.23".into()),
+            (PurchaserShortfallDamages, "89.70".into())
+        ]
+    );
+    assert_eq!(
+        (took_less[3].from, took_less[3].to),
+        (c.purchaser, c.seller)
+    );
+    // Transmission failure: the company pays the purchaser damages 164.70 and the seller 187.65.
+    let lost = contract_transfers(
+        &c,
+        &Reading {
+            delivered: c.energy,
+            received: Energy::ZERO,
+            carried: false,
+        },
+        &p,
+    )
+    .unwrap();
+    assert_eq!(
+        amounts(&lost),
+        vec![
+            (TransmissionFailureDamages, "164.70".into()),
+            (TransmissionLossCompensation, "187.65".into())
+        ]
+    );
+    assert!(lost.iter().all(|t| t.from == c.transmission));
+    // Over-delivery is not this contract's business: billed at most what was contracted.
+    let over = contract_transfers(
+        &c,
+        &Reading {
+            delivered: e("20"),
+            received: e("20"),
+            carried: true,
+        },
+        &p,
+    )
+    .unwrap();
+    assert_eq!(over, full);
+    // The share is a market parameter: all on the purchaser, or all on the seller.
+    let all_p = contract_transfers(
+        &c,
+        &Reading::full(&c),
+        &SettlementParams {
+            purchaser_share_bps: 10_000,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        amounts(&all_p)[1],
+        (TransmissionPurchaserShare, "16.47".into())
+    );
+    assert_eq!(all_p.len(), 2);
+}
+
+#[test]
+fn splits_round_once_and_add_up() {
+    let m = |r: i64| Money::from_raw(r);
+    assert_eq!(
+        m(1647).split_round_half_even(5000).unwrap(),
+        (m(824), m(823))
+    );
+    assert_eq!(m(1).split_round_half_even(5000).unwrap(), (m(0), m(1)));
+    assert_eq!(m(3).split_round_half_even(5000).unwrap(), (m(2), m(1)));
+    assert_eq!(m(100).split_round_half_even(3333).unwrap(), (m(33), m(67)));
+    assert!(m(1).split_round_half_even(10_001).is_err());
+    let mut r = Rng::stream(3, &[]);
+    for _ in 0..10_000 {
+        let total = m(r.between(0, 1_000_000_000));
+        let (a, b) = total.split_round_half_even(r.below(10_001) as u32).unwrap();
+        assert_eq!(a.checked_add(b).unwrap(), total);
+    }
+}
+
+/// A random contract among `accounts` addresses, a few of them hot.
+fn random_contract(r: &mut Rng, accounts: u32, i: u64) -> Contract {
+    let pick = |r: &mut Rng| {
+        if r.below(4) == 0 {
+            Address(r.below(3) as u32)
+        } else {
+            Address(r.below(u64::from(accounts)) as u32)
+        }
+    };
+    let seller = pick(r);
+    let purchaser = pick(r);
+    let transmission = Address(accounts + r.below(2) as u32);
+    Contract {
+        category: BusinessCategory::CommonSupply,
+        seller,
+        purchaser,
+        transmission,
+        price: Price::from_raw(r.between(0, 300_000)),
+        energy: Energy::from_raw(r.between(0, 50_000)),
+        transmission_rate: Price::from_raw(r.between(0, 30_000)),
+        damages_rate: Price::from_raw(r.between(0, 200_000)),
+        delivery_time: DeliveryTime(1080),
+        seller_seq: i,
+        purchaser_seq: i,
+        transmission_seq: i,
+        aux: None,
+    }
+}
+
+fn random_reading(r: &mut Rng, c: &Contract) -> Reading {
+    let part = |r: &mut Rng| {
+        Energy::from_raw(match r.below(3) {
+            0 => c.energy.raw(),
+            1 => r.between(0, c.energy.raw()),
+            _ => r.between(0, 60_000),
+        })
+    };
+    Reading {
+        delivered: part(r),
+        received: part(r),
+        carried: r.below(6) != 0,
+    }
+}
+
+/// The sequential model: a BTreeMap ledger, the same overdraft policy written plainly.
+fn model(
+    opening: &BTreeMap<usize, i64>,
+    period: &[Vec<(usize, usize, i64)>],
+) -> (BTreeMap<usize, i64>, Vec<usize>) {
+    let mut net: BTreeMap<usize, i128> = opening.keys().map(|&a| (a, 0)).collect();
+    let effect = |net: &mut BTreeMap<usize, i128>, t: &[(usize, usize, i64)], sign: i128| {
+        for &(f, to, amt) in t {
+            *net.get_mut(&f).unwrap() -= sign * i128::from(amt);
+            *net.get_mut(&to).unwrap() += sign * i128::from(amt);
+        }
+    };
+    for t in period {
+        effect(&mut net, t, 1);
+    }
+    let mut failed = vec![false; period.len()];
+    loop {
+        let short: Vec<usize> = net
+            .iter()
+            .filter(|(a, n)| i128::from(opening[a]) + **n < 0)
+            .map(|(a, _)| *a)
+            .collect();
+        let mut progressed = false;
+        for a in short {
+            for k in (0..period.len()).rev() {
+                if i128::from(opening[&a]) + net[&a] >= 0 {
+                    break;
+                }
+                if !failed[k] && period[k].iter().any(|t| t.0 == a) {
+                    failed[k] = true;
+                    progressed = true;
+                    effect(&mut net, &period[k], -1);
+                }
+            }
+        }
+        if !progressed {
+            break;
+        }
+    }
+    let balances = opening
+        .iter()
+        .map(|(&a, &b)| (a, (i128::from(b) + net[&a]) as i64))
+        .collect();
+    (balances, (0..period.len()).filter(|&k| failed[k]).collect())
+}
+
+#[test]
+fn the_parallel_ledger_equals_a_sequential_model_on_1_2_and_7_threads() {
+    let (mut failed_total, mut settled_total) = (0usize, 0usize);
+    for case in 0..30u64 {
+        let mut r = Rng::stream(77, &[case]);
+        let accounts = 3 + r.below(40) as u32;
+        let addresses: Vec<Address> = (0..accounts + 2).map(Address).collect();
+        // Small opening balances so that overdrafts happen.
+        let opening: Vec<(Address, Money)> = addresses
+            .iter()
+            .map(|&a| (a, Money::from_raw(r.between(0, 400_000))))
+            .collect();
+        let params = SettlementParams {
+            purchaser_share_bps: r.below(10_001) as u32,
+        };
+        let mut ledgers: Vec<(usize, Ledger)> = [1, 2, 7]
+            .iter()
+            .map(|&t| (t, Ledger::new(&opening)))
+            .collect();
+        let mut model_balances: BTreeMap<usize, i64> = opening
+            .iter()
+            .enumerate()
+            .map(|(i, (_, m))| (i, m.raw()))
+            .collect();
+        let total = ledgers[0].1.total();
+        for period in 0..4u64 {
+            let n = r.below(300) as usize;
+            let contracts: Vec<ContractSettlement> = (0..n)
+                .map(|i| {
+                    let c = random_contract(&mut r, accounts, period * 1000 + i as u64);
+                    let reading = random_reading(&mut r, &c);
+                    ContractSettlement {
+                        id: c.id(),
+                        transfers: contract_transfers(&c, &reading, &params).unwrap(),
+                    }
+                })
+                .collect();
+            let indexed: Vec<Vec<(usize, usize, i64)>> = contracts
+                .iter()
+                .map(|c| {
+                    c.transfers
+                        .iter()
+                        .map(|t| (t.from.0 as usize, t.to.0 as usize, t.amount.raw()))
+                        .collect()
+                })
+                .collect();
+            let (expected, expected_failed) = model(&model_balances, &indexed);
+            model_balances = expected.clone();
+            failed_total += expected_failed.len();
+            settled_total += n - expected_failed.len();
+            for (threads, ledger) in &mut ledgers {
+                let result = rayon::ThreadPoolBuilder::new()
+                    .num_threads(*threads)
+                    .build()
+                    .unwrap()
+                    .install(|| ledger.settle_period(period, &contracts))
+                    .unwrap();
+                assert_eq!(
+                    result.failed, expected_failed,
+                    "case {case} period {period} threads {threads}"
+                );
+                for (i, a) in addresses.iter().enumerate() {
+                    assert_eq!(
+                        ledger.balance(*a).unwrap().raw(),
+                        expected[&i],
+                        "case {case} period {period} threads {threads} account {i}"
+                    );
+                }
+                assert_eq!(
+                    ledger.total(),
+                    total,
+                    "money is conserved after every period"
+                );
+                assert!(
+                    ledger.accounts().all(|(_, b)| b >= Money::ZERO),
+                    "no overdraft"
+                );
+            }
+        }
+    }
+    // The overdraft policy was exercised, and most contracts still settled.
+    assert!(
+        failed_total > 50 && settled_total > failed_total,
+        "{failed_total} failed, {settled_total} settled"
+    );
+}
+
+#[test]
+fn opposite_transfers_in_flight_together_settle_without_deadlock() {
+    let (a, b, t) = (Address(1), Address(2), Address(3));
+    let mut ledger = Ledger::new(&[
+        (a, Money::from_raw(1_000_000)),
+        (b, Money::from_raw(1_000_000)),
+        (t, Money::ZERO),
+    ]);
+    let contracts: Vec<ContractSettlement> = (0..20_000u64)
+        .map(|i| {
+            let (from, to) = if i % 2 == 0 { (a, b) } else { (b, a) };
+            ContractSettlement {
+                id: ContractId(*blake(i)),
+                transfers: vec![Transfer {
+                    from,
+                    to,
+                    amount: Money::from_raw(7),
+                    kind: TransferKind::Purchase,
+                }],
+            }
+        })
+        .collect();
+    let before = ledger.total();
+    let result = rayon::ThreadPoolBuilder::new()
+        .num_threads(7)
+        .build()
+        .unwrap()
+        .install(|| ledger.settle_period(0, &contracts))
+        .unwrap();
+    assert!(result.failed.is_empty());
+    assert_eq!(ledger.total(), before);
+    assert_eq!(ledger.balance(a).unwrap().raw(), 1_000_000);
+}
+
+fn blake(i: u64) -> Box<[u8; 32]> {
+    use sha2::Digest;
+    Box::new(sha2::Sha256::digest(i.to_le_bytes()).into())
+}
+
+#[test]
+fn overflow_and_overdraft_give_typed_results_and_leave_state_unchanged() {
+    let (a, b) = (Address(1), Address(2));
+    let mut ledger = Ledger::new(&[
+        (a, Money::from_raw(i64::MAX - 5)),
+        (b, Money::from_raw(100)),
+    ]);
+    let pay = |i: u64, from, to, amount| ContractSettlement {
+        id: ContractId(*blake(i)),
+        transfers: vec![Transfer {
+            from,
+            to,
+            amount: Money::from_raw(amount),
+            kind: TransferKind::Purchase,
+        }],
+    };
+    let snapshot: Vec<_> = ledger.accounts().collect();
+    assert!(
+        matches!(ledger.settle_period(0, &[pay(1, b, a, 10)]), Err(LedgerError::Overflow { period: 0, address }) if address == a)
+    );
+    assert_eq!(ledger.accounts().collect::<Vec<_>>(), snapshot);
+    // b has 100: the contract asking 150 fails, the one asking 60 (earlier in order) stands.
+    let result = ledger.settle_period(1, &[pay(2, b, a, 5), pay(3, b, a, 150)]);
+    assert!(matches!(
+        ledger.settle_period(9, &[pay(9, Address(99), a, 1)]),
+        Err(LedgerError::UnknownAccount { .. })
+    ));
+    let result = result.unwrap_or_else(|e| panic!("{e}"));
+    // a is at i64::MAX - 5: receiving 5 fits, but the 150 would overflow it; the policy fails
+    // the 150 for b's lack of funds first, and what remains fits.
+    assert_eq!(result.failed, vec![1]);
+    assert_eq!(ledger.balance(b).unwrap().raw(), 95);
+    assert_eq!(ledger.balance(a).unwrap().raw(), i64::MAX);
+    // Settled at most once.
+    assert_eq!(
+        ledger.settle_period(2, &[pay(2, b, a, 5)]).unwrap_err(),
+        LedgerError::AlreadySettled(ContractId(*blake(2)))
+    );
+    assert!(matches!(
+        ledger.settle_period(2, &[pay(7, a, b, 1), pay(7, a, b, 1)]),
+        Err(LedgerError::AlreadySettled(_))
+    ));
+    // A failed contract was not settled, so it may be presented again.
+    assert!(
+        ledger
+            .settle_period(3, &[pay(3, b, a, 150)])
+            .unwrap()
+            .failed
+            == vec![0]
+    );
+}

@@ -14,6 +14,7 @@ pub mod crypto;
 pub mod domain;
 pub mod merkle;
 pub mod paper;
+pub mod readings;
 pub mod rng;
 pub mod run;
 pub mod settle;

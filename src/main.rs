@@ -35,6 +35,25 @@ enum Command {
     /// Run a consensus variant over a generated workload and report throughput, latency, work
     /// and safety against ground truth.
     Run(RunArgs),
+    /// Settle the paper's market from a meter readings file: transfers per contract and each
+    /// participant's statement (the shape of Table 4).
+    Settle {
+        /// The readings file (see datasets/paper/readings-*.json).
+        #[arg(long)]
+        readings: std::path::PathBuf,
+        /// A market file in the format of datasets/paper/market.json (default: the embedded one).
+        #[arg(long)]
+        market: Option<std::path::PathBuf>,
+        /// The purchaser's share of the transmission cost, as a decimal fraction such as "0.5".
+        #[arg(long, default_value = "0.5")]
+        share: String,
+        /// Every account's opening balance.
+        #[arg(long, default_value = "10000.00")]
+        opening_balance: String,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -97,15 +116,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     });
     match command {
         Command::Paper { json, market } => {
-            let market = match market {
-                Some(path) => {
-                    let text = std::fs::read_to_string(&path)
-                        .with_context(|| format!("{}: cannot read", path.display()))?;
-                    PaperMarket::from_json(&text, &path.display().to_string())?
-                }
-                None => PaperMarket::embedded()
-                    .with_context(|| format!("embedded {EMBEDDED_MARKET_NAME}"))?,
-            };
+            let market = load_market(market.as_deref())?;
             let report = PaperReport::build(&market)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -114,8 +125,72 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Run(args) => run_command(&args)?,
+        Command::Settle {
+            readings,
+            market,
+            share,
+            opening_balance,
+            json,
+        } => {
+            let market = load_market(market.as_deref())?;
+            let path = readings.display().to_string();
+            let size = std::fs::metadata(&readings)
+                .with_context(|| format!("{path}: cannot read"))?
+                .len();
+            if size > ipow::readings::MAX_FILE_BYTES {
+                anyhow::bail!(
+                    "{path}: {size} bytes is over the {} byte limit",
+                    ipow::readings::MAX_FILE_BYTES
+                );
+            }
+            let text = std::fs::read_to_string(&readings)
+                .with_context(|| format!("{path}: cannot read"))?;
+            let lookup = |name: &str| {
+                market
+                    .contracts
+                    .iter()
+                    .position(|c| c.name == name || c.signed.id().to_string() == name)
+            };
+            let readings = ipow::readings::parse(&text, &path, market.contracts.len(), &lookup)?;
+            // The share as basis points, parsed exactly: "0.5" is 5000.
+            let share_bps = ipow::amount::Price::parse(&share)
+                .ok()
+                .filter(|p| p.raw() <= 10_000)
+                .and_then(|p| u32::try_from(p.raw()).ok())
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--share {share:?}: expected a fraction from 0 to 1 with at most 4 decimals"
+                    )
+                })?;
+            let opening = ipow::amount::Money::parse(&opening_balance)
+                .with_context(|| format!("--opening-balance {opening_balance:?}"))?;
+            let params = ipow::settle::SettlementParams {
+                purchaser_share_bps: share_bps,
+            };
+            let report =
+                ipow::paper::SettlementReport::build(&market, &readings, &params, opening)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.render_text());
+            }
+        }
     }
     Ok(())
+}
+
+/// The market in `path`, or the embedded paper market.
+fn load_market(path: Option<&std::path::Path>) -> anyhow::Result<PaperMarket> {
+    Ok(match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("{}: cannot read", path.display()))?;
+            PaperMarket::from_json(&text, &path.display().to_string())?
+        }
+        None => {
+            PaperMarket::embedded().with_context(|| format!("embedded {EMBEDDED_MARKET_NAME}"))?
+        }
+    })
 }
 
 fn run_command(args: &RunArgs) -> anyhow::Result<()> {

@@ -735,3 +735,163 @@ pub fn draw_tree(tree: &MerkleTree, leaf_names: &[&str], marked: &[(usize, usize
     );
     out
 }
+
+/// One contract's settlement as `ipow settle` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct SettledRow {
+    /// `f15` and so on.
+    pub name: String,
+    /// Whether it settled (false: it failed for lack of funds and nothing of it was applied).
+    pub settled: bool,
+    /// Its transfers.
+    pub transfers: Vec<crate::settle::Transfer>,
+}
+
+/// Everything `ipow settle` shows for the paper's market.
+#[derive(Clone, Debug, Serialize)]
+pub struct SettlementReport {
+    /// Per participant, in the shape of Table 4: transmission company, sellers, purchasers.
+    pub statements: Vec<crate::settle::Statement>,
+    /// True when the balance changes sum to zero (checked by the ledger as well).
+    pub conserved: bool,
+    /// Per contract.
+    pub contracts: Vec<SettledRow>,
+    /// Opening balance of every account.
+    pub opening_balance: crate::amount::Money,
+    /// The purchaser's share of the transmission cost, in basis points.
+    pub purchaser_share_bps: u32,
+}
+
+/// Why the paper's market could not be settled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettleError {
+    /// An amount overflowed.
+    #[error("contract {contract}: {source}")]
+    Amount {
+        /// The contract.
+        contract: String,
+        /// The error.
+        source: AmountError,
+    },
+    /// The ledger refused the period.
+    #[error(transparent)]
+    Ledger(#[from] crate::settle::LedgerError),
+}
+
+impl SettlementReport {
+    /// Settles the market's contracts with `readings` (one per contract, in contract order),
+    /// every account opening at `opening_balance`.
+    pub fn build(
+        market: &PaperMarket,
+        readings: &[crate::settle::Reading],
+        params: &crate::settle::SettlementParams,
+        opening_balance: crate::amount::Money,
+    ) -> Result<Self, SettleError> {
+        use crate::settle::{ContractSettlement, Ledger, contract_transfers, statements};
+        let mut settlements = Vec::new();
+        for (named, reading) in market.contracts.iter().zip(readings) {
+            let transfers =
+                contract_transfers(&named.signed.contract, reading, params).map_err(|source| {
+                    SettleError::Amount {
+                        contract: named.name.clone(),
+                        source,
+                    }
+                })?;
+            settlements.push(ContractSettlement {
+                id: named.signed.id(),
+                transfers,
+            });
+        }
+        // Table 4's order: the transmission company, then sellers, then purchasers.
+        let mut order: Vec<&Participant> = market.participants.values().collect();
+        order.sort_by_key(|p| {
+            (
+                match p.role {
+                    Role::TransmissionCompany => 0,
+                    Role::Seller => 1,
+                    _ => 2,
+                },
+                p.name.clone(),
+            )
+        });
+        let accounts: Vec<(Address, crate::amount::Money)> =
+            order.iter().map(|p| (p.address, opening_balance)).collect();
+        let mut ledger = Ledger::new(&accounts);
+        let result = ledger.settle_period(0, &settlements)?;
+        let roles: Vec<(Address, String)> =
+            order.iter().map(|p| (p.address, p.name.clone())).collect();
+        let statements = statements(&settlements, &result.applied, &roles).map_err(|source| {
+            SettleError::Amount {
+                contract: "statements".into(),
+                source,
+            }
+        })?;
+        let sum: i128 = statements
+            .iter()
+            .map(|s| i128::from(s.balance_change.raw()))
+            .sum();
+        let contracts = market
+            .contracts
+            .iter()
+            .zip(&settlements)
+            .enumerate()
+            .map(|(k, (named, s))| SettledRow {
+                name: named.name.clone(),
+                settled: result.applied.contains(&k),
+                transfers: s.transfers.clone(),
+            })
+            .collect();
+        Ok(Self {
+            statements,
+            conserved: sum == 0,
+            contracts,
+            opening_balance,
+            purchaser_share_bps: params.purchaser_share_bps,
+        })
+    }
+
+    /// The statements as a table for a terminal.
+    pub fn render_text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "Settlement (the shape of Table 4), every account opening at {}:\n",
+            self.opening_balance
+        );
+        let _ = writeln!(
+            out,
+            "{:<22} {:>8} {:>16} {:>16} {:>19}",
+            "participant", "address", "balance change", "penalties paid", "penalties received"
+        );
+        for s in &self.statements {
+            let _ = writeln!(
+                out,
+                "{:<22} {:>8} {:>16} {:>16} {:>19}",
+                s.role,
+                s.participant.to_string(),
+                s.balance_change.to_string(),
+                s.penalties_paid.to_string(),
+                s.penalties_received.to_string()
+            );
+        }
+        let failed: Vec<&str> = self
+            .contracts
+            .iter()
+            .filter(|c| !c.settled)
+            .map(|c| c.name.as_str())
+            .collect();
+        let _ = writeln!(
+            out,
+            "\nbalance changes sum to zero: {}",
+            if self.conserved { "yes" } else { "NO" }
+        );
+        if !failed.is_empty() {
+            let _ = writeln!(
+                out,
+                "failed for lack of funds (nothing applied): {}",
+                failed.join(", ")
+            );
+        }
+        out
+    }
+}

@@ -83,3 +83,78 @@ fn a_bad_market_file_exits_non_zero_naming_file_record_and_field() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("absent.json"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn settle_prints_statements_and_json_with_the_documented_shape() {
+    let readings = format!(
+        "{}/datasets/paper/readings-defaults.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = ipow(&["settle", "--readings", &readings, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["conserved"], true);
+    let statements = v["statements"].as_array().unwrap();
+    assert_eq!(statements.len(), 9);
+    for s in statements {
+        for key in [
+            "participant",
+            "role",
+            "balance_change",
+            "penalties_paid",
+            "penalties_received",
+        ] {
+            assert!(s[key].is_string(), "{key} in {s}");
+        }
+    }
+    let text = ipow(&["settle", "--readings", &readings]);
+    assert!(
+        String::from_utf8(text.stdout)
+            .unwrap()
+            .contains("balance changes sum to zero: yes")
+    );
+}
+
+#[test]
+fn settle_refuses_bad_input_with_file_record_and_field() {
+    let dir = std::env::temp_dir().join(format!("ipow-settle-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let full = std::fs::read_to_string(format!(
+        "{}/datasets/paper/readings-full-delivery.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let bad = dir.join("bad-readings.json");
+    std::fs::write(&bad, full.replace("\"f27\"", "\"f99\"")).unwrap();
+    let out = ipow(&["settle", "--readings", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "no partial output");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("bad-readings.json")
+            && err.contains("readings[3]")
+            && err.contains("contract"),
+        "{err}"
+    );
+    let good = format!(
+        "{}/datasets/paper/readings-full-delivery.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    for (flag, value) in [
+        ("--share", "1.5"),
+        ("--share", "half"),
+        ("--opening-balance", "1.001"),
+    ] {
+        let out = ipow(&["settle", "--readings", &good, flag, value]);
+        assert!(!out.status.success(), "{flag} {value}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(flag),
+            "{flag} named in the error"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

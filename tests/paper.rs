@@ -200,3 +200,134 @@ fn bad_market_files_name_file_record_and_field() {
         "{truncated}"
     );
 }
+
+fn settle(file: &str) -> ipow::paper::SettlementReport {
+    let market = PaperMarket::embedded().unwrap();
+    let text = std::fs::read_to_string(format!(
+        "{}/datasets/paper/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let lookup = |n: &str| market.contracts.iter().position(|c| c.name == n);
+    let readings = ipow::readings::parse(&text, file, market.contracts.len(), &lookup).unwrap();
+    ipow::paper::SettlementReport::build(
+        &market,
+        &readings,
+        &Default::default(),
+        ipow::amount::Money::parse("10000").unwrap(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn full_delivery_settles_at_table_3_figures() {
+    use ipow::settle::TransferKind::*;
+    let report = PaperReport::build(&PaperMarket::embedded().unwrap()).unwrap();
+    let s = settle("readings-full-delivery.json");
+    assert!(s.conserved);
+    for (row, table3) in s.contracts.iter().zip(&report.contracts) {
+        assert!(row.settled);
+        let purchase: Vec<_> = row
+            .transfers
+            .iter()
+            .filter(|t| t.kind == Purchase)
+            .collect();
+        assert_eq!(purchase.len(), 1);
+        assert_eq!(
+            purchase[0].amount.to_string(),
+            table3.purchase_cost,
+            "{}",
+            row.name
+        );
+        let transmission = row
+            .transfers
+            .iter()
+            .filter(|t| matches!(t.kind, TransmissionPurchaserShare | TransmissionSellerShare))
+            .fold(ipow::amount::Money::ZERO, |acc, t| {
+                acc.checked_add(t.amount).unwrap()
+            });
+        assert_eq!(
+            transmission.to_string(),
+            table3.transmission_cost,
+            "{}",
+            row.name
+        );
+        assert!(row.transfers.iter().all(|t| !t.kind.is_penalty()));
+    }
+    assert!(
+        s.statements
+            .iter()
+            .all(|l| l.penalties_paid.raw() == 0 && l.penalties_received.raw() == 0)
+    );
+}
+
+#[test]
+fn declared_defaults_pay_the_documented_damages() {
+    let s = settle("readings-defaults.json");
+    assert!(s.conserved);
+    let line = |name: &str| s.statements.iter().find(|l| l.role == name).unwrap();
+    assert_eq!(line("seller 1").penalties_paid.to_string(), "164.70"); // f15: full default
+    assert_eq!(line("purchaser 7").penalties_paid.to_string(), "84.75"); // f27: 5.65 not taken
+    assert_eq!(
+        line("transmission company").penalties_paid.to_string(),
+        "54.75"
+    ); // f38
+    assert_eq!(line("seller 4").penalties_paid.to_string(), "56.40"); // f46: 3.76 short
+    assert_eq!(line("purchaser 5").penalties_received.to_string(), "164.70");
+    let paid: i64 = s.statements.iter().map(|l| l.penalties_paid.raw()).sum();
+    let received: i64 = s
+        .statements
+        .iter()
+        .map(|l| l.penalties_received.raw())
+        .sum();
+    assert_eq!(paid, received, "every penalty paid is received");
+    assert_eq!(
+        s.statements[0].role, "transmission company",
+        "Table 4's order"
+    );
+}
+
+#[test]
+fn bad_readings_name_file_record_and_field() {
+    let market = PaperMarket::embedded().unwrap();
+    let full = std::fs::read_to_string(format!(
+        "{}/datasets/paper/readings-full-delivery.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let lookup = |n: &str| market.contracts.iter().position(|c| c.name == n);
+    let check = |text: String, parts: &[&str]| {
+        let e = ipow::readings::parse(&text, "r.json", market.contracts.len(), &lookup)
+            .unwrap_err()
+            .to_string();
+        for p in parts {
+            assert!(e.contains(p), "{e:?} lacks {p:?}");
+        }
+    };
+    check(
+        full.replace("\"f48\"", "\"f49\""),
+        &["r.json", "readings[8]", "contract", "unknown"],
+    );
+    check(
+        full.replace("\"f48\"", "\"f15\""),
+        &["readings[8]", "contract", "second reading"],
+    );
+    check(full.replacen("{ \"contract\": \"f16\", \"delivered\": \"10.54\", \"received\": \"10.54\", \"carried\": true },", "", 1), &["readings", "no reading"]);
+    check(
+        full.replace("\"5.33\",  \"received\"", "\"-5.33\",  \"received\""),
+        &["readings[2]", "delivered", "sign"],
+    );
+    check(
+        full.replace("\"8.48\",  \"carried\"", "\"8.4801\",  \"carried\""),
+        &["readings[8]", "received", "decimal places"],
+    );
+    check(
+        full.replace("true }\n  ]", "\"yes\" }\n  ]"),
+        &["r.json", "document", "line"],
+    );
+    check(
+        full.replace("ipow-readings/1", "other/1"),
+        &["document", "format"],
+    );
+    check(String::new(), &["r.json", "document"]);
+}

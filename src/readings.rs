@@ -1,0 +1,117 @@
+//! Meter readings files: what the meters read for each contract at its delivery time.
+//!
+//! Format (JSON; amounts as decimal strings, never JSON numbers):
+//!
+//! ```json
+//! { "format": "ipow-readings/1",
+//!   "readings": [
+//!     { "contract": "f15", "delivered": "10.98", "received": "10.98", "carried": true } ] }
+//! ```
+//!
+//! `contract` is a contract's name in its market (`f15`) or its id in hex. Every contract of the
+//! period must have exactly one reading: a missing, duplicated or unknown contract is an error
+//! naming the file, the record and the field, and nothing is settled.
+
+use serde::Deserialize;
+
+use crate::amount::Energy;
+use crate::settle::Reading;
+
+/// The format tag a readings file must carry.
+pub const FORMAT: &str = "ipow-readings/1";
+/// The largest readings file read, checked before reading it whole.
+pub const MAX_FILE_BYTES: u64 = 256 << 20;
+
+/// A readings file that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: {record}: {field}: {message}")]
+pub struct ReadingsError {
+    /// The file.
+    pub file: String,
+    /// The record (`readings[3]`, `document`).
+    pub record: String,
+    /// The field.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    format: String,
+    readings: Vec<RawReading>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReading {
+    contract: String,
+    delivered: String,
+    received: String,
+    carried: bool,
+}
+
+/// Parses `text` (named `file` in errors) into one reading per contract. `lookup` maps a
+/// contract reference (name or hex id) to its position among the `count` contracts.
+pub fn parse(
+    text: &str,
+    file: &str,
+    count: usize,
+    lookup: &dyn Fn(&str) -> Option<usize>,
+) -> Result<Vec<Reading>, ReadingsError> {
+    let err = |record: String, field: &str, message: String| ReadingsError {
+        file: file.to_owned(),
+        record,
+        field: field.to_owned(),
+        message,
+    };
+    let raw: RawFile = serde_json::from_str(text).map_err(|e| {
+        err(
+            "document".into(),
+            &format!("line {} column {}", e.line(), e.column()),
+            e.to_string(),
+        )
+    })?;
+    if raw.format != FORMAT {
+        return Err(err(
+            "document".into(),
+            "format",
+            format!("expected {FORMAT:?}, found {:?}", raw.format),
+        ));
+    }
+    let mut out: Vec<Option<Reading>> = vec![None; count];
+    for (k, r) in raw.readings.iter().enumerate() {
+        let record = format!("readings[{k}]");
+        let position = lookup(&r.contract).ok_or_else(|| {
+            err(
+                record.clone(),
+                "contract",
+                format!("unknown contract {:?}", r.contract),
+            )
+        })?;
+        let energy = |field: &str, text: &str| {
+            Energy::parse(text).map_err(|e| err(record.clone(), field, e.to_string()))
+        };
+        let reading = Reading {
+            delivered: energy("delivered", &r.delivered)?,
+            received: energy("received", &r.received)?,
+            carried: r.carried,
+        };
+        if out[position].replace(reading).is_some() {
+            return Err(err(
+                record,
+                "contract",
+                format!("a second reading for {:?}", r.contract),
+            ));
+        }
+    }
+    if let Some(missing) = out.iter().position(Option::is_none) {
+        return Err(err(
+            "readings".into(),
+            "contract",
+            format!("no reading for contract #{missing} of the period"),
+        ));
+    }
+    Ok(out.into_iter().flatten().collect())
+}

@@ -540,3 +540,37 @@ fn each_validator_earns_its_workload_as_priority() {
     assert_eq!(total, r.work.validations);
     assert!(validators.iter().any(|v| v["behaviour"] == "lazy"));
 }
+
+#[test]
+fn a_contract_submitted_twice_is_committed_once() {
+    // Regression: the replay check compares sequence numbers with the watermark of contracts
+    // committed before the run, so a copy submitted during the run passed validation and was
+    // committed twice. The supervision node now refuses an id it has already seen.
+    let mut w = workload(200, 95, 0);
+    let copy = w.transactions[10].clone();
+    w.transactions.push(copy.clone());
+    w.truth.push(ipow::workload::Truth::Invalid(
+        ipow::workload::PlantedReason::ReplayedContract,
+    ));
+    w.transactions.push(copy);
+    w.truth.push(ipow::workload::Truth::Invalid(
+        ipow::workload::PlantedReason::ReplayedContract,
+    ));
+    for variant in [
+        VariantConfig::Ipow(ipow_params(8, 3, 0.0, Behaviour::Liar, 96)),
+        VariantConfig::Pow(PowParams { difficulty_bits: 4 }),
+    ] {
+        let r = run_on(2, variant, &w, 50);
+        accounting_adds_up(&r);
+        assert_eq!(r.accepted, 200, "the original once");
+        assert_eq!(r.rejected, 2, "both copies refused");
+        assert_eq!((r.wrong_accepts, r.wrong_rejects), (0, 0));
+        let ids: HashSet<_> = r
+            .records
+            .iter()
+            .filter(|x| x.outcome == Outcome::Accepted)
+            .map(|x| w.transactions[x.tx as usize].id())
+            .collect();
+        assert_eq!(ids.len(), 200);
+    }
+}

@@ -221,6 +221,17 @@ pub enum LedgerError {
         /// The address.
         address: Address,
     },
+    /// A flat batch names an account index the ledger does not have.
+    #[error("contract {contract}: no account with index {index}")]
+    UnknownAccountIndex {
+        /// The contract.
+        contract: ContractId,
+        /// The index.
+        index: u32,
+    },
+    /// A flat batch whose offsets do not match its ids and transfers.
+    #[error("malformed transfer batch: offsets do not match ids and transfers")]
+    MalformedBatch,
     /// The contract was already settled, or appears twice in the period.
     #[error("contract {0} is settled already")]
     AlreadySettled(ContractId),
@@ -262,18 +273,86 @@ pub struct PeriodResult {
     pub net: Vec<i64>,
 }
 
-/// Integer balances of every participant.
+/// A transfer between account indices (see [`Ledger::account_index`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IndexedTransfer {
+    /// Debited account.
+    pub from: u32,
+    /// Credited account.
+    pub to: u32,
+    /// Cents, positive.
+    pub amount: i64,
+}
+
+/// A period's contracts in flat form: contract k's transfers are
+/// `transfers[offsets[k]..offsets[k + 1]]`.
 #[derive(Clone, Debug, Default)]
+pub struct TransferBatch {
+    /// Contract ids, one per contract.
+    pub ids: Vec<ContractId>,
+    /// `ids.len() + 1` offsets into `transfers`.
+    pub offsets: Vec<usize>,
+    /// All transfers, contract after contract.
+    pub transfers: Vec<IndexedTransfer>,
+}
+
+impl TransferBatch {
+    fn contract(&self, k: usize) -> &[IndexedTransfer] {
+        &self.transfers[self.offsets[k]..self.offsets[k.saturating_add(1)]]
+    }
+}
+
+/// Hashes a contract id by its first 8 bytes: ids are SHA-256 outputs, already uniform, so a
+/// second hash would only cost time.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        if let Some(first) = bytes.first_chunk::<8>() {
+            self.0 ^= u64::from_le_bytes(*first);
+        }
+    }
+    // The array's length prefix carries no information.
+    fn write_usize(&mut self, _: usize) {}
+}
+
+type IdSet = HashSet<ContractId, std::hash::BuildHasherDefault<IdHasher>>;
+
+/// Shards of the settled-id set; shard = the id's byte 8, so shards fill in parallel, each
+/// mutated by one worker, without locks.
+const ID_SHARDS: usize = 64;
+
+/// Integer balances of every participant.
+#[derive(Clone, Debug)]
 pub struct Ledger {
     index: HashMap<Address, usize>,
     addresses: Vec<Address>,
     balances: Vec<i64>,
-    settled: HashSet<ContractId>,
+    settled: Vec<IdSet>,
+}
+
+impl Default for Ledger {
+    fn default() -> Self {
+        Self {
+            index: HashMap::new(),
+            addresses: Vec::new(),
+            balances: Vec::new(),
+            settled: (0..ID_SHARDS).map(|_| IdSet::default()).collect(),
+        }
+    }
 }
 
 /// Contracts per parallel netting task: each task keeps a dense vector as long as the ledger,
 /// so tasks are made large enough that allocating it is small beside the work.
 const NET_CHUNK: usize = 1 << 16;
+
+fn shard_of(id: &ContractId) -> usize {
+    usize::from(id.0[8]) % ID_SHARDS
+}
 
 impl Ledger {
     /// A ledger with these accounts and opening balances.
@@ -323,49 +402,167 @@ impl Ledger {
         period: u64,
         contracts: &[ContractSettlement],
     ) -> Result<PeriodResult, LedgerError> {
-        // Every contract at most once, and every address known, before anything moves.
-        let mut ids = HashSet::with_capacity(contracts.len());
-        for c in contracts {
-            if self.settled.contains(&c.id) || !ids.insert(c.id) {
-                return Err(LedgerError::AlreadySettled(c.id));
-            }
-        }
-        let indexed: Vec<Vec<(usize, usize, i64)>> = contracts
+        let batch = self.index_batch(contracts)?;
+        self.settle_batch(period, &batch)
+    }
+
+    /// Resolves every transfer's addresses to account indices, in parallel.
+    pub fn index_batch(
+        &self,
+        contracts: &[ContractSettlement],
+    ) -> Result<TransferBatch, LedgerError> {
+        let account = |contract: ContractId, address: Address| {
+            self.index
+                .get(&address)
+                .and_then(|&i| u32::try_from(i).ok())
+                .ok_or(LedgerError::UnknownAccount { contract, address })
+        };
+        let per_contract: Vec<Vec<IndexedTransfer>> = contracts
             .par_iter()
             .map(|c| {
                 c.transfers
                     .iter()
                     .map(|t| {
-                        let from = self.account(c.id, t.from)?;
-                        let to = self.account(c.id, t.to)?;
-                        Ok((from, to, t.amount.raw()))
+                        Ok(IndexedTransfer {
+                            from: account(c.id, t.from)?,
+                            to: account(c.id, t.to)?,
+                            amount: t.amount.raw(),
+                        })
                     })
                     .collect::<Result<Vec<_>, LedgerError>>()
             })
             .collect::<Result<_, _>>()?;
+        let mut batch = TransferBatch {
+            ids: contracts.iter().map(|c| c.id).collect(),
+            ..Default::default()
+        };
+        batch.offsets.push(0);
+        for t in per_contract {
+            batch.transfers.extend(t);
+            batch.offsets.push(batch.transfers.len());
+        }
+        Ok(batch)
+    }
+
+    /// Settles a period given in flat form. On error nothing is applied and no id is recorded.
+    pub fn settle_batch(
+        &mut self,
+        period: u64,
+        batch: &TransferBatch,
+    ) -> Result<PeriodResult, LedgerError> {
+        let count = batch.ids.len();
         let accounts = self.balances.len();
+        if let Some(pos) = batch
+            .transfers
+            .iter()
+            .position(|t| t.from.max(t.to) as usize >= accounts)
+        {
+            // The contract whose range holds transfer `pos`.
+            let k = batch
+                .offsets
+                .partition_point(|&o| o <= pos)
+                .saturating_sub(1);
+            let t = batch.transfers[pos];
+            return Err(LedgerError::UnknownAccountIndex {
+                contract: batch.ids.get(k).copied().unwrap_or(ContractId([0; 32])),
+                index: t.from.max(t.to),
+            });
+        }
+        if batch.offsets.len() != count.saturating_add(1)
+            || batch.offsets.last() != Some(&batch.transfers.len())
+        {
+            return Err(LedgerError::MalformedBatch);
+        }
+        // At most once: record every id, in parallel by shard; undo on any error below.
+        let inserted = self.record_ids(&batch.ids)?;
+        match self.apply_batch(period, batch) {
+            Ok(result) => {
+                // Failed contracts were not settled: forget their ids.
+                for &k in &result.failed {
+                    let id = &batch.ids[k];
+                    self.settled[shard_of(id)].remove(id);
+                }
+                Ok(result)
+            }
+            Err(e) => {
+                self.forget_ids(&batch.ids, &inserted);
+                Err(e)
+            }
+        }
+    }
+
+    /// Inserts `ids` into the settled set; on a duplicate (already settled, or twice in `ids`)
+    /// removes what it inserted and fails. Returns the positions inserted, by shard.
+    fn record_ids(&mut self, ids: &[ContractId]) -> Result<Vec<Vec<u32>>, LedgerError> {
+        let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); ID_SHARDS];
+        for (k, id) in ids.iter().enumerate() {
+            buckets[shard_of(id)].push(u32::try_from(k).unwrap_or(u32::MAX));
+        }
+        let outcomes: Vec<(Vec<u32>, Option<ContractId>)> = self
+            .settled
+            .par_iter_mut()
+            .zip(buckets)
+            .map(|(shard, bucket)| {
+                let mut inserted = Vec::with_capacity(bucket.len());
+                for k in bucket {
+                    let id = ids[k as usize];
+                    if !shard.insert(id) {
+                        return (inserted, Some(id));
+                    }
+                    inserted.push(k);
+                }
+                (inserted, None)
+            })
+            .collect();
+        let duplicate = outcomes.iter().find_map(|o| o.1);
+        let inserted: Vec<Vec<u32>> = outcomes.into_iter().map(|o| o.0).collect();
+        if let Some(id) = duplicate {
+            self.forget_ids(ids, &inserted);
+            return Err(LedgerError::AlreadySettled(id));
+        }
+        Ok(inserted)
+    }
+
+    fn forget_ids(&mut self, ids: &[ContractId], inserted: &[Vec<u32>]) {
+        self.settled
+            .par_iter_mut()
+            .zip(inserted)
+            .for_each(|(shard, positions)| {
+                for &k in positions {
+                    shard.remove(&ids[k as usize]);
+                }
+            });
+    }
+
+    /// Netting, overdrafts, range and conservation checks, then the new balances.
+    fn apply_batch(
+        &mut self,
+        period: u64,
+        batch: &TransferBatch,
+    ) -> Result<PeriodResult, LedgerError> {
+        let accounts = self.balances.len();
+        let count = batch.ids.len();
         // 1. Parallel netting in i128 (cannot overflow for fewer than 2^64 transfers).
-        let mut net: Vec<i128> = indexed
-            .par_chunks(NET_CHUNK)
+        let mut net: Vec<i128> = (0..count)
+            .into_par_iter()
+            .with_min_len(NET_CHUNK)
             .fold(
                 || vec![0i128; accounts],
-                |mut acc, chunk| {
-                    for transfers in chunk {
-                        apply_net(&mut acc, transfers, 1);
-                    }
+                |mut acc, k| {
+                    apply_net(&mut acc, batch.contract(k), 1);
                     acc
                 },
             )
             .reduce(|| vec![0i128; accounts], add_vectors);
         // 2. Overdrafts, resolved in a fixed order.
-        let failed = self.resolve_shortfalls(&indexed, &mut net);
-        // 3. Apply, checking range and conservation first.
+        let failed = self.resolve_shortfalls(batch, &mut net);
+        // 3. Range and conservation, then apply.
         let mut next = Vec::with_capacity(accounts);
         for (i, (&b, &n)) in self.balances.iter().zip(&net).enumerate() {
-            let v = i128::from(b)
+            match i128::from(b)
                 .checked_add(n)
-                .and_then(|v| i64::try_from(v).ok());
-            match v {
+                .and_then(|v| i64::try_from(v).ok())
+            {
                 Some(v) => next.push(v),
                 None => {
                     return Err(LedgerError::Overflow {
@@ -384,13 +581,11 @@ impl Ledger {
             });
         }
         self.balances = next;
-        let failed_set: HashSet<usize> = failed.iter().copied().collect();
-        let applied: Vec<usize> = (0..contracts.len())
-            .filter(|i| !failed_set.contains(i))
-            .collect();
-        for &i in &applied {
-            self.settled.insert(contracts[i].id);
+        let mut is_failed = vec![false; count];
+        for &k in &failed {
+            is_failed[k] = true;
         }
+        let applied = (0..count).filter(|&k| !is_failed[k]).collect();
         let net = net
             .into_iter()
             .map(|n| i64::try_from(n).unwrap_or(0))
@@ -402,23 +597,12 @@ impl Ledger {
         })
     }
 
-    fn account(&self, contract: ContractId, address: Address) -> Result<usize, LedgerError> {
-        self.index
-            .get(&address)
-            .copied()
-            .ok_or(LedgerError::UnknownAccount { contract, address })
-    }
-
     /// While an account is short, fails its debiting contracts from the last backward.
-    fn resolve_shortfalls(
-        &self,
-        indexed: &[Vec<(usize, usize, i64)>],
-        net: &mut [i128],
-    ) -> Vec<usize> {
+    fn resolve_shortfalls(&self, batch: &TransferBatch, net: &mut [i128]) -> Vec<usize> {
         let short =
             |net: &[i128], a: usize| i128::from(self.balances[a]).saturating_add(net[a]) < 0;
         let mut failed: Vec<usize> = Vec::new();
-        let mut is_failed = vec![false; indexed.len()];
+        let mut is_failed = vec![false; batch.ids.len()];
         // Debiting contracts of each account, built only when some account is short.
         let mut debits: Option<HashMap<usize, Vec<usize>>> = None;
         loop {
@@ -428,9 +612,9 @@ impl Ledger {
             }
             let map = debits.get_or_insert_with(|| {
                 let mut m: HashMap<usize, Vec<usize>> = HashMap::new();
-                for (k, transfers) in indexed.iter().enumerate() {
-                    for &(from, _, _) in transfers {
-                        let list = m.entry(from).or_default();
+                for k in 0..batch.ids.len() {
+                    for t in batch.contract(k) {
+                        let list = m.entry(t.from as usize).or_default();
                         if list.last() != Some(&k) {
                             list.push(k);
                         }
@@ -440,14 +624,15 @@ impl Ledger {
             });
             let failed_before = failed.len();
             for a in short_accounts {
-                let list = map.get_mut(&a);
-                let Some(list) = list else { continue };
+                let Some(list) = map.get_mut(&a) else {
+                    continue;
+                };
                 while short(net, a) {
                     let Some(k) = list.pop() else { break };
                     if !is_failed[k] {
                         is_failed[k] = true;
                         failed.push(k);
-                        apply_net(net, &indexed[k], -1);
+                        apply_net(net, batch.contract(k), -1);
                     }
                 }
             }
@@ -463,11 +648,11 @@ impl Ledger {
 }
 
 /// Adds (`sign` = 1) or removes (`sign` = -1) a contract's transfers from the nets.
-fn apply_net(net: &mut [i128], transfers: &[(usize, usize, i64)], sign: i128) {
-    for &(from, to, amount) in transfers {
-        let amount = i128::from(amount).saturating_mul(sign);
-        net[from] = net[from].saturating_sub(amount);
-        net[to] = net[to].saturating_add(amount);
+fn apply_net(net: &mut [i128], transfers: &[IndexedTransfer], sign: i128) {
+    for t in transfers {
+        let amount = i128::from(t.amount).saturating_mul(sign);
+        net[t.from as usize] = net[t.from as usize].saturating_sub(amount);
+        net[t.to as usize] = net[t.to as usize].saturating_add(amount);
     }
 }
 

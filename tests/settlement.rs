@@ -436,3 +436,74 @@ fn overflow_and_overdraft_give_typed_results_and_leave_state_unchanged() {
             == vec![0]
     );
 }
+
+#[test]
+fn flat_batches_are_checked_and_errors_record_no_id() {
+    use ipow::settle::{IndexedTransfer, TransferBatch};
+    let (a, b) = (Address(1), Address(2));
+    let mut ledger = Ledger::new(&[
+        (a, Money::from_raw(i64::MAX - 5)),
+        (b, Money::from_raw(100)),
+    ]);
+    let id = ContractId(*blake(50));
+    let batch = |to: u32, amount: i64| TransferBatch {
+        ids: vec![id],
+        offsets: vec![0, 1],
+        transfers: vec![IndexedTransfer {
+            from: 1,
+            to,
+            amount,
+        }],
+    };
+    assert!(matches!(
+        ledger.settle_batch(0, &batch(7, 1)),
+        Err(LedgerError::UnknownAccountIndex { index: 7, .. })
+    ));
+    let mut bad = batch(0, 1);
+    bad.offsets = vec![0];
+    assert_eq!(
+        ledger.settle_batch(0, &bad).unwrap_err(),
+        LedgerError::MalformedBatch
+    );
+    // An overflow records nothing: the same id settles afterwards.
+    assert!(matches!(
+        ledger.settle_batch(0, &batch(0, 50)),
+        Err(LedgerError::Overflow { .. })
+    ));
+    assert_eq!(
+        ledger.settle_batch(1, &batch(0, 5)).unwrap().applied,
+        vec![0]
+    );
+    assert_eq!(ledger.balance(a).unwrap().raw(), i64::MAX);
+    assert_eq!(
+        ledger.settle_batch(2, &batch(0, 1)).unwrap_err(),
+        LedgerError::AlreadySettled(id)
+    );
+    // The flat form and the per-contract form agree.
+    let c = f15();
+    let transfers =
+        contract_transfers(&c, &Reading::full(&c), &SettlementParams::default()).unwrap();
+    let accounts = [
+        (c.seller, Money::from_raw(0)),
+        (c.purchaser, Money::from_raw(100_000)),
+        (c.transmission, Money::ZERO),
+    ];
+    let (mut l1, l2) = (Ledger::new(&accounts), Ledger::new(&accounts));
+    let settlement = [ContractSettlement {
+        id: c.id(),
+        transfers,
+    }];
+    let flat = l2.index_batch(&settlement).unwrap();
+    let mut l2 = l2;
+    l1.settle_period(0, &settlement).unwrap();
+    l2.settle_batch(0, &flat).unwrap();
+    assert_eq!(
+        l1.accounts().collect::<Vec<_>>(),
+        l2.accounts().collect::<Vec<_>>()
+    );
+    assert_eq!(
+        l1.balance(c.seller).unwrap().to_string(),
+        "179.42",
+        "187.65 received, 8.23 of transmission paid"
+    );
+}

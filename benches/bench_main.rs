@@ -19,4 +19,5 @@ mod benchmarks;
 criterion_group!(merkle, benchmarks::merkle::bench);
 criterion_group!(signatures, benchmarks::signatures::bench);
 criterion_group!(consensus, benchmarks::consensus::bench);
-criterion_main!(merkle, signatures, consensus);
+criterion_group!(settlement, benchmarks::settlement::bench);
+criterion_main!(merkle, signatures, consensus, settlement);

@@ -1,6 +1,7 @@
 //! Benchmark modules, one per topic.
 pub mod consensus;
 pub mod merkle;
+pub mod settlement;
 pub mod signatures;
 
 /// A named rayon pool of `threads` threads.

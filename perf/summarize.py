@@ -65,6 +65,12 @@ for q in (1, 3, 5, 7):
     r = rate(ip, f"ipow_decided_q{q}", all_t)
     if r is not None and bare:
         ratio(f"IPOW decided tx/s at q={q} / (bare ring verify rate / 3 signatures / q), {all_t}", r, bare / 3 / q, 0.80)
+st = "settle_10M"
+bare_settle = rate(st, "bare_vec_i64_sequential", "1t")
+ratio(f"ledger settle (10M contracts, 100k accounts) / bare sequential Vec<i64> loop, {all_t}", rate(st, "ipow_ledger_settle_batch", all_t), bare_settle, 0.25)
+ratio(f"Vec<AtomicI64> / bare loop, {all_t} (peer)", rate(st, "atomic_vec_i64", all_t), bare_settle)
+ratio(f"dashmap, guards one at a time / bare loop, {all_t} (peer)", rate(st, "dashmap_guards_one_at_a_time", all_t), bare_settle)
+ratio(f"ledger / dashmap, {all_t}", rate(st, "ipow_ledger_settle_batch", all_t), rate(st, "dashmap_guards_one_at_a_time", all_t))
 extra = []
 if rate(s, "ring_bare_loop", all_t):
     extra.append(f"- ring: {rate(s, 'ring_bare_loop', '1t')/1e3:.1f} k signatures/s on 1 thread; contract path "

@@ -504,6 +504,8 @@ impl Ledger {
             .zip(buckets)
             .map(|(shard, bucket)| {
                 let mut inserted = Vec::with_capacity(bucket.len());
+                // Grow once, not by doubling while inserting.
+                shard.reserve(bucket.len());
                 for k in bucket {
                     let id = ids[k as usize];
                     if !shard.insert(id) {

@@ -32,18 +32,7 @@ pub const TAMPER_CONTRACT: &str = "f15";
 pub const TAMPER_ENERGY: &str = "12.71";
 
 /// A market file that cannot be used, naming the file, the record and the field.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}: {record}: {field}: {message}")]
-pub struct PaperError {
-    /// The file read.
-    pub file: String,
-    /// The record within it (`participants[3]`, `matrix_f[4][0]`, `document`).
-    pub record: String,
-    /// The field within the record.
-    pub field: String,
-    /// What is wrong.
-    pub message: String,
-}
+pub type PaperError = crate::input::InputError;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -98,11 +87,8 @@ impl PaperMarket {
 
     /// Reads and validates a market file; `file` names it in errors.
     pub fn from_json(text: &str, file: &str) -> Result<Self, PaperError> {
-        let err = |record: &str, field: &str, message: String| PaperError {
-            file: file.to_owned(),
-            record: record.to_owned(),
-            field: field.to_owned(),
-            message,
+        let err = |record: &str, field: &str, message: String| {
+            PaperError::new(file, record, field, message)
         };
         let raw: RawMarket = serde_json::from_str(text).map_err(|e| {
             err(

@@ -22,19 +22,8 @@ pub const FORMAT: &str = "ipow-readings/1";
 /// The largest readings file read, checked before reading it whole.
 pub const MAX_FILE_BYTES: u64 = 256 << 20;
 
-/// A readings file that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}: {record}: {field}: {message}")]
-pub struct ReadingsError {
-    /// The file.
-    pub file: String,
-    /// The record (`readings[3]`, `document`).
-    pub record: String,
-    /// The field.
-    pub field: String,
-    /// What is wrong.
-    pub message: String,
-}
+/// A readings file that cannot be used, naming the file, the record and the field.
+pub type ReadingsError = crate::input::InputError;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -60,11 +49,8 @@ pub fn parse(
     count: usize,
     lookup: &dyn Fn(&str) -> Option<usize>,
 ) -> Result<Vec<Reading>, ReadingsError> {
-    let err = |record: String, field: &str, message: String| ReadingsError {
-        file: file.to_owned(),
-        record,
-        field: field.to_owned(),
-        message,
+    let err = |record: String, field: &str, message: String| {
+        ReadingsError::new(file, &record, field, message)
     };
     let raw: RawFile = serde_json::from_str(text).map_err(|e| {
         err(

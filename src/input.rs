@@ -1,0 +1,28 @@
+//! The error every reader of outside files returns: which file, which record, which field, and
+//! what is wrong, so a person can find the bad byte without reading code.
+
+/// Bad input, located.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: {record}: {field}: {message}")]
+pub struct InputError {
+    /// The file read.
+    pub file: String,
+    /// The record within it (`participants[3]`, `readings[8]`, `document`).
+    pub record: String,
+    /// The field within the record (or a line and column for malformed syntax).
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl InputError {
+    /// An error in `file` at `record`, `field`.
+    pub fn new(file: &str, record: &str, field: &str, message: impl Into<String>) -> Self {
+        Self {
+            file: file.to_owned(),
+            record: record.to_owned(),
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+}

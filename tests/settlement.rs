@@ -507,3 +507,63 @@ fn flat_batches_are_checked_and_errors_record_no_id() {
         "187.65 received, 8.23 of transmission paid"
     );
 }
+
+#[test]
+fn a_period_whose_flow_exceeds_i64_is_netted_exactly() {
+    use ipow::settle::{IndexedTransfer, TransferBatch};
+    let big = i64::MAX - 10;
+    let mut ledger = Ledger::new(&[
+        (Address(1), Money::from_raw(big)),
+        (Address(2), Money::from_raw(big)),
+        (Address(3), Money::ZERO),
+    ]);
+    // A -> B and B -> A of nearly i64::MAX each: the flow is about 2^64, every net is zero.
+    let batch = TransferBatch {
+        ids: vec![ContractId(*blake(60)), ContractId(*blake(61))],
+        offsets: vec![0, 1, 2],
+        transfers: vec![
+            IndexedTransfer {
+                from: 0,
+                to: 1,
+                amount: big,
+            },
+            IndexedTransfer {
+                from: 1,
+                to: 0,
+                amount: big,
+            },
+        ],
+    };
+    assert_eq!(
+        ledger.settle_batch(0, &batch).unwrap().failed,
+        Vec::<usize>::new()
+    );
+    assert_eq!(ledger.balance(Address(1)).unwrap().raw(), big);
+    assert_eq!(ledger.balance(Address(2)).unwrap().raw(), big);
+    // Two large payments into one account: its net leaves i64, refused as an overflow.
+    let into_c = TransferBatch {
+        ids: vec![ContractId(*blake(62)), ContractId(*blake(63))],
+        offsets: vec![0, 1, 2],
+        transfers: vec![
+            IndexedTransfer {
+                from: 0,
+                to: 2,
+                amount: big,
+            },
+            IndexedTransfer {
+                from: 1,
+                to: 2,
+                amount: big,
+            },
+        ],
+    };
+    assert!(matches!(
+        ledger.settle_batch(1, &into_c),
+        Err(LedgerError::Overflow { .. })
+    ));
+    assert_eq!(
+        ledger.balance(Address(3)).unwrap().raw(),
+        0,
+        "nothing applied"
+    );
+}

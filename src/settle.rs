@@ -544,48 +544,18 @@ impl Ledger {
     ) -> Result<PeriodResult, LedgerError> {
         let accounts = self.balances.len();
         let count = batch.ids.len();
-        // 1. Parallel netting. An account's net is bounded by the period's total absolute flow,
-        // so while that flow fits in i64 the nets do too, and i64 vectors (half the cache of
-        // i128) are exact; the flow is summed exactly beside them, and a period whose flow could
-        // overflow i64 is netted again in i128.
-        let (net64, flow) = (0..count)
+        // 1. Parallel netting in i128 (cannot overflow for fewer than 2^64 transfers).
+        let mut net: Vec<i128> = (0..count)
             .into_par_iter()
             .with_min_len(NET_CHUNK)
             .fold(
-                || (vec![0i64; accounts], 0u128),
-                |(mut acc, mut flow), k| {
-                    for t in batch.contract(k) {
-                        acc[t.from as usize] = acc[t.from as usize].wrapping_sub(t.amount);
-                        acc[t.to as usize] = acc[t.to as usize].wrapping_add(t.amount);
-                        flow = flow.saturating_add(u128::from(t.amount.unsigned_abs()));
-                    }
-                    (acc, flow)
+                || vec![0i128; accounts],
+                |mut acc, k| {
+                    apply_net(&mut acc, batch.contract(k), 1);
+                    acc
                 },
             )
-            .reduce(
-                || (vec![0i64; accounts], 0u128),
-                |(mut a, fa), (b, fb)| {
-                    for (x, y) in a.iter_mut().zip(b) {
-                        *x = x.wrapping_add(y);
-                    }
-                    (a, fa.saturating_add(fb))
-                },
-            );
-        let mut net: Vec<i128> = if flow <= i64::MAX.unsigned_abs().into() {
-            net64.into_iter().map(i128::from).collect()
-        } else {
-            (0..count)
-                .into_par_iter()
-                .with_min_len(NET_CHUNK)
-                .fold(
-                    || vec![0i128; accounts],
-                    |mut acc, k| {
-                        apply_net(&mut acc, batch.contract(k), 1);
-                        acc
-                    },
-                )
-                .reduce(|| vec![0i128; accounts], add_vectors)
-        };
+            .reduce(|| vec![0i128; accounts], add_vectors);
         // 2. Overdrafts, resolved in a fixed order.
         let failed = self.resolve_shortfalls(batch, &mut net);
         // 3. Range and conservation, then apply.

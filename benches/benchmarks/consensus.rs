@@ -79,6 +79,14 @@ pub fn bench(c: &mut Criterion) {
     };
     let triples = signature_triples(&workload.transactions, &workload.rules.registry);
     let pending: Vec<u32> = (0..TXS as u32).collect();
+    let input = PeriodInput {
+        period: 0,
+        height: 0,
+        prev_hash: [0; 32],
+        pending: &pending,
+        workload: &workload,
+        checks: &checks,
+    };
     let mut g = c.benchmark_group("ipow_period");
     g.sample_size(10);
     g.throughput(Throughput::Elements(triples.len() as u64));
@@ -101,27 +109,11 @@ pub fn bench(c: &mut Criterion) {
             |b| {
                 b.iter(|| {
                     let mut ipow = Ipow::new(params.clone());
-                    let input = PeriodInput {
-                        period: 0,
-                        height: 0,
-                        prev_hash: [0; 32],
-                        pending: &pending,
-                        workload: &workload,
-                        checks: &checks,
-                    };
                     all.install(|| ipow.run_period(&input)).decisions.len()
                 })
             },
         );
         let mut ipow = Ipow::new(params);
-        let input = PeriodInput {
-            period: 0,
-            height: 0,
-            prev_hash: [0; 32],
-            pending: &pending,
-            workload: &workload,
-            checks: &checks,
-        };
         let out = all.install(|| ipow.run_period(&input));
         assert!(
             out.decisions.iter().all(|d| d.outcome == Outcome::Accepted),

@@ -5,10 +5,7 @@
 # Usage: perf/run-consensus.sh   (from the repository root; about 6 minutes on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-machine=$(hostname -s 2>/dev/null || echo machine)
-run="perf/runs/$(date +%Y-%m-%d)-${machine}-consensus"
-mkdir -p "$run"
-perf/env.sh "perf/run-consensus.sh" > "$run/env.txt"
+run=$(perf/start-run.sh consensus "perf/run-consensus.sh")
 cargo bench --bench bench_main -- "pow_nonce_search|ipow_period" 2>&1 | tee "$run/criterion.txt"
 python3 perf/summarize.py "$run" "pow_nonce_search" "ipow_period" > /dev/null
 cargo build --release

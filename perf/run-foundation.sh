@@ -4,11 +4,8 @@
 # Usage: perf/run-foundation.sh   (from the repository root; takes about 3 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-machine=$(hostname -s 2>/dev/null || echo machine)
-run="perf/runs/$(date +%Y-%m-%d)-${machine}-foundation"
-mkdir -p "$run"
 cmd="cargo bench --bench bench_main -- merkle_root|verify_contract_signatures"
-perf/env.sh "$cmd" > "$run/env.txt"
+run=$(perf/start-run.sh foundation "$cmd")
 cargo bench --bench bench_main -- "merkle_root|verify_contract_signatures" 2>&1 | tee "$run/criterion.txt"
 python3 perf/summarize.py "$run" "merkle_root_2^20" "verify_contract_signatures" > /dev/null
 cat "$run/env.txt" "$run/summary.md"

@@ -5,10 +5,7 @@
 # Usage: perf/run-settlement.sh   (from the repository root; about 2 minutes on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-machine=$(hostname -s 2>/dev/null || echo machine)
-run="perf/runs/$(date +%Y-%m-%d)-${machine}-settlement"
-mkdir -p "$run"
-perf/env.sh "perf/run-settlement.sh" > "$run/env.txt"
+run=$(perf/start-run.sh settlement "perf/run-settlement.sh")
 cargo bench --bench bench_main --no-run
 bin=$(ls -t target/release/deps/bench_main-* | grep -v '\.d$' | head -1)
 /usr/bin/time -v "$bin" --bench settle_10M 2>&1 | tee "$run/criterion.txt"

@@ -12,6 +12,7 @@ pub mod consensus;
 pub mod contract;
 pub mod crypto;
 pub mod domain;
+pub mod grid;
 pub mod input;
 pub mod merkle;
 pub mod paper;

@@ -16,6 +16,8 @@ mod cli;
 mod consensus;
 /// Canonical encoding, ids, signatures, key admission and Ed25519 edge cases.
 mod contracts;
+/// MATPOWER parsing, DC power flow against a dense reference, malformed grid files.
+mod grids;
 /// RFC 6962 vectors, parallel build against the sequential reference, proofs, diffs, headers.
 mod merkle;
 /// The paper's example: Table 3 figures, the tamper, and market-file validation.

@@ -8,6 +8,7 @@
 
 pub mod amount;
 pub mod block;
+pub mod congestion;
 pub mod consensus;
 pub mod contract;
 pub mod crypto;

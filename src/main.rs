@@ -54,6 +54,34 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A MATPOWER grid: its summary, or the DC flows of a set of bilateral trades.
+    #[command(subcommand)]
+    Grid(GridCommand),
+}
+
+#[derive(Subcommand)]
+enum GridCommand {
+    /// Buses, branches, slack bus and limits of a case.
+    Info {
+        /// A MATPOWER case file (e.g. datasets/grids/pglib_opf_case118_ieee.m).
+        #[arg(long)]
+        grid: std::path::PathBuf,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// DC flows of a trade set on every branch, and the overloaded branches.
+    Flows {
+        /// A MATPOWER case file.
+        #[arg(long)]
+        grid: std::path::PathBuf,
+        /// A JSON object with a `trades` list of {"seller_bus", "buyer_bus", "mw"}.
+        #[arg(long)]
+        trades: std::path::PathBuf,
+        /// Print one JSON object ({"flows": [...], "overloaded": [...]}) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -103,6 +131,10 @@ struct RunArgs {
     /// Open-loop arrival rate in transactions per second (default: closed-loop saturation).
     #[arg(long)]
     rate: Option<f64>,
+    /// Check line congestion on this MATPOWER grid (sellers at generator buses, purchasers at
+    /// load buses; a contract's MWh is that many MW over its one-hour slot).
+    #[arg(long)]
+    grid: Option<std::path::PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -125,6 +157,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Run(args) => run_command(&args)?,
+        Command::Grid(cmd) => grid_command(&cmd)?,
         Command::Settle {
             readings,
             market,
@@ -252,17 +285,30 @@ fn run_command(args: &RunArgs) -> anyhow::Result<()> {
     if terminal {
         eprintln!("generating {} signed contracts...", args.contracts);
     }
+    let market = match &args.grid {
+        Some(path) => {
+            let grid = ipow::grid::Grid::load(path)?;
+            let model = ipow::grid::DcModel::new(grid)?;
+            Some(ipow::congestion::GridMarket::place(
+                model,
+                params.sellers,
+                params.purchasers,
+            )?)
+        }
+        None => None,
+    };
     let report = pool.install(|| {
         let workload = Workload::generate(params);
         let bar = indicatif::ProgressBar::hidden();
         bar.set_length(workload.transactions.len() as u64);
         let started = std::time::Instant::now();
-        let report = ipow::run::run(&config, &workload, &mut |done, _total| {
-            if terminal && bar.is_hidden() && started.elapsed().as_secs() >= 1 {
-                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-            }
-            bar.set_position(done);
-        });
+        let report =
+            ipow::run::run_with(&config, &workload, market.as_ref(), &mut |done, _total| {
+                if terminal && bar.is_hidden() && started.elapsed().as_secs() >= 1 {
+                    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                }
+                bar.set_position(done);
+            });
         bar.finish_and_clear();
         report
     });
@@ -272,6 +318,83 @@ fn run_command(args: &RunArgs) -> anyhow::Result<()> {
         print!("{}", render_run(&report));
     }
     Ok(())
+}
+
+fn grid_command(cmd: &GridCommand) -> anyhow::Result<()> {
+    match cmd {
+        GridCommand::Info { grid, json } => {
+            let grid = ipow::grid::Grid::load(grid)?;
+            let info = grid.info();
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&info)?);
+            } else {
+                print!("{}", render_grid_info(&info));
+            }
+        }
+        GridCommand::Flows { grid, trades, json } => {
+            let grid = ipow::grid::Grid::load(grid)?;
+            let trades_list = ipow::grid::read_trades(trades)?;
+            let model = ipow::grid::DcModel::new(grid)?;
+            let report = model.flow_report(&trades_list).map_err(|mut e| {
+                e.file = trades.display().to_string();
+                e
+            })?;
+            if *json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{}", render_flows(&report, trades_list.len()));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn render_grid_info(i: &ipow::grid::GridInfo) -> String {
+    let mut out = format!("grid          {}\n", i.source);
+    out += &format!(
+        "buses         {} ({} with load, {:.1} MW in all); slack bus {}\n",
+        i.buses, i.load_buses, i.total_load_mw, i.slack_bus
+    );
+    out += &format!(
+        "branches      {} rows, {} in service, {} rows in parallel groups, negative reactance on rows {:?}\n",
+        i.branches, i.in_service_branches, i.parallel_branch_rows, i.negative_reactance_rows
+    );
+    out += &format!(
+        "limits        rateA on {} branches, {:.1} to {:.1} MVA; {} unlimited (rateA 0) or out of service\n",
+        i.limited_branches, i.rate_a_min, i.rate_a_max, i.unlimited_branches
+    );
+    out += &format!("generators    {}; baseMVA {}\n", i.generators, i.base_mva);
+    out
+}
+
+fn render_flows(r: &ipow::grid::FlowReport, trades: usize) -> String {
+    let mut out = format!(
+        "{} trades; {} branches; {} overloaded\n",
+        trades,
+        r.flows.len(),
+        r.overloaded.len()
+    );
+    out += "branch   from     to        flow MW     rateA  loading\n";
+    let mut shown: Vec<&ipow::grid::BranchFlow> = r.overloaded.iter().collect();
+    if shown.is_empty() {
+        // Nothing overloaded: the ten most loaded.
+        let mut all: Vec<&ipow::grid::BranchFlow> = r.flows.iter().collect();
+        all.sort_by(|a, b| b.mw.abs().total_cmp(&a.mw.abs()));
+        shown = all.into_iter().take(10).collect();
+        out += "(no branch overloaded; the ten largest flows)\n";
+    }
+    for f in shown {
+        let loading = if f.rate_a > 0.0 {
+            format!("{:.3}", f.mw.abs() / f.rate_a)
+        } else {
+            "-".to_owned()
+        };
+        out += &format!(
+            "{:>6} {:>6} {:>6} {:>14.6} {:>9.1}  {}\n",
+            f.branch_index, f.from_bus, f.to_bus, f.mw, f.rate_a, loading
+        );
+    }
+    out
 }
 
 /// Microseconds with a unit that fits.
@@ -344,6 +467,20 @@ fn render_run(r: &RunReport) -> String {
         r.cpu_seconds_per_committed * 1e6
     );
     out += &format!("congestion    {}\n", r.congestion_stage);
+    if let Some(c) = &r.congestion {
+        out += &format!(
+            "              {} of {} periods overloaded (max loading {:.2}, {} branches); {} of {} scheme trades curtailed in {} cuts; {} rejected by consensus for congestion; O1 context {:.3} s\n",
+            c.periods_overloaded,
+            r.blocks.len(),
+            c.max_loading_before,
+            c.branches_overloaded.len(),
+            c.curtailed_trades,
+            c.scheme_trades,
+            c.cuts,
+            r.curtailed,
+            s.congestion
+        );
+    }
     out += &format!("blocks        {} sealed\n", r.blocks.len());
     for b in r.blocks.iter().take(8) {
         out += &format!(

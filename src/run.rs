@@ -19,10 +19,11 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::congestion::GridMarket;
 use crate::consensus::ipow::{Behaviour, Ipow, IpowParams};
 use crate::consensus::pow::{Pow, PowParams};
 use crate::consensus::{Consensus, Outcome, PeriodInput, StageTimes, Work};
-use crate::validate::{Checks, CongestionStage, NoCongestionStage, Verdict};
+use crate::validate::{Checks, CongestionStage, NoCongestionStage, Reason, Verdict};
 use crate::workload::{Truth, Workload};
 
 /// Which variant, with its parameters.
@@ -182,6 +183,10 @@ pub struct RunReport {
     pub cpu_seconds_per_committed: f64,
     /// The congestion stage in use.
     pub congestion_stage: String,
+    /// Rejected by consensus for congestion (valid contracts curtailed; not wrong rejects).
+    pub curtailed: u64,
+    /// The supervision node's congestion contexts, summed over periods (with a grid).
+    pub congestion: Option<CongestionSummary>,
     /// Sealed blocks.
     pub blocks: Vec<BlockSummary>,
     /// Variant-specific figures.
@@ -202,6 +207,45 @@ pub struct StageSeconds {
     pub tally: f64,
     /// Seal.
     pub seal: f64,
+    /// O1's congestion context (flows of the scheme and the curtailment cuts).
+    pub congestion: f64,
+}
+
+/// The congestion contexts of a run, summed over periods.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CongestionSummary {
+    /// Periods whose scheme overloaded at least one branch.
+    pub periods_overloaded: u64,
+    /// Trades in all schemes.
+    pub scheme_trades: u64,
+    /// Trades the rule curtailed.
+    pub curtailed_trades: u64,
+    /// Curtailment rounds (published cuts).
+    pub cuts: u64,
+    /// Largest loading (|flow| / rateA) of any scheme before curtailment.
+    pub max_loading_before: f64,
+    /// Distinct branches overloaded before curtailment, over the run.
+    pub branches_overloaded: Vec<usize>,
+    /// Branches left overloaded that no trade could relieve (by period count).
+    pub residual_overloads: u64,
+}
+
+impl CongestionSummary {
+    fn add(&mut self, c: &crate::congestion::Curtailment) {
+        if !c.overloaded_before.is_empty() {
+            self.periods_overloaded += 1;
+        }
+        self.scheme_trades += c.scheme as u64;
+        self.curtailed_trades += c.curtailed as u64;
+        self.cuts += c.cuts.len() as u64;
+        for &(k, l) in &c.overloaded_before {
+            self.max_loading_before = self.max_loading_before.max(l);
+            if let Err(at) = self.branches_overloaded.binary_search(&k) {
+                self.branches_overloaded.insert(at, k);
+            }
+        }
+        self.residual_overloads += c.residual.len() as u64;
+    }
 }
 
 impl From<StageTimes> for StageSeconds {
@@ -211,6 +255,7 @@ impl From<StageTimes> for StageSeconds {
             validate: s.validate.as_secs_f64(),
             tally: s.tally.as_secs_f64(),
             seal: s.seal.as_secs_f64(),
+            congestion: s.congestion.as_secs_f64(),
         }
     }
 }
@@ -299,24 +344,27 @@ pub fn run(
     workload: &Workload,
     progress: &mut dyn FnMut(u64, u64),
 ) -> RunReport {
-    run_with(config, workload, &NoCongestionStage, progress)
+    run_with(config, workload, None, progress)
 }
 
-/// As [`run`], with a congestion stage.
+/// As [`run`], with line congestion checked on a grid when `grid` is given: each period the
+/// supervision node computes the congestion context (O1) and every validator checks its
+/// transaction against it.
 pub fn run_with(
     config: &RunConfig,
     workload: &Workload,
-    congestion: &dyn CongestionStage,
+    grid: Option<&GridMarket>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> RunReport {
     let mut variant: Box<dyn Consensus> = match &config.variant {
         VariantConfig::Ipow(p) => Box::new(Ipow::new(p.clone())),
         VariantConfig::Pow(p) => Box::new(Pow::new(p.clone())),
     };
-    let checks = Checks {
+    let local = Checks {
         rules: &workload.rules,
-        congestion,
+        congestion: &NoCongestionStage,
     };
+    let mut congestion = CongestionSummary::default();
     let total = workload.transactions.len();
     let period_txs = config.period_txs.max(1);
     let intended = |i: usize| -> Duration {
@@ -381,6 +429,20 @@ pub fn run_with(
         }
         let take = queue.len().min(period_txs);
         let pending: Vec<u32> = queue.drain(..take).collect();
+        let t = Instant::now();
+        let period_congestion =
+            grid.map(|g| g.period(workload, &pending, &local, variant.priority_rule()));
+        let context_time = t.elapsed();
+        if let Some(pc) = &period_congestion {
+            congestion.add(&pc.curtailment);
+        }
+        let checks = Checks {
+            rules: &workload.rules,
+            congestion: match &period_congestion {
+                Some(pc) => pc,
+                None => &NoCongestionStage,
+            },
+        };
         let input = PeriodInput {
             period,
             height: blocks.len() as u64,
@@ -392,6 +454,7 @@ pub fn run_with(
         let out = variant.run_period(&input);
         let committed = Instant::now();
         stages.add(&out.stages);
+        stages.congestion += context_time;
         work.add(&out.work);
         let mut carried = Vec::new();
         let mut decided_now = 0u64;
@@ -445,7 +508,7 @@ pub fn run_with(
         config,
         workload,
         variant.as_ref(),
-        congestion,
+        grid.map(|_| congestion),
         records,
         RunTotals {
             wall,
@@ -479,7 +542,7 @@ fn report(
     config: &RunConfig,
     workload: &Workload,
     variant: &dyn Consensus,
-    congestion: &dyn CongestionStage,
+    congestion: Option<CongestionSummary>,
     records: Vec<TxRecord>,
     t: RunTotals,
 ) -> RunReport {
@@ -494,11 +557,25 @@ fn report(
         .iter()
         .filter(|r| r.outcome == Outcome::Accepted && r.truth != Truth::Valid)
         .count() as u64;
+    let curtailed = records
+        .iter()
+        .filter(|r| {
+            r.outcome == Outcome::Rejected
+                && r.verdict == Some(Verdict::Invalid(Reason::Congestion))
+        })
+        .count() as u64;
+    // A valid contract curtailed by the congestion rule is a right rejection, not a wrong one.
     let wrong_rejects = records
         .iter()
-        .filter(|r| r.outcome == Outcome::Rejected && r.truth == Truth::Valid)
+        .filter(|r| {
+            r.outcome == Outcome::Rejected
+                && r.truth == Truth::Valid
+                && r.verdict != Some(Verdict::Invalid(Reason::Congestion))
+        })
         .count() as u64;
-    let valid = records.len() as u64 - planted_invalid;
+    // Honest validators reject the planted ones and the curtailed ones.
+    let honest_invalid = planted_invalid + curtailed;
+    let valid = records.len() as u64 - honest_invalid;
     let expected = match &config.variant {
         VariantConfig::Ipow(p) => {
             let f = f64::from(p.byzantine_count()) / f64::from(p.validators);
@@ -510,8 +587,9 @@ fn report(
                 p.quorum + p.extra_max,
             );
             let (wa, wr) = match p.behaviour {
-                Behaviour::Liar => (exact * planted_invalid as f64, exact * valid as f64),
-                Behaviour::Colluder | Behaviour::Lazy => (exact * planted_invalid as f64, 0.0),
+                Behaviour::Liar => (exact * honest_invalid as f64, exact * valid as f64),
+                Behaviour::Colluder => (exact * planted_invalid as f64, 0.0),
+                Behaviour::Lazy => (exact * honest_invalid as f64, 0.0),
                 Behaviour::Crash => (0.0, 0.0),
             };
             Expectation {
@@ -559,7 +637,12 @@ fn report(
         } else {
             0.0
         },
-        congestion_stage: congestion.name().to_owned(),
+        congestion_stage: match &congestion {
+            Some(_) => "dc power flow, priority curtailment".to_owned(),
+            None => NoCongestionStage.name().to_owned(),
+        },
+        curtailed,
+        congestion,
         blocks: t.blocks,
         variant_report: variant.extra_report(),
         records,

@@ -8,8 +8,12 @@
 //! 3. auxiliary-service content: an auxiliary-service contract carries a service with a positive
 //!    quantity no larger than the energy and a price within bounds; other categories carry none;
 //! 4. the three signatures (seller, purchaser, transmission company);
-//! 5. line congestion, through a [`CongestionStage`] (the grid issue fills it; until then
-//!    [`NoCongestionStage`] passes every contract and says so in its name).
+//! 5. line congestion, through a [`CongestionStage`]: the period's published curtailment
+//!    (`congestion::PeriodCongestion`, on a grid), or [`NoCongestionStage`] when no grid is
+//!    configured, which passes every contract and says so in its name.
+//!
+//! Checks 1 to 3 are the *local* checks ([`Checks::local_failure`]): the period's congestion
+//! scheme is the pending transactions that pass them.
 //!
 //! A validator really performs every check it reports; nothing is cached between validators.
 
@@ -93,18 +97,19 @@ impl Verdict {
 
 /// The congestion check a validator runs on the transaction it holds.
 pub trait CongestionStage: Sync {
-    /// True when the transaction may go ahead.
-    fn allows(&self, contract: &SignedContract) -> bool;
+    /// True when transaction `tx` (its workload index, which is its submission order) may go
+    /// ahead.
+    fn allows(&self, tx: u32, contract: &SignedContract) -> bool;
     /// What this stage is, for reports.
     fn name(&self) -> &'static str;
 }
 
-/// The stage until the grid issue lands: every contract passes.
+/// The stage when no grid is configured: every contract passes.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NoCongestionStage;
 
 impl CongestionStage for NoCongestionStage {
-    fn allows(&self, _contract: &SignedContract) -> bool {
+    fn allows(&self, _tx: u32, _contract: &SignedContract) -> bool {
         true
     }
     fn name(&self) -> &'static str {
@@ -121,15 +126,32 @@ pub struct Checks<'a> {
 }
 
 impl Checks<'_> {
-    /// Runs every check in order; the first failure is the verdict.
-    pub fn validate(&self, tx: &SignedContract) -> Verdict {
-        match self.first_failure(tx) {
+    /// Runs every check in order on transaction `index`; the first failure is the verdict.
+    pub fn validate(&self, index: u32, tx: &SignedContract) -> Verdict {
+        match self.first_failure(index, tx) {
             None => Verdict::Valid,
             Some(reason) => Verdict::Invalid(reason),
         }
     }
 
-    fn first_failure(&self, tx: &SignedContract) -> Option<Reason> {
+    fn first_failure(&self, index: u32, tx: &SignedContract) -> Option<Reason> {
+        if let Some(reason) = self.local_failure(tx) {
+            return Some(reason);
+        }
+        match tx.verify_signatures(&self.rules.registry) {
+            Ok(()) => {}
+            Err(SignatureError::Invalid(signer)) => return Some(Reason::Signature(signer)),
+            Err(SignatureError::Key(_)) => return Some(Reason::UnknownParty),
+        }
+        if !self.congestion.allows(index, tx) {
+            return Some(Reason::Congestion);
+        }
+        None
+    }
+
+    /// The first failing local check (replay, energy, parties, price, time, auxiliary
+    /// service): everything but signatures and congestion.
+    pub fn local_failure(&self, tx: &SignedContract) -> Option<Reason> {
         let c = &tx.contract;
         let r = self.rules;
         if [c.seller_seq, c.purchaser_seq, c.transmission_seq]
@@ -169,14 +191,6 @@ impl Checks<'_> {
         };
         if !aux_ok {
             return Some(Reason::AuxMalformed);
-        }
-        match tx.verify_signatures(&r.registry) {
-            Ok(()) => {}
-            Err(SignatureError::Invalid(signer)) => return Some(Reason::Signature(signer)),
-            Err(SignatureError::Key(_)) => return Some(Reason::UnknownParty),
-        }
-        if !self.congestion.allows(tx) {
-            return Some(Reason::Congestion);
         }
         None
     }

@@ -158,3 +158,150 @@ fn settle_refuses_bad_input_with_file_record_and_field() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+fn grid_file(name: &str) -> String {
+    format!("{}/datasets/grids/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn grid_info_and_flows_have_the_documented_shape() {
+    let out = ipow(&[
+        "grid",
+        "info",
+        "--grid",
+        &grid_file("pglib_opf_case300_ieee.m"),
+        "--json",
+    ]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["buses"], 300);
+    assert_eq!(v["branches"], 411);
+    assert_eq!(v["slack_bus"], 7049);
+    let dir = std::env::temp_dir().join(format!("ipow-grid-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let trades = dir.join("trades.json");
+    std::fs::write(
+        &trades,
+        r#"{"comment": "two trades", "trades": [
+            {"seller_bus": 2, "buyer_bus": 3, "mw": 300, "id": "a"},
+            {"seller_bus": 1, "buyer_bus": 14, "mw": 80.5}]}"#,
+    )
+    .unwrap();
+    let case14 = grid_file("pglib_opf_case14_ieee.m");
+    let out = ipow(&[
+        "grid",
+        "flows",
+        "--grid",
+        &case14,
+        "--trades",
+        trades.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let flows = v["flows"].as_array().unwrap();
+    assert_eq!(flows.len(), 20);
+    for (k, f) in flows.iter().enumerate() {
+        assert_eq!(f["branch_index"], k);
+        for key in ["from_bus", "to_bus", "mw", "rate_a"] {
+            assert!(f[key].is_number(), "{key}");
+        }
+    }
+    let over = v["overloaded"].as_array().unwrap();
+    assert!(!over.is_empty());
+    for o in over {
+        let mw = o["mw"].as_f64().unwrap();
+        let rate = o["rate_a"].as_f64().unwrap();
+        assert!(mw.abs() > rate);
+        assert!((o["loading"].as_f64().unwrap() - mw.abs() / rate).abs() < 1e-12);
+    }
+    // Text form too.
+    let out = ipow(&[
+        "grid",
+        "flows",
+        "--grid",
+        &case14,
+        "--trades",
+        trades.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("overloaded"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn grid_commands_refuse_bad_files_naming_the_place() {
+    let dir = std::env::temp_dir().join(format!("ipow-grid-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = std::fs::read_to_string(grid_file("pglib_opf_case14_ieee.m")).unwrap();
+    let bad = dir.join("bad.m");
+    std::fs::write(&bad, text.replacen("94.2", "9q.2", 1)).unwrap();
+    let out = ipow(&["grid", "info", "--grid", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = text.lines().position(|l| l.contains("94.2")).unwrap() + 1;
+    assert!(err.contains(&format!("bad.m:{line}:")), "{err}");
+    assert!(err.contains("\"9q.2\" is not a number"), "{err}");
+
+    let trades = dir.join("trades.json");
+    for (body, record, field) in [
+        (
+            r#"{"trades": [{"seller_bus": 1, "buyer_bus": 2, "mw": 5}, {"seller_bus": 1, "buyer_bus": 2}]}"#,
+            "trades[1]",
+            "mw",
+        ),
+        (
+            r#"{"trades": [{"seller_bus": -1, "buyer_bus": 2, "mw": 5}]}"#,
+            "trades[0]",
+            "seller_bus",
+        ),
+        (
+            r#"{"trades": [{"seller_bus": 1, "buyer_bus": 2, "mw": "5"}]}"#,
+            "trades[0]",
+            "mw",
+        ),
+        (r#"{"trade": []}"#, "document", "trades"),
+    ] {
+        std::fs::write(&trades, body).unwrap();
+        let out = ipow(&[
+            "grid",
+            "flows",
+            "--grid",
+            &grid_file("pglib_opf_case14_ieee.m"),
+            "--trades",
+            trades.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{body}");
+        assert!(out.stdout.is_empty());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("trades.json") && err.contains(record) && err.contains(field),
+            "{body}: {err}"
+        );
+    }
+    std::fs::write(
+        &trades,
+        r#"{"trades": [{"seller_bus": 1, "buyer_bus": 99, "mw": 5}]}"#,
+    )
+    .unwrap();
+    let out = ipow(&[
+        "grid",
+        "flows",
+        "--grid",
+        &grid_file("pglib_opf_case14_ieee.m"),
+        "--trades",
+        trades.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("trades.json") && err.contains("trades[0]: buyer_bus: bus 99"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

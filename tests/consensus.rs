@@ -81,12 +81,13 @@ fn workload_plants_every_kind_and_honest_checks_find_exactly_them() {
         rules: &w.rules,
         congestion: &NoCongestionStage,
     };
-    for (tx, truth) in w.transactions.iter().zip(&w.truth) {
+    for (i, (tx, truth)) in w.transactions.iter().zip(&w.truth).enumerate() {
+        let i = i as u32;
         assert_eq!(
-            checks.validate(tx).is_valid(),
+            checks.validate(i, tx).is_valid(),
             *truth == Truth::Valid,
             "{truth:?}: {:?}",
-            checks.validate(tx)
+            checks.validate(i, tx)
         );
     }
     // Same seed, same bytes, on any thread count.

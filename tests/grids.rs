@@ -386,7 +386,7 @@ fn a_disconnected_grid_and_unknown_trade_buses_are_errors() {
             },
         ])
         .unwrap_err();
-    assert_eq!(e.message, "trade 1 (buyer_bus): bus 77 is not in the case");
+    assert_eq!(e.message, "trades[1]: buyer_bus: bus 77 is not in the case");
 }
 
 #[test]

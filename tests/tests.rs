@@ -12,6 +12,9 @@
 mod amounts;
 /// The `ipow` binary end to end: exit codes, JSON shape, error messages naming file and field.
 mod cli;
+/// The congestion rule: no overload left, priority order, per-trade verdicts equal the rounds,
+/// determinism, and IPOW on a grid.
+mod congestion;
 /// Consensus: IPOW's Table 1 rules, PoW, Byzantine safety against theory, determinism.
 mod consensus;
 /// Canonical encoding, ids, signatures, key admission and Ed25519 edge cases.

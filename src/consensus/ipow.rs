@@ -23,7 +23,8 @@
 //! priority it earns for the next period. Validator v "owns" the participants whose address is
 //! congruent to v modulo the validator count; a transaction's priority is the sum of its seller's
 //! and purchaser's owners' priorities, and it orders inclusion in the block (highest first, then
-//! by submission order) and, once the grid issue lands, congestion curtailment.
+//! by submission order) and congestion curtailment (lowest priority curtailed first; see
+//! `congestion`).
 //!
 //! Byzantine validators (a seeded choice of round(fraction x N) of them) behave as `liar` (check,
 //! then flip the verdict), `colluder` (approve every planted invalid transaction, check the
@@ -42,7 +43,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::{
-    Consensus, Decision, Outcome, PeriodInput, PeriodOutput, SealedBlock, StageTimes, Work,
+    Consensus, Decision, Outcome, PeriodInput, PeriodOutput, PriorityRule, SealedBlock, StageTimes,
+    Work,
 };
 use crate::block::{BlockHeader, contract_root};
 use crate::contract::Signer;
@@ -219,17 +221,12 @@ impl Ipow {
         }
     }
 
-    /// The validator that owns `address` for incentives.
-    fn owner(&self, address: u32) -> usize {
-        (address % self.params.validators) as usize
-    }
-
     /// W2 for one assignment: what validator `v` answers about transaction `tx`, and whether it
     /// performed the checks.
     fn answer(&self, input: &PeriodInput<'_>, v: u32, tx: u32) -> (Option<Proof>, bool) {
         let node = &self.nodes[v as usize];
         let signed = &input.workload.transactions[tx as usize];
-        let honest = || input.checks.validate(signed);
+        let honest = || input.checks.validate(tx, signed);
         let (verdict, worked) = match node.fault {
             None => (honest(), true),
             Some(Behaviour::Liar) => {
@@ -411,14 +408,13 @@ impl Consensus for Ipow {
 
         // O4: seal the accepted transactions, by priority then submission order.
         let t = Instant::now();
+        let rule = self.priority_rule();
         let mut accepted: Vec<(u64, u32, usize)> = Vec::new();
         for (pos, tally) in tallies.iter().enumerate() {
             if let Some((Outcome::Accepted, _)) = tally.decided {
                 let tx = input.pending[pos];
                 let c = &input.workload.transactions[tx as usize].contract;
-                let prio = self.nodes[self.owner(c.seller.0)].priority
-                    + self.nodes[self.owner(c.purchaser.0)].priority;
-                accepted.push((prio, tx, pos));
+                accepted.push((rule.of(c), tx, pos));
             }
         }
         accepted.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -473,6 +469,10 @@ impl Consensus for Ipow {
             work,
             proofs,
         }
+    }
+
+    fn priority_rule(&self) -> PriorityRule {
+        PriorityRule::new(self.nodes.iter().map(|n| n.priority).collect())
     }
 
     fn extra_report(&self) -> serde_json::Value {

@@ -56,6 +56,8 @@ pub struct StageTimes {
     pub tally: Duration,
     /// O4: Merkle root, certificate, and for PoW the nonce search.
     pub seal: Duration,
+    /// O1: the period's congestion context (measured by the pipeline, not the variant).
+    pub congestion: Duration,
 }
 
 impl StageTimes {
@@ -65,6 +67,7 @@ impl StageTimes {
         self.validate += other.validate;
         self.tally += other.tally;
         self.seal += other.seal;
+        self.congestion += other.congestion;
     }
 }
 
@@ -128,12 +131,43 @@ pub struct PeriodOutput {
     pub proofs: Vec<ipow::Proof>,
 }
 
+/// The incentive mechanism's transaction priority, as published for a period: validator v
+/// owns the participants whose address is congruent to v modulo the validator count, and a
+/// transaction's priority is the sum of its seller's and purchaser's owners' priorities.
+/// Without validators (plain PoW) every priority is 0.
+#[derive(Clone, Debug, Default)]
+pub struct PriorityRule {
+    owners: Vec<u64>,
+}
+
+impl PriorityRule {
+    /// The rule over these validators' priorities.
+    pub fn new(owners: Vec<u64>) -> Self {
+        Self { owners }
+    }
+
+    /// A transaction's priority.
+    pub fn of(&self, c: &crate::contract::Contract) -> u64 {
+        let n = self.owners.len();
+        if n == 0 {
+            return 0;
+        }
+        let owner = |a: u32| self.owners[a as usize % n];
+        owner(c.seller.0).saturating_add(owner(c.purchaser.0))
+    }
+}
+
 /// A consensus variant.
 pub trait Consensus {
     /// Short name: `ipow` or `pow`.
     fn name(&self) -> &'static str;
     /// Runs one period.
     fn run_period(&mut self, input: &PeriodInput<'_>) -> PeriodOutput;
+    /// The priorities this variant publishes for the coming period (congestion curtailment
+    /// and block order use them).
+    fn priority_rule(&self) -> PriorityRule {
+        PriorityRule::default()
+    }
     /// Variant-specific figures for the report (validators' work and priority, hash rate...).
     fn extra_report(&self) -> serde_json::Value;
 }

@@ -221,7 +221,7 @@ impl Consensus for Pow {
             .map(|&tx| {
                 input
                     .checks
-                    .validate(&input.workload.transactions[tx as usize])
+                    .validate(tx, &input.workload.transactions[tx as usize])
             })
             .collect();
         stages.validate = t.elapsed();

@@ -1,0 +1,428 @@
+//! The congestion check: which trades of a period's scheme are curtailed so that no line is
+//! overloaded, by a rule any validator can recompute for the one transaction it holds.
+//!
+//! **The rule** (also in ARCHITECTURE.md). The period's *scheme* is its pending transactions
+//! that pass the local checks (everything before signatures); each is a trade of `energy` MWh
+//! over its one-hour delivery slot, so `energy` MW from the seller's bus to the purchaser's.
+//! Injections are summed per bus in integers (0.001 MW), so the flows do not depend on the
+//! order or the thread count. Then, in rounds:
+//! 1. compute the flows of the trades still in the scheme (one solve);
+//! 2. if no branch has |flow| > rateA, stop; otherwise take the most loaded branch l (largest
+//!    |flow| / rateA; ties to the lower row), its direction s (the sign of its flow) and its
+//!    excess E = ceil((|flow| - rateA) x 10^6) watts;
+//! 3. each remaining trade's contribution to l is its PTDF factor times its power,
+//!    c = s x mw x (PTDF_l[seller bus] - PTDF_l[buyer bus]), **rounded half away from zero to the
+//!    watt** (the one rounding; sums are then exact integers); a trade with c > 0 aggravates l;
+//! 4. aggravating trades are curtailed in *curtailment order*, lowest transaction priority
+//!    first (the incentive mechanism's priority), and among equal priority the latest submitted
+//!    first, until the curtailed contributions reach E. The last one curtailed is the cut-off;
+//!    the round publishes (l, s, cut-off priority, cut-off submission index).
+//!
+//! **A validator's verdict** for transaction Tk: with the published cuts, Tk is rejected for
+//! congestion iff for some cut its own rounded contribution c > 0 and Tk comes at or before the
+//! cut-off in curtailment order. This is exactly the set the rounds curtailed (a trade that
+//! matches a later cut but was curtailed earlier, or that is not in the scheme, is rejected
+//! anyway), and it costs the validator one PTDF difference per cut. Every round curtails at
+//! least one trade, so the rounds end; a branch that no remaining trade aggravates cannot be
+//! relieved by curtailment and is reported as residual.
+//!
+//! The supervision node computes the cuts at O1 from the period's data alone (the scheme, the
+//! published priorities, the grid); they do not depend on thread count or scheduling.
+
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::consensus::PriorityRule;
+use crate::contract::SignedContract;
+use crate::grid::{DcModel, GridError};
+use crate::validate::{Checks, CongestionStage};
+use crate::workload::{PURCHASER_BASE, SELLER_BASE, Workload};
+
+/// One trade of a period's scheme.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SchemeTrade {
+    /// Submission order (later submissions have larger values); unique in the scheme.
+    pub order: u32,
+    /// Transaction priority from the incentive mechanism.
+    pub priority: u64,
+    /// Seller's bus index.
+    pub seller: u32,
+    /// Buyer's bus index.
+    pub buyer: u32,
+    /// Power in 0.001 MW (= energy in 0.001 MWh over one hour).
+    pub milli_mw: i64,
+}
+
+/// One curtailment round's published cut.
+#[derive(Clone, Debug, Serialize)]
+pub struct Cut {
+    /// Round number, from 1.
+    pub round: u32,
+    /// Branch row relieved.
+    pub branch: usize,
+    /// +1 when the overload is in the from-to direction, -1 otherwise.
+    pub sign: i8,
+    /// |flow| before the round (MW).
+    pub flow_mw: f64,
+    /// rateA (MVA).
+    pub rate_a: f64,
+    /// Excess to remove (W).
+    pub excess_w: i64,
+    /// Priority of the last trade curtailed.
+    pub cutoff_priority: u64,
+    /// Submission order of the last trade curtailed.
+    pub cutoff_order: u32,
+    /// Trades curtailed this round.
+    pub curtailed: u32,
+    /// Contribution removed (W), at least `excess_w` unless every aggravating trade went.
+    pub removed_w: i64,
+    #[serde(skip)]
+    row: Vec<f64>,
+}
+
+impl Cut {
+    /// A trade's contribution to this cut's branch in its overload direction, in watts,
+    /// rounded half away from zero: the one rounding of the rule.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+    pub fn contribution_w(&self, t: &SchemeTrade) -> i64 {
+        let diff = self.row[t.seller as usize] - self.row[t.buyer as usize];
+        // milli-MW x 1000 = W.
+        (f64::from(self.sign) * t.milli_mw as f64 * 1000.0 * diff).round() as i64
+    }
+
+    /// True when `t` comes at or before this cut's cut-off in curtailment order
+    /// (lower priority first, then later submission first).
+    pub fn reaches(&self, t: &SchemeTrade) -> bool {
+        t.priority < self.cutoff_priority
+            || (t.priority == self.cutoff_priority && t.order >= self.cutoff_order)
+    }
+}
+
+/// The outcome of the rule on one scheme.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Curtailment {
+    /// Trades in the scheme.
+    pub scheme: usize,
+    /// Branches overloaded by the whole scheme, with their loading |flow| / rateA.
+    pub overloaded_before: Vec<(usize, f64)>,
+    /// The published cuts, in round order.
+    pub cuts: Vec<Cut>,
+    /// Trades curtailed in all.
+    pub curtailed: usize,
+    /// Branches still overloaded that no remaining trade aggravates.
+    pub residual: Vec<usize>,
+}
+
+impl Curtailment {
+    /// Runs the rule on `scheme` (any order; `order` values unique).
+    pub fn compute(model: &DcModel, scheme: &[SchemeTrade]) -> Curtailment {
+        let grid = model.grid();
+        let nbus = grid.buses.len();
+        let mut sorted: Vec<SchemeTrade> = scheme.to_vec();
+        sorted.par_sort_unstable_by_key(|t| t.order);
+        let mut alive = vec![true; sorted.len()];
+        let mut inj = aggregate(&sorted, &alive, nbus);
+        // Distinct priorities, ascending; each trade's rank among them.
+        let mut prios: Vec<u64> = sorted.iter().map(|t| t.priority).collect();
+        prios.par_sort_unstable();
+        prios.dedup();
+        let rank: Vec<u32> = if prios.len() == 1 {
+            vec![0; sorted.len()]
+        } else {
+            let at: HashMap<u64, u32> = prios
+                .iter()
+                .enumerate()
+                .map(|(i, &p)| (p, u32::try_from(i).unwrap_or(u32::MAX)))
+                .collect();
+            sorted.iter().map(|t| at[&t.priority]).collect()
+        };
+        let mut out = Curtailment {
+            scheme: sorted.len(),
+            ..Curtailment::default()
+        };
+        let mut given_up: Vec<usize> = Vec::new();
+        let mut q = vec![0i64; sorted.len()];
+        let mut round = 0u32;
+        loop {
+            let flows = model.flows(&to_mw(&inj));
+            let overloaded: Vec<(usize, f64)> = grid
+                .branches
+                .iter()
+                .zip(&flows)
+                .enumerate()
+                .filter(|(_, (b, f))| b.is_limited() && f.abs() > b.rate_a)
+                .map(|(k, (b, f))| (k, f.abs() / b.rate_a))
+                .collect();
+            if round == 0 {
+                out.overloaded_before.clone_from(&overloaded);
+            }
+            let pick = overloaded
+                .iter()
+                .filter(|(k, _)| !given_up.contains(k))
+                .fold(None::<(usize, f64)>, |best, &(k, l)| match best {
+                    Some((_, bl)) if bl >= l => best,
+                    _ => Some((k, l)),
+                });
+            let Some((l, _)) = pick else {
+                out.residual = given_up;
+                break;
+            };
+            round += 1;
+            let br = &grid.branches[l];
+            let flow = flows[l];
+            let sign: i8 = if flow > 0.0 { 1 } else { -1 };
+            #[allow(clippy::cast_possible_truncation)]
+            let excess_w = (((flow.abs() - br.rate_a) * 1e6).ceil() as i64).max(1);
+            let mut cut = Cut {
+                round,
+                branch: l,
+                sign,
+                flow_mw: flow.abs(),
+                rate_a: br.rate_a,
+                excess_w,
+                cutoff_priority: 0,
+                cutoff_order: 0,
+                curtailed: 0,
+                removed_w: 0,
+                row: model.ptdf_row(l),
+            };
+            // Contributions of the remaining trades, and their sums per priority rank.
+            q.par_iter_mut()
+                .zip(sorted.par_iter())
+                .zip(alive.par_iter())
+                .for_each(|((q, t), &a)| *q = if a { cut.contribution_w(t) } else { 0 });
+            let by_rank = q
+                .par_iter()
+                .zip(rank.par_iter())
+                .fold(
+                    || vec![0i128; prios.len()],
+                    |mut acc, (&c, &r)| {
+                        if c > 0 {
+                            acc[r as usize] += i128::from(c);
+                        }
+                        acc
+                    },
+                )
+                .reduce(
+                    || vec![0i128; prios.len()],
+                    |mut a, b| {
+                        for (x, y) in a.iter_mut().zip(b) {
+                            *x += y;
+                        }
+                        a
+                    },
+                );
+            if by_rank.iter().all(|&s| s == 0) {
+                given_up.push(l);
+                continue;
+            }
+            // The lowest rank whose cumulative sum reaches the excess; if none does, every
+            // aggravating trade goes (the highest non-empty rank, with no limit).
+            let mut cum = 0i128;
+            let mut chosen = None;
+            let mut last = 0usize;
+            for (r, &s) in by_rank.iter().enumerate() {
+                if s == 0 {
+                    continue;
+                }
+                if cum + s >= i128::from(excess_w) {
+                    chosen = Some((r, i128::from(excess_w) - cum));
+                    break;
+                }
+                cum += s;
+                last = r;
+            }
+            let (cut_rank, need) = chosen.unwrap_or((last, i128::MAX));
+            // Within that rank, latest submitted first.
+            let mut acc = 0i128;
+            let mut cutoff_order = 0u32;
+            for k in (0..sorted.len()).rev() {
+                if rank[k] as usize == cut_rank && q[k] > 0 {
+                    acc += i128::from(q[k]);
+                    cutoff_order = sorted[k].order;
+                    if acc >= need {
+                        break;
+                    }
+                }
+            }
+            cut.cutoff_priority = prios[cut_rank];
+            cut.cutoff_order = cutoff_order;
+            let mut curtailed = 0u32;
+            let mut removed = 0i128;
+            for k in 0..sorted.len() {
+                if q[k] > 0 && cut.reaches(&sorted[k]) {
+                    alive[k] = false;
+                    curtailed += 1;
+                    removed += i128::from(q[k]);
+                    let t = &sorted[k];
+                    inj[t.seller as usize] -= t.milli_mw;
+                    inj[t.buyer as usize] += t.milli_mw;
+                }
+            }
+            cut.curtailed = curtailed;
+            cut.removed_w = i64::try_from(removed).unwrap_or(i64::MAX);
+            out.curtailed += curtailed as usize;
+            out.cuts.push(cut);
+        }
+        out
+    }
+
+    /// A validator's verdict for one trade: the index of the first cut that curtails it.
+    pub fn curtailing_cut(&self, t: &SchemeTrade) -> Option<usize> {
+        self.cuts
+            .iter()
+            .position(|c| c.reaches(t) && c.contribution_w(t) > 0)
+    }
+}
+
+fn aggregate(trades: &[SchemeTrade], alive: &[bool], nbus: usize) -> Vec<i64> {
+    trades
+        .par_iter()
+        .zip(alive.par_iter())
+        .with_min_len(4096)
+        .fold(
+            || vec![0i64; nbus],
+            |mut acc, (t, &a)| {
+                if a {
+                    acc[t.seller as usize] += t.milli_mw;
+                    acc[t.buyer as usize] -= t.milli_mw;
+                }
+                acc
+            },
+        )
+        .reduce(
+            || vec![0i64; nbus],
+            |mut a, b| {
+                for (x, y) in a.iter_mut().zip(b) {
+                    *x += y;
+                }
+                a
+            },
+        )
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn to_mw(inj: &[i64]) -> Vec<f64> {
+    inj.iter().map(|&m| m as f64 / 1000.0).collect()
+}
+
+/// Where the market's participants sit on a grid: seller i at the i-th in-service generator's
+/// bus (cycling in file order), purchaser j at the j-th bus with a positive load (cycling).
+#[derive(Debug)]
+pub struct GridMarket {
+    model: DcModel,
+    seller_bus: Vec<u32>,
+    purchaser_bus: Vec<u32>,
+}
+
+impl GridMarket {
+    /// Places `sellers` and `purchasers` on the model's grid.
+    pub fn place(model: DcModel, sellers: u32, purchasers: u32) -> Result<GridMarket, GridError> {
+        let grid = model.grid();
+        let err = |m: &str| GridError {
+            file: grid.source.clone(),
+            line: 0,
+            column: 0,
+            message: m.to_owned(),
+        };
+        let gens: Vec<u32> = grid
+            .generators
+            .iter()
+            .filter(|g| g.in_service)
+            .filter_map(|g| model.bus(g.bus).ok())
+            .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
+            .collect();
+        let loads: Vec<u32> = (0..grid.buses.len())
+            .filter(|&i| grid.buses[i].pd > 0.0 && grid.buses[i].kind != 4)
+            .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
+            .collect();
+        if gens.is_empty() {
+            return Err(err("no in-service generator to place sellers at"));
+        }
+        if loads.is_empty() {
+            return Err(err("no bus with a positive load to place purchasers at"));
+        }
+        let seller_bus = (0..sellers as usize)
+            .map(|i| gens[i % gens.len()])
+            .collect();
+        let purchaser_bus = (0..purchasers as usize)
+            .map(|j| loads[j % loads.len()])
+            .collect();
+        Ok(GridMarket {
+            model,
+            seller_bus,
+            purchaser_bus,
+        })
+    }
+
+    /// The DC model.
+    pub fn model(&self) -> &DcModel {
+        &self.model
+    }
+
+    /// The scheme trade of a transaction (None when a party is not placed).
+    pub fn trade(&self, order: u32, priority: u64, tx: &SignedContract) -> Option<SchemeTrade> {
+        let c = &tx.contract;
+        let s = c.seller.0.checked_sub(SELLER_BASE)?;
+        let b = c.purchaser.0.checked_sub(PURCHASER_BASE)?;
+        Some(SchemeTrade {
+            order,
+            priority,
+            seller: *self.seller_bus.get(s as usize)?,
+            buyer: *self.purchaser_bus.get(b as usize)?,
+            milli_mw: c.energy.raw(),
+        })
+    }
+
+    /// O1: the period's congestion context. The scheme is `pending` (workload indices, whose
+    /// order is submission order) less those failing a local check.
+    pub fn period(
+        &self,
+        workload: &Workload,
+        pending: &[u32],
+        checks: &Checks<'_>,
+        priority: PriorityRule,
+    ) -> PeriodCongestion<'_> {
+        let scheme: Vec<SchemeTrade> = pending
+            .par_iter()
+            .filter_map(|&tx| {
+                let signed = &workload.transactions[tx as usize];
+                if checks.local_failure(signed).is_some() {
+                    return None;
+                }
+                self.trade(tx, priority.of(&signed.contract), signed)
+            })
+            .collect();
+        PeriodCongestion {
+            market: self,
+            curtailment: Curtailment::compute(&self.model, &scheme),
+            priority,
+        }
+    }
+}
+
+/// One period's published congestion context; a validator's congestion stage.
+#[derive(Debug)]
+pub struct PeriodCongestion<'a> {
+    market: &'a GridMarket,
+    /// The rule's outcome.
+    pub curtailment: Curtailment,
+    priority: PriorityRule,
+}
+
+impl CongestionStage for PeriodCongestion<'_> {
+    fn allows(&self, tx: u32, contract: &SignedContract) -> bool {
+        match self
+            .market
+            .trade(tx, self.priority.of(&contract.contract), contract)
+        {
+            Some(t) => self.curtailment.curtailing_cut(&t).is_none(),
+            None => true,
+        }
+    }
+    fn name(&self) -> &'static str {
+        "dc power flow, priority curtailment"
+    }
+}

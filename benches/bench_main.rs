@@ -20,4 +20,5 @@ criterion_group!(merkle, benchmarks::merkle::bench);
 criterion_group!(signatures, benchmarks::signatures::bench);
 criterion_group!(consensus, benchmarks::consensus::bench);
 criterion_group!(settlement, benchmarks::settlement::bench);
-criterion_main!(merkle, signatures, consensus, settlement);
+criterion_group!(grid, benchmarks::grid::bench);
+criterion_main!(merkle, signatures, consensus, settlement, grid);

@@ -12,7 +12,8 @@
 //!    excess E = ceil((|flow| - rateA) x 10^6) watts;
 //! 3. each remaining trade's contribution to l is its PTDF factor times its power,
 //!    c = s x mw x (PTDF_l[seller bus] - PTDF_l[buyer bus]), **rounded half away from zero to the
-//!    watt** (the one rounding; sums are then exact integers); a trade with c > 0 aggravates l;
+//!    watt** (the one rounding, computed as sign x trunc(|x| + 0.5) in f64; sums are then exact
+//!    integers); a trade with c > 0 aggravates l;
 //! 4. aggravating trades are curtailed in *curtailment order*, lowest transaction priority
 //!    first (the incentive mechanism's priority), and among equal priority the latest submitted
 //!    first, until the curtailed contributions reach E. The last one curtailed is the cut-off;
@@ -29,7 +30,7 @@
 //! The supervision node computes the cuts at O1 from the period's data alone (the scheme, the
 //! published priorities, the grid); they do not depend on thread count or scheduling.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -88,8 +89,11 @@ impl Cut {
     #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
     pub fn contribution_w(&self, t: &SchemeTrade) -> i64 {
         let diff = self.row[t.seller as usize] - self.row[t.buyer as usize];
-        // milli-MW x 1000 = W.
-        (f64::from(self.sign) * t.milli_mw as f64 * 1000.0 * diff).round() as i64
+        // milli-MW x 1000 = W; half away from zero as sign x trunc(|x| + 0.5), exactly this
+        // f64 computation (a cast truncates; `f64::round` is a library call without SSE4.1).
+        let x = f64::from(self.sign) * t.milli_mw as f64 * 1000.0 * diff;
+        let magnitude = (x.abs() + 0.5) as i64;
+        if x < 0.0 { -magnitude } else { magnitude }
     }
 
     /// True when `t` comes at or before this cut's cut-off in curtailment order
@@ -120,30 +124,35 @@ impl Curtailment {
     pub fn compute(model: &DcModel, scheme: &[SchemeTrade]) -> Curtailment {
         let grid = model.grid();
         let nbus = grid.buses.len();
-        let mut sorted: Vec<SchemeTrade> = scheme.to_vec();
-        sorted.par_sort_unstable_by_key(|t| t.order);
-        let mut alive = vec![true; sorted.len()];
-        let mut inj = aggregate(&sorted, &alive, nbus);
-        // Distinct priorities, ascending; each trade's rank among them.
-        let mut prios: Vec<u64> = sorted.iter().map(|t| t.priority).collect();
-        prios.par_sort_unstable();
-        prios.dedup();
-        let rank: Vec<u32> = if prios.len() == 1 {
-            vec![0; sorted.len()]
+        let sorted: Cow<'_, [SchemeTrade]> = if scheme.windows(2).all(|w| w[0].order < w[1].order) {
+            Cow::Borrowed(scheme)
         } else {
-            let at: HashMap<u64, u32> = prios
-                .iter()
-                .enumerate()
-                .map(|(i, &p)| (p, u32::try_from(i).unwrap_or(u32::MAX)))
-                .collect();
-            sorted.iter().map(|t| at[&t.priority]).collect()
+            let mut v = scheme.to_vec();
+            v.par_sort_unstable_by_key(|t| t.order);
+            Cow::Owned(v)
+        };
+        let sorted = &*sorted;
+        let mut alive = vec![true; sorted.len()];
+        let mut inj = aggregate(sorted, &alive, nbus);
+        // Distinct priorities, ascending; a trade's rank is its place among them. Nothing per
+        // trade is stored beyond `alive`: contributions are recomputed where needed, which is
+        // cheaper than writing and reading them back.
+        let prios = distinct_priorities(sorted);
+        // Priorities are drawn per trade, so a binary search would mispredict on every trade;
+        // a branch-free count is faster for the few values priorities take.
+        let small = prios.len() <= 16;
+        let rank_of = |p: u64| -> usize {
+            if small {
+                prios.iter().map(|&x| usize::from(x < p)).sum()
+            } else {
+                prios.partition_point(|&x| x < p)
+            }
         };
         let mut out = Curtailment {
             scheme: sorted.len(),
             ..Curtailment::default()
         };
         let mut given_up: Vec<usize> = Vec::new();
-        let mut q = vec![0i64; sorted.len()];
         let mut round = 0u32;
         loop {
             let flows = model.flows(&to_mw(&inj));
@@ -188,20 +197,17 @@ impl Curtailment {
                 removed_w: 0,
                 row: model.ptdf_row(l),
             };
-            // Contributions of the remaining trades, and their sums per priority rank.
-            q.par_iter_mut()
-                .zip(sorted.par_iter())
-                .zip(alive.par_iter())
-                .for_each(|((q, t), &a)| *q = if a { cut.contribution_w(t) } else { 0 });
-            let by_rank = q
+            // Contributions of the remaining trades, and their sums per priority rank, in one pass.
+            let by_rank = sorted
                 .par_iter()
-                .zip(rank.par_iter())
+                .zip(alive.par_iter())
+                .with_min_len(1 << 14)
                 .fold(
                     || vec![0i128; prios.len()],
-                    |mut acc, (&c, &r)| {
-                        if c > 0 {
-                            acc[r as usize] += i128::from(c);
-                        }
+                    |mut acc, (t, &a)| {
+                        // Branch-free: about half the trades aggravate, unpredictably.
+                        let q = cut.contribution_w(t).max(0) * i64::from(a);
+                        acc[rank_of(t.priority)] += i128::from(q);
                         acc
                     },
                 )
@@ -238,29 +244,49 @@ impl Curtailment {
             // Within that rank, latest submitted first.
             let mut acc = 0i128;
             let mut cutoff_order = 0u32;
-            for k in (0..sorted.len()).rev() {
-                if rank[k] as usize == cut_rank && q[k] > 0 {
-                    acc += i128::from(q[k]);
-                    cutoff_order = sorted[k].order;
-                    if acc >= need {
-                        break;
+            let cut_priority = prios[cut_rank];
+            for (t, &a) in sorted.iter().zip(&alive).rev() {
+                if a && t.priority == cut_priority {
+                    let q = cut.contribution_w(t);
+                    if q > 0 {
+                        acc += i128::from(q);
+                        cutoff_order = t.order;
+                        if acc >= need {
+                            break;
+                        }
                     }
                 }
             }
-            cut.cutoff_priority = prios[cut_rank];
+            cut.cutoff_priority = cut_priority;
             cut.cutoff_order = cutoff_order;
-            let mut curtailed = 0u32;
-            let mut removed = 0i128;
-            for k in 0..sorted.len() {
-                if q[k] > 0 && cut.reaches(&sorted[k]) {
-                    alive[k] = false;
-                    curtailed += 1;
-                    removed += i128::from(q[k]);
-                    let t = &sorted[k];
-                    inj[t.seller as usize] -= t.milli_mw;
-                    inj[t.buyer as usize] += t.milli_mw;
-                }
-            }
+            let cut_ref = &cut;
+            let (delta, curtailed, removed) = alive
+                .par_iter_mut()
+                .zip(sorted.par_iter())
+                .with_min_len(1 << 14)
+                .fold(
+                    || (vec![0i64; nbus], 0u32, 0i128),
+                    |(mut d, mut n, mut w), (a, t)| {
+                        // Branch-free, as above.
+                        let q = cut_ref.contribution_w(t);
+                        let hit = *a && cut_ref.reaches(t) && q > 0;
+                        let h = i64::from(hit);
+                        *a &= !hit;
+                        n += u32::from(hit);
+                        w += i128::from(q * h);
+                        d[t.seller as usize] -= t.milli_mw * h;
+                        d[t.buyer as usize] += t.milli_mw * h;
+                        (d, n, w)
+                    },
+                )
+                .reduce(
+                    || (vec![0i64; nbus], 0u32, 0i128),
+                    |(mut d, n, w), (d2, n2, w2)| {
+                        d.iter_mut().zip(d2).for_each(|(x, y)| *x += y);
+                        (d, n + n2, w + w2)
+                    },
+                );
+            inj.iter_mut().zip(delta).for_each(|(x, y)| *x += y);
             cut.curtailed = curtailed;
             cut.removed_w = i64::try_from(removed).unwrap_or(i64::MAX);
             out.curtailed += curtailed as usize;
@@ -275,6 +301,37 @@ impl Curtailment {
             .iter()
             .position(|c| c.reaches(t) && c.contribution_w(t) > 0)
     }
+}
+
+/// The distinct priorities of a scheme, ascending. Priorities take few values (sums of two
+/// validators' workloads), so each worker keeps a small sorted list; past 1024 values it falls
+/// back to sorting them all.
+fn distinct_priorities(trades: &[SchemeTrade]) -> Vec<u64> {
+    const SMALL: usize = 1024;
+    let merged: Option<Vec<u64>> = trades
+        .par_iter()
+        .with_min_len(1 << 14)
+        .try_fold(Vec::new, |mut v: Vec<u64>, t| {
+            if let Err(at) = v.binary_search(&t.priority) {
+                if v.len() == SMALL {
+                    return None;
+                }
+                v.insert(at, t.priority);
+            }
+            Some(v)
+        })
+        .try_reduce(Vec::new, |a, b| {
+            let mut m: Vec<u64> = a.into_iter().chain(b).collect();
+            m.sort_unstable();
+            m.dedup();
+            (m.len() <= SMALL).then_some(m)
+        });
+    merged.unwrap_or_else(|| {
+        let mut all: Vec<u64> = trades.par_iter().map(|t| t.priority).collect();
+        all.par_sort_unstable();
+        all.dedup();
+        all
+    })
 }
 
 fn aggregate(trades: &[SchemeTrade], alive: &[bool], nbus: usize) -> Vec<i64> {

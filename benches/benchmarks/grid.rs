@@ -1,0 +1,184 @@
+//! Grids: the full PTDF of case2869pegase, and flows and congestion verdicts of 1,000,000
+//! trades on it, each against a bare pass that reads the trades and sums their injections per
+//! bus (the least any flow computation must do). pandapower's `makePTDF` is measured beside
+//! ipow's by `perf/run-grid.sh` (Python, so not a criterion peer here).
+//!
+//! Under `cargo bench` the trade count is the issue's; in test mode it is small.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use ipow::congestion::{Curtailment, SchemeTrade};
+use ipow::grid::{DcModel, Grid};
+use ipow::rng::Rng;
+use rayon::prelude::*;
+
+use super::{all_cores, pool};
+
+fn full_size() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+pub fn case2869() -> DcModel {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("datasets/grids/pglib_opf_case2869_pegase.m");
+    DcModel::new(Grid::load(&path).unwrap()).unwrap()
+}
+
+/// `count` trades from generator buses to load buses whose total is `load_factor` x the case's
+/// load; priorities from 8 values. A pure function of (seed, index).
+pub fn market_trades(model: &DcModel, count: usize, load_factor: f64) -> Vec<SchemeTrade> {
+    let g = model.grid();
+    let gens: Vec<u32> = g
+        .generators
+        .iter()
+        .filter(|x| x.in_service)
+        .map(|x| g.bus_index(x.bus).unwrap() as u32)
+        .collect();
+    let loads: Vec<u32> = (0..g.buses.len())
+        .filter(|&i| g.buses[i].pd > 0.0)
+        .map(|i| i as u32)
+        .collect();
+    let total_load: f64 = g.buses.iter().map(|b| b.pd).sum();
+    let mean_milli = (total_load * load_factor / count as f64 * 1000.0) as i64;
+    (0..count)
+        .into_par_iter()
+        .map(|k| {
+            let mut r = Rng::stream(17, &[k as u64]);
+            SchemeTrade {
+                order: k as u32,
+                priority: r.below(8),
+                seller: gens[r.index(gens.len())],
+                buyer: loads[r.index(loads.len())],
+                milli_mw: r.between(1, 2 * mean_milli.max(1)),
+            }
+        })
+        .collect()
+}
+
+/// The bare pass: read every trade, add its power at the seller's bus, take it at the buyer's.
+pub fn bare_pass(trades: &[SchemeTrade], buses: usize) -> Vec<i64> {
+    let mut inj = vec![0i64; buses];
+    for t in trades {
+        inj[t.seller as usize] += t.milli_mw;
+        inj[t.buyer as usize] -= t.milli_mw;
+    }
+    inj
+}
+
+/// Flows of the whole trade set: parallel per-bus sums, one solve, every branch's flow.
+pub fn flows(model: &DcModel, trades: &[SchemeTrade]) -> Vec<f64> {
+    let n = model.grid().buses.len();
+    let inj = trades
+        .par_iter()
+        .with_min_len(1 << 14)
+        .fold(
+            || vec![0i64; n],
+            |mut a, t| {
+                a[t.seller as usize] += t.milli_mw;
+                a[t.buyer as usize] -= t.milli_mw;
+                a
+            },
+        )
+        .reduce(
+            || vec![0i64; n],
+            |mut a, b| {
+                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+                a
+            },
+        );
+    let mw: Vec<f64> = inj.iter().map(|&m| m as f64 / 1000.0).collect();
+    model.flows(&mw)
+}
+
+/// The congestion rule on the whole set, then every trade's verdict recomputed alone from the
+/// published cuts (its own contribution on each cut branch). Returns the curtailed count.
+pub fn verdicts(model: &DcModel, trades: &[SchemeTrade]) -> (Curtailment, usize) {
+    let c = Curtailment::compute(model, trades);
+    let curtailed = trades
+        .par_iter()
+        .with_min_len(1 << 12)
+        .filter(|t| c.curtailing_cut(t).is_some())
+        .count();
+    (c, curtailed)
+}
+
+pub fn bench(c: &mut Criterion) {
+    let model = case2869();
+    let g = model.grid();
+    let (nb, nl) = (g.buses.len(), g.branches.len());
+    let threads = all_cores();
+    let p = pool(threads);
+
+    let mut group = c.benchmark_group("grid_ptdf_case2869");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements((nb * nl) as u64));
+    group.bench_function(
+        BenchmarkId::new("ipow_ptdf_full", format!("{threads}t")),
+        |b| b.iter(|| p.install(|| black_box(model.ptdf_full()))),
+    );
+    group.finish();
+    let full = p.install(|| model.ptdf_full());
+    for k in [0, nl / 2, nl - 1] {
+        let row = model.ptdf_row(k);
+        let d = row
+            .iter()
+            .zip(&full[k * nb..(k + 1) * nb])
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(d < 1e-9, "PTDF row {k} differs by {d}");
+    }
+    drop(full);
+
+    let count = if full_size() { 1_000_000 } else { 20_000 };
+    // Heavy: 1.1 x the case's load, hundreds of branches overloaded. Moderate: 0.5 x.
+    let trades = p.install(|| market_trades(&model, count, 1.1));
+    let moderate = p.install(|| market_trades(&model, count, 0.5));
+    let mut group = c.benchmark_group(if full_size() {
+        "grid_trades_1M"
+    } else {
+        "grid_trades_small"
+    });
+    group.sample_size(20);
+    group.throughput(Throughput::Elements(count as u64));
+    group.bench_function(BenchmarkId::new("bare_pass", "1t"), |b| {
+        b.iter(|| black_box(bare_pass(black_box(&trades), nb)))
+    });
+    group.bench_function(BenchmarkId::new("ipow_flows", format!("{threads}t")), |b| {
+        b.iter(|| p.install(|| black_box(flows(&model, &trades))))
+    });
+    group.bench_function(
+        BenchmarkId::new("ipow_verdicts", format!("{threads}t")),
+        |b| b.iter(|| p.install(|| black_box(verdicts(&model, &trades)))),
+    );
+    group.bench_function(
+        BenchmarkId::new("ipow_verdicts_moderate", format!("{threads}t")),
+        |b| b.iter(|| p.install(|| black_box(verdicts(&model, &moderate)))),
+    );
+    group.finish();
+    // Answer checks: the flows are those of the bare pass's injections; the verdicts recomputed
+    // per trade are the rounds' curtailments.
+    let inj: Vec<f64> = bare_pass(&trades, nb)
+        .iter()
+        .map(|&m| m as f64 / 1000.0)
+        .collect();
+    let want = model.flows(&inj);
+    let got = p.install(|| flows(&model, &trades));
+    assert!(want.iter().zip(&got).all(|(a, b)| (a - b).abs() < 1e-9));
+    for (name, set) in [
+        ("heavy (1.1 x load)", &trades),
+        ("moderate (0.5 x load)", &moderate),
+    ] {
+        let (cur, curtailed) = p.install(|| verdicts(&model, set));
+        assert_eq!(curtailed, cur.curtailed);
+        assert!(!cur.cuts.is_empty(), "{name}: the scheme must congest");
+        eprintln!(
+            "grid: {count} trades on case2869pegase, {name}: {} branches overloaded before, {} cuts, {} curtailed, residual {:?}",
+            cur.overloaded_before.len(),
+            cur.cuts.len(),
+            cur.curtailed,
+            cur.residual
+        );
+    }
+}

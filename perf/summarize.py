@@ -71,7 +71,20 @@ ratio(f"ledger settle (10M contracts, 100k accounts) / bare sequential Vec<i64> 
 ratio(f"Vec<AtomicI64> / bare loop, {all_t} (peer)", rate(st, "atomic_vec_i64", all_t), bare_settle)
 ratio(f"dashmap, guards one at a time / bare loop, {all_t} (peer)", rate(st, "dashmap_guards_one_at_a_time", all_t), bare_settle)
 ratio(f"ledger / dashmap, {all_t}", rate(st, "ipow_ledger_settle_batch", all_t), rate(st, "dashmap_guards_one_at_a_time", all_t))
+gt = "grid_trades_1M"
+bare_pass = rate(gt, "bare_pass", "1t")
+if bare_pass:
+    # Time ratios (lower is better): bare pass rate over the bench's rate.
+    for fn, target in (("ipow_flows", 3), ("ipow_verdicts", 10), ("ipow_verdicts_moderate", 10)):
+        r = rate(gt, fn, all_t)
+        if r:
+            value = bare_pass / r
+            ratios.append(f"- grid {fn} (1M trades, case2869pegase) time / bare pass time, {all_t}: **{value:.2f}x** "
+                          f"(target <= {target}x: {'met' if value <= target else 'NOT met'})")
 extra = []
+if rate("grid_ptdf_case2869", "ipow_ptdf_full", all_t):
+    extra.append(f"- full PTDF of case2869pegase (criterion, warm): "
+                 f"{rows[('grid_ptdf_case2869', 'ipow_ptdf_full', all_t)]['mean_ns']/1e6:.1f} ms on {all_t}")
 if rate(s, "ring_bare_loop", all_t):
     extra.append(f"- ring: {rate(s, 'ring_bare_loop', '1t')/1e3:.1f} k signatures/s on 1 thread; contract path "
                  f"{rate(s, 'ipow_contract_path', all_t)/3e3:.1f} k contracts/s on {all_t} (3 signatures each)")

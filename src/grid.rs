@@ -10,15 +10,16 @@
 //! buyer's bus; branch susceptance b = status / (x * tap) (tap 0 means 1); flow on branch k is
 //! b_k (theta_from - theta_to) in MW at the from end. Phase shifts, shunts and the case's own
 //! loads and generators are not part of a trade's flow. The reduced susceptance matrix (slack
-//! row and column removed) is factorized once per grid by faer's sparse LU with partial
-//! pivoting (not Cholesky: a series capacitor, as on row 178 of case300, makes a susceptance
-//! negative and the matrix need not be positive definite), and every solve reuses it.
+//! row and column removed) is factorized once per grid by faer: sparse Cholesky when every
+//! in-service susceptance is positive, sparse LU with partial pivoting otherwise (a series
+//! capacitor, as on row 178 of case300, makes a susceptance negative and the matrix need not be
+//! positive definite). Every solve reuses the factor.
 
 use std::collections::HashMap;
 use std::fmt;
 
 use faer::linalg::solvers::Solve;
-use faer::sparse::linalg::solvers::Lu;
+use faer::sparse::linalg::solvers::{Llt, Lu};
 use faer::sparse::{SparseColMat, Triplet};
 use faer::{ColMut, MatMut};
 use rayon::prelude::*;
@@ -634,7 +635,24 @@ pub struct DcModel {
     reduced: Vec<usize>,
     /// Size of the reduced matrix (buses - 1).
     dim: usize,
-    lu: Lu<usize, f64>,
+    factor: Factor,
+}
+
+/// The factorization of the reduced susceptance matrix: Cholesky when it is positive definite
+/// (every in-service susceptance positive, the usual case), LU with partial pivoting otherwise
+/// (a series capacitor makes a susceptance negative).
+enum Factor {
+    Cholesky(Llt<usize, f64>),
+    Lu(Box<Lu<usize, f64>>),
+}
+
+impl Factor {
+    fn solve_in_place(&self, rhs: MatMut<'_, f64>) {
+        match self {
+            Factor::Cholesky(f) => f.solve_in_place(rhs),
+            Factor::Lu(f) => f.solve_in_place(rhs),
+        }
+    }
 }
 
 impl fmt::Debug for DcModel {
@@ -723,14 +741,26 @@ impl DcModel {
         }
         let mat = SparseColMat::<usize, f64>::try_new_from_triplets(m, m, &triplets)
             .map_err(|e| err(format!("cannot build the susceptance matrix: {e:?}")))?;
-        let lu = mat
-            .sp_lu()
-            .map_err(|e| err(format!("the reduced susceptance matrix is singular: {e:?}")))?;
+        let positive = grid.branches.iter().all(|b| !b.in_service || b.b > 0.0);
+        let cholesky = if positive {
+            mat.sp_cholesky(faer::Side::Lower).ok()
+        } else {
+            None
+        };
+        let factor = match cholesky {
+            Some(f) => Factor::Cholesky(f),
+            None => {
+                let lu = mat.sp_lu().map_err(|e| {
+                    err(format!("the reduced susceptance matrix is singular: {e:?}"))
+                })?;
+                Factor::Lu(Box::new(lu))
+            }
+        };
         let model = DcModel {
             grid,
             reduced,
             dim: m,
-            lu,
+            factor,
         };
         // A numerically singular matrix shows as non-finite angles.
         let mut probe = vec![1.0; model.grid.buses.len()];
@@ -770,7 +800,8 @@ impl DcModel {
                 rhs[r] = injections[i];
             }
         }
-        self.lu.solve_in_place(ColMut::from_slice_mut(&mut rhs));
+        self.factor
+            .solve_in_place(ColMut::from_slice_mut(&mut rhs).as_mat_mut());
         self.reduced
             .iter()
             .map(|&r| if r == usize::MAX { 0.0 } else { rhs[r] })
@@ -839,9 +870,10 @@ impl DcModel {
                 for j in 0..cols {
                     block[j * m + c * chunk_cols + j] = 1.0;
                 }
-                self.lu
+                self.factor
                     .solve_in_place(MatMut::from_column_major_slice_mut(block, m, cols));
             });
+        let zeros = vec![0.0; m];
         let mut out = vec![0.0; self.grid.branches.len() * n];
         out.par_chunks_mut(n)
             .zip(self.grid.branches.par_iter())
@@ -849,16 +881,23 @@ impl DcModel {
                 if !br.in_service {
                     return;
                 }
-                let (f, t) = (self.reduced[br.from], self.reduced[br.to]);
-                let col = |r: usize| (r != usize::MAX).then(|| &inv[r * m..(r + 1) * m]);
-                let (cf, ct) = (col(f), col(t));
-                for (i, &ri) in self.reduced.iter().enumerate() {
-                    if ri == usize::MAX {
-                        continue;
+                // Reduced index r is bus index r below the slack and r + 1 above it, so a row
+                // is two contiguous runs: b (X[.., f] - X[.., t]) with the slack's entry 0.
+                let col = |r: usize| {
+                    if r == usize::MAX {
+                        &zeros[..]
+                    } else {
+                        &inv[r * m..(r + 1) * m]
                     }
-                    let a = cf.map_or(0.0, |c| c[ri]);
-                    let b = ct.map_or(0.0, |c| c[ri]);
-                    row[i] = br.b * (a - b);
+                };
+                let (cf, ct) = (col(self.reduced[br.from]), col(self.reduced[br.to]));
+                let s = self.grid.slack;
+                let (below, above) = row.split_at_mut(s);
+                for ((o, a), c) in below.iter_mut().zip(&cf[..s]).zip(&ct[..s]) {
+                    *o = br.b * (a - c);
+                }
+                for ((o, a), c) in above[1..].iter_mut().zip(&cf[s..]).zip(&ct[s..]) {
+                    *o = br.b * (a - c);
                 }
             });
         out

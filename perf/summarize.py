@@ -81,6 +81,13 @@ if bare_pass:
             value = bare_pass / r
             ratios.append(f"- grid {fn} (1M trades, case2869pegase) time / bare pass time, {all_t}: **{value:.2f}x** "
                           f"(target <= {target}x: {'met' if value <= target else 'NOT met'})")
+    cp = rate(gt, "contribution_pass", all_t)
+    if cp:
+        ratios.append(f"- grid one contribution pass (1M trades, one cut branch) time / bare pass time, {all_t}: {bare_pass / cp:.2f}x")
+        for fn in ("ipow_verdicts", "ipow_verdicts_moderate"):
+            r = rate(gt, fn, all_t)
+            if r:
+                ratios.append(f"- grid {fn} time / one contribution pass time, {all_t}: {cp / r:.1f} passes' worth")
 extra = []
 if rate("grid_ptdf_case2869", "ipow_ptdf_full", all_t):
     extra.append(f"- full PTDF of case2869pegase (criterion, warm): "

@@ -41,6 +41,9 @@ use crate::grid::{DcModel, GridError};
 use crate::validate::{Checks, CongestionStage};
 use crate::workload::{PURCHASER_BASE, SELLER_BASE, Workload};
 
+/// The congestion stage's name in reports.
+pub const STAGE_NAME: &str = "dc power flow, priority curtailment";
+
 /// One trade of a period's scheme.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SchemeTrade {
@@ -133,7 +136,7 @@ impl Curtailment {
         };
         let sorted = &*sorted;
         let mut alive = vec![true; sorted.len()];
-        let mut inj = aggregate(sorted, &alive, nbus);
+        let mut inj = injections(sorted, nbus);
         // Distinct priorities, ascending; a trade's rank is its place among them. Nothing per
         // trade is stored beyond `alive`: contributions are recomputed where needed, which is
         // cheaper than writing and reading them back.
@@ -211,15 +214,7 @@ impl Curtailment {
                         acc
                     },
                 )
-                .reduce(
-                    || vec![0i128; prios.len()],
-                    |mut a, b| {
-                        for (x, y) in a.iter_mut().zip(b) {
-                            *x += y;
-                        }
-                        a
-                    },
-                );
+                .reduce(|| vec![0i128; prios.len()], add_into);
             if by_rank.iter().all(|&s| s == 0) {
                 given_up.push(l);
                 continue;
@@ -281,10 +276,7 @@ impl Curtailment {
                 )
                 .reduce(
                     || (vec![0i64; nbus], 0u32, 0i128),
-                    |(mut d, n, w), (d2, n2, w2)| {
-                        d.iter_mut().zip(d2).for_each(|(x, y)| *x += y);
-                        (d, n + n2, w + w2)
-                    },
+                    |(d, n, w), (d2, n2, w2)| (add_into(d, d2), n + n2, w + w2),
                 );
             inj.iter_mut().zip(delta).for_each(|(x, y)| *x += y);
             cut.curtailed = curtailed;
@@ -334,30 +326,34 @@ fn distinct_priorities(trades: &[SchemeTrade]) -> Vec<u64> {
     })
 }
 
-fn aggregate(trades: &[SchemeTrade], alive: &[bool], nbus: usize) -> Vec<i64> {
+/// Net injection per bus of a scheme, in 0.001 MW: exact integer sums, so the same on any
+/// thread count.
+pub fn injections(trades: &[SchemeTrade], nbus: usize) -> Vec<i64> {
     trades
         .par_iter()
-        .zip(alive.par_iter())
-        .with_min_len(4096)
+        .with_min_len(1 << 14)
         .fold(
             || vec![0i64; nbus],
-            |mut acc, (t, &a)| {
-                if a {
-                    acc[t.seller as usize] += t.milli_mw;
-                    acc[t.buyer as usize] -= t.milli_mw;
-                }
+            |mut acc, t| {
+                acc[t.seller as usize] += t.milli_mw;
+                acc[t.buyer as usize] -= t.milli_mw;
                 acc
             },
         )
-        .reduce(
-            || vec![0i64; nbus],
-            |mut a, b| {
-                for (x, y) in a.iter_mut().zip(b) {
-                    *x += y;
-                }
-                a
-            },
-        )
+        .reduce(|| vec![0i64; nbus], add_into)
+}
+
+/// Flows of a whole scheme (MW at each branch row's from end): exact per-bus sums, one solve.
+pub fn scheme_flows(model: &DcModel, trades: &[SchemeTrade]) -> Vec<f64> {
+    model.flows(&to_mw(&injections(trades, model.grid().buses.len())))
+}
+
+/// Element-wise sum of two per-bus (or per-rank) vectors of equal length.
+fn add_into<T: std::ops::AddAssign + Copy>(mut a: Vec<T>, b: Vec<T>) -> Vec<T> {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x += y;
+    }
+    a
 }
 
 #[allow(clippy::cast_precision_loss)]
@@ -480,6 +476,6 @@ impl CongestionStage for PeriodCongestion<'_> {
         }
     }
     fn name(&self) -> &'static str {
-        "dc power flow, priority curtailment"
+        STAGE_NAME
     }
 }

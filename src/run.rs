@@ -638,7 +638,7 @@ fn report(
             0.0
         },
         congestion_stage: match &congestion {
-            Some(_) => "dc power flow, priority curtailment".to_owned(),
+            Some(_) => crate::congestion::STAGE_NAME.to_owned(),
             None => NoCongestionStage.name().to_owned(),
         },
         curtailed,

@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use ipow::congestion::{Curtailment, SchemeTrade};
+use ipow::congestion::{Curtailment, SchemeTrade, scheme_flows};
 use ipow::grid::{DcModel, Grid};
 use ipow::rng::Rng;
 use rayon::prelude::*;
@@ -67,31 +67,6 @@ pub fn bare_pass(trades: &[SchemeTrade], buses: usize) -> Vec<i64> {
     inj
 }
 
-/// Flows of the whole trade set: parallel per-bus sums, one solve, every branch's flow.
-pub fn flows(model: &DcModel, trades: &[SchemeTrade]) -> Vec<f64> {
-    let n = model.grid().buses.len();
-    let inj = trades
-        .par_iter()
-        .with_min_len(1 << 14)
-        .fold(
-            || vec![0i64; n],
-            |mut a, t| {
-                a[t.seller as usize] += t.milli_mw;
-                a[t.buyer as usize] -= t.milli_mw;
-                a
-            },
-        )
-        .reduce(
-            || vec![0i64; n],
-            |mut a, b| {
-                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
-                a
-            },
-        );
-    let mw: Vec<f64> = inj.iter().map(|&m| m as f64 / 1000.0).collect();
-    model.flows(&mw)
-}
-
 /// The congestion rule on the whole set, then every trade's verdict recomputed alone from the
 /// published cuts (its own contribution on each cut branch). Returns the curtailed count.
 pub fn verdicts(model: &DcModel, trades: &[SchemeTrade]) -> (Curtailment, usize) {
@@ -146,8 +121,26 @@ pub fn bench(c: &mut Criterion) {
         b.iter(|| black_box(bare_pass(black_box(&trades), nb)))
     });
     group.bench_function(BenchmarkId::new("ipow_flows", format!("{threads}t")), |b| {
-        b.iter(|| p.install(|| black_box(flows(&model, &trades))))
+        b.iter(|| p.install(|| black_box(scheme_flows(&model, &trades))))
     });
+    // One pass of the rule's shape: every trade's rounded contribution to one cut branch,
+    // positive ones summed. The rule costs a few of these per round.
+    let heavy = p.install(|| Curtailment::compute(&model, &trades));
+    let first_cut = &heavy.cuts[0];
+    group.bench_function(
+        BenchmarkId::new("contribution_pass", format!("{threads}t")),
+        |b| {
+            b.iter(|| {
+                p.install(|| {
+                    trades
+                        .par_iter()
+                        .with_min_len(1 << 14)
+                        .map(|t| first_cut.contribution_w(t).max(0))
+                        .sum::<i64>()
+                })
+            })
+        },
+    );
     group.bench_function(
         BenchmarkId::new("ipow_verdicts", format!("{threads}t")),
         |b| b.iter(|| p.install(|| black_box(verdicts(&model, &trades)))),
@@ -164,7 +157,7 @@ pub fn bench(c: &mut Criterion) {
         .map(|&m| m as f64 / 1000.0)
         .collect();
     let want = model.flows(&inj);
-    let got = p.install(|| flows(&model, &trades));
+    let got = p.install(|| scheme_flows(&model, &trades));
     assert!(want.iter().zip(&got).all(|(a, b)| (a - b).abs() < 1e-9));
     for (name, set) in [
         ("heavy (1.1 x load)", &trades),

@@ -124,7 +124,7 @@ pub fn bench(c: &mut Criterion) {
         b.iter(|| p.install(|| black_box(scheme_flows(&model, &trades))))
     });
     // One pass of the rule's shape: every trade's rounded contribution to one cut branch,
-    // positive ones summed. The rule costs a few of these per round.
+    // summed. The rule costs a few of these per round.
     let heavy = p.install(|| Curtailment::compute(&model, &trades));
     let first_cut = &heavy.cuts[0];
     group.bench_function(
@@ -135,7 +135,7 @@ pub fn bench(c: &mut Criterion) {
                     trades
                         .par_iter()
                         .with_min_len(1 << 14)
-                        .map(|t| first_cut.contribution_w(t).max(0))
+                        .map(|t| first_cut.contribution_w(t))
                         .sum::<i64>()
                 })
             })

@@ -27,6 +27,14 @@
 //! least one trade, so the rounds end; a branch that no remaining trade aggravates cannot be
 //! relieved by curtailment and is reported as residual.
 //!
+//! **A trade that overloads a line alone** is rejected before the scheme is formed: with
+//! w = max over limited in-service branches k of |PTDF_k[seller bus] - PTDF_k[buyer bus]| / rateA_k,
+//! a trade whose power in 0.001 MW exceeds floor(1000 / w) ([`GridMarket::transfer_limit_milli`])
+//! would overload some branch even if it were the only trade of the period, so no curtailment of
+//! others can make it feasible. A validator computes w for its own trade (one pass over the
+//! limited branches, the maximum of exact per-branch values, so the same on every node); such a
+//! trade is left out of the scheme and rejected for congestion.
+//!
 //! The supervision node computes the cuts at O1 from the period's data alone (the scheme, the
 //! published priorities, the grid); they do not depend on thread count or scheduling.
 
@@ -376,6 +384,12 @@ pub struct GridMarket {
     model: DcModel,
     seller_bus: Vec<u32>,
     purchaser_bus: Vec<u32>,
+    /// Limited in-service branch rows.
+    limited: usize,
+    /// PTDF factor / rateA of each limited branch, bus-major (`limited` entries per bus).
+    sensitivity: Vec<f64>,
+    /// Bus index of each in-service generator, in file order.
+    generator_buses: Vec<u32>,
 }
 
 impl GridMarket {
@@ -405,17 +419,80 @@ impl GridMarket {
         if loads.is_empty() {
             return Err(err("no bus with a positive load to place purchasers at"));
         }
+        let generator_buses = gens.clone();
         let seller_bus = (0..sellers as usize)
             .map(|i| gens[i % gens.len()])
             .collect();
         let purchaser_bus = (0..purchasers as usize)
             .map(|j| loads[j % loads.len()])
             .collect();
+        let limited: Vec<usize> = (0..grid.branches.len())
+            .filter(|&k| grid.branches[k].is_limited())
+            .collect();
+        let scale: Vec<f64> = limited
+            .iter()
+            .map(|&k| 1.0 / grid.branches[k].rate_a)
+            .collect();
+        let sensitivity = model.ptdf_by_bus(&limited, &scale);
         Ok(GridMarket {
             model,
             seller_bus,
             purchaser_bus,
+            limited: limited.len(),
+            sensitivity,
+            generator_buses,
         })
+    }
+
+    /// Bus index of each in-service generator, in file order (where sources sit).
+    pub fn generator_buses(&self) -> Vec<u32> {
+        self.generator_buses.clone()
+    }
+
+    /// The bus index seller `i` (its address less `SELLER_BASE`) sits at.
+    pub fn seller_bus(&self, i: usize) -> Option<u32> {
+        self.seller_bus.get(i).copied()
+    }
+
+    /// The bus index purchaser `j` sits at.
+    pub fn purchaser_bus(&self, j: usize) -> Option<u32> {
+        self.purchaser_bus.get(j).copied()
+    }
+
+    /// The largest trade from `seller_bus` to `buyer_bus` (bus indices), in 0.001 MW, that
+    /// overloads no branch on its own: floor(1000 / w), w = max_k |PTDF_k[s] - PTDF_k[b]| /
+    /// rateA_k over the limited branches; `i64::MAX` when no limited branch sees the trade.
+    #[allow(clippy::cast_possible_truncation)]
+    pub fn transfer_limit_milli(&self, seller_bus: u32, buyer_bus: u32) -> i64 {
+        let w = self.limited;
+        let col = |bus: u32| {
+            let at = bus as usize * w;
+            self.sensitivity.get(at..at + w).unwrap_or(&[])
+        };
+        let (a, b) = (col(seller_bus), col(buyer_bus));
+        // Four running maxima so the loop vectorizes; max is exact and order-free.
+        let mut worst = [0.0f64; 4];
+        let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+        let (ra, rb) = (ca.remainder(), cb.remainder());
+        for (x, y) in ca.zip(cb) {
+            for l in 0..4 {
+                worst[l] = worst[l].max((x[l] - y[l]).abs());
+            }
+        }
+        for (x, y) in ra.iter().zip(rb) {
+            worst[0] = worst[0].max((x - y).abs());
+        }
+        let worst = worst[0].max(worst[1]).max(worst[2].max(worst[3]));
+        if worst <= 0.0 {
+            return i64::MAX;
+        }
+        // `as` saturates: a tiny factor gives i64::MAX.
+        (1000.0 / worst).floor() as i64
+    }
+
+    /// True when `t` would overload a branch even as the period's only trade.
+    pub fn overloads_alone(&self, t: &SchemeTrade) -> bool {
+        t.milli_mw > self.transfer_limit_milli(t.seller, t.buyer)
     }
 
     /// The DC model.
@@ -454,6 +531,7 @@ impl GridMarket {
                     return None;
                 }
                 self.trade(tx, priority.of(&signed.contract), signed)
+                    .filter(|t| !self.overloads_alone(t))
             })
             .collect();
         PeriodCongestion {
@@ -479,7 +557,9 @@ impl CongestionStage for PeriodCongestion<'_> {
             .market
             .trade(tx, self.priority.of(&contract.contract), contract)
         {
-            Some(t) => self.curtailment.curtailing_cut(&t).is_none(),
+            Some(t) => {
+                !self.market.overloads_alone(&t) && self.curtailment.curtailing_cut(&t).is_none()
+            }
             None => true,
         }
     }

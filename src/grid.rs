@@ -855,12 +855,10 @@ impl DcModel {
         self.angles(&a)
     }
 
-    /// The full PTDF, every branch row by every bus, row-major. Computed as
-    /// B_f B^-1: the inverse of the reduced matrix by solves on identity columns, in parallel
-    /// column blocks, then one difference of two inverse columns per branch (B^-1 is symmetric).
-    pub fn ptdf_full(&self) -> Vec<f64> {
+    /// B^-1 of the reduced matrix, column-major (symmetric, so also row-major): solves on
+    /// identity columns, in parallel column blocks.
+    fn reduced_inverse(&self) -> Vec<f64> {
         let m = self.dim;
-        let n = self.grid.buses.len();
         let mut inv = vec![0.0; m * m];
         let chunk_cols = m.div_ceil(rayon::current_num_threads().max(1) * 4).max(1);
         inv.par_chunks_mut(chunk_cols * m)
@@ -873,6 +871,50 @@ impl DcModel {
                 self.factor
                     .solve_in_place(MatMut::from_column_major_slice_mut(block, m, cols));
             });
+        inv
+    }
+
+    /// PTDF factors of the branch rows `branches`, bus-major: entry `j * branches.len() + i` is
+    /// the flow on branch `branches[i]` per MW injected at bus `j` (withdrawn at the slack),
+    /// times `scale[i]`. A trade's column pair is then contiguous, which is what a validator
+    /// reads to check one trade against every limit.
+    pub fn ptdf_by_bus(&self, branches: &[usize], scale: &[f64]) -> Vec<f64> {
+        let m = self.dim;
+        let n = self.grid.buses.len();
+        let w = branches.len();
+        let inv = self.reduced_inverse();
+        let mut out = vec![0.0; n * w];
+        if w == 0 {
+            return out;
+        }
+        out.par_chunks_mut(w).enumerate().for_each(|(j, row)| {
+            let r = self.reduced[j];
+            if r == usize::MAX {
+                return; // the slack: every factor 0
+            }
+            // B^-1 is symmetric: row r of it is column r.
+            let x = &inv[r * m..(r + 1) * m];
+            let at = |bus: usize| match self.reduced[bus] {
+                usize::MAX => 0.0,
+                q => x[q],
+            };
+            for ((o, &k), &sc) in row.iter_mut().zip(branches).zip(scale) {
+                let br = &self.grid.branches[k];
+                if br.in_service {
+                    *o = sc * br.b * (at(br.from) - at(br.to));
+                }
+            }
+        });
+        out
+    }
+
+    /// The full PTDF, every branch row by every bus, row-major. Computed as
+    /// B_f B^-1: the inverse of the reduced matrix by solves on identity columns, in parallel
+    /// column blocks, then one difference of two inverse columns per branch (B^-1 is symmetric).
+    pub fn ptdf_full(&self) -> Vec<f64> {
+        let m = self.dim;
+        let n = self.grid.buses.len();
+        let inv = self.reduced_inverse();
         let zeros = vec![0.0; m];
         let mut out = vec![0.0; self.grid.branches.len() * n];
         out.par_chunks_mut(n)

@@ -183,7 +183,8 @@ pub struct RunReport {
     pub cpu_seconds_per_committed: f64,
     /// The congestion stage in use.
     pub congestion_stage: String,
-    /// Rejected by consensus for congestion (valid contracts curtailed; not wrong rejects).
+    /// Valid contracts rejected by consensus for congestion (curtailed, or generated without
+    /// the grid and overloading a line alone): right rejections, not wrong rejects.
     pub curtailed: u64,
     /// The supervision node's congestion contexts, summed over periods (with a grid).
     pub congestion: Option<CongestionSummary>,
@@ -561,6 +562,7 @@ fn report(
         .iter()
         .filter(|r| {
             r.outcome == Outcome::Rejected
+                && r.truth == Truth::Valid
                 && r.verdict == Some(Verdict::Invalid(Reason::Congestion))
         })
         .count() as u64;

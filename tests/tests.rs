@@ -21,6 +21,8 @@ mod consensus;
 mod contracts;
 /// MATPOWER parsing, DC power flow against a dense reference, malformed grid files.
 mod grids;
+/// Generated markets: planted reasons, thread-count independence, skew, readings.
+mod markets;
 /// RFC 6962 vectors, parallel build against the sequential reference, proofs, diffs, headers.
 mod merkle;
 /// The paper's example: Table 3 figures, the tamper, and market-file validation.

@@ -1,0 +1,144 @@
+use std::collections::HashMap;
+
+use ipow::congestion::GridMarket;
+use ipow::consensus::PriorityRule;
+use ipow::contract::Signer;
+use ipow::grid::DcModel;
+use ipow::validate::{Checks, NoCongestionStage, Reason, Verdict};
+use ipow::workload::{Market, PlantedReason, Truth, Workload, WorkloadParams};
+
+use crate::grids::load;
+
+fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+}
+
+/// A 300-participant market with every kind planted often, skewed, with defaults.
+pub fn params(seed: u64, contracts: usize) -> WorkloadParams {
+    WorkloadParams {
+        invalid_ppm: 120_000,
+        default_ppm: 100_000,
+        pareto_alpha_milli: 1_160,
+        ..WorkloadParams::for_participants(seed, 300, contracts)
+    }
+}
+
+pub fn grid_market(file: &str, p: &WorkloadParams) -> GridMarket {
+    GridMarket::place(DcModel::new(load(file)).unwrap(), p.sellers, p.purchasers).unwrap()
+}
+
+fn expected(reason: PlantedReason) -> Reason {
+    match reason {
+        PlantedReason::ForgedSignature => Reason::Signature(Signer::Purchaser),
+        PlantedReason::TamperedAmount => Reason::Signature(Signer::Seller),
+        PlantedReason::EnergyOverCapacity => Reason::OverCapacity,
+        PlantedReason::MalformedAuxService => Reason::AuxMalformed,
+        PlantedReason::ReplayedContract => Reason::Replay,
+        PlantedReason::CongestingTrade => Reason::Congestion,
+    }
+}
+
+#[test]
+fn every_planted_transaction_is_invalid_for_exactly_its_reason_and_no_valid_one_is_flagged() {
+    // case57: about 3.5% of its seller-purchaser pairs can carry a trade within the parties'
+    // declared limits that overloads a line alone (on case118 none can).
+    let p = params(11, 4000);
+    let g = grid_market("pglib_opf_case57_ieee.m", &p);
+    let w = Market::new(p, Some(&g)).batch(0..4000);
+    let local = Checks {
+        rules: &w.rules,
+        congestion: &NoCongestionStage,
+    };
+    // An empty scheme: no curtailment, only the single-trade check of the grid.
+    let alone = g.period(&w, &[], &local, PriorityRule::new(vec![0]));
+    let checks = Checks {
+        rules: &w.rules,
+        congestion: &alone,
+    };
+    let mut kinds: HashMap<PlantedReason, usize> = HashMap::new();
+    for (i, (tx, truth)) in w.transactions.iter().zip(&w.truth).enumerate() {
+        let verdict = checks.validate(i as u32, tx);
+        match truth {
+            Truth::Valid => assert_eq!(verdict, Verdict::Valid, "transaction {i}"),
+            Truth::Invalid(r) => {
+                *kinds.entry(*r).or_default() += 1;
+                assert_eq!(
+                    verdict,
+                    Verdict::Invalid(expected(*r)),
+                    "transaction {i}: {r:?}"
+                );
+            }
+        }
+    }
+    assert_eq!(kinds.len(), PlantedReason::ALL.len(), "{kinds:?}");
+    // Without the grid there is no congesting kind.
+    let free = Workload::generate(params(11, 2000));
+    assert!(
+        !free
+            .truth
+            .contains(&Truth::Invalid(PlantedReason::CongestingTrade))
+    );
+}
+
+#[test]
+fn the_same_seed_gives_the_same_market_on_1_2_and_7_threads() {
+    let p = params(5, 600);
+    let g = grid_market("pglib_opf_case57_ieee.m", &p);
+    let bytes = |threads: usize| {
+        pool(threads).install(|| {
+            let w = Market::new(p.clone(), Some(&g)).batch(0..600);
+            let mut out = Vec::new();
+            for ((tx, t), r) in w.transactions.iter().zip(&w.truth).zip(&w.readings) {
+                out.extend(tx.encode());
+                out.extend(format!("{t:?}{r:?}").bytes());
+            }
+            out
+        })
+    };
+    let one = bytes(1);
+    assert_eq!(one, bytes(2));
+    assert_eq!(one, bytes(7));
+}
+
+#[test]
+fn pareto_skew_puts_most_contracts_on_a_few_participants() {
+    let mut p = WorkloadParams::for_participants(3, 1000, 20_000);
+    p.invalid_ppm = 0;
+    let share_of_top_fifth = |p: WorkloadParams| {
+        let sellers = p.sellers as usize;
+        let w = Workload::generate(p);
+        let mut counts = vec![0usize; sellers];
+        for tx in &w.transactions {
+            counts[(tx.contract.seller.0 - ipow::workload::SELLER_BASE) as usize] += 1;
+        }
+        counts.sort_unstable_by(|a, b| b.cmp(a));
+        counts[..sellers / 5].iter().sum::<usize>() as f64 / w.transactions.len() as f64
+    };
+    let uniform = share_of_top_fifth(p.clone());
+    p.pareto_alpha_milli = 1_160;
+    let skewed = share_of_top_fifth(p);
+    assert!(uniform < 0.3, "{uniform}");
+    assert!(skewed > 0.5, "{skewed}");
+}
+
+#[test]
+fn readings_default_at_about_the_configured_rate_and_never_exceed_the_contract() {
+    let mut p = WorkloadParams::for_participants(8, 200, 5000);
+    p.default_ppm = 200_000;
+    let w = Workload::generate(p);
+    let defaults = w
+        .readings
+        .iter()
+        .zip(&w.transactions)
+        .filter(|(r, tx)| {
+            assert!(r.delivered <= tx.contract.energy && r.received <= tx.contract.energy);
+            r.delivered != tx.contract.energy || r.received != tx.contract.energy || !r.carried
+        })
+        .count();
+    // 1000 expected, binomial standard deviation about 28; a short reading may round to the full
+    // energy only when 0.99 x energy truncates back to it, which cannot happen above 0.1 MWh.
+    assert!((850..1150).contains(&defaults), "{defaults}");
+}

@@ -26,7 +26,7 @@
 //! bytes, so re-signing never changes it. Each signature covers a role tag plus the canonical
 //! bytes, so a seller's signature cannot stand in for the purchaser's.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::amount::{AmountError, Energy, Money, Price};
@@ -61,7 +61,8 @@ impl std::fmt::Display for ContractId {
 }
 
 /// An auxiliary service carried by an auxiliary-service contract.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AuxService {
     /// What service.
     pub kind: AuxServiceKind,
@@ -74,7 +75,8 @@ pub struct AuxService {
 /// The unsigned content of a bilateral contract: every field of the paper's Table 3, plus the
 /// business category, the signers' sequence numbers (against replay) and an optional auxiliary
 /// service.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Contract {
     /// Direct purchase, common supply or auxiliary service.
     pub category: BusinessCategory,

@@ -12,6 +12,7 @@ pub mod congestion;
 pub mod consensus;
 pub mod contract;
 pub mod crypto;
+pub mod dataset;
 pub mod domain;
 pub mod grid;
 pub mod input;

@@ -57,6 +57,79 @@ enum Command {
     /// A MATPOWER grid: its summary, or the DC flows of a set of bilateral trades.
     #[command(subcommand)]
     Grid(GridCommand),
+    /// Generate a seeded market on a grid and write it as a dataset (binary, or JSON when the
+    /// output ends in .json).
+    Generate(GenerateArgs),
+    /// Inspect, verify or convert a dataset file.
+    #[command(subcommand)]
+    Dataset(DatasetCommand),
+}
+
+#[derive(clap::Args)]
+struct GenerateArgs {
+    /// A MATPOWER case to place the market on (sellers at generator buses, purchasers at load
+    /// buses, transmission companies owning regions). Without it the market is not placed.
+    #[arg(long)]
+    grid: Option<std::path::PathBuf>,
+    /// Participants of every role (10% sellers, 2% transmission companies, 2% grid operators,
+    /// 2% sources, a supervisor, the rest purchasers).
+    #[arg(long, default_value_t = 1000)]
+    participants: u32,
+    /// Contracts.
+    #[arg(long, default_value_t = 10_000)]
+    contracts: usize,
+    /// Seed of everything random.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Fraction of transactions planted invalid, with known reasons.
+    #[arg(long, default_value_t = 0.05)]
+    invalid: f64,
+    /// Fraction of contracts whose meter readings show a default.
+    #[arg(long, default_value_t = 0.02)]
+    defaults: f64,
+    /// Pareto alpha of who trades (e.g. 1.16: about 80% of contracts on 20% of participants;
+    /// 0: uniform).
+    #[arg(long, default_value_t = 0.0)]
+    skew: f64,
+    /// Worker threads (default: every core); the output does not depend on it.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// The dataset to write (binary; JSON when it ends in .json).
+    #[arg(long)]
+    out: std::path::PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum DatasetCommand {
+    /// The header: versions, seed, parameters, counts.
+    Info {
+        /// A dataset file (binary, or JSON by extension).
+        path: std::path::PathBuf,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read every byte, check every digest, decode every record; count what is inside.
+    Verify {
+        /// A dataset file.
+        path: std::path::PathBuf,
+        /// Worker threads (default: every core).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Convert between the binary and JSON forms (by the output's extension).
+    Convert {
+        /// The dataset to read.
+        input: std::path::PathBuf,
+        /// The dataset to write.
+        output: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -175,6 +248,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Run(args) => run_command(&args)?,
         Command::Grid(cmd) => grid_command(&cmd)?,
+        Command::Generate(args) => generate_command(&args)?,
+        Command::Dataset(cmd) => dataset_command(&cmd)?,
         Command::Settle {
             readings,
             market,
@@ -333,6 +408,247 @@ fn run_command(args: &RunArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", render_run(&report));
+    }
+    Ok(())
+}
+
+fn pool(threads: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
+    let threads =
+        threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    Ok(rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("ipow-worker-{i}"))
+        .build()?)
+}
+
+/// A fraction flag as parts per million.
+fn ppm(flag: &str, value: f64) -> anyhow::Result<u32> {
+    if !(0.0..=1.0).contains(&value) {
+        anyhow::bail!("--{flag} {value} is outside 0..=1");
+    }
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    Ok((value * 1e6).round() as u32)
+}
+
+/// A progress bar on stderr when it is a terminal, hidden otherwise.
+fn bar(len: u64, what: &str, quiet: bool) -> indicatif::ProgressBar {
+    use std::io::IsTerminal as _;
+    if quiet || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let b = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg:>10} [{bar:40}] {human_pos}/{human_len} {per_sec} eta {eta}",
+    ) {
+        b.set_style(style.progress_chars("=> "));
+    }
+    b.set_message(what.to_owned());
+    b
+}
+
+fn generate_command(args: &GenerateArgs) -> anyhow::Result<()> {
+    use ipow::dataset;
+    if args.contracts > ipow::workload::MAX_TRANSACTIONS {
+        anyhow::bail!("--contracts {} is above the limit", args.contracts);
+    }
+    if !(args.skew == 0.0 || (args.skew.is_finite() && (0.1..=100.0).contains(&args.skew))) {
+        anyhow::bail!(
+            "--skew {} must be 0 (uniform) or a Pareto alpha from 0.1 to 100",
+            args.skew
+        );
+    }
+    let mut params = WorkloadParams::for_participants(args.seed, args.participants, args.contracts);
+    params.invalid_ppm = ppm("invalid", args.invalid)?;
+    params.default_ppm = ppm("defaults", args.defaults)?;
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    {
+        params.pareto_alpha_milli = (args.skew * 1000.0).round() as u32;
+    }
+    let grid = args
+        .grid
+        .as_deref()
+        .map(load_grid_market(&params))
+        .transpose()?;
+    let grid_name = args
+        .grid
+        .as_deref()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned());
+    let started = std::time::Instant::now();
+    let digest = pool(args.threads)?.install(|| -> anyhow::Result<Option<[u8; 32]>> {
+        let market = ipow::workload::Market::new(params.clone(), grid.as_ref());
+        let header = dataset::header_for(
+            &params,
+            grid_name.as_deref(),
+            &market.rules,
+            market.members.len() as u64,
+        );
+        let total = params.contracts as u64;
+        if dataset::is_json(&args.out) {
+            let d = dataset::Dataset {
+                header,
+                members: market.members.clone(),
+                workload: market.batch(0..total),
+            };
+            dataset::write_any(&args.out, &d)?;
+            return Ok(None);
+        }
+        let mut writer = dataset::Writer::create(&args.out, header, &market.members)?;
+        let progress = bar(total, "generate", args.json);
+        let step = 64 * u64::from(dataset::CHUNK_RECORDS);
+        let mut at = 0;
+        while at < total {
+            let end = (at + step).min(total);
+            writer.write(&market.batch(at..end))?;
+            progress.set_position(end);
+            at = end;
+        }
+        progress.finish_and_clear();
+        Ok(Some(writer.finish()?))
+    })?;
+    let seconds = started.elapsed().as_secs_f64();
+    let bytes = std::fs::metadata(&args.out).map(|m| m.len()).unwrap_or(0);
+    let summary = serde_json::json!({
+        "out": args.out.display().to_string(),
+        "contracts": args.contracts,
+        "bytes": bytes,
+        "file_digest": digest.map(hex::encode),
+        "seconds": seconds,
+        "contracts_per_s": if seconds > 0.0 { args.contracts as f64 / seconds } else { 0.0 },
+        "threads": rayon::current_num_threads(),
+    });
+    if args.json {
+        println!("{summary}");
+    } else {
+        println!(
+            "wrote {} contracts to {} ({bytes} bytes) in {seconds:.2} s ({:.0} contracts/s){}",
+            args.contracts,
+            args.out.display(),
+            summary["contracts_per_s"].as_f64().unwrap_or(0.0),
+            digest
+                .map(|d| format!("; file digest {}", hex::encode(d)))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// Loads a grid and places a market of `params`' sellers and purchasers on it.
+fn load_grid_market(
+    params: &WorkloadParams,
+) -> impl Fn(&std::path::Path) -> anyhow::Result<ipow::congestion::GridMarket> + '_ {
+    move |path| {
+        let model = ipow::grid::DcModel::new(ipow::grid::Grid::load(path)?)?;
+        Ok(ipow::congestion::GridMarket::place(
+            model,
+            params.sellers,
+            params.purchasers,
+        )?)
+    }
+}
+
+fn dataset_command(cmd: &DatasetCommand) -> anyhow::Result<()> {
+    use ipow::dataset;
+    match cmd {
+        DatasetCommand::Info { path, json } => {
+            let bytes = std::fs::metadata(path)
+                .with_context(|| format!("{}: cannot read", path.display()))?
+                .len();
+            let header = if dataset::is_json(path) {
+                dataset::read_any(path)?.header
+            } else {
+                dataset::Reader::open(path)?.header().clone()
+            };
+            if *json {
+                println!(
+                    "{}",
+                    serde_json::json!({"path": path.display().to_string(), "bytes": bytes, "header": header})
+                );
+            } else {
+                let p = &header.params;
+                println!("dataset       {} ({bytes} bytes)", path.display());
+                println!(
+                    "format        {} (generator {})",
+                    header.format, header.generator
+                );
+                println!("seed          {}", header.seed);
+                println!("grid          {}", p.grid.as_deref().unwrap_or("none"));
+                println!("participants  {}", header.members);
+                println!("contracts     {}", header.contracts);
+                println!("parameters    {}", serde_json::to_string(&p.market)?);
+            }
+        }
+        DatasetCommand::Verify {
+            path,
+            threads,
+            json,
+        } => {
+            let started = std::time::Instant::now();
+            let (header, counts) = pool(*threads)?.install(|| -> anyhow::Result<_> {
+                let mut counts = std::collections::BTreeMap::<String, u64>::new();
+                let mut tally = |w: &ipow::workload::Workload| {
+                    for t in &w.truth {
+                        let key = match t {
+                            ipow::workload::Truth::Valid => "valid".to_owned(),
+                            ipow::workload::Truth::Invalid(r) => {
+                                serde_json::to_value(r)?.as_str().unwrap_or("?").to_owned()
+                            }
+                        };
+                        *counts.entry(key).or_default() += 1;
+                    }
+                    anyhow::Ok(())
+                };
+                if dataset::is_json(path) {
+                    let d = dataset::read_any(path)?;
+                    tally(&d.workload)?;
+                    return Ok((d.header, counts));
+                }
+                let mut r = dataset::Reader::open(path)?;
+                let progress = bar(r.header().contracts, "verify", *json);
+                let mut done = 0;
+                while let Some(w) = r.next_batch(1 << 16)? {
+                    tally(&w)?;
+                    done += w.transactions.len() as u64;
+                    progress.set_position(done);
+                }
+                progress.finish_and_clear();
+                Ok((r.header().clone(), counts))
+            })?;
+            let seconds = started.elapsed().as_secs_f64();
+            let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            if *json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "path": path.display().to_string(),
+                        "ok": true,
+                        "contracts": header.contracts,
+                        "members": header.members,
+                        "truth": counts,
+                        "bytes": bytes,
+                        "seconds": seconds,
+                    })
+                );
+            } else {
+                println!(
+                    "ok: {} contracts, {} participants, every digest matches ({bytes} bytes in {seconds:.3} s)",
+                    header.contracts, header.members
+                );
+                for (k, v) in &counts {
+                    println!("  {k:<24} {v}");
+                }
+            }
+        }
+        DatasetCommand::Convert { input, output } => {
+            let d = dataset::read_any(input)?;
+            dataset::write_any(output, &d)?;
+            println!(
+                "converted {} contracts: {} -> {}",
+                d.header.contracts,
+                input.display(),
+                output.display()
+            );
+        }
     }
     Ok(())
 }

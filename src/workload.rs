@@ -181,6 +181,20 @@ pub const SOURCE_BASE: u32 = 0x5000_0000;
 pub const SUPERVISOR: Address = Address(0x01);
 
 impl MarketRules {
+    /// No participants, zero bounds.
+    pub fn empty() -> Self {
+        Self {
+            registry: KeyRegistry::new(),
+            capacity: Vec::new(),
+            demand: Vec::new(),
+            price_min: Price::ZERO,
+            price_max: Price::ZERO,
+            aux_price_max: Price::ZERO,
+            window: (DeliveryTime(0), DeliveryTime(0)),
+            seq_watermark: 0,
+        }
+    }
+
     /// The capacity the seller at `address` declared, if it is a seller.
     pub fn seller_capacity(&self, address: Address) -> Option<Energy> {
         let i = address.0.checked_sub(SELLER_BASE)?;

@@ -19,6 +19,8 @@ mod congestion;
 mod consensus;
 /// Canonical encoding, ids, signatures, key admission and Ed25519 edge cases.
 mod contracts;
+/// Dataset files: byte-identical on any thread count, binary-JSON round trip, corrupt files.
+mod datasets;
 /// MATPOWER parsing, DC power flow against a dense reference, malformed grid files.
 mod grids;
 /// Generated markets: planted reasons, thread-count independence, skew, readings.

@@ -1,0 +1,1282 @@
+//! Market dataset files: a compact, versioned, checksummed binary form streamed in and out (a
+//! 10,000,000-contract market never sits whole in memory), and a JSON form a person can read and
+//! edit. Both hold the same things, so binary -> JSON -> binary gives back every byte.
+//!
+//! # Binary layout (little-endian)
+//! ```text
+//! header    magic "IPOWMKT\0" | format u16 = 1 | generator u16 | seed u64 | members u64
+//!           | contracts u64 | chunk_records u32 | params_len u32 | params (JSON, <= 64 KiB)
+//!           | SHA-256 of everything before it in the header
+//! members   members x 49-byte records: address u32 | role u8 | bus u32 (u32::MAX: none)
+//!           | public key [32] | limit i64 (0.001 MWh) ; then SHA-256 of those bytes
+//! contracts chunks of at most chunk_records: records u32 | body_len u32 | body
+//!           | SHA-256 of body.  A record: signed_len u16 | signed contract (canonical bytes
+//!           and three signatures) | truth u8 | delivered i64 | received i64 | carried u8
+//! trailer   magic "IPOWEND\0" | contracts u64 | SHA-256 over the header digest, the members
+//!           digest and every chunk digest in order (the file digest)
+//! ```
+//! A reader checks every declared length against its bound and against what is left of the
+//! file *before* allocating for it, and every digest before decoding what it covers; an error
+//! names the file, the byte offset and the field.
+
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::amount::{Energy, Price};
+use crate::contract::SignedContract;
+use crate::crypto::KeyRegistry;
+use crate::domain::{Address, DeliveryTime, Role};
+use crate::settle::Reading;
+use crate::workload::{
+    MarketRules, Member, PURCHASER_BASE, PlantedReason, SELLER_BASE, Truth, Workload,
+    WorkloadParams,
+};
+
+/// First bytes of a binary dataset.
+pub const MAGIC: [u8; 8] = *b"IPOWMKT\0";
+/// First bytes of its trailer.
+pub const TRAILER_MAGIC: [u8; 8] = *b"IPOWEND\0";
+/// The binary format this code writes and reads.
+pub const FORMAT_VERSION: u16 = 1;
+/// The generator whose output this code writes: bump when a seed would give other contracts.
+pub const GENERATOR_VERSION: u16 = 1;
+/// The JSON form's format tag.
+pub const JSON_FORMAT: &str = "ipow-market/1";
+/// Records per chunk written.
+pub const CHUNK_RECORDS: u32 = 4096;
+/// The largest parameters block read.
+pub const MAX_PARAMS_LEN: u32 = 64 << 10;
+/// Bytes of a member record.
+pub const MEMBER_LEN: usize = 49;
+/// Fixed bytes of a contract record besides the signed contract.
+const RECORD_FIXED: usize = 2 + 1 + 8 + 8 + 1;
+/// The smallest record (a signed contract without auxiliary service).
+const RECORD_MIN: usize = RECORD_FIXED + crate::contract::ENCODED_LEN_BASE + 192;
+/// The largest record.
+const RECORD_MAX: usize = RECORD_FIXED + crate::contract::SIGNED_LEN_MAX;
+/// The largest JSON dataset read (the JSON form is for small markets).
+pub const MAX_JSON_BYTES: u64 = 1 << 30;
+
+/// A dataset that cannot be used: the file, where, which field, what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: {at}: {field}: {message}")]
+pub struct DatasetError {
+    /// The file.
+    pub file: String,
+    /// Where: `offset N` in a binary file, `line L column C` or a record path in JSON.
+    pub at: String,
+    /// The field.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl DatasetError {
+    fn at(file: &str, offset: u64, field: &str, message: impl Into<String>) -> Self {
+        Self {
+            file: file.to_owned(),
+            at: format!("offset {offset}"),
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    fn io(file: &str, e: &std::io::Error) -> Self {
+        Self {
+            file: file.to_owned(),
+            at: "file".into(),
+            field: "-".into(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Market-wide bounds validators check against (the scalar part of [`MarketRules`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bounds {
+    /// Lowest acceptable unit price.
+    pub price_min: Price,
+    /// Highest acceptable unit price.
+    pub price_max: Price,
+    /// Highest acceptable auxiliary-service price.
+    pub aux_price_max: Price,
+    /// Delivery window start (inclusive).
+    pub window_start: DeliveryTime,
+    /// Delivery window end (exclusive).
+    pub window_end: DeliveryTime,
+    /// Sequence numbers at or below this were committed before.
+    pub seq_watermark: u64,
+}
+
+impl Bounds {
+    /// The bounds of `rules`.
+    pub fn of(rules: &MarketRules) -> Self {
+        Self {
+            price_min: rules.price_min,
+            price_max: rules.price_max,
+            aux_price_max: rules.aux_price_max,
+            window_start: rules.window.0,
+            window_end: rules.window.1,
+            seq_watermark: rules.seq_watermark,
+        }
+    }
+}
+
+/// What a dataset says about itself: the parameters block of the header.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// The generator's parameters.
+    pub market: WorkloadParams,
+    /// The grid file's name the market was placed on, if any.
+    pub grid: Option<String>,
+    /// The validators' bounds.
+    pub bounds: Bounds,
+}
+
+/// A dataset's header.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Header {
+    /// Binary format version.
+    pub format: u16,
+    /// Generator version.
+    pub generator: u16,
+    /// The market seed.
+    pub seed: u64,
+    /// Participants.
+    pub members: u64,
+    /// Contracts.
+    pub contracts: u64,
+    /// Records per chunk.
+    pub chunk_records: u32,
+    /// Parameters.
+    pub params: Params,
+}
+
+fn role_code(role: Role) -> u8 {
+    match role {
+        Role::Seller => 1,
+        Role::Purchaser => 2,
+        Role::TransmissionCompany => 3,
+        Role::GridOperator => 4,
+        Role::Source => 5,
+        Role::IntegratedEnergyServiceCompany => 6,
+        Role::GovernmentSupervisor => 7,
+    }
+}
+
+fn role_of(code: u8) -> Option<Role> {
+    Some(match code {
+        1 => Role::Seller,
+        2 => Role::Purchaser,
+        3 => Role::TransmissionCompany,
+        4 => Role::GridOperator,
+        5 => Role::Source,
+        6 => Role::IntegratedEnergyServiceCompany,
+        7 => Role::GovernmentSupervisor,
+        _ => return None,
+    })
+}
+
+fn truth_code(t: Truth) -> u8 {
+    match t {
+        Truth::Valid => 0,
+        Truth::Invalid(r) => match r {
+            PlantedReason::ForgedSignature => 1,
+            PlantedReason::TamperedAmount => 2,
+            PlantedReason::EnergyOverCapacity => 3,
+            PlantedReason::MalformedAuxService => 4,
+            PlantedReason::ReplayedContract => 5,
+            PlantedReason::CongestingTrade => 6,
+        },
+    }
+}
+
+fn truth_of(code: u8) -> Option<Truth> {
+    match code {
+        0 => Some(Truth::Valid),
+        c => PlantedReason::ALL
+            .get(usize::from(c) - 1)
+            .map(|&r| Truth::Invalid(r)),
+    }
+}
+
+/// The rules validators use, rebuilt from a dataset's members and bounds. Sellers and
+/// purchasers must be numbered densely from their bases (as the generator numbers them).
+pub fn rules_of(
+    file: &str,
+    members: &[Member],
+    bounds: &Bounds,
+) -> Result<MarketRules, DatasetError> {
+    let mut registry = KeyRegistry::new();
+    let mut capacity = Vec::new();
+    let mut demand = Vec::new();
+    for (i, m) in members.iter().enumerate() {
+        let bad = |field: &str, message: String| DatasetError {
+            file: file.to_owned(),
+            at: format!("members[{i}]"),
+            field: field.to_owned(),
+            message,
+        };
+        registry
+            .register(m.address, m.public_key)
+            .map_err(|e| bad("public_key", e.to_string()))?;
+        let (list, base) = match m.role {
+            Role::Seller => (&mut capacity, SELLER_BASE),
+            Role::Purchaser => (&mut demand, PURCHASER_BASE),
+            _ => continue,
+        };
+        let expected = u64::from(base) + list.len() as u64;
+        if u64::from(m.address.0) != expected {
+            return Err(bad(
+                "address",
+                format!(
+                    "{:?} {} out of order: expected {}",
+                    m.role,
+                    m.address,
+                    Address(u32::try_from(expected).unwrap_or(u32::MAX))
+                ),
+            ));
+        }
+        list.push(m.limit);
+    }
+    Ok(MarketRules {
+        registry,
+        capacity,
+        demand,
+        price_min: bounds.price_min,
+        price_max: bounds.price_max,
+        aux_price_max: bounds.aux_price_max,
+        window: (bounds.window_start, bounds.window_end),
+        seq_watermark: bounds.seq_watermark,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+fn encode_member(m: &Member, out: &mut Vec<u8>) {
+    out.extend_from_slice(&m.address.0.to_le_bytes());
+    out.push(role_code(m.role));
+    out.extend_from_slice(&m.bus.unwrap_or(u32::MAX).to_le_bytes());
+    out.extend_from_slice(&m.public_key);
+    out.extend_from_slice(&m.limit.raw().to_le_bytes());
+}
+
+fn encode_record(tx: &SignedContract, truth: Truth, r: &Reading, out: &mut Vec<u8>) {
+    let signed = tx.encode();
+    // At most SIGNED_LEN_MAX (a few hundred bytes).
+    out.extend_from_slice(
+        &u16::try_from(signed.len())
+            .unwrap_or(u16::MAX)
+            .to_le_bytes(),
+    );
+    out.extend_from_slice(&signed);
+    out.push(truth_code(truth));
+    out.extend_from_slice(&r.delivered.raw().to_le_bytes());
+    out.extend_from_slice(&r.received.raw().to_le_bytes());
+    out.push(u8::from(r.carried));
+}
+
+/// Streams a binary dataset to `path`: written to `path.partial`, renamed into place by
+/// [`Writer::finish`] after a flush and fsync, so a failed or interrupted write never leaves a
+/// file under the final name.
+pub struct Writer {
+    path: PathBuf,
+    partial: PathBuf,
+    out: BufWriter<std::fs::File>,
+    header: Header,
+    file_digest: Sha256,
+    pending: Vec<u8>,
+    pending_records: u32,
+    written: u64,
+}
+
+impl Writer {
+    /// Starts a dataset with this header (its `contracts` is what must be written) and members.
+    pub fn create(path: &Path, header: Header, members: &[Member]) -> Result<Self, DatasetError> {
+        let name = path.display().to_string();
+        let partial = path.with_extension("partial");
+        let file = std::fs::File::create(&partial).map_err(|e| DatasetError::io(&name, &e))?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let params = serde_json::to_vec(&header.params)
+            .map_err(|e| DatasetError::at(&name, 0, "params", format!("cannot serialize: {e}")))?;
+        let mut head = Vec::with_capacity(64 + params.len());
+        head.extend_from_slice(&MAGIC);
+        head.extend_from_slice(&header.format.to_le_bytes());
+        head.extend_from_slice(&header.generator.to_le_bytes());
+        head.extend_from_slice(&header.seed.to_le_bytes());
+        head.extend_from_slice(&header.members.to_le_bytes());
+        head.extend_from_slice(&header.contracts.to_le_bytes());
+        head.extend_from_slice(&header.chunk_records.to_le_bytes());
+        head.extend_from_slice(
+            &u32::try_from(params.len())
+                .unwrap_or(u32::MAX)
+                .to_le_bytes(),
+        );
+        head.extend_from_slice(&params);
+        let head_digest: [u8; 32] = Sha256::digest(&head).into();
+        head.extend_from_slice(&head_digest);
+        let mut body = Vec::with_capacity(members.len() * MEMBER_LEN);
+        for m in members {
+            encode_member(m, &mut body);
+        }
+        let members_digest: [u8; 32] = Sha256::digest(&body).into();
+        body.extend_from_slice(&members_digest);
+        let io = |e: std::io::Error| DatasetError::io(&name, &e);
+        out.write_all(&head).map_err(io)?;
+        out.write_all(&body).map_err(io)?;
+        let mut file_digest = Sha256::new();
+        file_digest.update(head_digest);
+        file_digest.update(members_digest);
+        Ok(Self {
+            path: path.to_owned(),
+            partial,
+            out,
+            header,
+            file_digest,
+            pending: Vec::new(),
+            pending_records: 0,
+            written: 0,
+        })
+    }
+
+    fn name(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    /// Appends a batch of transactions (with truth and readings), encoding in parallel.
+    pub fn write(&mut self, w: &Workload) -> Result<(), DatasetError> {
+        let encoded: Vec<Vec<u8>> = (0..w.transactions.len())
+            .into_par_iter()
+            .with_min_len(256)
+            .map(|i| {
+                let mut out = Vec::with_capacity(RECORD_MAX);
+                encode_record(&w.transactions[i], w.truth[i], &w.readings[i], &mut out);
+                out
+            })
+            .collect();
+        for record in encoded {
+            self.pending.extend_from_slice(&record);
+            self.pending_records += 1;
+            if self.pending_records == self.header.chunk_records {
+                self.flush_chunk()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_chunk(&mut self) -> Result<(), DatasetError> {
+        if self.pending_records == 0 {
+            return Ok(());
+        }
+        let name = self.name();
+        let io = |e: std::io::Error| DatasetError::io(&name, &e);
+        let digest: [u8; 32] = Sha256::digest(&self.pending).into();
+        self.out
+            .write_all(&self.pending_records.to_le_bytes())
+            .map_err(io)?;
+        let len = u32::try_from(self.pending.len()).unwrap_or(u32::MAX);
+        self.out.write_all(&len.to_le_bytes()).map_err(io)?;
+        self.out.write_all(&self.pending).map_err(io)?;
+        self.out.write_all(&digest).map_err(io)?;
+        self.file_digest.update(digest);
+        self.written += u64::from(self.pending_records);
+        self.pending.clear();
+        self.pending_records = 0;
+        Ok(())
+    }
+
+    /// Writes the last chunk and the trailer, syncs, and renames into place. Returns the file
+    /// digest. Fails (leaving only the partial file) if the count written is not the header's.
+    pub fn finish(mut self) -> Result<[u8; 32], DatasetError> {
+        self.flush_chunk()?;
+        let name = self.name();
+        if self.written != self.header.contracts {
+            return Err(DatasetError::at(
+                &name,
+                0,
+                "contracts",
+                format!(
+                    "the header declares {} contracts but {} were written",
+                    self.header.contracts, self.written
+                ),
+            ));
+        }
+        let io = |e: std::io::Error| DatasetError::io(&name, &e);
+        let digest: [u8; 32] = self.file_digest.clone().finalize().into();
+        self.out.write_all(&TRAILER_MAGIC).map_err(io)?;
+        self.out
+            .write_all(&self.written.to_le_bytes())
+            .map_err(io)?;
+        self.out.write_all(&digest).map_err(io)?;
+        let file = self
+            .out
+            .into_inner()
+            .map_err(|e| DatasetError::io(&name, e.error()))?;
+        file.sync_all().map_err(io)?;
+        std::fs::rename(&self.partial, &self.path).map_err(io)?;
+        Ok(digest)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading
+
+/// A raw chunk: where it starts, its record count and its body (digest already checked).
+struct RawChunk {
+    offset: u64,
+    records: u32,
+    body: Vec<u8>,
+    digest: [u8; 32],
+}
+
+/// Streams a binary dataset: the header and members at open, then batches of contracts.
+pub struct Reader {
+    name: String,
+    input: BufReader<std::fs::File>,
+    offset: u64,
+    size: u64,
+    header: Header,
+    members: Vec<Member>,
+    rules: Arc<MarketRules>,
+    read: u64,
+    file_digest: Sha256,
+    done: bool,
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader")
+            .field("file", &self.name)
+            .field("header", &self.header)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Reader {
+    /// Opens `path` and reads and checks its header and members.
+    pub fn open(path: &Path) -> Result<Self, DatasetError> {
+        let name = path.display().to_string();
+        let file = std::fs::File::open(path).map_err(|e| DatasetError::io(&name, &e))?;
+        let size = file
+            .metadata()
+            .map_err(|e| DatasetError::io(&name, &e))?
+            .len();
+        let mut r = Self {
+            name,
+            input: BufReader::with_capacity(1 << 20, file),
+            offset: 0,
+            size,
+            header: Header {
+                format: 0,
+                generator: 0,
+                seed: 0,
+                members: 0,
+                contracts: 0,
+                chunk_records: 0,
+                params: Params {
+                    market: WorkloadParams::scaled_paper(0, 0),
+                    grid: None,
+                    bounds: Bounds::of(&MarketRules::empty()),
+                },
+            },
+            members: Vec::new(),
+            rules: Arc::new(MarketRules::empty()),
+            read: 0,
+            file_digest: Sha256::new(),
+            done: false,
+        };
+        r.read_header()?;
+        Ok(r)
+    }
+
+    fn err(&self, offset: u64, field: &str, message: impl Into<String>) -> DatasetError {
+        DatasetError::at(&self.name, offset, field, message)
+    }
+
+    /// Reads exactly `n` bytes (after checking that the file has them).
+    fn bytes(&mut self, n: usize, field: &str) -> Result<Vec<u8>, DatasetError> {
+        let at = self.offset;
+        if (n as u64) > self.size.saturating_sub(at) {
+            return Err(self.err(
+                at,
+                field,
+                format!(
+                    "truncated: {n} bytes needed, {} left in the file",
+                    self.size.saturating_sub(at)
+                ),
+            ));
+        }
+        let mut buf = vec![0u8; n];
+        self.input
+            .read_exact(&mut buf)
+            .map_err(|e| self.err(at, field, e.to_string()))?;
+        self.offset += n as u64;
+        Ok(buf)
+    }
+
+    fn array<const N: usize>(&mut self, field: &str) -> Result<[u8; N], DatasetError> {
+        let b = self.bytes(N, field)?;
+        let mut out = [0u8; N];
+        out.copy_from_slice(&b);
+        Ok(out)
+    }
+
+    fn u16(&mut self, field: &str) -> Result<u16, DatasetError> {
+        Ok(u16::from_le_bytes(self.array(field)?))
+    }
+
+    fn u32(&mut self, field: &str) -> Result<u32, DatasetError> {
+        Ok(u32::from_le_bytes(self.array(field)?))
+    }
+
+    fn u64(&mut self, field: &str) -> Result<u64, DatasetError> {
+        Ok(u64::from_le_bytes(self.array(field)?))
+    }
+
+    fn read_header(&mut self) -> Result<(), DatasetError> {
+        let magic: [u8; 8] = self.array("magic")?;
+        if magic != MAGIC {
+            return Err(self.err(
+                0,
+                "magic",
+                format!(
+                    "not an ipow dataset (first bytes {:?}, expected {:?})",
+                    String::from_utf8_lossy(&magic),
+                    String::from_utf8_lossy(&MAGIC)
+                ),
+            ));
+        }
+        let at = self.offset;
+        let format = self.u16("format")?;
+        if format != FORMAT_VERSION {
+            return Err(self.err(
+                at,
+                "format",
+                format!("format version {format}; this build reads {FORMAT_VERSION}"),
+            ));
+        }
+        let at = self.offset;
+        let generator = self.u16("generator")?;
+        if generator != GENERATOR_VERSION {
+            return Err(self.err(
+                at,
+                "generator",
+                format!("generator version {generator}; this build reads {GENERATOR_VERSION}"),
+            ));
+        }
+        let seed = self.u64("seed")?;
+        let at_members = self.offset;
+        let members = self.u64("members")?;
+        let at_contracts = self.offset;
+        let contracts = self.u64("contracts")?;
+        let at = self.offset;
+        let chunk_records = self.u32("chunk_records")?;
+        if chunk_records == 0 || chunk_records > CHUNK_RECORDS {
+            return Err(self.err(
+                at,
+                "chunk_records",
+                format!("{chunk_records} is outside 1..={CHUNK_RECORDS}"),
+            ));
+        }
+        let at = self.offset;
+        let params_len = self.u32("params_len")?;
+        if params_len > MAX_PARAMS_LEN {
+            return Err(self.err(
+                at,
+                "params_len",
+                format!("{params_len} bytes declared; the limit is {MAX_PARAMS_LEN}"),
+            ));
+        }
+        let at_params = self.offset;
+        let params_bytes = self.bytes(params_len as usize, "params")?;
+        let head_end = self.offset;
+        let digest: [u8; 32] = self.array("header_digest")?;
+        // Recompute over the header as read.
+        let mut head = Vec::with_capacity(48 + params_bytes.len());
+        head.extend_from_slice(&MAGIC);
+        head.extend_from_slice(&format.to_le_bytes());
+        head.extend_from_slice(&generator.to_le_bytes());
+        head.extend_from_slice(&seed.to_le_bytes());
+        head.extend_from_slice(&members.to_le_bytes());
+        head.extend_from_slice(&contracts.to_le_bytes());
+        head.extend_from_slice(&chunk_records.to_le_bytes());
+        head.extend_from_slice(&params_len.to_le_bytes());
+        head.extend_from_slice(&params_bytes);
+        let head_digest: [u8; 32] = Sha256::digest(&head).into();
+        if head_digest != digest {
+            return Err(self.err(
+                head_end,
+                "header_digest",
+                "the header does not match its SHA-256",
+            ));
+        }
+        let params: Params = serde_json::from_slice(&params_bytes)
+            .map_err(|e| self.err(at_params, "params", e.to_string()))?;
+        if params.market.seed != seed {
+            return Err(self.err(
+                at_params,
+                "params.market.seed",
+                "differs from the header's seed",
+            ));
+        }
+        // Members: bounded by what is left of the file before allocating.
+        let left = self.size.saturating_sub(self.offset);
+        if members > left / MEMBER_LEN as u64 {
+            return Err(self.err(
+                at_members,
+                "members",
+                format!(
+                    "{members} declared; the file has room for at most {}",
+                    left / MEMBER_LEN as u64
+                ),
+            ));
+        }
+        let min_contract_bytes = contracts.saturating_mul(RECORD_MIN as u64);
+        if min_contract_bytes > left {
+            return Err(self.err(
+                at_contracts,
+                "contracts",
+                format!(
+                    "{contracts} declared; the file has room for at most {}",
+                    left / RECORD_MIN as u64
+                ),
+            ));
+        }
+        let at_body = self.offset;
+        // Bounded by the file size just above.
+        let member_bytes = usize::try_from(members)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(MEMBER_LEN);
+        let body = self.bytes(member_bytes, "members")?;
+        let members_digest: [u8; 32] = self.array("members_digest")?;
+        if <[u8; 32]>::from(Sha256::digest(&body)) != members_digest {
+            return Err(self.err(
+                at_body,
+                "members_digest",
+                "the member records do not match their SHA-256",
+            ));
+        }
+        let mut list = Vec::with_capacity(body.len() / MEMBER_LEN);
+        for (i, rec) in body.chunks_exact(MEMBER_LEN).enumerate() {
+            let at = at_body + (i * MEMBER_LEN) as u64;
+            let u32_at =
+                |o: usize| u32::from_le_bytes([rec[o], rec[o + 1], rec[o + 2], rec[o + 3]]);
+            let role = role_of(rec[4]).ok_or_else(|| {
+                self.err(
+                    at + 4,
+                    &format!("members[{i}].role"),
+                    format!("unknown role code {}", rec[4]),
+                )
+            })?;
+            let bus = match u32_at(5) {
+                u32::MAX => None,
+                b => Some(b),
+            };
+            let mut public_key = [0u8; 32];
+            public_key.copy_from_slice(&rec[9..41]);
+            let mut limit = [0u8; 8];
+            limit.copy_from_slice(&rec[41..49]);
+            list.push(Member {
+                address: Address(u32_at(0)),
+                role,
+                bus,
+                public_key,
+                limit: Energy::from_raw(i64::from_le_bytes(limit)),
+            });
+        }
+        self.rules = Arc::new(rules_of(&self.name, &list, &params.bounds)?);
+        self.members = list;
+        self.file_digest.update(head_digest);
+        self.file_digest.update(members_digest);
+        self.header = Header {
+            format,
+            generator,
+            seed,
+            members,
+            contracts,
+            chunk_records,
+            params,
+        };
+        Ok(())
+    }
+
+    /// The header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The participants.
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    /// The validators' rules.
+    pub fn rules(&self) -> Arc<MarketRules> {
+        Arc::clone(&self.rules)
+    }
+
+    /// The file's name as given.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Reads the next chunk's bytes, or the trailer (returning None) when all were read.
+    fn raw_chunk(&mut self) -> Result<Option<RawChunk>, DatasetError> {
+        if self.read == self.header.contracts {
+            if !self.done {
+                self.trailer()?;
+                self.done = true;
+            }
+            return Ok(None);
+        }
+        let offset = self.offset;
+        let records = self.u32("chunk.records")?;
+        let left = self.header.contracts - self.read;
+        if records == 0 || records > self.header.chunk_records || u64::from(records) > left {
+            return Err(self.err(
+                offset,
+                "chunk.records",
+                format!(
+                    "{records} records declared; expected 1 to {} ({left} contracts left)",
+                    self.header.chunk_records
+                ),
+            ));
+        }
+        let at = self.offset;
+        let len = self.u32("chunk.body_len")?;
+        let bounds =
+            u64::from(records) * RECORD_MIN as u64..=u64::from(records) * RECORD_MAX as u64;
+        if !bounds.contains(&u64::from(len)) {
+            return Err(self.err(
+                at,
+                "chunk.body_len",
+                format!("{len} bytes for {records} records; expected {bounds:?}"),
+            ));
+        }
+        let body = self.bytes(len as usize, "chunk.body")?;
+        let digest: [u8; 32] = self.array("chunk.digest")?;
+        // The file digest covers the chunk digests as stored; each is checked against its body
+        // when the chunk is decoded.
+        self.file_digest.update(digest);
+        self.read += u64::from(records);
+        Ok(Some(RawChunk {
+            offset,
+            records,
+            body,
+            digest,
+        }))
+    }
+
+    fn trailer(&mut self) -> Result<(), DatasetError> {
+        let at = self.offset;
+        let magic: [u8; 8] = self.array("trailer.magic")?;
+        if magic != TRAILER_MAGIC {
+            return Err(self.err(
+                at,
+                "trailer.magic",
+                "expected the trailer after the last chunk",
+            ));
+        }
+        let at = self.offset;
+        let count = self.u64("trailer.contracts")?;
+        if count != self.header.contracts {
+            return Err(self.err(
+                at,
+                "trailer.contracts",
+                format!("{count}; the header declares {}", self.header.contracts),
+            ));
+        }
+        let at = self.offset;
+        let digest: [u8; 32] = self.array("trailer.digest")?;
+        if <[u8; 32]>::from(self.file_digest.clone().finalize()) != digest {
+            return Err(self.err(at, "trailer.digest", "the file digest does not match"));
+        }
+        if self.offset != self.size {
+            return Err(self.err(
+                self.offset,
+                "trailer",
+                format!("{} bytes after the trailer", self.size - self.offset),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads up to `max` contracts (whole chunks; at least one chunk), checking digests and
+    /// decoding in parallel. None once every contract was read and the trailer checked.
+    pub fn next_batch(&mut self, max: usize) -> Result<Option<Workload>, DatasetError> {
+        let mut chunks = Vec::new();
+        let mut count = 0usize;
+        while count < max.max(1) {
+            match self.raw_chunk()? {
+                Some(c) => {
+                    count += c.records as usize;
+                    chunks.push(c);
+                }
+                None => break,
+            }
+        }
+        if chunks.is_empty() {
+            return Ok(None);
+        }
+        let name = self.name.clone();
+        let decoded: Vec<Vec<(SignedContract, Truth, Reading)>> = chunks
+            .par_iter()
+            .map(|c| decode_chunk(&name, c))
+            .collect::<Result<_, _>>()?;
+        if self.read == self.header.contracts && !self.done {
+            self.trailer()?;
+            self.done = true;
+        }
+        let mut w = Workload {
+            params: self.header.params.market.clone(),
+            rules: Arc::clone(&self.rules),
+            transactions: Vec::with_capacity(count),
+            truth: Vec::with_capacity(count),
+            readings: Vec::with_capacity(count),
+        };
+        for (tx, t, r) in decoded.into_iter().flatten() {
+            w.transactions.push(tx);
+            w.truth.push(t);
+            w.readings.push(r);
+        }
+        Ok(Some(w))
+    }
+}
+
+fn decode_chunk(
+    name: &str,
+    c: &RawChunk,
+) -> Result<Vec<(SignedContract, Truth, Reading)>, DatasetError> {
+    // Body starts after records (4) and body_len (4).
+    let base = c.offset + 8;
+    if <[u8; 32]>::from(Sha256::digest(&c.body)) != c.digest {
+        return Err(DatasetError::at(
+            name,
+            base + c.body.len() as u64,
+            "chunk.digest",
+            format!(
+                "the chunk at offset {} does not match its SHA-256",
+                c.offset
+            ),
+        ));
+    }
+    let mut out = Vec::with_capacity(c.records as usize);
+    let b = &c.body;
+    let mut at = 0usize;
+    for k in 0..c.records {
+        let err = |o: usize, field: &str, m: String| {
+            DatasetError::at(
+                name,
+                base + o as u64,
+                &format!("record {k} of chunk: {field}"),
+                m,
+            )
+        };
+        let need = |o: usize, n: usize, field: &str| {
+            if b.len() < o + n {
+                Err(err(
+                    o,
+                    field,
+                    format!(
+                        "{n} bytes needed, {} left in the chunk",
+                        b.len().saturating_sub(o)
+                    ),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        need(at, 2, "signed_len")?;
+        let len = usize::from(u16::from_le_bytes([b[at], b[at + 1]]));
+        need(at + 2, len + RECORD_FIXED - 2, "signed")?;
+        let signed = SignedContract::decode(&b[at + 2..at + 2 + len])
+            .map_err(|e| err(at + 2, "signed", e.to_string()))?;
+        let p = at + 2 + len;
+        let truth =
+            truth_of(b[p]).ok_or_else(|| err(p, "truth", format!("unknown code {}", b[p])))?;
+        let i64_at = |o: usize| {
+            let mut x = [0u8; 8];
+            x.copy_from_slice(&b[o..o + 8]);
+            i64::from_le_bytes(x)
+        };
+        let (delivered, received) = (i64_at(p + 1), i64_at(p + 9));
+        for (v, o, f) in [
+            (delivered, p + 1, "delivered"),
+            (received, p + 9, "received"),
+        ] {
+            if v < 0 {
+                return Err(err(o, f, format!("negative energy {v}")));
+            }
+        }
+        let carried = match b[p + 17] {
+            0 => false,
+            1 => true,
+            x => return Err(err(p + 17, "carried", format!("{x} is not 0 or 1"))),
+        };
+        out.push((
+            signed,
+            truth,
+            Reading {
+                delivered: Energy::from_raw(delivered),
+                received: Energy::from_raw(received),
+                carried,
+            },
+        ));
+        at = p + 18;
+    }
+    if at != b.len() {
+        return Err(err_trailing(name, base + at as u64, b.len() - at));
+    }
+    Ok(out)
+}
+
+fn err_trailing(name: &str, offset: u64, extra: usize) -> DatasetError {
+    DatasetError::at(
+        name,
+        offset,
+        "chunk.body",
+        format!("{extra} bytes after the last record"),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON form
+
+/// The JSON form of a whole dataset (small markets only).
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonDataset {
+    format: String,
+    generator: u16,
+    chunk_records: u32,
+    params: Params,
+    members: Vec<JsonMember>,
+    contracts: Vec<JsonContract>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonMember {
+    address: Address,
+    role: Role,
+    bus: Option<u32>,
+    public_key: String,
+    limit: Energy,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonContract {
+    contract: crate::contract::Contract,
+    signatures: [String; 3],
+    truth: JsonTruth,
+    reading: JsonReading,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum JsonTruth {
+    Valid,
+    ForgedSignature,
+    TamperedAmount,
+    EnergyOverCapacity,
+    MalformedAuxService,
+    ReplayedContract,
+    CongestingTrade,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonReading {
+    delivered: Energy,
+    received: Energy,
+    carried: bool,
+}
+
+/// Everything in a dataset, in memory (for the JSON form and small markets).
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    /// The header.
+    pub header: Header,
+    /// The participants.
+    pub members: Vec<Member>,
+    /// The contracts with truth and readings.
+    pub workload: Workload,
+}
+
+/// Reads a whole binary dataset into memory.
+pub fn read_binary(path: &Path) -> Result<Dataset, DatasetError> {
+    let mut r = Reader::open(path)?;
+    let mut all = Workload {
+        params: r.header.params.market.clone(),
+        rules: r.rules(),
+        transactions: Vec::new(),
+        truth: Vec::new(),
+        readings: Vec::new(),
+    };
+    while let Some(w) = r.next_batch(1 << 16)? {
+        all.transactions.extend(w.transactions);
+        all.truth.extend(w.truth);
+        all.readings.extend(w.readings);
+    }
+    Ok(Dataset {
+        header: r.header.clone(),
+        members: r.members.clone(),
+        workload: all,
+    })
+}
+
+/// Writes a whole in-memory dataset in binary form.
+pub fn write_binary(path: &Path, d: &Dataset) -> Result<[u8; 32], DatasetError> {
+    let mut w = Writer::create(path, d.header.clone(), &d.members)?;
+    w.write(&d.workload)?;
+    w.finish()
+}
+
+/// Renders a dataset as JSON text.
+pub fn to_json(d: &Dataset) -> String {
+    let w = &d.workload;
+    let doc = JsonDataset {
+        format: JSON_FORMAT.into(),
+        generator: d.header.generator,
+        chunk_records: d.header.chunk_records,
+        params: d.header.params.clone(),
+        members: d
+            .members
+            .iter()
+            .map(|m| JsonMember {
+                address: m.address,
+                role: m.role,
+                bus: m.bus,
+                public_key: hex::encode(m.public_key),
+                limit: m.limit,
+            })
+            .collect(),
+        contracts: (0..w.transactions.len())
+            .map(|i| JsonContract {
+                contract: w.transactions[i].contract,
+                signatures: w.transactions[i].signatures.map(hex::encode),
+                truth: match w.truth[i] {
+                    Truth::Valid => JsonTruth::Valid,
+                    Truth::Invalid(r) => match r {
+                        PlantedReason::ForgedSignature => JsonTruth::ForgedSignature,
+                        PlantedReason::TamperedAmount => JsonTruth::TamperedAmount,
+                        PlantedReason::EnergyOverCapacity => JsonTruth::EnergyOverCapacity,
+                        PlantedReason::MalformedAuxService => JsonTruth::MalformedAuxService,
+                        PlantedReason::ReplayedContract => JsonTruth::ReplayedContract,
+                        PlantedReason::CongestingTrade => JsonTruth::CongestingTrade,
+                    },
+                },
+                reading: JsonReading {
+                    delivered: w.readings[i].delivered,
+                    received: w.readings[i].received,
+                    carried: w.readings[i].carried,
+                },
+            })
+            .collect(),
+    };
+    // Plain data with string keys: serialization cannot fail.
+    serde_json::to_string_pretty(&doc).unwrap_or_default()
+}
+
+/// Parses the JSON form (`file` names it in errors).
+pub fn from_json(file: &str, text: &str) -> Result<Dataset, DatasetError> {
+    let err = |at: String, field: &str, message: String| DatasetError {
+        file: file.to_owned(),
+        at,
+        field: field.to_owned(),
+        message,
+    };
+    let doc: JsonDataset = serde_json::from_str(text).map_err(|e| {
+        err(
+            format!("line {} column {}", e.line(), e.column()),
+            "document",
+            e.to_string(),
+        )
+    })?;
+    if doc.format != JSON_FORMAT {
+        return Err(err(
+            "document".into(),
+            "format",
+            format!("expected {JSON_FORMAT:?}, found {:?}", doc.format),
+        ));
+    }
+    if doc.generator != GENERATOR_VERSION {
+        return Err(err(
+            "document".into(),
+            "generator",
+            format!(
+                "generator version {}; this build reads {GENERATOR_VERSION}",
+                doc.generator
+            ),
+        ));
+    }
+    if doc.chunk_records == 0 || doc.chunk_records > CHUNK_RECORDS {
+        return Err(err(
+            "document".into(),
+            "chunk_records",
+            format!("{} is outside 1..={CHUNK_RECORDS}", doc.chunk_records),
+        ));
+    }
+    let mut members = Vec::with_capacity(doc.members.len());
+    for (i, m) in doc.members.iter().enumerate() {
+        let key = hex::decode(&m.public_key)
+            .ok()
+            .and_then(|k| <[u8; 32]>::try_from(k).ok())
+            .ok_or_else(|| {
+                err(
+                    format!("members[{i}]"),
+                    "public_key",
+                    "expected 64 hex digits".into(),
+                )
+            })?;
+        members.push(Member {
+            address: m.address,
+            role: m.role,
+            bus: m.bus,
+            public_key: key,
+            limit: m.limit,
+        });
+    }
+    let rules = rules_of(file, &members, &doc.params.bounds)?;
+    let n = doc.contracts.len();
+    let mut w = Workload {
+        params: doc.params.market.clone(),
+        rules: Arc::new(rules),
+        transactions: Vec::with_capacity(n),
+        truth: Vec::with_capacity(n),
+        readings: Vec::with_capacity(n),
+    };
+    for (i, c) in doc.contracts.into_iter().enumerate() {
+        let record = format!("contracts[{i}]");
+        let mut signatures = [[0u8; 64]; 3];
+        for (k, s) in c.signatures.iter().enumerate() {
+            signatures[k] = hex::decode(s)
+                .ok()
+                .and_then(|b| <[u8; 64]>::try_from(b).ok())
+                .ok_or_else(|| {
+                    err(
+                        record.clone(),
+                        &format!("signatures[{k}]"),
+                        "expected 128 hex digits".into(),
+                    )
+                })?;
+        }
+        for (v, f) in [
+            (c.reading.delivered, "reading.delivered"),
+            (c.reading.received, "reading.received"),
+        ] {
+            if v < Energy::ZERO {
+                return Err(err(record.clone(), f, format!("negative energy {v}")));
+            }
+        }
+        // The canonical encoding must accept it (the binary form stores those bytes).
+        let signed = SignedContract {
+            contract: c.contract,
+            signatures,
+        };
+        if let Err(e) = SignedContract::decode(&signed.encode()) {
+            return Err(err(record, "contract", e.to_string()));
+        }
+        w.transactions.push(signed);
+        w.truth.push(match c.truth {
+            JsonTruth::Valid => Truth::Valid,
+            JsonTruth::ForgedSignature => Truth::Invalid(PlantedReason::ForgedSignature),
+            JsonTruth::TamperedAmount => Truth::Invalid(PlantedReason::TamperedAmount),
+            JsonTruth::EnergyOverCapacity => Truth::Invalid(PlantedReason::EnergyOverCapacity),
+            JsonTruth::MalformedAuxService => Truth::Invalid(PlantedReason::MalformedAuxService),
+            JsonTruth::ReplayedContract => Truth::Invalid(PlantedReason::ReplayedContract),
+            JsonTruth::CongestingTrade => Truth::Invalid(PlantedReason::CongestingTrade),
+        });
+        w.readings.push(Reading {
+            delivered: c.reading.delivered,
+            received: c.reading.received,
+            carried: c.reading.carried,
+        });
+    }
+    let seed = doc.params.market.seed;
+    Ok(Dataset {
+        header: Header {
+            format: FORMAT_VERSION,
+            generator: doc.generator,
+            seed,
+            members: members.len() as u64,
+            contracts: n as u64,
+            chunk_records: doc.chunk_records,
+            params: doc.params,
+        },
+        members,
+        workload: w,
+    })
+}
+
+/// True when `path` names the JSON form (by its extension).
+pub fn is_json(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+}
+
+/// Reads either form whole, by extension.
+pub fn read_any(path: &Path) -> Result<Dataset, DatasetError> {
+    if is_json(path) {
+        let name = path.display().to_string();
+        let size = std::fs::metadata(path)
+            .map_err(|e| DatasetError::io(&name, &e))?
+            .len();
+        if size > MAX_JSON_BYTES {
+            return Err(DatasetError {
+                file: name,
+                at: "file".into(),
+                field: "-".into(),
+                message: format!("{size} bytes; the JSON form is read up to {MAX_JSON_BYTES}"),
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| DatasetError::io(&name, &e))?;
+        from_json(&name, &text)
+    } else {
+        read_binary(path)
+    }
+}
+
+/// Writes either form whole, by extension (JSON through a temporary name and a rename too).
+pub fn write_any(path: &Path, d: &Dataset) -> Result<(), DatasetError> {
+    if is_json(path) {
+        let name = path.display().to_string();
+        let partial = path.with_extension("partial");
+        std::fs::write(&partial, to_json(d)).map_err(|e| DatasetError::io(&name, &e))?;
+        std::fs::rename(&partial, path).map_err(|e| DatasetError::io(&name, &e))?;
+        Ok(())
+    } else {
+        write_binary(path, d).map(|_| ())
+    }
+}
+
+/// The header a generated market's dataset gets.
+pub fn header_for(
+    params: &WorkloadParams,
+    grid: Option<&str>,
+    rules: &MarketRules,
+    members: u64,
+) -> Header {
+    Header {
+        format: FORMAT_VERSION,
+        generator: GENERATOR_VERSION,
+        seed: params.seed,
+        members,
+        contracts: params.contracts as u64,
+        chunk_records: CHUNK_RECORDS,
+        params: Params {
+            market: params.clone(),
+            grid: grid.map(str::to_owned),
+            bounds: Bounds::of(rules),
+        },
+    }
+}

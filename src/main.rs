@@ -630,8 +630,13 @@ fn dataset_command(cmd: &DatasetCommand) -> anyhow::Result<()> {
                     })
                 );
             } else {
+                let checked = if dataset::is_json(path) {
+                    "every record decodes"
+                } else {
+                    "every digest matches"
+                };
                 println!(
-                    "ok: {} contracts, {} participants, every digest matches ({bytes} bytes in {seconds:.3} s)",
+                    "ok: {} contracts, {} participants, {checked} ({bytes} bytes in {seconds:.3} s)",
                     header.contracts, header.members
                 );
                 for (k, v) in &counts {

@@ -305,3 +305,90 @@ fn grid_commands_refuse_bad_files_naming_the_place() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn committed_markets_regenerate_bit_for_bit_from_their_manifest() {
+    use sha2::Digest as _;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/markets");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("manifest.json")).unwrap()).unwrap();
+    let out_dir = std::env::temp_dir().join(format!("ipow-manifest-{}", std::process::id()));
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let mut checked = 0;
+    for m in manifest["markets"].as_array().unwrap() {
+        if !m["committed"].as_bool().unwrap() {
+            continue;
+        }
+        let file = m["file"].as_str().unwrap();
+        let committed = std::fs::read(root.join(file)).unwrap();
+        let digest = hex::encode(sha2::Sha256::digest(&committed));
+        assert_eq!(
+            digest,
+            m["sha256"].as_str().unwrap(),
+            "{file} is not what the manifest says"
+        );
+        // Rerun the recorded command, writing beside the temp dir instead of over the file.
+        let mut args: Vec<String> = m["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_owned())
+            .collect();
+        let out = args.iter().position(|a| a == "--out").unwrap() + 1;
+        args[out] = out_dir.join(file).display().to_string();
+        let run = Command::new(env!("CARGO_BIN_EXE_ipow"))
+            .current_dir(&root)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        assert_eq!(
+            std::fs::read(out_dir.join(file)).unwrap(),
+            committed,
+            "{file}"
+        );
+        let verify = ipow(&[
+            "dataset",
+            "verify",
+            "--json",
+            &root.join(file).display().to_string(),
+        ]);
+        assert!(verify.status.success());
+        checked += 1;
+    }
+    assert!(checked >= 2);
+}
+
+#[test]
+fn a_corrupt_dataset_exits_non_zero_naming_file_offset_and_field() {
+    let dir = std::env::temp_dir().join(format!("ipow-ds-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/markets");
+    let mut bytes = std::fs::read(root.join("case57-2k.ipowm")).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 4;
+    let bad = dir.join("flipped.ipowm");
+    std::fs::write(&bad, &bytes).unwrap();
+    let out = ipow(&["dataset", "verify", &bad.display().to_string()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("flipped.ipowm: offset ") && err.contains("chunk"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+    // Converting it writes nothing under the output name.
+    let target = dir.join("out.json");
+    let out = ipow(&[
+        "dataset",
+        "convert",
+        &bad.display().to_string(),
+        &target.display().to_string(),
+    ]);
+    assert!(!out.status.success());
+    assert!(!target.exists());
+}

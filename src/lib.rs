@@ -23,5 +23,6 @@ pub mod rng;
 pub mod run;
 pub mod settle;
 pub mod sha_lanes;
+pub mod stress;
 pub mod validate;
 pub mod workload;

@@ -63,6 +63,51 @@ enum Command {
     /// Inspect, verify or convert a dataset file.
     #[command(subcommand)]
     Dataset(DatasetCommand),
+    /// Grow a generated market over sizes through the whole pipeline (generate and sign,
+    /// consensus, settle) and report throughput, latency, peak memory and CPU time per size.
+    Stress(StressArgs),
+}
+
+#[derive(clap::Args)]
+struct StressArgs {
+    #[command(flatten)]
+    variant: VariantArgs,
+    /// Market sizes in contracts, comma-separated (default: 1000 to 10,000,000 tenfold).
+    #[arg(long, value_delimiter = ',', default_values_t = [1_000u64, 10_000, 100_000, 1_000_000, 10_000_000])]
+    sizes: Vec<u64>,
+    /// Participants of every role.
+    #[arg(long, default_value_t = 10_000)]
+    participants: u32,
+    /// A MATPOWER case to place the market on and check congestion against.
+    #[arg(long)]
+    grid: Option<std::path::PathBuf>,
+    /// Most contracts generated and held in memory at once.
+    #[arg(long, default_value_t = 1 << 20)]
+    batch: u64,
+    /// Most transactions per consensus period (one block and one ledger period each).
+    #[arg(long, default_value_t = 10_000)]
+    period_txs: usize,
+    /// Fraction of transactions planted invalid.
+    #[arg(long, default_value_t = 0.05)]
+    invalid: f64,
+    /// Fraction of contracts whose readings show a default.
+    #[arg(long, default_value_t = 0.02)]
+    defaults: f64,
+    /// Pareto alpha of who trades (0: uniform).
+    #[arg(long, default_value_t = 0.0)]
+    skew: f64,
+    /// Every account's opening balance.
+    #[arg(long, default_value = "100000000.00")]
+    opening_balance: String,
+    /// Seed of everything random.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Worker threads (default: every core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print one JSON object per size (JSON lines) instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -181,7 +226,7 @@ enum ConsensusArg {
 }
 
 #[derive(clap::Args)]
-struct RunArgs {
+struct VariantArgs {
     /// The consensus variant.
     #[arg(long, value_enum, default_value = "ipow")]
     consensus: ConsensusArg,
@@ -203,6 +248,12 @@ struct RunArgs {
     /// PoW: leading zero bits the block hash must have.
     #[arg(long, default_value_t = 20)]
     difficulty: u8,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    variant: VariantArgs,
     /// Contracts in the built-in workload (the paper's market scaled up).
     #[arg(long, default_value_t = 20_000)]
     contracts: usize,
@@ -250,6 +301,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Grid(cmd) => grid_command(&cmd)?,
         Command::Generate(args) => generate_command(&args)?,
         Command::Dataset(cmd) => dataset_command(&cmd)?,
+        Command::Stress(args) => stress_command(&args)?,
         Command::Settle {
             readings,
             market,
@@ -318,6 +370,31 @@ fn load_market(path: Option<&std::path::Path>) -> anyhow::Result<PaperMarket> {
     })
 }
 
+fn variant_config(v: &VariantArgs, seed: u64) -> anyhow::Result<VariantConfig> {
+    Ok(match v.consensus {
+        ConsensusArg::Ipow => {
+            let p = IpowParams {
+                validators: v.validators,
+                quorum: v.quorum,
+                extra_max: v.extra,
+                byzantine_fraction: v.byzantine,
+                behaviour: v.behaviour,
+                seed,
+            };
+            p.check().map_err(anyhow::Error::msg)?;
+            VariantConfig::Ipow(p)
+        }
+        ConsensusArg::Pow => {
+            if v.difficulty > 64 {
+                anyhow::bail!("--difficulty {} is above 64 bits", v.difficulty);
+            }
+            VariantConfig::Pow(PowParams {
+                difficulty_bits: v.difficulty,
+            })
+        }
+    })
+}
+
 fn run_command(args: &RunArgs) -> anyhow::Result<()> {
     use std::io::IsTerminal as _;
     if args.contracts > ipow::workload::MAX_TRANSACTIONS {
@@ -335,28 +412,7 @@ fn run_command(args: &RunArgs) -> anyhow::Result<()> {
     {
         anyhow::bail!("--rate {rate} must be a positive number of transactions per second");
     }
-    let variant = match args.consensus {
-        ConsensusArg::Ipow => {
-            let p = IpowParams {
-                validators: args.validators,
-                quorum: args.quorum,
-                extra_max: args.extra,
-                byzantine_fraction: args.byzantine,
-                behaviour: args.behaviour,
-                seed: args.seed,
-            };
-            p.check().map_err(anyhow::Error::msg)?;
-            VariantConfig::Ipow(p)
-        }
-        ConsensusArg::Pow => {
-            if args.difficulty > 64 {
-                anyhow::bail!("--difficulty {} is above 64 bits", args.difficulty);
-            }
-            VariantConfig::Pow(PowParams {
-                difficulty_bits: args.difficulty,
-            })
-        }
-    };
+    let variant = variant_config(&args.variant, args.seed)?;
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -451,19 +507,10 @@ fn generate_command(args: &GenerateArgs) -> anyhow::Result<()> {
     if args.contracts > ipow::workload::MAX_TRANSACTIONS {
         anyhow::bail!("--contracts {} is above the limit", args.contracts);
     }
-    if !(args.skew == 0.0 || (args.skew.is_finite() && (0.1..=100.0).contains(&args.skew))) {
-        anyhow::bail!(
-            "--skew {} must be 0 (uniform) or a Pareto alpha from 0.1 to 100",
-            args.skew
-        );
-    }
     let mut params = WorkloadParams::for_participants(args.seed, args.participants, args.contracts);
     params.invalid_ppm = ppm("invalid", args.invalid)?;
     params.default_ppm = ppm("defaults", args.defaults)?;
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    {
-        params.pareto_alpha_milli = (args.skew * 1000.0).round() as u32;
-    }
+    params.pareto_alpha_milli = skew_milli(args.skew)?;
     let grid = args
         .grid
         .as_deref()
@@ -531,6 +578,133 @@ fn generate_command(args: &GenerateArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// A Pareto alpha flag as alpha x 1000 (0: uniform).
+fn skew_milli(skew: f64) -> anyhow::Result<u32> {
+    if !(skew == 0.0 || (skew.is_finite() && (0.1..=100.0).contains(&skew))) {
+        anyhow::bail!("--skew {skew} must be 0 (uniform) or a Pareto alpha from 0.1 to 100");
+    }
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    Ok((skew * 1000.0).round() as u32)
+}
+
+fn stress_command(args: &StressArgs) -> anyhow::Result<()> {
+    use ipow::stress::{Step, StressConfig, stress_size};
+    let mut market = WorkloadParams::for_participants(args.seed, args.participants, 0);
+    market.invalid_ppm = ppm("invalid", args.invalid)?;
+    market.default_ppm = ppm("defaults", args.defaults)?;
+    market.pareto_alpha_milli = skew_milli(args.skew)?;
+    if let Some(&s) = args
+        .sizes
+        .iter()
+        .find(|&&s| s == 0 || s > u64::from(u32::MAX))
+    {
+        anyhow::bail!("--sizes: {s} is outside 1..={}", u32::MAX);
+    }
+    let config = StressConfig {
+        sizes: args.sizes.clone(),
+        market: market.clone(),
+        run: RunConfig {
+            variant: variant_config(&args.variant, args.seed)?,
+            period_txs: args.period_txs,
+            rate: None,
+        },
+        batch: args.batch,
+        opening_balance: ipow::amount::Money::parse(&args.opening_balance)
+            .with_context(|| format!("--opening-balance {:?}", args.opening_balance))?,
+    };
+    let grid = args
+        .grid
+        .as_deref()
+        .map(load_grid_market(&market))
+        .transpose()?;
+    let pool = pool(args.threads)?;
+    if !args.json {
+        println!(
+            "stress: {} on {} threads, {} participants, batches of {}, grid {}",
+            config.run.variant_name(),
+            pool.current_num_threads(),
+            args.participants,
+            args.batch,
+            args.grid
+                .as_ref()
+                .map_or("none".into(), |g| g.display().to_string())
+        );
+        println!(
+            "{:>10} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6}",
+            "contracts",
+            "gen s",
+            "cons s",
+            "settle s",
+            "wall s",
+            "tx/s",
+            "commit/s",
+            "p50",
+            "p99",
+            "max",
+            "peak RSS",
+            "CPU s",
+            "money"
+        );
+    }
+    for &size in &config.sizes {
+        let multi = indicatif::MultiProgress::new();
+        let bars: Vec<indicatif::ProgressBar> = ["generate", "consensus", "settle"]
+            .iter()
+            .map(|w| multi.add(bar(size, w, args.json)))
+            .collect();
+        let row = pool.install(|| {
+            stress_size(&config, size, grid.as_ref(), &mut |step, done, _| {
+                let i = match step {
+                    Step::Generate => 0,
+                    Step::Consensus => 1,
+                    Step::Settle => 2,
+                };
+                bars[i].set_position(done);
+            })
+        })?;
+        for b in &bars {
+            b.finish_and_clear();
+        }
+        if args.json {
+            println!("{}", serde_json::to_string(&row)?);
+        } else {
+            let st = &row.stages;
+            #[allow(clippy::cast_precision_loss)]
+            let rss = row.peak_rss_bytes as f64 / f64::from(1u32 << 30);
+            println!(
+                "{:>10} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>10.0} {:>10.0} {:>9} {:>9} {:>9} {:>7.2}Gi {:>9.1} {:>6}",
+                row.contracts,
+                st.setup + st.generate,
+                st.consensus,
+                st.settle,
+                row.wall_seconds,
+                row.contracts_per_s,
+                row.committed_per_s,
+                micros(row.latency_commit.p50_us),
+                micros(row.latency_commit.p99_us),
+                micros(row.latency_commit.max_us),
+                rss,
+                row.cpu_seconds,
+                if row.conserved { "ok" } else { "LOST" }
+            );
+        }
+        if !row.conserved {
+            anyhow::bail!("size {size}: the ledger's total changed");
+        }
+    }
+    Ok(())
+}
+
+/// Microseconds, scaled to a readable unit.
+#[allow(clippy::cast_precision_loss)]
+fn micros(us: u64) -> String {
+    match us {
+        0..1_000 => format!("{us}us"),
+        1_000..1_000_000 => format!("{:.1}ms", us as f64 / 1e3),
+        _ => format!("{:.2}s", us as f64 / 1e6),
+    }
 }
 
 /// Loads a grid and places a market of `params`' sellers and purchasers on it.

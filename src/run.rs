@@ -47,6 +47,16 @@ pub struct RunConfig {
     pub rate: Option<f64>,
 }
 
+impl RunConfig {
+    /// The variant with its main parameters, for tables ("ipow q=3 n=64", "pow 20 bits").
+    pub fn variant_name(&self) -> String {
+        match &self.variant {
+            VariantConfig::Ipow(p) => format!("ipow q={} n={}", p.quorum, p.validators),
+            VariantConfig::Pow(p) => format!("pow {} bits", p.difficulty_bits),
+        }
+    }
+}
+
 /// What happened to one transaction.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct TxRecord {
@@ -84,7 +94,8 @@ pub struct Latency {
 }
 
 impl Latency {
-    fn from_histogram(h: &Histogram<u64>) -> Self {
+    /// Percentiles of a histogram of microseconds.
+    pub fn from_histogram(h: &Histogram<u64>) -> Self {
         if h.is_empty() {
             return Self::default();
         }

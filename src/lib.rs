@@ -21,6 +21,7 @@ pub mod paper;
 pub mod readings;
 pub mod rng;
 pub mod run;
+pub mod scenario;
 pub mod settle;
 pub mod sha_lanes;
 pub mod stress;

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use ipow::consensus::ipow::{Behaviour, IpowParams};
 use ipow::consensus::pow::PowParams;
 use ipow::paper::{EMBEDDED_MARKET_NAME, PaperMarket, PaperReport};
-use ipow::run::{RunConfig, RunReport, VariantConfig};
+use ipow::run::{Load, RunConfig, RunReport, VariantConfig};
 use ipow::workload::{Workload, WorkloadParams};
 
 #[global_allocator]
@@ -276,6 +276,10 @@ struct RunArgs {
     /// load buses; a contract's MWh is that many MW over its one-hour slot).
     #[arg(long)]
     grid: Option<std::path::PathBuf>,
+    /// Run a scenario file instead (see datasets/scenarios/): its grid, market, variants,
+    /// load and repetitions; the flags above are then ignored.
+    #[arg(long)]
+    scenario: Option<std::path::PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -397,6 +401,9 @@ fn variant_config(v: &VariantArgs, seed: u64) -> anyhow::Result<VariantConfig> {
 
 fn run_command(args: &RunArgs) -> anyhow::Result<()> {
     use std::io::IsTerminal as _;
+    if let Some(path) = &args.scenario {
+        return scenario_command(path, args.json);
+    }
     if args.contracts > ipow::workload::MAX_TRANSACTIONS {
         anyhow::bail!(
             "--contracts {} is above the limit of {}",
@@ -423,7 +430,10 @@ fn run_command(args: &RunArgs) -> anyhow::Result<()> {
     let config = RunConfig {
         variant,
         period_txs: args.period_txs,
-        rate: args.rate,
+        load: match args.rate {
+            Some(rate) => Load::OpenLoop { rate },
+            None => Load::ClosedLoop,
+        },
     };
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let invalid_ppm = (args.invalid * 1e6).round() as u32;
@@ -608,7 +618,7 @@ fn stress_command(args: &StressArgs) -> anyhow::Result<()> {
         run: RunConfig {
             variant: variant_config(&args.variant, args.seed)?,
             period_txs: args.period_txs,
-            rate: None,
+            load: Load::ClosedLoop,
         },
         batch: args.batch,
         opening_balance: ipow::amount::Money::parse(&args.opening_balance)
@@ -693,6 +703,144 @@ fn stress_command(args: &StressArgs) -> anyhow::Result<()> {
         if !row.conserved {
             anyhow::bail!("size {size}: the ledger's total changed");
         }
+    }
+    Ok(())
+}
+
+fn scenario_command(path: &std::path::Path, json: bool) -> anyhow::Result<()> {
+    use ipow::scenario::{self, Market};
+    let sc = scenario::load(path)?;
+    let pool = pool(sc.threads)?;
+    let params = match &sc.market {
+        Market::Generated(p) => p.clone(),
+        Market::Dataset(d) => {
+            if ipow::dataset::is_json(d) {
+                ipow::dataset::read_any(d)?.header.params.market
+            } else {
+                ipow::dataset::Reader::open(d)?
+                    .header()
+                    .params
+                    .market
+                    .clone()
+            }
+        }
+    };
+    let grid = sc
+        .grid
+        .as_deref()
+        .map(load_grid_market(&params))
+        .transpose()?;
+    if let Some(stress) = &sc.stress {
+        let Market::Generated(market) = &sc.market else {
+            anyhow::bail!(
+                "{}: stress: needs a generated market, not a dataset",
+                path.display()
+            );
+        };
+        for (k, run) in sc.variants.iter().enumerate() {
+            let config = ipow::stress::StressConfig {
+                sizes: stress.sizes.clone(),
+                market: market.clone(),
+                run: run.clone(),
+                batch: stress.batch,
+                opening_balance: ipow::amount::Money::parse("100000000.00")?,
+            };
+            for &size in &stress.sizes {
+                let row = pool.install(|| {
+                    ipow::stress::stress_size(&config, size, grid.as_ref(), &mut |_, _, _| {})
+                })?;
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"variant": k, "name": run.variant_name(), "row": row})
+                    );
+                } else {
+                    println!(
+                        "{} {}: {size} contracts in {:.2} s ({:.0}/s), committed {}, peak RSS {:.2} GiB, money {}",
+                        sc.name,
+                        run.variant_name(),
+                        row.wall_seconds,
+                        row.contracts_per_s,
+                        row.accepted,
+                        f64::from(u32::try_from(row.peak_rss_bytes >> 20).unwrap_or(u32::MAX))
+                            / 1024.0,
+                        if row.conserved {
+                            "conserved"
+                        } else {
+                            "NOT CONSERVED"
+                        }
+                    );
+                }
+            }
+        }
+        return Ok(());
+    }
+    let workload = pool.install(|| -> anyhow::Result<ipow::workload::Workload> {
+        Ok(match &sc.market {
+            Market::Generated(p) => {
+                let n = p.contracts as u64;
+                ipow::workload::Market::new(p.clone(), grid.as_ref()).batch(0..n)
+            }
+            Market::Dataset(d) => ipow::dataset::read_any(d)?.workload,
+        })
+    })?;
+    if !json {
+        println!(
+            "scenario {}: {} contracts, {} variants x {} repetitions (interleaved), grid {}",
+            sc.name,
+            workload.transactions.len(),
+            sc.variants.len(),
+            sc.repetitions,
+            sc.grid
+                .as_ref()
+                .map_or("none".into(), |g| g.display().to_string())
+        );
+        println!(
+            "{:<22} {:>3} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7} {:>10} {:>9} {:>9} {:>8}",
+            "variant",
+            "rep",
+            "submitted",
+            "accepted",
+            "rejected",
+            "curtailed",
+            "wrongA",
+            "wrongR",
+            "commit/s",
+            "p50",
+            "p99",
+            "CPU s"
+        );
+    }
+    let mut reports = Vec::new();
+    for rep in 0..sc.repetitions {
+        for run in &sc.variants {
+            let r =
+                pool.install(|| ipow::run::run_with(run, &workload, grid.as_ref(), &mut |_, _| {}));
+            if !json {
+                println!(
+                    "{:<22} {:>3} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7} {:>10.0} {:>9} {:>9} {:>8.2}",
+                    run.variant_name(),
+                    rep,
+                    r.submitted,
+                    r.accepted,
+                    r.rejected,
+                    r.curtailed,
+                    r.wrong_accepts,
+                    r.wrong_rejects,
+                    r.committed_per_s,
+                    micros(r.latency_commit.p50_us),
+                    micros(r.latency_commit.p99_us),
+                    r.cpu_seconds
+                );
+            }
+            reports.push(serde_json::json!({"repetition": rep, "report": r}));
+        }
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"scenario": sc.name, "runs": reports})
+        );
     }
     Ok(())
 }
@@ -982,10 +1130,7 @@ fn render_run(r: &RunReport) -> String {
         ),
         VariantConfig::Pow(p) => format!("difficulty {} bits", p.difficulty_bits),
     };
-    let load = match r.config.rate {
-        Some(rate) => format!("open loop at {rate} tx/s"),
-        None => "closed loop (saturation)".to_owned(),
-    };
+    let load = r.config.load.describe();
     out += &format!(
         "ipow run: {} ({params}), {load}, seed {}, {} threads\n",
         r.variant, r.seed, r.threads

@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::congestion::GridMarket;
 use crate::consensus::ipow::{Behaviour, Ipow, IpowParams};
@@ -43,8 +43,103 @@ pub struct RunConfig {
     pub variant: VariantConfig,
     /// Most transactions in one period.
     pub period_txs: usize,
-    /// Open-loop arrival rate (transactions per second); `None` for closed-loop saturation.
-    pub rate: Option<f64>,
+    /// How transactions arrive.
+    pub load: Load,
+}
+
+/// How transactions arrive.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Load {
+    /// Every transaction submitted at the start (saturation).
+    ClosedLoop,
+    /// Transaction i is due at i / rate seconds.
+    OpenLoop {
+        /// Transactions per second, positive.
+        rate: f64,
+    },
+    /// A rate curve over time: each step's rate holds from its `from_s` until the next step's
+    /// (the last holds to the end). Steps in increasing `from_s`, the first at 0; a rate of 0
+    /// pauses arrivals; the last rate is positive.
+    Curve {
+        /// The steps.
+        steps: Vec<RateStep>,
+    },
+}
+
+/// One step of a rate curve.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateStep {
+    /// When the step starts, seconds from the start of the run.
+    pub from_s: f64,
+    /// Transactions per second from then on.
+    pub rate: f64,
+}
+
+impl Load {
+    /// Checks the parameters; the message names what is wrong.
+    pub fn check(&self) -> Result<(), String> {
+        let ok = |r: f64| r.is_finite() && r >= 0.0;
+        match self {
+            Load::ClosedLoop => Ok(()),
+            Load::OpenLoop { rate } if ok(*rate) && *rate > 0.0 => Ok(()),
+            Load::OpenLoop { rate } => Err(format!("rate {rate} must be a positive number")),
+            Load::Curve { steps } => {
+                let Some(last) = steps.last() else {
+                    return Err("a curve needs at least one step".into());
+                };
+                if steps[0].from_s != 0.0 {
+                    return Err("the first step must start at from_s 0".into());
+                }
+                if let Some(k) = (0..steps.len()).find(|&k| {
+                    !ok(steps[k].rate)
+                        || !steps[k].from_s.is_finite()
+                        || (k > 0 && steps[k].from_s <= steps[k - 1].from_s)
+                }) {
+                    return Err(format!(
+                        "steps[{k}]: rates must be finite and non-negative, from_s increasing"
+                    ));
+                }
+                if last.rate <= 0.0 {
+                    return Err("the last step's rate must be positive".into());
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// When transaction `i` is due, from the start of the run.
+    #[allow(clippy::cast_precision_loss)]
+    pub fn intended(&self, i: usize) -> Duration {
+        let i = i as f64;
+        match self {
+            Load::ClosedLoop => Duration::ZERO,
+            Load::OpenLoop { rate } if *rate > 0.0 => Duration::from_secs_f64(i / rate),
+            Load::OpenLoop { .. } => Duration::ZERO,
+            Load::Curve { steps } => {
+                let mut before = 0.0;
+                for (k, st) in steps.iter().enumerate() {
+                    let end = steps.get(k + 1).map_or(f64::INFINITY, |n| n.from_s);
+                    let here = st.rate * (end - st.from_s);
+                    if i < before + here {
+                        return Duration::from_secs_f64(st.from_s + (i - before) / st.rate);
+                    }
+                    before += here;
+                }
+                Duration::ZERO
+            }
+        }
+    }
+
+    /// A short description for tables.
+    pub fn describe(&self) -> String {
+        match self {
+            Load::ClosedLoop => "closed loop (saturation)".into(),
+            Load::OpenLoop { rate } => format!("open loop at {rate} tx/s"),
+            Load::Curve { steps } => format!("rate curve of {} steps", steps.len()),
+        }
+    }
 }
 
 impl RunConfig {
@@ -379,12 +474,7 @@ pub fn run_with(
     let mut congestion = CongestionSummary::default();
     let total = workload.transactions.len();
     let period_txs = config.period_txs.max(1);
-    let intended = |i: usize| -> Duration {
-        match config.rate {
-            Some(rate) if rate > 0.0 => Duration::from_secs_f64(i as f64 / rate),
-            _ => Duration::ZERO,
-        }
-    };
+    let intended = |i: usize| -> Duration { config.load.intended(i) };
     let mut records: Vec<TxRecord> = (0..total)
         .map(|i| TxRecord {
             tx: i as u32,

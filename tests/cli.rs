@@ -392,3 +392,84 @@ fn a_corrupt_dataset_exits_non_zero_naming_file_offset_and_field() {
     assert!(!out.status.success());
     assert!(!target.exists());
 }
+
+#[test]
+fn a_scenario_runs_every_variant_interleaved_and_bad_ones_name_the_field() {
+    let dir = std::env::temp_dir().join(format!("ipow-scenario-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let grids = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/grids");
+    let markets = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/markets");
+    let text = serde_json::json!({
+        "format": "ipow-scenario/1",
+        "name": "tiny",
+        "grid": grids.join("pglib_opf_case57_ieee.m"),
+        "market": { "dataset": markets.join("case57-2k.ipowm") },
+        "variants": [
+            { "consensus": "ipow", "validators": 8, "quorum": 3 },
+            { "consensus": "pow", "difficulty": 4 }
+        ],
+        "load": { "kind": "curve", "steps": [{ "from_s": 0, "rate": 20000 }, { "from_s": 0.05, "rate": 50000 }] },
+        "period_txs": 300,
+        "repetitions": 2
+    })
+    .to_string();
+    let path = dir.join("tiny.json");
+    std::fs::write(&path, &text).unwrap();
+    let out = ipow(&["run", "--scenario", &path.display().to_string(), "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let runs = v["runs"].as_array().unwrap();
+    let names: Vec<&str> = runs
+        .iter()
+        .map(|r| r["report"]["variant"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 4);
+    assert_eq!(names[0], names[2]);
+    assert_eq!(names[1], names[3]);
+    assert_ne!(names[0], names[1]);
+    for r in runs {
+        assert_eq!(r["report"]["submitted"], 2000);
+        assert_eq!(r["report"]["config"]["load"]["kind"], "curve");
+    }
+    // Bad scenarios: the error names the file, the record and the field.
+    for (edit, record, field) in [
+        (
+            text.replace("\"quorum\":3", "\"quorum\":99"),
+            "variants[0]",
+            "parameters",
+        ),
+        (
+            text.replace("\"repetitions\":2", "\"repetitions\":0"),
+            "document",
+            "repetitions",
+        ),
+        (text.replace("\"rate\":50000", "\"rate\":0"), "load", "kind"),
+        (
+            text.replace("ipow-scenario/1", "ipow-scenario/9"),
+            "document",
+            "format",
+        ),
+        (
+            text.replace("\"difficulty\":4", "\"difficulty\":99"),
+            "variants[1]",
+            "difficulty",
+        ),
+    ] {
+        assert_ne!(
+            edit, text,
+            "{record} {field}: the edit must change the scenario"
+        );
+        std::fs::write(&path, &edit).unwrap();
+        let out = ipow(&["run", "--scenario", &path.display().to_string()]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("tiny.json: {record}: {field}")),
+            "{err}"
+        );
+    }
+}

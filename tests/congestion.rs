@@ -166,7 +166,7 @@ fn run_grid(threads: usize, w: &Workload, market: &GridMarket, byzantine: f64) -
             &RunConfig {
                 variant: VariantConfig::Ipow(params),
                 period_txs: 150,
-                rate: None,
+                load: ipow::run::Load::ClosedLoop,
             },
             w,
             Some(market),
@@ -216,7 +216,7 @@ fn ipow_on_a_grid_curtails_congesting_trades_the_same_on_any_thread_count() {
             &RunConfig {
                 variant: a.config.variant.clone(),
                 period_txs: 150,
-                rate: None,
+                load: ipow::run::Load::ClosedLoop,
             },
             &w,
             &mut |_, _| {},

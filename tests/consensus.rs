@@ -44,7 +44,7 @@ fn run_on(threads: usize, variant: VariantConfig, w: &Workload, period_txs: usiz
             &RunConfig {
                 variant,
                 period_txs,
-                rate: None,
+                load: ipow::run::Load::ClosedLoop,
             },
             w,
             &mut |_, _| {},
@@ -492,7 +492,7 @@ fn open_loop_measures_from_the_intended_send_time() {
             &RunConfig {
                 variant: VariantConfig::Ipow(ipow_params(8, 1, 0.0, Behaviour::Liar, 72)),
                 period_txs: 1000,
-                rate: Some(2000.0),
+                load: ipow::run::Load::OpenLoop { rate: 2000.0 },
             },
             &w,
             &mut |_, _| {},

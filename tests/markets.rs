@@ -164,7 +164,7 @@ fn stress_runs_every_size_through_the_pipeline_conserving_money_on_any_thread_co
                 seed: 4,
             }),
             period_txs: 200,
-            rate: None,
+            load: ipow::run::Load::ClosedLoop,
         },
         batch: 400,
         opening_balance: ipow::amount::Money::parse("1000.00").unwrap(),

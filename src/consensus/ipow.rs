@@ -54,7 +54,7 @@ use crate::validate::{Reason, Verdict};
 use crate::workload::Truth;
 
 /// How a Byzantine validator misbehaves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Behaviour {
     /// Checks, then reports the opposite verdict.

@@ -21,4 +21,5 @@ criterion_group!(signatures, benchmarks::signatures::bench);
 criterion_group!(consensus, benchmarks::consensus::bench);
 criterion_group!(settlement, benchmarks::settlement::bench);
 criterion_group!(grid, benchmarks::grid::bench);
-criterion_main!(merkle, signatures, consensus, settlement, grid);
+criterion_group!(datasets, benchmarks::datasets::bench);
+criterion_main!(merkle, signatures, consensus, settlement, grid, datasets);

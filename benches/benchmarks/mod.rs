@@ -1,5 +1,6 @@
 //! Benchmark modules, one per topic.
 pub mod consensus;
+pub mod datasets;
 pub mod grid;
 pub mod merkle;
 pub mod settlement;

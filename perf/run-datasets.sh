@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Records dataset generation and loading into perf/runs/<date>-<machine>-datasets/:
+# 1. the criterion group generate_signed_contracts: Market::batch beside bare ring signing of
+#    the same three messages per contract, every core;
+# 2. a 1,000,000-contract market on case2869pegase written by `ipow generate`, then read back
+#    five times each, alternating, by `cat FILE > /dev/null` (page cache) and by
+#    `ipow dataset verify FILE` (every digest checked, every record decoded).
+# Usage: perf/run-datasets.sh   (from the repository root; about 3 minutes on 2 cores)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+run=$(perf/start-run.sh datasets "perf/run-datasets.sh")
+cargo build --release --quiet
+cargo bench --bench bench_main --no-run
+bench=$(ls -t target/release/deps/bench_main-* | grep -v '\.d$' | head -1)
+"$bench" --bench generate_signed_contracts 2>&1 | tee "$run/criterion.txt"
+file=target/perf-1M.ipowm
+target/release/ipow generate --grid datasets/grids/pglib_opf_case2869_pegase.m \
+  --participants 10000 --contracts 1000000 --seed 1 --out "$file" --json | tee "$run/generate.json"
+cat "$file" > /dev/null
+python3 - "$run" "$file" <<'PY'
+import json, os, statistics, subprocess, sys, time
+run, path = sys.argv[1], sys.argv[2]
+size = os.path.getsize(path)
+def timed(cmd):
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t
+cat, verify = [], []
+for _ in range(5):
+    cat.append(timed(["sh", "-c", f"cat {path} > /dev/null"]))
+    verify.append(timed(["target/release/ipow", "dataset", "verify", path]))
+c, v = statistics.median(cat), statistics.median(verify)
+gen = json.load(open(f"{run}/generate.json"))
+out = {"bytes": size, "contracts": 1_000_000, "cat_s": cat, "verify_s": verify,
+       "cat_gb_per_s": size / c / 1e9, "verify_gb_per_s": size / v / 1e9,
+       "verify_contracts_per_s": 1e6 / v, "load_over_cat": c / v,
+       "generate_contracts_per_s": gen["contracts_per_s"]}
+json.dump(out, open(f"{run}/loading.json", "w"), indent=1)
+lines = ["# Dataset generation and loading", "",
+         f"- 1,000,000 contracts on case2869pegase: {size} bytes, generated at {gen['contracts_per_s']:.0f} contracts/s by `ipow generate` (grid placement and transfer limits included)",
+         f"- page cache read (`cat`): median {c*1e3:.1f} ms = {size/c/1e9:.2f} GB/s",
+         f"- `ipow dataset verify` (digests + decode): median {v*1e3:.1f} ms = {size/v/1e9:.2f} GB/s = {1e6/v/1e6:.2f} M contracts/s",
+         f"- loading / cat rate: **{c/v:.3f}** (target at least 0.5)", ""]
+open(f"{run}/summary.md", "w").write("\n".join(lines))
+print("\n".join(lines))
+PY
+grep -E "time:|thrpt:|^generate|^[a-z_]+/" "$run/criterion.txt" >> "$run/summary.md" || true
+rm -f "$file"

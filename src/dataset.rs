@@ -159,6 +159,15 @@ pub struct Header {
     pub params: Params,
 }
 
+/// A version field's check: the message says what was found and what this build reads.
+fn version(what: &str, found: u16, reads: u16) -> Result<(), String> {
+    if found == reads {
+        Ok(())
+    } else {
+        Err(format!("{what} version {found}; this build reads {reads}"))
+    }
+}
+
 fn role_code(role: Role) -> u8 {
     match role {
         Role::Seller => 1,
@@ -556,22 +565,11 @@ impl Reader {
         }
         let at = self.offset;
         let format = self.u16("format")?;
-        if format != FORMAT_VERSION {
-            return Err(self.err(
-                at,
-                "format",
-                format!("format version {format}; this build reads {FORMAT_VERSION}"),
-            ));
-        }
+        version("format", format, FORMAT_VERSION).map_err(|m| self.err(at, "format", m))?;
         let at = self.offset;
         let generator = self.u16("generator")?;
-        if generator != GENERATOR_VERSION {
-            return Err(self.err(
-                at,
-                "generator",
-                format!("generator version {generator}; this build reads {GENERATOR_VERSION}"),
-            ));
-        }
+        version("generator", generator, GENERATOR_VERSION)
+            .map_err(|m| self.err(at, "generator", m))?;
         let seed = self.u64("seed")?;
         let at_members = self.offset;
         let members = self.u64("members")?;
@@ -977,20 +975,9 @@ struct JsonMember {
 struct JsonContract {
     contract: crate::contract::Contract,
     signatures: [String; 3],
-    truth: JsonTruth,
+    /// "valid", or the planted reason (`forged_signature`, ...).
+    truth: String,
     reading: JsonReading,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum JsonTruth {
-    Valid,
-    ForgedSignature,
-    TamperedAmount,
-    EnergyOverCapacity,
-    MalformedAuxService,
-    ReplayedContract,
-    CongestingTrade,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -999,6 +986,27 @@ struct JsonReading {
     delivered: Energy,
     received: Energy,
     carried: bool,
+}
+
+/// A truth's name in the JSON form: "valid" or the reason's snake_case name.
+fn truth_name(t: Truth) -> String {
+    match t {
+        Truth::Valid => "valid".into(),
+        Truth::Invalid(r) => serde_json::to_value(r)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+    }
+}
+
+fn truth_named(name: &str) -> Option<Truth> {
+    if name == "valid" {
+        return Some(Truth::Valid);
+    }
+    PlantedReason::ALL
+        .into_iter()
+        .find(|&r| truth_name(Truth::Invalid(r)) == name)
+        .map(Truth::Invalid)
 }
 
 /// Everything in a dataset, in memory (for the JSON form and small markets).
@@ -1064,17 +1072,7 @@ pub fn to_json(d: &Dataset) -> String {
             .map(|i| JsonContract {
                 contract: w.transactions[i].contract,
                 signatures: w.transactions[i].signatures.map(hex::encode),
-                truth: match w.truth[i] {
-                    Truth::Valid => JsonTruth::Valid,
-                    Truth::Invalid(r) => match r {
-                        PlantedReason::ForgedSignature => JsonTruth::ForgedSignature,
-                        PlantedReason::TamperedAmount => JsonTruth::TamperedAmount,
-                        PlantedReason::EnergyOverCapacity => JsonTruth::EnergyOverCapacity,
-                        PlantedReason::MalformedAuxService => JsonTruth::MalformedAuxService,
-                        PlantedReason::ReplayedContract => JsonTruth::ReplayedContract,
-                        PlantedReason::CongestingTrade => JsonTruth::CongestingTrade,
-                    },
-                },
+                truth: truth_name(w.truth[i]),
                 reading: JsonReading {
                     delivered: w.readings[i].delivered,
                     received: w.readings[i].received,
@@ -1109,16 +1107,8 @@ pub fn from_json(file: &str, text: &str) -> Result<Dataset, DatasetError> {
             format!("expected {JSON_FORMAT:?}, found {:?}", doc.format),
         ));
     }
-    if doc.generator != GENERATOR_VERSION {
-        return Err(err(
-            "document".into(),
-            "generator",
-            format!(
-                "generator version {}; this build reads {GENERATOR_VERSION}",
-                doc.generator
-            ),
-        ));
-    }
+    version("generator", doc.generator, GENERATOR_VERSION)
+        .map_err(|m| err("document".into(), "generator", m))?;
     if doc.chunk_records == 0 || doc.chunk_records > CHUNK_RECORDS {
         return Err(err(
             "document".into(),
@@ -1187,15 +1177,13 @@ pub fn from_json(file: &str, text: &str) -> Result<Dataset, DatasetError> {
             return Err(err(record, "contract", e.to_string()));
         }
         w.transactions.push(signed);
-        w.truth.push(match c.truth {
-            JsonTruth::Valid => Truth::Valid,
-            JsonTruth::ForgedSignature => Truth::Invalid(PlantedReason::ForgedSignature),
-            JsonTruth::TamperedAmount => Truth::Invalid(PlantedReason::TamperedAmount),
-            JsonTruth::EnergyOverCapacity => Truth::Invalid(PlantedReason::EnergyOverCapacity),
-            JsonTruth::MalformedAuxService => Truth::Invalid(PlantedReason::MalformedAuxService),
-            JsonTruth::ReplayedContract => Truth::Invalid(PlantedReason::ReplayedContract),
-            JsonTruth::CongestingTrade => Truth::Invalid(PlantedReason::CongestingTrade),
-        });
+        w.truth.push(truth_named(&c.truth).ok_or_else(|| {
+            err(
+                record.clone(),
+                "truth",
+                format!("{:?} is not \"valid\" or a planted reason", c.truth),
+            )
+        })?);
         w.readings.push(Reading {
             delivered: c.reading.delivered,
             received: c.reading.received,

@@ -26,3 +26,31 @@ impl InputError {
         }
     }
 }
+
+/// Parses a whole JSON document, a syntax or shape error located by line and column.
+pub fn json_document<T: serde::de::DeserializeOwned>(
+    file: &str,
+    text: &str,
+) -> Result<T, InputError> {
+    serde_json::from_str(text).map_err(|e| {
+        InputError::new(
+            file,
+            "document",
+            &format!("line {} column {}", e.line(), e.column()),
+            e.to_string(),
+        )
+    })
+}
+
+/// Checks a document's `format` tag.
+pub fn check_format(file: &str, found: &str, expected: &str) -> Result<(), InputError> {
+    if found == expected {
+        return Ok(());
+    }
+    Err(InputError::new(
+        file,
+        "document",
+        "format",
+        format!("expected {expected:?}, found {found:?}"),
+    ))
+}

@@ -87,15 +87,8 @@ struct StressArgs {
     /// Most transactions per consensus period (one block and one ledger period each).
     #[arg(long, default_value_t = 10_000)]
     period_txs: usize,
-    /// Fraction of transactions planted invalid.
-    #[arg(long, default_value_t = 0.05)]
-    invalid: f64,
-    /// Fraction of contracts whose readings show a default.
-    #[arg(long, default_value_t = 0.02)]
-    defaults: f64,
-    /// Pareto alpha of who trades (0: uniform).
-    #[arg(long, default_value_t = 0.0)]
-    skew: f64,
+    #[command(flatten)]
+    rates: MarketRates,
     /// Every account's opening balance.
     #[arg(long, default_value = "100000000.00")]
     opening_balance: String,
@@ -108,6 +101,30 @@ struct StressArgs {
     /// Print one JSON object per size (JSON lines) instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+/// The generated market's rates, shared by `generate` and `stress`.
+#[derive(clap::Args)]
+struct MarketRates {
+    /// Fraction of transactions planted invalid, with known reasons.
+    #[arg(long, default_value_t = 0.05)]
+    invalid: f64,
+    /// Fraction of contracts whose meter readings show a default.
+    #[arg(long, default_value_t = 0.02)]
+    defaults: f64,
+    /// Pareto alpha of who trades (e.g. 1.16: about 80% of contracts on 20% of participants;
+    /// 0: uniform).
+    #[arg(long, default_value_t = 0.0)]
+    skew: f64,
+}
+
+impl MarketRates {
+    fn apply(&self, p: &mut WorkloadParams) -> anyhow::Result<()> {
+        p.invalid_ppm = ppm("invalid", self.invalid)?;
+        p.default_ppm = ppm("defaults", self.defaults)?;
+        p.pareto_alpha_milli = skew_milli(self.skew)?;
+        Ok(())
+    }
 }
 
 #[derive(clap::Args)]
@@ -126,16 +143,8 @@ struct GenerateArgs {
     /// Seed of everything random.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Fraction of transactions planted invalid, with known reasons.
-    #[arg(long, default_value_t = 0.05)]
-    invalid: f64,
-    /// Fraction of contracts whose meter readings show a default.
-    #[arg(long, default_value_t = 0.02)]
-    defaults: f64,
-    /// Pareto alpha of who trades (e.g. 1.16: about 80% of contracts on 20% of participants;
-    /// 0: uniform).
-    #[arg(long, default_value_t = 0.0)]
-    skew: f64,
+    #[command(flatten)]
+    rates: MarketRates,
     /// Worker threads (default: every core); the output does not depend on it.
     #[arg(long)]
     threads: Option<usize>,
@@ -518,9 +527,7 @@ fn generate_command(args: &GenerateArgs) -> anyhow::Result<()> {
         anyhow::bail!("--contracts {} is above the limit", args.contracts);
     }
     let mut params = WorkloadParams::for_participants(args.seed, args.participants, args.contracts);
-    params.invalid_ppm = ppm("invalid", args.invalid)?;
-    params.default_ppm = ppm("defaults", args.defaults)?;
-    params.pareto_alpha_milli = skew_milli(args.skew)?;
+    args.rates.apply(&mut params)?;
     let grid = args
         .grid
         .as_deref()
@@ -602,9 +609,7 @@ fn skew_milli(skew: f64) -> anyhow::Result<u32> {
 fn stress_command(args: &StressArgs) -> anyhow::Result<()> {
     use ipow::stress::{Step, StressConfig, stress_size};
     let mut market = WorkloadParams::for_participants(args.seed, args.participants, 0);
-    market.invalid_ppm = ppm("invalid", args.invalid)?;
-    market.default_ppm = ppm("defaults", args.defaults)?;
-    market.pareto_alpha_milli = skew_milli(args.skew)?;
+    args.rates.apply(&mut market)?;
     if let Some(&s) = args
         .sizes
         .iter()

@@ -90,20 +90,8 @@ impl PaperMarket {
         let err = |record: &str, field: &str, message: String| {
             PaperError::new(file, record, field, message)
         };
-        let raw: RawMarket = serde_json::from_str(text).map_err(|e| {
-            err(
-                "document",
-                &format!("line {} column {}", e.line(), e.column()),
-                e.to_string(),
-            )
-        })?;
-        if raw.format != FORMAT {
-            return Err(err(
-                "document",
-                "format",
-                format!("expected {FORMAT:?}, found {:?}", raw.format),
-            ));
-        }
+        let raw: RawMarket = crate::input::json_document(file, text)?;
+        crate::input::check_format(file, &raw.format, FORMAT)?;
         let amount = |field: &str, e: AmountError| err("document", field, e.to_string());
         let transmission_rate =
             Price::parse(&raw.transmission_rate).map_err(|e| amount("transmission_rate", e))?;

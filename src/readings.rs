@@ -52,20 +52,8 @@ pub fn parse(
     let err = |record: String, field: &str, message: String| {
         ReadingsError::new(file, &record, field, message)
     };
-    let raw: RawFile = serde_json::from_str(text).map_err(|e| {
-        err(
-            "document".into(),
-            &format!("line {} column {}", e.line(), e.column()),
-            e.to_string(),
-        )
-    })?;
-    if raw.format != FORMAT {
-        return Err(err(
-            "document".into(),
-            "format",
-            format!("expected {FORMAT:?}, found {:?}", raw.format),
-        ));
-    }
+    let raw: RawFile = crate::input::json_document(file, text)?;
+    crate::input::check_format(file, &raw.format, FORMAT)?;
     let mut out: Vec<Option<Reading>> = vec![None; count];
     for (k, r) in raw.readings.iter().enumerate() {
         let record = format!("readings[{k}]");

@@ -227,20 +227,8 @@ pub fn load(path: &Path) -> Result<Scenario, InputError> {
 /// Parses scenario `text` (named `file`), resolving paths against `base`.
 pub fn parse(file: &str, text: &str, base: &Path) -> Result<Scenario, InputError> {
     let err = |record: &str, field: &str, m: String| InputError::new(file, record, field, m);
-    let raw: RawScenario = serde_json::from_str(text).map_err(|e| {
-        err(
-            "document",
-            &format!("line {} column {}", e.line(), e.column()),
-            e.to_string(),
-        )
-    })?;
-    if raw.format != FORMAT {
-        return Err(err(
-            "document",
-            "format",
-            format!("expected {FORMAT:?}, found {:?}", raw.format),
-        ));
-    }
+    let raw: RawScenario = crate::input::json_document(file, text)?;
+    crate::input::check_format(file, &raw.format, FORMAT)?;
     if raw.variants.is_empty() {
         return Err(err("document", "variants", "no variant to run".into()));
     }

@@ -458,6 +458,8 @@ pub struct Reader {
     read: u64,
     file_digest: Sha256,
     done: bool,
+    /// While the header is read: every byte read, for its digest.
+    header_bytes: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Reader {
@@ -501,6 +503,7 @@ impl Reader {
             read: 0,
             file_digest: Sha256::new(),
             done: false,
+            header_bytes: None,
         };
         r.read_header()?;
         Ok(r)
@@ -528,6 +531,9 @@ impl Reader {
             .read_exact(&mut buf)
             .map_err(|e| self.err(at, field, e.to_string()))?;
         self.offset += n as u64;
+        if let Some(h) = &mut self.header_bytes {
+            h.extend_from_slice(&buf);
+        }
         Ok(buf)
     }
 
@@ -551,6 +557,7 @@ impl Reader {
     }
 
     fn read_header(&mut self) -> Result<(), DatasetError> {
+        self.header_bytes = Some(Vec::new());
         let magic: [u8; 8] = self.array("magic")?;
         if magic != MAGIC {
             return Err(self.err(
@@ -596,18 +603,8 @@ impl Reader {
         let at_params = self.offset;
         let params_bytes = self.bytes(params_len as usize, "params")?;
         let head_end = self.offset;
+        let head = self.header_bytes.take().unwrap_or_default();
         let digest: [u8; 32] = self.array("header_digest")?;
-        // Recompute over the header as read.
-        let mut head = Vec::with_capacity(48 + params_bytes.len());
-        head.extend_from_slice(&MAGIC);
-        head.extend_from_slice(&format.to_le_bytes());
-        head.extend_from_slice(&generator.to_le_bytes());
-        head.extend_from_slice(&seed.to_le_bytes());
-        head.extend_from_slice(&members.to_le_bytes());
-        head.extend_from_slice(&contracts.to_le_bytes());
-        head.extend_from_slice(&chunk_records.to_le_bytes());
-        head.extend_from_slice(&params_len.to_le_bytes());
-        head.extend_from_slice(&params_bytes);
         let head_digest: [u8; 32] = Sha256::digest(&head).into();
         if head_digest != digest {
             return Err(self.err(

@@ -8,7 +8,7 @@ use ipow::consensus::ipow::{Behaviour, IpowParams};
 use ipow::consensus::pow::PowParams;
 use ipow::paper::{EMBEDDED_MARKET_NAME, PaperMarket, PaperReport};
 use ipow::run::{Load, RunConfig, RunReport, VariantConfig};
-use ipow::workload::{Workload, WorkloadParams};
+use ipow::workload::{Workload, WorkloadParams, fraction_ppm, pareto_alpha_milli};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -120,9 +120,10 @@ struct MarketRates {
 
 impl MarketRates {
     fn apply(&self, p: &mut WorkloadParams) -> anyhow::Result<()> {
-        p.invalid_ppm = ppm("invalid", self.invalid)?;
-        p.default_ppm = ppm("defaults", self.defaults)?;
-        p.pareto_alpha_milli = skew_milli(self.skew)?;
+        let flag = |name: &'static str| move |m: String| anyhow::anyhow!("--{name} {m}");
+        p.invalid_ppm = fraction_ppm(self.invalid).map_err(flag("invalid"))?;
+        p.default_ppm = fraction_ppm(self.defaults).map_err(flag("defaults"))?;
+        p.pareto_alpha_milli = pareto_alpha_milli(self.skew).map_err(flag("skew"))?;
         Ok(())
     }
 }
@@ -420,22 +421,13 @@ fn run_command(args: &RunArgs) -> anyhow::Result<()> {
             ipow::workload::MAX_TRANSACTIONS
         );
     }
-    if !(0.0..=1.0).contains(&args.invalid) {
-        anyhow::bail!("--invalid {} is outside 0..=1", args.invalid);
-    }
     if let Some(rate) = args.rate
         && !(rate.is_finite() && rate > 0.0)
     {
         anyhow::bail!("--rate {rate} must be a positive number of transactions per second");
     }
     let variant = variant_config(&args.variant, args.seed)?;
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("ipow-worker-{i}"))
-        .build()?;
+    let pool = pool(args.threads)?;
     let config = RunConfig {
         variant,
         period_txs: args.period_txs,
@@ -444,26 +436,18 @@ fn run_command(args: &RunArgs) -> anyhow::Result<()> {
             None => Load::ClosedLoop,
         },
     };
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let invalid_ppm = (args.invalid * 1e6).round() as u32;
     let mut params = WorkloadParams::scaled_paper(args.seed, args.contracts);
-    params.invalid_ppm = invalid_ppm;
+    params.invalid_ppm =
+        fraction_ppm(args.invalid).map_err(|m| anyhow::anyhow!("--invalid {m}"))?;
     let terminal = std::io::stderr().is_terminal() && !args.json;
     if terminal {
         eprintln!("generating {} signed contracts...", args.contracts);
     }
-    let market = match &args.grid {
-        Some(path) => {
-            let grid = ipow::grid::Grid::load(path)?;
-            let model = ipow::grid::DcModel::new(grid)?;
-            Some(ipow::congestion::GridMarket::place(
-                model,
-                params.sellers,
-                params.purchasers,
-            )?)
-        }
-        None => None,
-    };
+    let market = args
+        .grid
+        .as_deref()
+        .map(load_grid_market(&params))
+        .transpose()?;
     let report = pool.install(|| {
         let workload = Workload::generate(params);
         let bar = indicatif::ProgressBar::hidden();
@@ -494,15 +478,6 @@ fn pool(threads: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
         .num_threads(threads)
         .thread_name(|i| format!("ipow-worker-{i}"))
         .build()?)
-}
-
-/// A fraction flag as parts per million.
-fn ppm(flag: &str, value: f64) -> anyhow::Result<u32> {
-    if !(0.0..=1.0).contains(&value) {
-        anyhow::bail!("--{flag} {value} is outside 0..=1");
-    }
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    Ok((value * 1e6).round() as u32)
 }
 
 /// A progress bar on stderr when it is a terminal, hidden otherwise.
@@ -597,15 +572,6 @@ fn generate_command(args: &GenerateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A Pareto alpha flag as alpha x 1000 (0: uniform).
-fn skew_milli(skew: f64) -> anyhow::Result<u32> {
-    if !(skew == 0.0 || (skew.is_finite() && (0.1..=100.0).contains(&skew))) {
-        anyhow::bail!("--skew {skew} must be 0 (uniform) or a Pareto alpha from 0.1 to 100");
-    }
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    Ok((skew * 1000.0).round() as u32)
-}
-
 fn stress_command(args: &StressArgs) -> anyhow::Result<()> {
     use ipow::stress::{Step, StressConfig, stress_size};
     let mut market = WorkloadParams::for_participants(args.seed, args.participants, 0);
@@ -697,9 +663,9 @@ fn stress_command(args: &StressArgs) -> anyhow::Result<()> {
                 row.wall_seconds,
                 row.contracts_per_s,
                 row.committed_per_s,
-                micros(row.latency_commit.p50_us),
-                micros(row.latency_commit.p99_us),
-                micros(row.latency_commit.max_us),
+                duration_us(row.latency_commit.p50_us),
+                duration_us(row.latency_commit.p99_us),
+                duration_us(row.latency_commit.max_us),
                 rss,
                 row.cpu_seconds,
                 if row.conserved { "ok" } else { "LOST" }
@@ -833,8 +799,8 @@ fn scenario_command(path: &std::path::Path, json: bool) -> anyhow::Result<()> {
                     r.wrong_accepts,
                     r.wrong_rejects,
                     r.committed_per_s,
-                    micros(r.latency_commit.p50_us),
-                    micros(r.latency_commit.p99_us),
+                    duration_us(r.latency_commit.p50_us),
+                    duration_us(r.latency_commit.p99_us),
                     r.cpu_seconds
                 );
             }
@@ -848,16 +814,6 @@ fn scenario_command(path: &std::path::Path, json: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// Microseconds, scaled to a readable unit.
-#[allow(clippy::cast_precision_loss)]
-fn micros(us: u64) -> String {
-    match us {
-        0..1_000 => format!("{us}us"),
-        1_000..1_000_000 => format!("{:.1}ms", us as f64 / 1e3),
-        _ => format!("{:.2}s", us as f64 / 1e6),
-    }
 }
 
 /// Loads a grid and places a market of `params`' sellers and purchasers on it.

@@ -32,7 +32,7 @@ use crate::consensus::ipow::{Behaviour, IpowParams};
 use crate::consensus::pow::PowParams;
 use crate::input::InputError;
 use crate::run::{Load, RunConfig, VariantConfig};
-use crate::workload::WorkloadParams;
+use crate::workload::{WorkloadParams, fraction_ppm, pareto_alpha_milli};
 
 /// The format tag a scenario must carry.
 pub const FORMAT: &str = "ipow-scenario/1";
@@ -202,11 +202,6 @@ pub enum Market {
     Generated(WorkloadParams),
 }
 
-fn fraction_ppm(x: f64) -> Option<u32> {
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    (0.0..=1.0).contains(&x).then(|| (x * 1e6).round() as u32)
-}
-
 /// Reads and checks a scenario file.
 pub fn load(path: &Path) -> Result<Scenario, InputError> {
     let file = path.display().to_string();
@@ -243,31 +238,10 @@ pub fn parse(file: &str, text: &str, base: &Path) -> Result<Scenario, InputError
         MarketSource::Dataset { dataset } => Market::Dataset(base.join(dataset)),
         MarketSource::Generated(m) => {
             let mut p = WorkloadParams::for_participants(m.seed, m.participants, m.contracts);
-            p.invalid_ppm = fraction_ppm(m.invalid).ok_or_else(|| {
-                err(
-                    "market",
-                    "invalid",
-                    format!("{} is outside 0..=1", m.invalid),
-                )
-            })?;
-            p.default_ppm = fraction_ppm(m.defaults).ok_or_else(|| {
-                err(
-                    "market",
-                    "defaults",
-                    format!("{} is outside 0..=1", m.defaults),
-                )
-            })?;
-            if !(m.skew == 0.0 || (m.skew.is_finite() && (0.1..=100.0).contains(&m.skew))) {
-                return Err(err(
-                    "market",
-                    "skew",
-                    format!("{} must be 0 or a Pareto alpha from 0.1 to 100", m.skew),
-                ));
-            }
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            {
-                p.pareto_alpha_milli = (m.skew * 1000.0).round() as u32;
-            }
+            p.invalid_ppm = fraction_ppm(m.invalid).map_err(|e| err("market", "invalid", e))?;
+            p.default_ppm = fraction_ppm(m.defaults).map_err(|e| err("market", "defaults", e))?;
+            p.pareto_alpha_milli =
+                pareto_alpha_milli(m.skew).map_err(|e| err("market", "skew", e))?;
             Market::Generated(p)
         }
     };

@@ -144,6 +144,26 @@ impl WorkloadParams {
     }
 }
 
+/// A fraction from 0 to 1 as parts per million; the error says what is wrong with `x`.
+pub fn fraction_ppm(x: f64) -> Result<u32, String> {
+    if !(0.0..=1.0).contains(&x) {
+        return Err(format!("{x} is outside 0..=1"));
+    }
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    Ok((x * 1e6).round() as u32)
+}
+
+/// A Pareto alpha (0 for uniform, else 0.1 to 100) as alpha x 1000.
+pub fn pareto_alpha_milli(alpha: f64) -> Result<u32, String> {
+    if !(alpha == 0.0 || (alpha.is_finite() && (0.1..=100.0).contains(&alpha))) {
+        return Err(format!(
+            "{alpha} must be 0 (uniform) or a Pareto alpha from 0.1 to 100"
+        ));
+    }
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    Ok((alpha * 1000.0).round() as u32)
+}
+
 /// What every validator knows about the market: keys, declared limits, bounds, watermarks.
 #[derive(Clone, Debug)]
 pub struct MarketRules {
@@ -238,8 +258,7 @@ const HISTORY: u64 = 64;
 
 /// Pairs tried when looking for a pair whose transfer limit admits an honest trade.
 const PAIR_TRIES: u32 = 64;
-/// Pairs tried when planting a congesting trade (about 1% of pairs qualify on case118, 0.3%
-/// on case2869pegase, none on case14).
+/// Pairs tried when planting a congesting trade (few pairs qualify on most grids).
 const CONGESTING_TRIES: u32 = 1024;
 
 impl Workload {
@@ -309,9 +328,9 @@ pub struct Member {
 /// - congesting trade: a properly signed trade, within every declared limit, whose power
 ///   exceeds its pair's transfer limit, so it overloads a line alone. If none of 1,024 drawn
 ///   pairs has a limit below the parties' declared limits, the contract is planted as a forged
-///   signature instead (its truth says so). On case14 and case118 no pair has: their lines carry
-///   any single trade the parties can declare; case57, case300 and case2869pegase have such
-///   pairs (3.5%, 10% and 0.4% of them in a 300-participant market).
+///   signature instead (its truth says so). In a 300-participant market no pair of case14 or
+///   case118 qualifies (their lines carry any single trade the parties can declare) and some
+///   pairs of case57 do (tested).
 pub struct Market<'g> {
     /// How it was made.
     pub params: WorkloadParams,

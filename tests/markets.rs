@@ -43,8 +43,8 @@ fn expected(reason: PlantedReason) -> Reason {
 
 #[test]
 fn every_planted_transaction_is_invalid_for_exactly_its_reason_and_no_valid_one_is_flagged() {
-    // case57: about 3.5% of its seller-purchaser pairs can carry a trade within the parties'
-    // declared limits that overloads a line alone (on case118 none can).
+    // case57: some of its seller-purchaser pairs can carry a trade within the parties'
+    // declared limits that overloads a line alone (see the test below).
     let p = params(11, 4000);
     let g = grid_market("pglib_opf_case57_ieee.m", &p);
     let w = Market::new(p, Some(&g)).batch(0..4000);
@@ -193,4 +193,25 @@ fn stress_runs_every_size_through_the_pipeline_conserving_money_on_any_thread_co
         assert!(x.peak_rss_bytes > 0 || !std::path::Path::new("/proc/self/status").exists());
     }
     assert!(a.iter().any(|r| r.settle_failed > 0), "{a:?}");
+}
+
+#[test]
+fn congesting_pairs_exist_on_case57_and_not_on_case14_or_case118() {
+    let qualifying = |file: &str| {
+        let p = WorkloadParams::for_participants(11, 300, 0);
+        let g = grid_market(file, &p);
+        let m = Market::new(p.clone(), Some(&g));
+        let mut n = 0;
+        for s in 0..p.sellers as usize {
+            for q in 0..p.purchasers as usize {
+                let limit =
+                    g.transfer_limit_milli(g.seller_bus(s).unwrap(), g.purchaser_bus(q).unwrap());
+                n += usize::from(limit < m.rules.capacity[s].min(m.rules.demand[q]).raw());
+            }
+        }
+        n
+    };
+    assert_eq!(qualifying("pglib_opf_case14_ieee.m"), 0);
+    assert_eq!(qualifying("pglib_opf_case118_ieee.m"), 0);
+    assert!(qualifying("pglib_opf_case57_ieee.m") > 0);
 }

@@ -23,7 +23,7 @@ use crate::congestion::GridMarket;
 use crate::consensus::ipow::{Behaviour, Ipow, IpowParams};
 use crate::consensus::pow::{Pow, PowParams};
 use crate::consensus::{Consensus, Outcome, PeriodInput, StageTimes, Work};
-use crate::validate::{Checks, CongestionStage, NoCongestionStage, Reason, Verdict};
+use crate::validate::{Checks, CongestionStage, NoCongestionStage, Verdict};
 use crate::workload::{Truth, Workload};
 
 /// Which variant, with its parameters.
@@ -171,6 +171,11 @@ pub struct TxRecord {
     pub validators_asked: u32,
     /// Ground truth.
     pub truth: Truth,
+    /// What an honest validator answered in the period that decided it: valid when the contract
+    /// is not planted invalid and the period's congestion rule allows it; absent if undecided.
+    /// Wrong accepts and wrong rejects are measured against this, so a valid contract the rule
+    /// curtails is a right rejection and its acceptance a wrong one.
+    pub honest_valid: Option<bool>,
 }
 
 /// Latency percentiles in microseconds.
@@ -263,9 +268,15 @@ pub struct RunReport {
     pub undecided: u64,
     /// Planted invalid transactions.
     pub planted_invalid: u64,
-    /// Planted invalid but accepted.
+    /// Decided transactions an honest validator rejects in the deciding period (planted invalid,
+    /// replayed in the run, or curtailed by the congestion rule): the denominator of the
+    /// wrong-accept rate.
+    pub honest_invalid: u64,
+    /// Decided transactions an honest validator accepts: the denominator of the wrong-reject rate.
+    pub honest_valid: u64,
+    /// Accepted although an honest validator rejects them.
     pub wrong_accepts: u64,
-    /// Valid but rejected.
+    /// Rejected although an honest validator accepts them.
     pub wrong_rejects: u64,
     /// Theory beside the measurement.
     pub expected: Expectation,
@@ -485,6 +496,7 @@ pub fn run_with(
             verdict: None,
             validators_asked: 0,
             truth: workload.truth[i],
+            honest_valid: None,
         })
         .collect();
     let mut commit_hist = Histogram::<u64>::new(3).unwrap_or_else(|_| unreachable_histogram());
@@ -516,6 +528,7 @@ pub fn run_with(
                 let decided_ns = nanos(start.elapsed());
                 r.outcome = Outcome::Rejected;
                 r.verdict = Some(Verdict::Invalid(crate::validate::Reason::Replay));
+                r.honest_valid = Some(false);
                 r.decided_ns = Some(decided_ns);
                 let _ = decide_hist.record(decided_ns.saturating_sub(r.submitted_ns) / 1000);
                 decided_total += 1;
@@ -568,6 +581,11 @@ pub fn run_with(
                 outcome => {
                     decided_now += 1;
                     let decided_ns = nanos(d.at.duration_since(start));
+                    let tx = d.tx as usize;
+                    r.honest_valid = Some(
+                        workload.truth[tx] == Truth::Valid
+                            && checks.congestion.allows(d.tx, &workload.transactions[tx]),
+                    );
                     r.outcome = outcome;
                     r.verdict = d.verdict;
                     r.decided_ns = Some(decided_ns);
@@ -655,30 +673,33 @@ fn report(
         count(Outcome::Undecided),
     );
     let planted_invalid = workload.invalid_count() as u64;
-    let wrong_accepts = records
-        .iter()
-        .filter(|r| r.outcome == Outcome::Accepted && r.truth != Truth::Valid)
-        .count() as u64;
+    // Measured against the honest verdict of the deciding period: a valid contract curtailed by
+    // the congestion rule is a right rejection, and accepting it is a wrong accept.
+    let tally = |o: Outcome, honest: bool| {
+        records
+            .iter()
+            .filter(|r| r.outcome == o && r.honest_valid == Some(honest))
+            .count() as u64
+    };
+    let wrong_accepts = tally(Outcome::Accepted, false);
+    let wrong_rejects = tally(Outcome::Rejected, true);
     let curtailed = records
         .iter()
         .filter(|r| {
             r.outcome == Outcome::Rejected
                 && r.truth == Truth::Valid
-                && r.verdict == Some(Verdict::Invalid(Reason::Congestion))
+                && r.honest_valid == Some(false)
         })
         .count() as u64;
-    // A valid contract curtailed by the congestion rule is a right rejection, not a wrong one.
-    let wrong_rejects = records
+    // Decided transactions an honest validator rejects (planted and curtailed) or accepts.
+    let honest_invalid = records
         .iter()
-        .filter(|r| {
-            r.outcome == Outcome::Rejected
-                && r.truth == Truth::Valid
-                && r.verdict != Some(Verdict::Invalid(Reason::Congestion))
-        })
+        .filter(|r| r.honest_valid == Some(false))
         .count() as u64;
-    // Honest validators reject the planted ones and the curtailed ones.
-    let honest_invalid = planted_invalid + curtailed;
-    let valid = records.len() as u64 - honest_invalid;
+    let valid = records
+        .iter()
+        .filter(|r| r.honest_valid == Some(true))
+        .count() as u64;
     let expected = match &config.variant {
         VariantConfig::Ipow(p) => {
             let f = f64::from(p.byzantine_count()) / f64::from(p.validators);
@@ -689,9 +710,13 @@ fn report(
                 p.quorum,
                 p.quorum + p.extra_max,
             );
+            let planted_decided = records
+                .iter()
+                .filter(|r| r.honest_valid.is_some() && r.truth != Truth::Valid)
+                .count() as u64;
             let (wa, wr) = match p.behaviour {
                 Behaviour::Liar => (exact * honest_invalid as f64, exact * valid as f64),
-                Behaviour::Colluder => (exact * planted_invalid as f64, 0.0),
+                Behaviour::Colluder => (exact * planted_decided as f64, 0.0),
                 Behaviour::Lazy => (exact * honest_invalid as f64, 0.0),
                 Behaviour::Crash => (0.0, 0.0),
             };
@@ -716,6 +741,8 @@ fn report(
         rejected,
         undecided,
         planted_invalid,
+        honest_invalid,
+        honest_valid: valid,
         wrong_accepts,
         wrong_rejects,
         expected,

@@ -985,8 +985,8 @@ struct JsonReading {
     carried: bool,
 }
 
-/// A truth's name in the JSON form: "valid" or the reason's snake_case name.
-fn truth_name(t: Truth) -> String {
+/// A truth's name in the JSON form and reports: "valid" or the reason's snake_case name.
+pub fn truth_name(t: Truth) -> String {
     match t {
         Truth::Valid => "valid".into(),
         Truth::Invalid(r) => serde_json::to_value(r)

@@ -8,6 +8,7 @@
 
 pub mod amount;
 pub mod block;
+pub mod compare;
 pub mod congestion;
 pub mod consensus;
 pub mod contract;
@@ -18,7 +19,9 @@ pub mod grid;
 pub mod input;
 pub mod merkle;
 pub mod paper;
+pub mod plot;
 pub mod readings;
+pub mod report;
 pub mod rng;
 pub mod run;
 pub mod scenario;

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use ipow::consensus::ipow::{Behaviour, IpowParams};
 use ipow::consensus::pow::PowParams;
 use ipow::paper::{EMBEDDED_MARKET_NAME, PaperMarket, PaperReport};
+use ipow::report::duration_us;
 use ipow::run::{Load, RunConfig, RunReport, VariantConfig};
 use ipow::workload::{Workload, WorkloadParams, fraction_ppm, pareto_alpha_milli};
 
@@ -66,6 +67,24 @@ enum Command {
     /// Grow a generated market over sizes through the whole pipeline (generate and sign,
     /// consensus, settle) and report throughput, latency, peak memory and CPU time per size.
     Stress(StressArgs),
+    /// Run every variant of a scenario on the same workload, repetitions interleaved, and write a
+    /// report (Markdown, HTML with SVG plots, summary JSON, per-transaction CSV). With no
+    /// scenario: the built-in comparison on case118 (what `ipow` with no command runs).
+    Compare(CompareArgs),
+}
+
+/// Where the main job writes its report.
+const DEFAULT_REPORT_DIR: &str = "target/ipow-report";
+
+#[derive(clap::Args)]
+struct CompareArgs {
+    /// A scenario file (see datasets/scenarios/); default: the built-in comparison
+    /// (datasets/scenarios/default-compare.json on case118, embedded).
+    #[arg(long)]
+    scenario: Option<std::path::PathBuf>,
+    /// The report directory (replaced whole if it holds an earlier report).
+    #[arg(long, default_value = DEFAULT_REPORT_DIR)]
+    out: std::path::PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -296,12 +315,13 @@ struct RunArgs {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    // Until the consensus engine lands, the main job is the paper's example.
-    let command = cli.command.unwrap_or(Command::Paper {
-        json: false,
-        market: None,
-    });
+    // The main job: the built-in comparison, report under target/ipow-report.
+    let command = cli.command.unwrap_or(Command::Compare(CompareArgs {
+        scenario: None,
+        out: std::path::PathBuf::from(DEFAULT_REPORT_DIR),
+    }));
     match command {
+        Command::Compare(args) => compare_command(&args)?,
         Command::Paper { json, market } => {
             let market = load_market(market.as_deref())?;
             let report = PaperReport::build(&market)?;
@@ -681,26 +701,6 @@ fn stress_command(args: &StressArgs) -> anyhow::Result<()> {
 fn scenario_command(path: &std::path::Path, json: bool) -> anyhow::Result<()> {
     use ipow::scenario::{self, Market};
     let sc = scenario::load(path)?;
-    let pool = pool(sc.threads)?;
-    let params = match &sc.market {
-        Market::Generated(p) => p.clone(),
-        Market::Dataset(d) => {
-            if ipow::dataset::is_json(d) {
-                ipow::dataset::read_any(d)?.header.params.market
-            } else {
-                ipow::dataset::Reader::open(d)?
-                    .header()
-                    .params
-                    .market
-                    .clone()
-            }
-        }
-    };
-    let grid = sc
-        .grid
-        .as_deref()
-        .map(load_grid_market(&params))
-        .transpose()?;
     if let Some(stress) = &sc.stress {
         let Market::Generated(market) = &sc.market else {
             anyhow::bail!(
@@ -708,11 +708,17 @@ fn scenario_command(path: &std::path::Path, json: bool) -> anyhow::Result<()> {
                 path.display()
             );
         };
-        for (k, run) in sc.variants.iter().enumerate() {
+        let grid = sc
+            .grid
+            .as_deref()
+            .map(load_grid_market(market))
+            .transpose()?;
+        for (k, case) in sc.cases.iter().enumerate() {
+            let pool = pool(case.threads)?;
             let config = ipow::stress::StressConfig {
                 sizes: stress.sizes.clone(),
                 market: market.clone(),
-                run: run.clone(),
+                run: case.config.clone(),
                 batch: stress.batch,
                 opening_balance: ipow::amount::Money::parse("100000000.00")?,
             };
@@ -723,13 +729,13 @@ fn scenario_command(path: &std::path::Path, json: bool) -> anyhow::Result<()> {
                 if json {
                     println!(
                         "{}",
-                        serde_json::json!({"variant": k, "name": run.variant_name(), "row": row})
+                        serde_json::json!({"case": k, "name": case.label, "row": row})
                     );
                 } else {
                     println!(
                         "{} {}: {size} contracts in {:.2} s ({:.0}/s), committed {}, peak RSS {:.2} GiB, money {}",
                         sc.name,
-                        run.variant_name(),
+                        case.label,
                         row.wall_seconds,
                         row.contracts_per_s,
                         row.accepted,
@@ -746,73 +752,177 @@ fn scenario_command(path: &std::path::Path, json: bool) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let workload = pool.install(|| -> anyhow::Result<ipow::workload::Workload> {
-        Ok(match &sc.market {
-            Market::Generated(p) => {
-                let n = p.contracts as u64;
-                ipow::workload::Market::new(p.clone(), grid.as_ref()).batch(0..n)
-            }
-            Market::Dataset(d) => ipow::dataset::read_any(d)?.workload,
-        })
-    })?;
-    if !json {
+    let grid = sc.grid.as_deref().map(ipow::grid::Grid::load).transpose()?;
+    let name = sc.grid.as_ref().map(|g| g.display().to_string());
+    let grid = grid.as_ref().zip(name.as_deref()).map(|(g, n)| (n, g));
+    let cmp = execute_with_progress(&sc, &path.display().to_string(), grid, json)?;
+    if json {
+        let runs: Vec<serde_json::Value> = cmp
+            .runs
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "repetition": r.repetition,
+                    "case": r.case,
+                    "label": cmp.cases[r.case].label,
+                    "report": r.report,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::json!({"scenario": sc.name, "runs": runs}));
+    } else {
         println!(
-            "scenario {}: {} contracts, {} variants x {} repetitions (interleaved), grid {}",
+            "scenario {}: {} cases x {} repetitions (interleaved), grid {}",
             sc.name,
-            workload.transactions.len(),
-            sc.variants.len(),
+            sc.cases.len(),
             sc.repetitions,
             sc.grid
                 .as_ref()
                 .map_or("none".into(), |g| g.display().to_string())
         );
-        println!(
-            "{:<22} {:>3} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7} {:>10} {:>9} {:>9} {:>8}",
-            "variant",
-            "rep",
-            "submitted",
-            "accepted",
-            "rejected",
-            "curtailed",
-            "wrongA",
-            "wrongR",
-            "commit/s",
-            "p50",
-            "p99",
-            "CPU s"
+        print!("{}", render_rows(&cmp));
+    }
+    Ok(())
+}
+
+/// Runs a comparison with a progress bar over its runs when stderr is a terminal.
+fn execute_with_progress(
+    sc: &ipow::scenario::Scenario,
+    source: &str,
+    grid: Option<(&str, &ipow::grid::Grid)>,
+    quiet: bool,
+) -> anyhow::Result<ipow::compare::Comparison> {
+    let total = sc.cases.len() as u64 * u64::from(sc.repetitions);
+    let bar = bar(total, "runs", quiet);
+    let cmp = ipow::compare::execute(sc, source, grid, &mut |done, _, label| {
+        bar.set_position(done as u64);
+        bar.set_message(label.to_owned());
+    })?;
+    bar.finish_and_clear();
+    Ok(cmp)
+}
+
+/// The per-run results table for a terminal.
+fn render_rows(cmp: &ipow::compare::Comparison) -> String {
+    use ipow::report::{duration_us, percent};
+    let mut out = format!(
+        "{:<26} {:>3} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9} {:>9} {:>9} {:>24}\n",
+        "case",
+        "rep",
+        "submitted",
+        "accepted",
+        "rejected",
+        "undecided",
+        "curtailed",
+        "commit/s",
+        "p50",
+        "p99",
+        "CPU-us/tx",
+        "wrong accepts (expected)"
+    );
+    for r in cmp.rows() {
+        out += &format!(
+            "{:<26} {:>3} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10.0} {:>9} {:>9} {:>9.1} {:>24}\n",
+            r.label,
+            r.repetition,
+            r.submitted,
+            r.accepted,
+            r.rejected,
+            r.undecided,
+            r.curtailed,
+            r.throughput_per_s,
+            duration_us(r.latency_p50_us),
+            duration_us(r.latency_p99_us),
+            r.cpu_seconds_per_committed * 1e6,
+            format!(
+                "{} ({})",
+                percent(r.wrong_accept_rate),
+                percent(r.expected_wrong_accept_rate)
+            )
         );
     }
-    let mut reports = Vec::new();
-    for rep in 0..sc.repetitions {
-        for run in &sc.variants {
-            let r =
-                pool.install(|| ipow::run::run_with(run, &workload, grid.as_ref(), &mut |_, _| {}));
-            if !json {
-                println!(
-                    "{:<22} {:>3} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7} {:>10.0} {:>9} {:>9} {:>8.2}",
-                    run.variant_name(),
-                    rep,
-                    r.submitted,
-                    r.accepted,
-                    r.rejected,
-                    r.curtailed,
-                    r.wrong_accepts,
-                    r.wrong_rejects,
-                    r.committed_per_s,
-                    duration_us(r.latency_commit.p50_us),
-                    duration_us(r.latency_commit.p99_us),
-                    r.cpu_seconds
+    out
+}
+
+/// The ratio table for a terminal.
+fn render_ratios(cmp: &ipow::compare::Comparison) -> String {
+    let mut out = format!(
+        "against {} (median [min, max] over repetitions):\n{:<26} {:>26} {:>26} {:>26}\n",
+        cmp.setup.baseline, "case", "throughput ratio", "p99 ratio", "CPU/tx ratio"
+    );
+    let s = |x: &ipow::compare::Spread| format!("{:.3} [{:.3}, {:.3}]", x.median, x.min, x.max);
+    for c in cmp.summaries() {
+        out += &format!(
+            "{:<26} {:>26} {:>26} {:>26}\n",
+            c.label,
+            s(&c.throughput_ratio),
+            s(&c.latency_p99_ratio),
+            s(&c.cpu_ratio)
+        );
+    }
+    out
+}
+
+/// The built-in comparison `cargo run --release` runs: datasets/scenarios/default-compare.json
+/// on case118, both embedded in the binary.
+const DEFAULT_SCENARIO: &str = include_str!("../datasets/scenarios/default-compare.json");
+const DEFAULT_SCENARIO_NAME: &str = "datasets/scenarios/default-compare.json (embedded)";
+const DEFAULT_GRID: &str = include_str!("../datasets/grids/pglib_opf_case118_ieee.m");
+const DEFAULT_GRID_NAME: &str = "pglib_opf_case118_ieee.m (embedded)";
+
+fn compare_command(args: &CompareArgs) -> anyhow::Result<()> {
+    let (sc, source, grid) = match &args.scenario {
+        Some(path) => {
+            let sc = ipow::scenario::load(path)?;
+            if sc.stress.is_some() {
+                anyhow::bail!(
+                    "{}: stress: a stress scenario runs with `ipow run --scenario`, not compare",
+                    path.display()
                 );
             }
-            reports.push(serde_json::json!({"repetition": rep, "report": r}));
+            let grid = sc.grid.as_deref().map(ipow::grid::Grid::load).transpose()?;
+            let grid = sc.grid.as_ref().map(|g| g.display().to_string()).zip(grid);
+            (sc, path.display().to_string(), grid)
         }
-    }
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({"scenario": sc.name, "runs": reports})
-        );
-    }
+        None => {
+            let sc = ipow::scenario::parse(
+                DEFAULT_SCENARIO_NAME,
+                DEFAULT_SCENARIO,
+                std::path::Path::new("datasets/scenarios"),
+            )?;
+            let grid = ipow::grid::Grid::parse(DEFAULT_GRID_NAME, DEFAULT_GRID)?;
+            (
+                sc,
+                DEFAULT_SCENARIO_NAME.to_owned(),
+                Some((DEFAULT_GRID_NAME.to_owned(), grid)),
+            )
+        }
+    };
+    eprintln!(
+        "ipow compare: {} ({}): {} cases x {} repetitions, interleaved",
+        sc.name,
+        source,
+        sc.cases.len(),
+        sc.repetitions
+    );
+    let started = std::time::Instant::now();
+    let cmp = execute_with_progress(
+        &sc,
+        &source,
+        grid.as_ref().map(|(n, g)| (n.as_str(), g)),
+        false,
+    )?;
+    let files = ipow::report::write(&cmp, &args.out)?;
+    print!("{}", render_rows(&cmp));
+    println!();
+    print!("{}", render_ratios(&cmp));
+    let shown = std::fs::canonicalize(&args.out).unwrap_or_else(|_| args.out.clone());
+    println!(
+        "\nreport written to {} in {:.1} s: {}",
+        shown.display(),
+        started.elapsed().as_secs_f64(),
+        files.join(", ")
+    );
     Ok(())
 }
 
@@ -1069,14 +1179,6 @@ fn render_flows(r: &ipow::grid::FlowReport, trades: usize) -> String {
 }
 
 /// Microseconds with a unit that fits.
-fn duration_us(us: u64) -> String {
-    match us {
-        0..1_000 => format!("{us} us"),
-        1_000..1_000_000 => format!("{:.2} ms", us as f64 / 1e3),
-        _ => format!("{:.3} s", us as f64 / 1e6),
-    }
-}
-
 fn render_run(r: &RunReport) -> String {
     let mut out = String::new();
     let params = match &r.config.variant {

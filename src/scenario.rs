@@ -23,10 +23,16 @@
 //!
 //! Repetitions interleave the variants (A B A B ...), so drift of a shared machine falls on all
 //! of them alike, and every variant runs on the same workload.
+//!
+//! **Sweeps.** A variant's `validators`, `quorum`, `extra`, `byzantine`, `behaviour` and
+//! `difficulty`, the market's `contracts` and the scenario's `threads` may each be a list. With
+//! `"sweep": "product"` (the default) the scenario runs every combination; with `"sweep":
+//! "pairs"` every list must have the same length and the k-th case takes the k-th value of each
+//! (a list of one, or a plain value, is held fixed). Each combination is one [`Case`].
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::consensus::ipow::{Behaviour, IpowParams};
 use crate::consensus::pow::PowParams;
@@ -39,14 +45,44 @@ pub const FORMAT: &str = "ipow-scenario/1";
 /// The largest scenario file read.
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
 
+/// A value, or a list of values to sweep.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    /// One value.
+    One(T),
+    /// Values to sweep.
+    Many(Vec<T>),
+}
+
+impl<T: Clone> OneOrMany<T> {
+    fn values(&self) -> Vec<T> {
+        match self {
+            OneOrMany::One(v) => vec![v.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// How swept lists combine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SweepMode {
+    /// Every combination.
+    #[default]
+    Product,
+    /// The k-th value of every list together.
+    Pairs,
+}
+
 /// A generated market's parameters in a scenario.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MarketSpec {
     /// Participants of every role.
     pub participants: u32,
-    /// Contracts.
-    pub contracts: usize,
+    /// Contracts (a list sweeps the market size).
+    pub contracts: OneOrMany<usize>,
     /// Seed.
     pub seed: u64,
     /// Fraction planted invalid (default 0.05).
@@ -89,37 +125,45 @@ pub enum VariantSpec {
     Ipow {
         /// Validators.
         #[serde(default = "default_validators")]
-        validators: u32,
+        validators: OneOrMany<u32>,
         /// Quorum.
         #[serde(default = "default_quorum")]
-        quorum: u32,
+        quorum: OneOrMany<u32>,
         /// Extra validators that may be asked.
         #[serde(default = "default_extra")]
-        extra: u32,
+        extra: OneOrMany<u32>,
         /// Byzantine fraction.
-        #[serde(default)]
-        byzantine: f64,
-        /// Byzantine behaviour.
-        #[serde(default)]
-        behaviour: Option<Behaviour>,
+        #[serde(default = "default_byzantine")]
+        byzantine: OneOrMany<f64>,
+        /// Byzantine behaviour (default liar).
+        #[serde(default = "default_behaviour")]
+        behaviour: OneOrMany<Behaviour>,
     },
     /// Plain proof of work.
     Pow {
         /// Leading zero bits.
-        difficulty: u8,
+        difficulty: OneOrMany<u8>,
     },
 }
 
-fn default_validators() -> u32 {
-    64
+fn default_validators() -> OneOrMany<u32> {
+    OneOrMany::One(64)
 }
 
-fn default_quorum() -> u32 {
-    3
+fn default_quorum() -> OneOrMany<u32> {
+    OneOrMany::One(3)
 }
 
-fn default_extra() -> u32 {
-    4
+fn default_extra() -> OneOrMany<u32> {
+    OneOrMany::One(4)
+}
+
+fn default_byzantine() -> OneOrMany<f64> {
+    OneOrMany::One(0.0)
+}
+
+fn default_behaviour() -> OneOrMany<Behaviour> {
+    OneOrMany::One(Behaviour::Liar)
 }
 
 /// A stress block: sizes through the batched pipeline.
@@ -155,7 +199,9 @@ struct RawScenario {
     #[serde(default = "default_repetitions")]
     repetitions: u32,
     #[serde(default)]
-    threads: Option<usize>,
+    threads: Option<OneOrMany<usize>>,
+    #[serde(default)]
+    sweep: SweepMode,
     #[serde(default)]
     stress: Option<StressSpec>,
 }
@@ -181,17 +227,38 @@ pub struct Scenario {
     pub description: Option<String>,
     /// The grid file, resolved.
     pub grid: Option<PathBuf>,
-    /// The market: a dataset path (resolved) or generator parameters.
+    /// The market: a dataset path (resolved) or generator parameters (with the first of the
+    /// swept market sizes).
     pub market: Market,
-    /// One run configuration per variant.
-    pub variants: Vec<RunConfig>,
-    /// Repetitions of every variant.
+    /// Every combination to run, in the order one repetition runs them.
+    pub cases: Vec<Case>,
+    /// Repetitions of every case.
     pub repetitions: u32,
-    /// Worker threads (None: every core).
-    pub threads: Option<usize>,
+    /// How swept lists were combined.
+    pub sweep: SweepMode,
+    /// The names of the parameters that take more than one value.
+    pub swept: Vec<String>,
     /// The stress block, if any.
     pub stress: Option<StressSpec>,
 }
+
+/// One combination of a scenario's parameters.
+#[derive(Clone, Debug, Serialize)]
+pub struct Case {
+    /// A name unique within the scenario ("ipow q=3 n=64 f=0.1 liar").
+    pub label: String,
+    /// Index of the variant in the scenario's `variants` list.
+    pub variant: usize,
+    /// The run configuration.
+    pub config: RunConfig,
+    /// Worker threads (None: every core).
+    pub threads: Option<usize>,
+    /// Contracts in the generated market (None: a dataset's).
+    pub contracts: Option<usize>,
+}
+
+/// The most cases a sweep may expand to.
+pub const MAX_CASES: usize = 1000;
 
 /// The market of a checked scenario.
 #[derive(Clone, Debug)]
@@ -234,25 +301,55 @@ pub fn parse(file: &str, text: &str, base: &Path) -> Result<Scenario, InputError
         return Err(err("document", "period_txs", "must be at least 1".into()));
     }
     raw.load.check().map_err(|m| err("load", "kind", m))?;
-    let market = match raw.market {
-        MarketSource::Dataset { dataset } => Market::Dataset(base.join(dataset)),
+    let (market, sizes) = match raw.market {
+        MarketSource::Dataset { dataset } => (Market::Dataset(base.join(dataset)), vec![None]),
         MarketSource::Generated(m) => {
-            let mut p = WorkloadParams::for_participants(m.seed, m.participants, m.contracts);
+            let sizes = m.contracts.values();
+            let Some(&first) = sizes.first() else {
+                return Err(err("market", "contracts", "an empty list".into()));
+            };
+            if let Some(&n) = sizes
+                .iter()
+                .find(|&&n| n == 0 || n > crate::workload::MAX_TRANSACTIONS)
+            {
+                return Err(err(
+                    "market",
+                    "contracts",
+                    format!("{n} is outside 1..={}", crate::workload::MAX_TRANSACTIONS),
+                ));
+            }
+            let mut p = WorkloadParams::for_participants(m.seed, m.participants, first);
             p.invalid_ppm = fraction_ppm(m.invalid).map_err(|e| err("market", "invalid", e))?;
             p.default_ppm = fraction_ppm(m.defaults).map_err(|e| err("market", "defaults", e))?;
             p.pareto_alpha_milli =
                 pareto_alpha_milli(m.skew).map_err(|e| err("market", "skew", e))?;
-            Market::Generated(p)
+            (Market::Generated(p), sizes.into_iter().map(Some).collect())
+        }
+    };
+    let threads: Vec<Option<usize>> = match &raw.threads {
+        None => vec![None],
+        Some(t) => {
+            let t = t.values();
+            if t.is_empty() || t.contains(&0) {
+                return Err(err(
+                    "document",
+                    "threads",
+                    "thread counts must be at least 1".into(),
+                ));
+            }
+            t.into_iter().map(Some).collect()
         }
     };
     let seed = match &market {
         Market::Generated(p) => p.seed,
         Market::Dataset(_) => 1,
     };
-    let mut variants = Vec::new();
+    let mut sweep = Sweep::default();
+    sweep.list("contracts", "market", sizes.len());
+    sweep.list("threads", "document", threads.len());
     for (k, v) in raw.variants.iter().enumerate() {
         let record = format!("variants[{k}]");
-        let variant = match v {
+        match v {
             VariantSpec::Ipow {
                 validators,
                 quorum,
@@ -260,36 +357,148 @@ pub fn parse(file: &str, text: &str, base: &Path) -> Result<Scenario, InputError
                 byzantine,
                 behaviour,
             } => {
-                let p = IpowParams {
-                    validators: *validators,
-                    quorum: *quorum,
-                    extra_max: *extra,
-                    byzantine_fraction: *byzantine,
-                    behaviour: behaviour.unwrap_or(Behaviour::Liar),
-                    seed,
-                };
-                p.check().map_err(|m| err(&record, "parameters", m))?;
-                VariantConfig::Ipow(p)
+                sweep.list("validators", &record, validators.values().len());
+                sweep.list("quorum", &record, quorum.values().len());
+                sweep.list("extra", &record, extra.values().len());
+                sweep.list("byzantine", &record, byzantine.values().len());
+                sweep.list("behaviour", &record, behaviour.values().len());
             }
             VariantSpec::Pow { difficulty } => {
-                if *difficulty > 64 {
-                    return Err(err(
-                        &record,
-                        "difficulty",
-                        format!("{difficulty} is above 64 bits"),
-                    ));
+                sweep.list("difficulty", &record, difficulty.values().len());
+            }
+        }
+    }
+    if let Some((record, field)) = sweep.empty.first() {
+        return Err(err(record, field, "an empty list".into()));
+    }
+    let pairs = match raw.sweep {
+        SweepMode::Product => None,
+        SweepMode::Pairs => {
+            let mut len = None;
+            for (record, field, n) in &sweep.lists {
+                match len {
+                    None => len = Some(*n),
+                    Some(l) if l == *n => {}
+                    Some(l) => {
+                        return Err(err(
+                            record,
+                            field,
+                            format!(
+                                "{n} values; \"sweep\": \"pairs\" needs every list to have the same length ({l} before)"
+                            ),
+                        ));
+                    }
                 }
-                VariantConfig::Pow(PowParams {
-                    difficulty_bits: *difficulty,
-                })
+            }
+            Some(len.unwrap_or(1))
+        }
+    };
+    let mut cases: Vec<Case> = Vec::new();
+    let mut push = |case: Case| -> Result<(), InputError> {
+        if cases.len() >= MAX_CASES {
+            return Err(err(
+                "document",
+                "variants",
+                format!("the sweep expands to more than {MAX_CASES} cases"),
+            ));
+        }
+        cases.push(case);
+        Ok(())
+    };
+    // Product: every size, every thread count, every variant's own product. Pairs: the k-th of
+    // every list.
+    let points: Vec<Option<usize>> = match pairs {
+        Some(n) => (0..n).map(Some).collect(),
+        None => vec![None],
+    };
+    for point in points {
+        let pick = |n: usize| -> Vec<usize> {
+            match point {
+                Some(k) if n > 1 => vec![k],
+                Some(_) => vec![0],
+                None => (0..n).collect(),
             }
         };
-        variants.push(RunConfig {
-            variant,
-            period_txs: raw.period_txs,
-            load: raw.load.clone(),
-        });
+        for &si in &pick(sizes.len()) {
+            for &ti in &pick(threads.len()) {
+                for (k, v) in raw.variants.iter().enumerate() {
+                    let record = format!("variants[{k}]");
+                    let configs: Vec<VariantConfig> = match v {
+                        VariantSpec::Ipow {
+                            validators,
+                            quorum,
+                            extra,
+                            byzantine,
+                            behaviour,
+                        } => {
+                            let (n, q, e, f, b) = (
+                                validators.values(),
+                                quorum.values(),
+                                extra.values(),
+                                byzantine.values(),
+                                behaviour.values(),
+                            );
+                            let mut out = Vec::new();
+                            for &ni in &pick(n.len()) {
+                                for &qi in &pick(q.len()) {
+                                    for &ei in &pick(e.len()) {
+                                        for &fi in &pick(f.len()) {
+                                            for &bi in &pick(b.len()) {
+                                                let p = IpowParams {
+                                                    validators: n[ni],
+                                                    quorum: q[qi],
+                                                    extra_max: e[ei],
+                                                    byzantine_fraction: f[fi],
+                                                    behaviour: b[bi],
+                                                    seed,
+                                                };
+                                                p.check()
+                                                    .map_err(|m| err(&record, "parameters", m))?;
+                                                out.push(VariantConfig::Ipow(p));
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                            out
+                        }
+                        VariantSpec::Pow { difficulty } => {
+                            let d = difficulty.values();
+                            let mut out = Vec::new();
+                            for &di in &pick(d.len()) {
+                                if d[di] > 64 {
+                                    return Err(err(
+                                        &record,
+                                        "difficulty",
+                                        format!("{} is above 64 bits", d[di]),
+                                    ));
+                                }
+                                out.push(VariantConfig::Pow(PowParams {
+                                    difficulty_bits: d[di],
+                                }));
+                            }
+                            out
+                        }
+                    };
+                    for variant in configs {
+                        let config = RunConfig {
+                            variant,
+                            period_txs: raw.period_txs,
+                            load: raw.load.clone(),
+                        };
+                        push(Case {
+                            label: String::new(),
+                            variant: k,
+                            config,
+                            threads: threads[ti],
+                            contracts: sizes[si],
+                        })?;
+                    }
+                }
+            }
+        }
     }
+    label_cases(&mut cases, &sweep.swept());
     if let Some(s) = &raw.stress
         && (s.sizes.is_empty() || s.sizes.iter().any(|&n| n == 0 || n > u64::from(u32::MAX)))
     {
@@ -304,9 +513,76 @@ pub fn parse(file: &str, text: &str, base: &Path) -> Result<Scenario, InputError
         description: raw.description,
         grid: raw.grid.map(|g| base.join(g)),
         market,
-        variants,
+        cases,
         repetitions: raw.repetitions,
-        threads: raw.threads,
+        sweep: raw.sweep,
+        swept: sweep.swept(),
         stress: raw.stress,
     })
+}
+
+/// The lists a scenario holds: (record, field, length).
+#[derive(Default)]
+struct Sweep {
+    lists: Vec<(String, &'static str, usize)>,
+    empty: Vec<(String, &'static str)>,
+}
+
+impl Sweep {
+    fn list(&mut self, field: &'static str, record: &str, n: usize) {
+        if n == 0 {
+            self.empty.push((record.to_owned(), field));
+        } else if n > 1 {
+            self.lists.push((record.to_owned(), field, n));
+        }
+    }
+
+    /// Swept parameter names, each once, in first-seen order.
+    fn swept(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for (_, f, _) in &self.lists {
+            if !out.iter().any(|o| o == f) {
+                out.push((*f).to_owned());
+            }
+        }
+        out
+    }
+}
+
+/// Names every case by its variant and the parameters that tell it apart: the variant's main
+/// parameters always, the Byzantine set when there is one, threads and market size when swept.
+/// A name that would repeat gets `#k`.
+fn label_cases(cases: &mut [Case], swept: &[String]) {
+    let has = |f: &str| swept.iter().any(|s| s == f);
+    for c in cases.iter_mut() {
+        let mut label = match &c.config.variant {
+            VariantConfig::Ipow(p) => {
+                let mut l = format!("ipow q={} n={}", p.quorum, p.validators);
+                if has("extra") {
+                    l += &format!(" e={}", p.extra_max);
+                }
+                if p.byzantine_fraction > 0.0 {
+                    l += &format!(" f={} {}", p.byzantine_fraction, p.behaviour.name());
+                }
+                l
+            }
+            VariantConfig::Pow(p) => format!("pow d={}", p.difficulty_bits),
+        };
+        if has("threads")
+            && let Some(t) = c.threads
+        {
+            label += &format!(" t={t}");
+        }
+        if has("contracts")
+            && let Some(m) = c.contracts
+        {
+            label += &format!(" m={m}");
+        }
+        c.label = label;
+    }
+    for k in 0..cases.len() {
+        if cases[..k].iter().any(|c| c.label == cases[k].label) {
+            cases[k].label = format!("{}#{k}", cases[k].label);
+        }
+    }
 }

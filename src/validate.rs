@@ -51,6 +51,24 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Its name in reports and CSV ("signature_seller", "congestion", ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::Replay => "replay",
+            Reason::EnergyNotPositive => "energy_not_positive",
+            Reason::OverCapacity => "over_capacity",
+            Reason::OverDemand => "over_demand",
+            Reason::PriceOutOfBounds => "price_out_of_bounds",
+            Reason::OutsidePeriod => "outside_period",
+            Reason::UnknownParty => "unknown_party",
+            Reason::AuxMalformed => "aux_malformed",
+            Reason::Signature(Signer::Seller) => "signature_seller",
+            Reason::Signature(Signer::Purchaser) => "signature_purchaser",
+            Reason::Signature(Signer::Transmission) => "signature_transmission",
+            Reason::Congestion => "congestion",
+        }
+    }
+
     /// A compact code for proofs and CSV.
     pub fn code(self) -> u8 {
         match self {

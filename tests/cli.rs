@@ -51,12 +51,61 @@ fn paper_json_has_the_documented_shape() {
 }
 
 #[test]
-fn default_job_is_the_paper_on_the_embedded_market() {
-    let out = ipow(&[]);
+fn paper_text_is_the_paper_on_the_embedded_market() {
+    let out = ipow(&["paper"]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("purchase cost   187.65"), "{text}");
     assert!(text.contains("Merkle root"));
+}
+
+/// The main job (`cargo run --release` with no arguments) is the built-in comparison: it runs
+/// from any directory with nothing on disk (scenario and grid are embedded), prints the table
+/// and writes the whole report under target/ipow-report, saying where.
+#[test]
+fn the_default_job_is_the_embedded_comparison_and_writes_its_report() {
+    let dir = std::env::temp_dir().join(format!("ipow-main-job-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ipow"))
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let report = dir.join("target/ipow-report");
+    assert!(
+        text.contains(&format!(
+            "report written to {}",
+            report.canonicalize().unwrap().display()
+        )),
+        "{text}"
+    );
+    for case in [
+        "ipow q=3 n=64 f=0.1 liar",
+        "ipow q=5 n=64 f=0.1 liar",
+        "pow d=18",
+        "pow d=22",
+    ] {
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with(case)).count(),
+            3 + 1,
+            "{case}: 3 repetitions and a ratio row"
+        );
+    }
+    for f in [
+        "report.md",
+        "report.html",
+        "summary.json",
+        "transactions.csv",
+    ] {
+        assert!(report.join(f).is_file(), "{f}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -12,6 +12,9 @@
 mod amounts;
 /// The `ipow` binary end to end: exit codes, JSON shape, error messages naming file and field.
 mod cli;
+/// `ipow compare`: sweeps, the report's files adding up and agreeing, repeated decisions, the
+/// HTML rendered in headless Chromium.
+mod compare;
 /// The congestion rule: no overload left, priority order, per-trade verdicts equal the rounds,
 /// determinism, and IPOW on a grid.
 mod congestion;

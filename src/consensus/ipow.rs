@@ -67,6 +67,18 @@ pub enum Behaviour {
     Crash,
 }
 
+impl Behaviour {
+    /// Its name as in scenarios and flags.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Liar => "liar",
+            Self::Colluder => "colluder",
+            Self::Lazy => "lazy",
+            Self::Crash => "crash",
+        }
+    }
+}
+
 impl std::str::FromStr for Behaviour {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

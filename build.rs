@@ -1,0 +1,34 @@
+//! Records the rustc version and git revision this binary is built from, for the setup section
+//! of `ipow compare` reports (`compare::Machine`). Neither is ever fatal: outside a git checkout
+//! the revision is "unknown".
+
+use std::process::Command;
+
+fn output(cmd: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(cmd).args(args).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let s = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+    (!s.is_empty()).then_some(s)
+}
+
+fn main() {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let version = output(&rustc, &["--version"]).unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=IPOW_RUSTC_VERSION={version}");
+    let revision = output("git", &["describe", "--always", "--dirty", "--abbrev=12"])
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=IPOW_GIT_REVISION={revision}");
+    // A commit, a checkout or an edit changes the revision (or its -dirty mark).
+    for path in [
+        ".git/HEAD",
+        ".git/index",
+        ".git/refs",
+        ".git/packed-refs",
+        "src",
+        "Cargo.toml",
+    ] {
+        println!("cargo:rerun-if-changed={path}");
+    }
+}

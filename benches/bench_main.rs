@@ -18,8 +18,19 @@ mod benchmarks;
 
 criterion_group!(merkle, benchmarks::merkle::bench);
 criterion_group!(signatures, benchmarks::signatures::bench);
-criterion_group!(consensus, benchmarks::consensus::bench);
+criterion_group!(pow, benchmarks::pow::bench);
+criterion_group!(ipow_period, benchmarks::ipow_period::bench);
+criterion_group!(period, benchmarks::period::bench);
 criterion_group!(settlement, benchmarks::settlement::bench);
 criterion_group!(grid, benchmarks::grid::bench);
 criterion_group!(datasets, benchmarks::datasets::bench);
-criterion_main!(merkle, signatures, consensus, settlement, grid, datasets);
+criterion_main!(
+    merkle,
+    signatures,
+    pow,
+    ipow_period,
+    settlement,
+    grid,
+    datasets,
+    period
+);

@@ -1,12 +1,17 @@
 //! Market generation against the bare signing limit: `Market::batch` (draws, encoding, three
 //! Ed25519 signatures per contract, readings) beside a bare loop of three `ring` signatures on
-//! every contract's three signing messages, on every core, in the same group. (Dataset loading
-//! against `cat` is measured by perf/run-datasets.sh, on a file larger than a bench iteration.)
+//! every contract's three signing messages, on every core, in the same group.
+//!
+//! Dataset I/O: writing (`Writer`: encode, chunk SHA-256, fsync, rename) and reading (`Reader`:
+//! chunk and header digests, decode, key admission) the same market, beside the bare limit of
+//! reading the file's bytes (`std::fs::read`, what `cat` does from the page cache). The large-file
+//! loading figure against `cat` is perf/run-datasets.sh.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput};
 use ipow::crypto::KeyPair;
+use ipow::dataset;
 use ipow::domain::Address;
 use ipow::workload::{Market, WorkloadParams};
 use rayon::prelude::*;
@@ -64,4 +69,41 @@ pub fn bench(c: &mut Criterion) {
     g.finish();
     let again = p.install(|| market.batch(0..n));
     assert_eq!(again.transactions, reference.transactions);
+
+    let dir = std::env::temp_dir().join(format!("ipow-bench-dataset-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("market.ipowm");
+    let header = dataset::header_for(&params, None, &market.rules, market.members.len() as u64);
+    let write = || {
+        let mut w = dataset::Writer::create(&path, header.clone(), &market.members).unwrap();
+        w.write(&reference).unwrap();
+        w.finish().unwrap()
+    };
+    let read = || {
+        let mut r = dataset::Reader::open(&path).unwrap();
+        let mut out = Vec::new();
+        while let Some(b) = r.next_batch(1 << 16).unwrap() {
+            out.extend(b.transactions);
+        }
+        out
+    };
+    let digest = write();
+    let bytes = std::fs::metadata(&path).unwrap().len();
+    let mut g = c.benchmark_group("dataset_io");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(n));
+    g.bench_function("bare_fs_read_bytes", |b| {
+        b.iter(|| black_box(std::fs::read(&path).unwrap()).len())
+    });
+    g.bench_function("ipow_reader_all", |b| b.iter(|| black_box(read()).len()));
+    g.bench_function("ipow_writer_all", |b| b.iter(|| black_box(write())));
+    g.finish();
+    assert_eq!(write(), digest, "the same market writes the same bytes");
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), bytes);
+    assert_eq!(
+        read(),
+        reference.transactions,
+        "what was written reads back"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

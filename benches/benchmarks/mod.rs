@@ -1,8 +1,10 @@
 //! Benchmark modules, one per topic.
-pub mod consensus;
 pub mod datasets;
 pub mod grid;
+pub mod ipow_period;
 pub mod merkle;
+pub mod period;
+pub mod pow;
 pub mod settlement;
 pub mod signatures;
 

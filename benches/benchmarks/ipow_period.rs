@@ -1,70 +1,22 @@
-//! Consensus: the PoW nonce search against the single-compression rate of sha2's `compress256`
-//! on every core, and IPOW's decided transactions per second at quorum q against the bare rate at
-//! which this machine verifies the same contracts' signatures with ring, divided by q.
-
-use std::hint::black_box;
+//! IPOW: decided transactions per second of one period at quorum q against the bare rate at
+//! which this machine verifies the same contracts' signatures with ring (divide it by q for the
+//! limit at quorum q).
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use ipow::consensus::ipow::{Behaviour, Ipow, IpowParams};
-use ipow::consensus::pow::search;
 use ipow::consensus::{Consensus, Outcome, PeriodInput};
-use ipow::sha_lanes::SHA256_IV;
 use ipow::validate::{Checks, NoCongestionStage};
 use ipow::workload::{Workload, WorkloadParams};
-use rayon::prelude::*;
-use sha2::block_api::compress256;
+use std::hint::black_box;
 
 use super::{all_cores, pool, ring_verify_all, signature_triples};
 
-/// Nonces per PoW measurement: about 40 ms of work on 2 cores.
-const NONCES: u64 = 1 << 22;
 /// Transactions per IPOW period measured.
 const TXS: usize = 2048;
 
 pub fn bench(c: &mut Criterion) {
     let cores = all_cores();
     let all = pool(cores);
-
-    // PoW: one compression per try is the limit; compress256 called once per block, as a miner
-    // without lanes would, on every core.
-    let mut g = c.benchmark_group("pow_nonce_search");
-    g.sample_size(10);
-    g.throughput(Throughput::Elements(NONCES));
-    let block = [[0x5au8; 64]];
-    g.bench_function(
-        BenchmarkId::new("compress256_one_block_limit", format!("{cores}t")),
-        |b| {
-            b.iter(|| {
-                all.install(|| {
-                    (0..cores)
-                        .into_par_iter()
-                        .map(|_| {
-                            let mut state = SHA256_IV;
-                            for _ in 0..NONCES / cores as u64 {
-                                compress256(&mut state, black_box(&block));
-                            }
-                            state
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-        },
-    );
-    let header = [7u8; ipow::block::HEADER_LEN];
-    g.bench_function(
-        BenchmarkId::new("ipow_pow_search", format!("{cores}t")),
-        |b| b.iter(|| all.install(|| search(black_box(&header), 64, NONCES))),
-    );
-    let result = all.install(|| search(&header, 64, NONCES));
-    assert_eq!(
-        result.nonce,
-        u64::MAX,
-        "no nonce has 64 leading zero bits here"
-    );
-    assert!(result.hashes >= NONCES);
-    let found = all.install(|| search(&header, 8, NONCES));
-    assert!(found.nonce < NONCES);
-    g.finish();
 
     // IPOW: one period of TXS valid transactions, all cores.
     let workload = all.install(|| {

@@ -88,6 +88,19 @@ if bare_pass:
             r = rate(gt, fn, all_t)
             if r:
                 ratios.append(f"- grid {fn} time / one contribution pass time, {all_t}: {cp / r:.1f} passes' worth")
+ep = "end_to_end_period_case57"
+bare_once = rate(ep, "ring_bare_verify_once", all_t)
+if bare_once:
+    # The bench's elements are transactions; the bare loop's are the same transactions (3 signatures each).
+    ratio(f"end-to-end period (case57, 2048 tx) IPOW q=3 / (bare ring verification of the period once / 3), {all_t}",
+          rate(ep, "ipow_q3", all_t), bare_once / 3)
+    ratio(f"end-to-end period (case57, 2048 tx) PoW 8 bits / bare ring verification of the period once, {all_t}",
+          rate(ep, "pow_8_bits", all_t), bare_once)
+io = "dataset_io"
+ratio(f"dataset reader (every digest, every record) / bare fs::read of the file, {all_t}",
+      rate(io, "ipow_reader_all", all_t), rate(io, "bare_fs_read_bytes", all_t))
+ratio(f"dataset writer (encode, digests, fsync, rename) / bare fs::read of the file, {all_t}",
+      rate(io, "ipow_writer_all", all_t), rate(io, "bare_fs_read_bytes", all_t))
 extra = []
 if rate("grid_ptdf_case2869", "ipow_ptdf_full", all_t):
     extra.append(f"- full PTDF of case2869pegase (criterion, warm): "

@@ -92,11 +92,15 @@ pub fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("dataset_io");
     g.sample_size(10);
     g.throughput(Throughput::Elements(n));
-    g.bench_function("bare_fs_read_bytes", |b| {
+    g.bench_function(format!("bare_fs_read_bytes/{threads}t"), |b| {
         b.iter(|| black_box(std::fs::read(&path).unwrap()).len())
     });
-    g.bench_function("ipow_reader_all", |b| b.iter(|| black_box(read()).len()));
-    g.bench_function("ipow_writer_all", |b| b.iter(|| black_box(write())));
+    g.bench_function(format!("ipow_reader_all/{threads}t"), |b| {
+        b.iter(|| black_box(read()).len())
+    });
+    g.bench_function(format!("ipow_writer_all/{threads}t"), |b| {
+        b.iter(|| black_box(write()))
+    });
     g.finish();
     assert_eq!(write(), digest, "the same market writes the same bytes");
     assert_eq!(std::fs::metadata(&path).unwrap().len(), bytes);

@@ -9,7 +9,7 @@
 
 use std::hint::black_box;
 
-use criterion::{Criterion, Throughput};
+use criterion::{BenchmarkId, Criterion, Throughput};
 use ipow::crypto::KeyPair;
 use ipow::dataset;
 use ipow::domain::Address;
@@ -92,15 +92,18 @@ pub fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("dataset_io");
     g.sample_size(10);
     g.throughput(Throughput::Elements(n));
-    g.bench_function(format!("bare_fs_read_bytes/{threads}t"), |b| {
-        b.iter(|| black_box(std::fs::read(&path).unwrap()).len())
-    });
-    g.bench_function(format!("ipow_reader_all/{threads}t"), |b| {
-        b.iter(|| black_box(read()).len())
-    });
-    g.bench_function(format!("ipow_writer_all/{threads}t"), |b| {
-        b.iter(|| black_box(write()))
-    });
+    g.bench_function(
+        BenchmarkId::new("bare_fs_read_bytes", format!("{threads}t")),
+        |b| b.iter(|| black_box(std::fs::read(&path).unwrap()).len()),
+    );
+    g.bench_function(
+        BenchmarkId::new("ipow_reader_all", format!("{threads}t")),
+        |b| b.iter(|| black_box(read()).len()),
+    );
+    g.bench_function(
+        BenchmarkId::new("ipow_writer_all", format!("{threads}t")),
+        |b| b.iter(|| black_box(write())),
+    );
     g.finish();
     assert_eq!(write(), digest, "the same market writes the same bytes");
     assert_eq!(std::fs::metadata(&path).unwrap().len(), bytes);

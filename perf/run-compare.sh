@@ -7,7 +7,7 @@
 # Usage: perf/run-compare.sh   (from the repository root; about a minute on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-run=$(perf/start-run.sh compare "perf/run-compare.sh (target/release/ipow, no arguments)")
+run=$(perf/start-run.sh compare "perf/run-compare.sh: target/release/ipow compare --out RUN/report (the main job, report directed into the run)")
 cargo build --release --quiet
 rm -rf "$run/report"
 # The main job exactly as `cargo run --release` runs it, with its report directed into the run.

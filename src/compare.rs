@@ -357,6 +357,11 @@ fn ratio(n: u64, d: u64) -> f64 {
     if d == 0 { 0.0 } else { n as f64 / d as f64 }
 }
 
+/// An expected count per trial (0 with no trials).
+fn per(expected: f64, n: u64) -> f64 {
+    if n == 0 { 0.0 } else { expected / n as f64 }
+}
+
 /// Binomial standard deviation of a count of `n` trials with total expectation `expected`.
 fn binomial_sd(n: u64, expected: f64) -> f64 {
     if n == 0 {
@@ -391,20 +396,12 @@ impl Row {
             honest_invalid: r.honest_invalid,
             wrong_accepts: r.wrong_accepts,
             wrong_accept_rate: ratio(r.wrong_accepts, r.honest_invalid),
-            expected_wrong_accept_rate: if r.honest_invalid == 0 {
-                0.0
-            } else {
-                r.expected.wrong_accepts / r.honest_invalid as f64
-            },
+            expected_wrong_accept_rate: per(r.expected.wrong_accepts, r.honest_invalid),
             wrong_accept_sd: binomial_sd(r.honest_invalid, r.expected.wrong_accepts),
             honest_valid: r.honest_valid,
             wrong_rejects: r.wrong_rejects,
             wrong_reject_rate: ratio(r.wrong_rejects, r.honest_valid),
-            expected_wrong_reject_rate: if r.honest_valid == 0 {
-                0.0
-            } else {
-                r.expected.wrong_rejects / r.honest_valid as f64
-            },
+            expected_wrong_reject_rate: per(r.expected.wrong_rejects, r.honest_valid),
             wrong_reject_sd: binomial_sd(r.honest_valid, r.expected.wrong_rejects),
         }
     }
@@ -487,9 +484,9 @@ impl Comparison {
                     latency_p99_ratio: ratios(k, &|r| r.latency_p99_us as f64),
                     cpu_ratio: ratios(k, &|r| r.cpu_seconds_per_committed),
                     wrong_accept_rate: ratio(sum(&|r| r.wrong_accepts), hi),
-                    expected_wrong_accept_rate: if hi == 0 { 0.0 } else { exp_wa / hi as f64 },
+                    expected_wrong_accept_rate: per(exp_wa, hi),
                     wrong_reject_rate: ratio(sum(&|r| r.wrong_rejects), hv),
-                    expected_wrong_reject_rate: if hv == 0 { 0.0 } else { exp_wr / hv as f64 },
+                    expected_wrong_reject_rate: per(exp_wr, hv),
                 }
             })
             .collect()

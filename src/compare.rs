@@ -140,8 +140,9 @@ pub struct Comparison {
     pub cases: Vec<Case>,
     /// Every run, in the order they ran (repetition-major).
     pub runs: Vec<Run>,
-    /// Contract ids of each case's workload, by transaction index (for the CSV).
-    pub contract_ids: Vec<Vec<String>>,
+    /// Contract ids of each market size's workload, by transaction index (for the CSV); a
+    /// case's are `contract_ids[&case.contracts]`.
+    pub contract_ids: BTreeMap<Option<usize>, Vec<crate::contract::ContractId>>,
 }
 
 /// Runs every case of `scenario`, repetitions interleaved, on `grid` when given (the
@@ -152,9 +153,14 @@ pub fn execute(
     grid: Option<(&str, &Grid)>,
     progress: &mut dyn FnMut(usize, usize, &str),
 ) -> Result<Comparison, CompareError> {
-    let base_params = match &scenario.market {
-        Market::Generated(p) => p.clone(),
-        Market::Dataset(d) => crate::dataset::read_any(d)?.header.params.market,
+    // A dataset market is read once: its header gives the placement, its records the workload.
+    let (mut dataset, base_params) = match &scenario.market {
+        Market::Dataset(d) => {
+            let d = crate::dataset::read_any(d)?;
+            let params = d.header.params.market.clone();
+            (Some(d), params)
+        }
+        Market::Generated(p) => (None, p.clone()),
     };
     let grid_market = match grid {
         Some((_, g)) => Some(GridMarket::place(
@@ -194,6 +200,11 @@ pub fn execute(
             continue;
         }
         let workload = match (&scenario.market, case.contracts) {
+            // A dataset's cases all have `contracts: None`: one workload, taken once.
+            (Market::Dataset(_), _) => match dataset.take() {
+                Some(d) => d.workload,
+                None => continue,
+            },
             (Market::Generated(p), Some(n)) => {
                 let params = WorkloadParams {
                     contracts: n,
@@ -207,15 +218,13 @@ pub fn execute(
                 crate::workload::Market::new(p.clone(), grid_market.as_ref())
                     .batch(0..p.contracts as u64)
             }),
-            (Market::Dataset(d), _) => crate::dataset::read_any(d)?.workload,
         };
         workloads.insert(case.contracts, workload);
     }
-    let mut contract_ids = Vec::new();
-    for case in &scenario.cases {
-        let w = &workloads[&case.contracts];
-        contract_ids.push(w.transactions.iter().map(|t| t.id().to_string()).collect());
-    }
+    let contract_ids = workloads
+        .iter()
+        .map(|(size, w)| (*size, w.transactions.iter().map(|t| t.id()).collect()))
+        .collect();
     let total = scenario.cases.len() * scenario.repetitions as usize;
     let mut runs = Vec::with_capacity(total);
     for repetition in 0..scenario.repetitions {

@@ -648,21 +648,27 @@ pub fn html(c: &Comparison, plots: &[Plot]) -> String {
     }
     let _ = writeln!(h, "<h2>Definitions</h2>\n<ul>");
     for d in DEFINITIONS {
-        let mut text = escape(d);
-        while let (Some(a), Some(_)) = (text.find("**"), text.rfind("**")) {
-            text.replace_range(a..a + 2, "<b>");
-            let Some(b) = text.find("**") else { break };
-            text.replace_range(b..b + 2, "</b>");
-        }
-        while let Some(a) = text.find('*') {
-            text.replace_range(a..=a, "<i>");
-            let Some(b) = text.find('*') else { break };
-            text.replace_range(b..=b, "</i>");
-        }
-        let _ = writeln!(h, "<li>{text}</li>");
+        let _ = writeln!(h, "<li>{}</li>", emphasis(&escape(d)));
     }
     let _ = writeln!(h, "</ul>\n</body></html>");
     h
+}
+
+/// Markdown's `**bold**` and `*italic*` as HTML: the pieces between markers alternate.
+fn emphasis(text: &str) -> String {
+    let mut out = String::new();
+    for (k, part) in text.split("**").enumerate() {
+        if k > 0 {
+            out += if k % 2 == 1 { "<b>" } else { "</b>" };
+        }
+        for (j, piece) in part.split('*').enumerate() {
+            if j > 0 {
+                out += if j % 2 == 1 { "<i>" } else { "</i>" };
+            }
+            out += piece;
+        }
+    }
+    out
 }
 
 fn html_table(
@@ -718,7 +724,7 @@ pub fn write_csv(c: &Comparison, out: &mut dyn std::io::Write) -> std::io::Resul
     let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
     for run in &c.runs {
         let label = csv_field(&c.cases[run.case].label);
-        let ids = &c.contract_ids[run.case];
+        let ids = c.contract_ids.get(&c.cases[run.case].contracts);
         for r in &run.report.records {
             let outcome = match r.outcome {
                 Outcome::Accepted => "accepted",
@@ -741,7 +747,9 @@ pub fn write_csv(c: &Comparison, out: &mut dyn std::io::Write) -> std::io::Resul
                 run.case,
                 run.repetition,
                 r.tx,
-                ids.get(r.tx as usize).map_or("", String::as_str),
+                ids.and_then(|ids| ids.get(r.tx as usize))
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
                 r.submitted_ns,
                 opt(r.decided_ns),
                 opt(r.committed_ns),

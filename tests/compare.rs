@@ -174,18 +174,23 @@ fn spreads_rates_and_the_model_curve() {
     assert_eq!(theoretical_wrong_rate(64, 3, 4, 0.0), 0.0);
 }
 
+/// `ipow compare --scenario SCENARIO --out OUT`.
+fn run_compare(scenario: &Path, out: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ipow"))
+        .args(["compare", "--scenario"])
+        .arg(scenario)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
 /// Runs `ipow compare` and returns the report directory.
 fn compare(sc: &serde_json::Value, dir: &Path, name: &str) -> PathBuf {
     let path = dir.join(format!("{name}.json"));
     std::fs::write(&path, sc.to_string()).unwrap();
     let out_dir = dir.join(name);
-    let out = Command::new(env!("CARGO_BIN_EXE_ipow"))
-        .args(["compare", "--scenario"])
-        .arg(&path)
-        .arg("--out")
-        .arg(&out_dir)
-        .output()
-        .unwrap();
+    let out = run_compare(&path, &out_dir);
     assert!(
         out.status.success(),
         "{}",
@@ -368,14 +373,7 @@ fn the_report_adds_up_agrees_with_itself_and_repeats_its_decisions() {
     let foreign = dir.join("foreign");
     std::fs::create_dir_all(&foreign).unwrap();
     std::fs::write(foreign.join("notes.txt"), "mine").unwrap();
-    let path = dir.join("a.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_ipow"))
-        .args(["compare", "--scenario"])
-        .arg(&path)
-        .arg("--out")
-        .arg(&foreign)
-        .output()
-        .unwrap();
+    let out = run_compare(&dir.join("a.json"), &foreign);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

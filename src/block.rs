@@ -129,6 +129,40 @@ impl BlockHeader {
         out
     }
 
+    /// Reads a header written by [`BlockHeader::encode`] (with its nonce); `None` when the
+    /// version, the variant code or the reserved bytes are not what this build writes.
+    pub fn decode(bytes: &[u8; HEADER_LEN], nonce: u64) -> Option<Self> {
+        let u64_at = |at: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&bytes[at..at + 8]);
+            u64::from_be_bytes(b)
+        };
+        let hash_at = |at: usize| {
+            let mut h = [0u8; 32];
+            h.copy_from_slice(&bytes[at..at + 32]);
+            h
+        };
+        let kind = match bytes[1] {
+            1 => SealKind::Ipow,
+            2 => SealKind::Pow,
+            _ => return None,
+        };
+        if bytes[0] != HEADER_VERSION || bytes[123..].iter().any(|&b| b != 0) {
+            return None;
+        }
+        Some(Self {
+            kind,
+            difficulty_bits: bytes[2],
+            height: u64_at(3),
+            period: u64_at(11),
+            prev_hash: hash_at(19),
+            merkle_root: hash_at(51),
+            leaf_count: u64_at(83),
+            consensus_root: hash_at(91),
+            nonce,
+        })
+    }
+
     /// The block hash: SHA-256(header || nonce).
     pub fn hash(&self) -> Hash {
         let mut hasher = Sha256::new();

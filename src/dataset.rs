@@ -168,7 +168,7 @@ fn version(what: &str, found: u16, reads: u16) -> Result<(), String> {
     }
 }
 
-fn role_code(role: Role) -> u8 {
+pub(crate) fn role_code(role: Role) -> u8 {
     match role {
         Role::Seller => 1,
         Role::Purchaser => 2,
@@ -180,7 +180,7 @@ fn role_code(role: Role) -> u8 {
     }
 }
 
-fn role_of(code: u8) -> Option<Role> {
+pub(crate) fn role_of(code: u8) -> Option<Role> {
     Some(match code {
         1 => Role::Seller,
         2 => Role::Purchaser,
@@ -264,6 +264,8 @@ pub fn rules_of(
         aux_price_max: bounds.aux_price_max,
         window: (bounds.window_start, bounds.window_end),
         seq_watermark: bounds.seq_watermark,
+        seller_base: SELLER_BASE,
+        purchaser_base: PURCHASER_BASE,
     })
 }
 

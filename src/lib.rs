@@ -7,7 +7,9 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod amount;
+pub mod audit;
 pub mod block;
+pub mod chain;
 pub mod compare;
 pub mod congestion;
 pub mod consensus;
@@ -27,6 +29,7 @@ pub mod run;
 pub mod scenario;
 pub mod settle;
 pub mod sha_lanes;
+pub mod store;
 pub mod stress;
 pub mod validate;
 pub mod workload;

@@ -9,7 +9,7 @@ use ipow::consensus::pow::PowParams;
 use ipow::paper::{EMBEDDED_MARKET_NAME, PaperMarket, PaperReport};
 use ipow::report::duration_us;
 use ipow::run::{Load, RunConfig, RunReport, VariantConfig};
-use ipow::workload::{Workload, WorkloadParams, fraction_ppm, pareto_alpha_milli};
+use ipow::workload::{WorkloadParams, fraction_ppm, pareto_alpha_milli};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -32,6 +32,10 @@ enum Command {
         /// A market file in the format of datasets/paper/market.json (default: the embedded one).
         #[arg(long)]
         market: Option<std::path::PathBuf>,
+        /// Also seal the example's contracts as one IPOW period (16 honest validators, quorum
+        /// 3) into a new store at this directory.
+        #[arg(long)]
+        store: Option<std::path::PathBuf>,
     },
     /// Run a consensus variant over a generated workload and report throughput, latency, work
     /// and safety against ground truth.
@@ -67,10 +71,56 @@ enum Command {
     /// Grow a generated market over sizes through the whole pipeline (generate and sign,
     /// consensus, settle) and report throughput, latency, peak memory and CPU time per size.
     Stress(StressArgs),
+    /// Re-verify a store (every link, Merkle root, signature and quorum certificate the viewer
+    /// may see) and report what no longer matches; exits non-zero on any finding.
+    Audit(AuditArgs),
+    /// Print the proof that a contract is committed: its slave block, master block and
+    /// consortium block, linked to the store's consortium head.
+    Prove {
+        /// The store directory.
+        #[arg(long)]
+        store: std::path::PathBuf,
+        /// The contract id, hex.
+        #[arg(long)]
+        contract: String,
+        /// Whose slave chain to prove it through (default: the seller's).
+        #[arg(long)]
+        party: Option<ipow::domain::Address>,
+    },
+    /// Check a proof printed by `ipow prove` against a consortium head hash alone.
+    VerifyProof {
+        /// The proof file (JSON).
+        #[arg(long)]
+        proof: std::path::PathBuf,
+        /// The consortium head hash, hex.
+        #[arg(long)]
+        head: String,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run every variant of a scenario on the same workload, repetitions interleaved, and write a
     /// report (Markdown, HTML with SVG plots, summary JSON, per-transaction CSV). With no
     /// scenario: the built-in comparison on case118 (what `ipow` with no command runs).
     Compare(CompareArgs),
+}
+
+#[derive(clap::Args)]
+struct AuditArgs {
+    /// The store directory.
+    #[arg(long)]
+    store: std::path::PathBuf,
+    /// Who audits: `supervisor` (sees everything) or a participant's address such as 0x1003
+    /// (sees its own slave chain's contents and every header).
+    #[arg(long = "as", default_value = "supervisor")]
+    viewer: String,
+    /// Also time the same contracts' signature and Merkle root checks from memory, in the same
+    /// process, and print the audit's rate as a ratio of that (supervisor only).
+    #[arg(long)]
+    baseline: bool,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Where the main job writes its report.
@@ -312,6 +362,14 @@ struct RunArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Persist every sealed block of every chain (slave, master, consortium) in a new store at
+    /// this directory; a period counts as committed once it is synced.
+    #[arg(long)]
+    store: Option<std::path::PathBuf>,
+    /// With --store: print `committed PERIOD HASH` on stdout as each period becomes durable
+    /// (for crash tests that kill the process and check nothing committed was lost).
+    #[arg(long, hide = true)]
+    announce_commits: bool,
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -322,13 +380,66 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }));
     match command {
         Command::Compare(args) => compare_command(&args)?,
-        Command::Paper { json, market } => {
+        Command::Paper {
+            json,
+            market,
+            store,
+        } => {
             let market = load_market(market.as_deref())?;
             let report = PaperReport::build(&market)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 print!("{}", report.render_text());
+            }
+            if let Some(dir) = store {
+                let head = paper_store(&market, &dir)?;
+                eprintln!(
+                    "stored the example's {} contracts as period 0 in {}; consortium head {}",
+                    market.contracts.len(),
+                    dir.display(),
+                    hex::encode(head)
+                );
+            }
+        }
+        Command::Audit(args) => audit_command(&args)?,
+        Command::Prove {
+            store,
+            contract,
+            party,
+        } => {
+            let id: [u8; 32] = hex::decode(&contract)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| {
+                    anyhow::anyhow!("--contract {contract:?}: expected 64 hex digits")
+                })?;
+            let proof = ipow::audit::prove(&store, &id, party)?;
+            println!("{}", serde_json::to_string_pretty(&proof)?);
+        }
+        Command::VerifyProof { proof, head, json } => {
+            let name = proof.display().to_string();
+            let text = read_bounded(&proof, 64 << 20)?;
+            let parsed: ipow::chain::ContractProof = serde_json::from_str(&text)
+                .with_context(|| format!("{name}: not a contract proof"))?;
+            let head_hash: [u8; 32] = hex::decode(&head)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| anyhow::anyhow!("--head {head:?}: expected 64 hex digits"))?;
+            let proven = ipow::chain::verify_proof(&parsed, &head_hash)
+                .map_err(|e| anyhow::anyhow!("{name}: proof does not verify: {e}"))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&proven)?);
+            } else {
+                println!(
+                    "valid: contract {} is on {} in period {}, consortium block {} ({} blocks \
+                     below the head)",
+                    proven.contract,
+                    proven.slave,
+                    proven.period,
+                    proven.consortium_height,
+                    proven.depth
+                );
             }
         }
         Command::Run(args) => run_command(&args)?,
@@ -388,6 +499,205 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Reads a file of at most `limit` bytes as text, naming it in errors.
+fn read_bounded(path: &std::path::Path, limit: u64) -> anyhow::Result<String> {
+    let name = path.display().to_string();
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("{name}: cannot read"))?
+        .len();
+    if size > limit {
+        anyhow::bail!("{name}: {size} bytes is over the {limit} byte limit");
+    }
+    std::fs::read_to_string(path).with_context(|| format!("{name}: cannot read"))
+}
+
+/// The store's genesis for a market's members and a run's variant.
+fn genesis_for(
+    members: Vec<ipow::chain::StoredMember>,
+    variant: &VariantConfig,
+) -> ipow::store::Genesis {
+    use ipow::store::StoredConsensus;
+    ipow::store::Genesis {
+        slaves_per_master: ipow::chain::SLAVES_PER_MASTER,
+        consensus: match variant {
+            VariantConfig::Ipow(p) => StoredConsensus::Ipow {
+                seed: p.seed,
+                validators: p.validators,
+                quorum: p.quorum,
+                extra: p.extra_max,
+            },
+            VariantConfig::Pow(p) => StoredConsensus::Pow {
+                difficulty: p.difficulty_bits,
+            },
+        },
+        members,
+    }
+}
+
+/// Seals the paper's contracts as one IPOW period into a new store; returns the consortium head.
+fn paper_store(market: &PaperMarket, dir: &std::path::Path) -> anyhow::Result<[u8; 32]> {
+    let workload = market.workload();
+    let variant = VariantConfig::Ipow(IpowParams {
+        validators: 16,
+        quorum: 3,
+        extra_max: 4,
+        byzantine_fraction: 0.0,
+        behaviour: Behaviour::Liar,
+        seed: market.key_seed,
+    });
+    let members = market
+        .participants
+        .values()
+        .map(|p| ipow::chain::StoredMember {
+            address: p.address,
+            role: p.role,
+            public_key: *ipow::crypto::KeyPair::derive(market.key_seed, p.address)
+                .public_key()
+                .as_bytes(),
+        })
+        .collect();
+    let mut writer = ipow::store::StoreWriter::create(dir, &genesis_for(members, &variant))?;
+    let config = RunConfig {
+        variant,
+        period_txs: workload.transactions.len(),
+        load: Load::ClosedLoop,
+    };
+    let mut head = [0u8; 32];
+    let report = ipow::run::run_recorded(
+        &config,
+        &workload,
+        None,
+        &mut |w, out| writer.append_period(w, out).map(|h| head = h),
+        &mut |_, _| {},
+    )?;
+    if report.accepted != workload.transactions.len() as u64 {
+        anyhow::bail!(
+            "{} of the example's {} contracts were accepted; expected all",
+            report.accepted,
+            workload.transactions.len()
+        );
+    }
+    Ok(head)
+}
+
+fn audit_command(args: &AuditArgs) -> anyhow::Result<()> {
+    use ipow::audit::{AuditOptions, Viewer};
+    let viewer = if args.viewer == "supervisor" {
+        Viewer::Supervisor
+    } else {
+        Viewer::Participant(args.viewer.parse().map_err(|e| {
+            anyhow::anyhow!(
+                "--as {:?}: expected supervisor or an address ({e})",
+                args.viewer
+            )
+        })?)
+    };
+    if !args.store.join(ipow::store::LOG_FILE).exists() {
+        anyhow::bail!(
+            "{}: no store here (no {})",
+            args.store.display(),
+            ipow::store::LOG_FILE
+        );
+    }
+    let report = ipow::audit::audit(
+        &args.store,
+        AuditOptions {
+            viewer,
+            baseline: args.baseline,
+        },
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render_audit(&report));
+    }
+    if !report.clean {
+        anyhow::bail!(
+            "{}: {} finding(s); the store does not verify",
+            args.store.display(),
+            report.findings.len()
+        );
+    }
+    Ok(())
+}
+
+fn render_audit(r: &ipow::audit::AuditReport) -> String {
+    let mut out = format!(
+        "audit of {} as {}: {} complete periods; head {}\n",
+        r.store,
+        r.viewer,
+        r.periods,
+        r.head.as_deref().unwrap_or("(none)")
+    );
+    out += &format!(
+        "read          {} slave blocks ({} opened), {} master blocks, {} consortium blocks\n",
+        r.slave_blocks, r.slave_blocks_opened, r.master_blocks, r.consortium_blocks
+    );
+    out += &format!(
+        "checked       {} committed contracts, {} copies, {} signature sets, {} certificate \
+         entries, {} proof tags\n",
+        r.contracts_committed,
+        r.contract_copies_checked,
+        r.contracts_signature_checked,
+        r.certificate_entries_checked,
+        r.tags_checked
+    );
+    out += &format!(
+        "rate          {:.0} contracts/s over {:.3} s\n",
+        r.contracts_per_s, r.seconds
+    );
+    if let Some(b) = &r.baseline {
+        out += &format!(
+            "baseline      in memory {:.0} contracts/s over {:.3} s: the audit runs at {:.2}x\n",
+            b.contracts_per_s, b.seconds, b.audit_ratio
+        );
+    }
+    if r.torn_tail_bytes > 0 {
+        out += &format!(
+            "torn tail     {} bytes after the last complete period (a crash during a write), \
+             ignored\n",
+            r.torn_tail_bytes
+        );
+    }
+    if r.clean {
+        out += "clean: every link, root, signature and certificate verifies\n";
+    }
+    for f in &r.findings {
+        out += &format!("FINDING {}", f.chain);
+        if let Some(p) = f.period {
+            out += &format!(" period {p}");
+        }
+        if let Some(h) = f.height {
+            out += &format!(" height {h}");
+        }
+        if let Some(o) = f.offset {
+            out += &format!(" (log byte {o})");
+        }
+        if let Some(c) = &f.contract {
+            out += &format!(" contract {c}");
+        }
+        if let Some(p) = f.position {
+            out += &format!(" at position {p}");
+        }
+        if let Some(field) = &f.field {
+            out += &format!(" field {field}");
+        }
+        out += &format!(": {}\n", f.message);
+        for n in &f.path {
+            out += &format!(
+                "    node level {} index {} leaves [{}, {}): expected {} stored {}\n",
+                n.level,
+                n.index,
+                n.leaves.0,
+                n.leaves.1,
+                &n.expected[..16],
+                &n.stored[..16]
+            );
+        }
+    }
+    out
 }
 
 /// The market in `path`, or the embedded paper market.
@@ -468,21 +778,60 @@ fn run_command(args: &RunArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(load_grid_market(&params))
         .transpose()?;
-    let report = pool.install(|| {
-        let workload = Workload::generate(params);
+    let announce = args.announce_commits;
+    let report = pool.install(|| -> anyhow::Result<RunReport> {
+        let generated = ipow::workload::Market::new(params.clone(), None);
+        let workload =
+            generated.batch(0..params.contracts.min(ipow::workload::MAX_TRANSACTIONS) as u64);
+        let mut writer = match &args.store {
+            Some(dir) => {
+                let members = generated
+                    .members
+                    .iter()
+                    .map(|m| ipow::chain::StoredMember {
+                        address: m.address,
+                        role: m.role,
+                        public_key: m.public_key,
+                    })
+                    .collect();
+                Some(ipow::store::StoreWriter::create(
+                    dir,
+                    &genesis_for(members, &config.variant),
+                )?)
+            }
+            None => None,
+        };
         let bar = indicatif::ProgressBar::hidden();
         bar.set_length(workload.transactions.len() as u64);
         let started = std::time::Instant::now();
-        let report =
-            ipow::run::run_with(&config, &workload, market.as_ref(), &mut |done, _total| {
+        let mut period = 0u64;
+        let report = ipow::run::run_recorded(
+            &config,
+            &workload,
+            market.as_ref(),
+            &mut |w, out| {
+                if let Some(writer) = &mut writer {
+                    let hash = writer.append_period(w, out)?;
+                    if announce {
+                        use std::io::Write as _;
+                        let mut stdout = std::io::stdout().lock();
+                        let _ = writeln!(stdout, "committed {period} {}", hex::encode(hash));
+                        let _ = stdout.flush();
+                    }
+                }
+                period += 1;
+                Ok::<(), ipow::store::StoreError>(())
+            },
+            &mut |done, _total| {
                 if terminal && bar.is_hidden() && started.elapsed().as_secs() >= 1 {
                     bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
                 }
                 bar.set_position(done);
-            });
+            },
+        )?;
         bar.finish_and_clear();
-        report
-    });
+        Ok(report)
+    })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -197,6 +197,73 @@ impl PaperMarket {
         registry
     }
 
+    /// The example as a workload the consensus engine can run (`ipow paper --store`): every
+    /// contract valid with full delivery. The paper declares no capacities, so each seller
+    /// declares what it sells in F and each purchaser what it buys (its row and column sums);
+    /// prices are bounded by the example's own, and the delivery window is its one minute.
+    pub fn workload(&self) -> crate::workload::Workload {
+        use crate::workload::{MarketRules, Truth, Workload, WorkloadParams};
+        let by_role = |role: Role| -> BTreeMap<Address, Energy> {
+            let mut out = BTreeMap::new();
+            for p in self.participants.values().filter(|p| p.role == role) {
+                out.insert(p.address, Energy::ZERO);
+            }
+            for c in &self.contracts {
+                let c = &c.signed.contract;
+                let party = if role == Role::Seller {
+                    c.seller
+                } else {
+                    c.purchaser
+                };
+                if let Some(total) = out.get_mut(&party) {
+                    *total = total.checked_add(c.energy).unwrap_or(*total);
+                }
+            }
+            out
+        };
+        // Dense vectors from the lowest address; addresses in between that are not of the role
+        // declare zero.
+        let dense = |m: &BTreeMap<Address, Energy>| -> (u32, Vec<Energy>) {
+            let base = m.keys().next().map_or(0, |a| a.0);
+            let top = m.keys().next_back().map_or(0, |a| a.0);
+            let v = (base..=top)
+                .map(|a| m.get(&Address(a)).copied().unwrap_or(Energy::ZERO))
+                .collect();
+            (base, v)
+        };
+        let (seller_base, capacity) = dense(&by_role(Role::Seller));
+        let (purchaser_base, demand) = dense(&by_role(Role::Purchaser));
+        let prices = self.contracts.iter().map(|c| c.signed.contract.price);
+        let time = self
+            .contracts
+            .first()
+            .map_or(DeliveryTime(0), |c| c.signed.contract.delivery_time);
+        let rules = MarketRules {
+            registry: self.registry(),
+            capacity,
+            demand,
+            price_min: prices.clone().min().unwrap_or(Price::ZERO),
+            price_max: prices.max().unwrap_or(Price::ZERO),
+            aux_price_max: Price::ZERO,
+            window: (time, DeliveryTime(time.0.saturating_add(1))),
+            seq_watermark: 0,
+            seller_base,
+            purchaser_base,
+        };
+        let n = self.contracts.len();
+        Workload {
+            params: WorkloadParams::scaled_paper(self.key_seed, n),
+            rules: std::sync::Arc::new(rules),
+            transactions: self.contracts.iter().map(|c| c.signed.clone()).collect(),
+            truth: vec![Truth::Valid; n],
+            readings: self
+                .contracts
+                .iter()
+                .map(|c| crate::settle::Reading::full(&c.signed.contract))
+                .collect(),
+        }
+    }
+
     /// The participant at `address`, if any.
     pub fn participant(&self, address: Address) -> Option<&Participant> {
         self.participants.values().find(|p| p.address == address)

@@ -327,6 +327,8 @@ pub struct StageSeconds {
     pub seal: f64,
     /// O1's congestion context (flows of the scheme and the curtailment cuts).
     pub congestion: f64,
+    /// Recording sealed periods in the store, syncs included (0 without `--store`).
+    pub record: f64,
 }
 
 /// The congestion contexts of a run, summed over periods.
@@ -374,6 +376,7 @@ impl From<StageTimes> for StageSeconds {
             tally: s.tally.as_secs_f64(),
             seal: s.seal.as_secs_f64(),
             congestion: s.congestion.as_secs_f64(),
+            record: s.record.as_secs_f64(),
         }
     }
 }
@@ -474,6 +477,26 @@ pub fn run_with(
     grid: Option<&GridMarket>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> RunReport {
+    let Ok(report) = run_recorded(
+        config,
+        workload,
+        grid,
+        &mut |_, _| Ok::<(), std::convert::Infallible>(()),
+        progress,
+    );
+    report
+}
+
+/// As [`run_with`], with each sealed period handed to `record` (the durable store) before its
+/// transactions count as committed: their commit instants are taken after `record` returns, and
+/// its time is the `record` stage. An error from `record` stops the run.
+pub fn run_recorded<E>(
+    config: &RunConfig,
+    workload: &Workload,
+    grid: Option<&GridMarket>,
+    record: &mut dyn FnMut(&Workload, &crate::consensus::PeriodOutput) -> Result<(), E>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<RunReport, E> {
     let mut variant: Box<dyn Consensus> = match &config.variant {
         VariantConfig::Ipow(p) => Box::new(Ipow::new(p.clone())),
         VariantConfig::Pow(p) => Box::new(Pow::new(p.clone())),
@@ -567,6 +590,9 @@ pub fn run_with(
             checks: &checks,
         };
         let out = variant.run_period(&input);
+        let t = Instant::now();
+        record(workload, &out)?;
+        stages.record += t.elapsed();
         let committed = Instant::now();
         stages.add(&out.stages);
         stages.congestion += context_time;
@@ -624,7 +650,7 @@ pub fn run_with(
     }
     let wall = start.elapsed().as_secs_f64();
     let cpu = process_cpu_seconds() - cpu_start;
-    report(
+    Ok(report(
         config,
         workload,
         variant.as_ref(),
@@ -639,7 +665,7 @@ pub fn run_with(
             decide_hist,
             blocks,
         },
-    )
+    ))
 }
 
 struct RunTotals {

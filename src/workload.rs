@@ -183,6 +183,10 @@ pub struct MarketRules {
     pub window: (DeliveryTime, DeliveryTime),
     /// Sequence numbers at or below this were committed before the run (replay watermark).
     pub seq_watermark: u64,
+    /// The address of `capacity[0]` ([`SELLER_BASE`] in generated markets).
+    pub seller_base: u32,
+    /// The address of `demand[0]` ([`PURCHASER_BASE`] in generated markets).
+    pub purchaser_base: u32,
 }
 
 /// First seller address; sellers are numbered up from here.
@@ -212,18 +216,20 @@ impl MarketRules {
             aux_price_max: Price::ZERO,
             window: (DeliveryTime(0), DeliveryTime(0)),
             seq_watermark: 0,
+            seller_base: SELLER_BASE,
+            purchaser_base: PURCHASER_BASE,
         }
     }
 
     /// The capacity the seller at `address` declared, if it is a seller.
     pub fn seller_capacity(&self, address: Address) -> Option<Energy> {
-        let i = address.0.checked_sub(SELLER_BASE)?;
+        let i = address.0.checked_sub(self.seller_base)?;
         self.capacity.get(i as usize).copied()
     }
 
     /// The demand the purchaser at `address` declared, if it is a purchaser.
     pub fn purchaser_demand(&self, address: Address) -> Option<Energy> {
-        let i = address.0.checked_sub(PURCHASER_BASE)?;
+        let i = address.0.checked_sub(self.purchaser_base)?;
         self.demand.get(i as usize).copied()
     }
 }
@@ -475,6 +481,8 @@ impl<'g> Market<'g> {
             aux_price_max: Price::from_raw(10_0000),
             window: (DeliveryTime(0), DeliveryTime(24 * 60)),
             seq_watermark: HISTORY,
+            seller_base: SELLER_BASE,
+            purchaser_base: PURCHASER_BASE,
         };
         let alpha = params.pareto_alpha_milli;
         Self {

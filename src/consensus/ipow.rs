@@ -182,20 +182,30 @@ pub struct Ipow {
     rounds_total: u64,
 }
 
-fn proof_message(
+/// The message a proof's tag authenticates: period, transaction, contract id, verdict code and
+/// validator, big-endian.
+pub fn proof_message(
     period: u64,
     tx: u32,
     id: &[u8; 32],
-    verdict: Verdict,
+    verdict_code: u8,
     validator: u32,
 ) -> [u8; 49] {
     let mut m = [0u8; 49];
     m[..8].copy_from_slice(&period.to_be_bytes());
     m[8..12].copy_from_slice(&tx.to_be_bytes());
     m[12..44].copy_from_slice(id);
-    m[44] = verdict.code();
+    m[44] = verdict_code;
     m[45..49].copy_from_slice(&validator.to_be_bytes());
     m
+}
+
+/// The MAC key validator `v` shares with the supervision node, derived from the IPOW seed (the
+/// supervisor, and an auditor acting as the supervisor, derive the same keys).
+pub fn validator_key(seed: u64, v: u32) -> hmac::Key {
+    let mut r = Rng::stream(seed, &[STREAM_KEYS, u64::from(v)]);
+    let key_bytes: Vec<u8> = (0..4).flat_map(|_| r.next_u64().to_le_bytes()).collect();
+    hmac::Key::new(hmac::HMAC_SHA256, &key_bytes)
 }
 
 /// What a liar reports for a transaction it found valid.
@@ -213,17 +223,13 @@ impl Ipow {
             .copied()
             .collect();
         let nodes = (0..n)
-            .map(|v| {
-                let mut r = Rng::stream(params.seed, &[STREAM_KEYS, u64::from(v)]);
-                let key_bytes: Vec<u8> = (0..4).flat_map(|_| r.next_u64().to_le_bytes()).collect();
-                ValidatorNode {
-                    key: hmac::Key::new(hmac::HMAC_SHA256, &key_bytes),
-                    fault: faulty.contains(&v).then_some(params.behaviour),
-                    validated: HashSet::new(),
-                    work_period: 0,
-                    work_total: 0,
-                    priority: 0,
-                }
+            .map(|v| ValidatorNode {
+                key: validator_key(params.seed, v),
+                fault: faulty.contains(&v).then_some(params.behaviour),
+                validated: HashSet::new(),
+                work_period: 0,
+                work_total: 0,
+                priority: 0,
             })
             .collect();
         Self {
@@ -256,7 +262,10 @@ impl Ipow {
             Some(Behaviour::Crash) => return (None, false),
         };
         let id = signed.id().0;
-        let tag = hmac::sign(&node.key, &proof_message(input.period, tx, &id, verdict, v));
+        let tag = hmac::sign(
+            &node.key,
+            &proof_message(input.period, tx, &id, verdict.code(), v),
+        );
         let mut t = [0u8; 32];
         t.copy_from_slice(tag.as_ref());
         (
@@ -370,7 +379,8 @@ impl Consensus for Ipow {
                 match proof {
                     Some(p) => {
                         let id = input.workload.transactions[p.tx as usize].id().0;
-                        let msg = proof_message(input.period, p.tx, &id, p.verdict, p.validator);
+                        let msg =
+                            proof_message(input.period, p.tx, &id, p.verdict.code(), p.validator);
                         if hmac::verify(&self.nodes[p.validator as usize].key, &msg, &p.tag).is_ok()
                         {
                             tallies[*pos as usize].proofs.push(*p);
@@ -531,12 +541,25 @@ fn majority_reason(proofs: &[Proof]) -> Verdict {
 /// The quorum certificate's leaf for one accepted transaction: SHA-256 of its contract id and
 /// every proof counted for it (validator, verdict code, tag), in the order they arrived.
 pub fn certificate_leaf(id: &Hash, proofs: &[Proof]) -> Hash {
+    certificate_leaf_of(
+        id,
+        proofs
+            .iter()
+            .map(|p| (p.validator, p.verdict.code(), &p.tag)),
+    )
+}
+
+/// [`certificate_leaf`] from (validator, verdict code, tag) triples, as a store holds them.
+pub fn certificate_leaf_of<'a>(
+    id: &Hash,
+    proofs: impl Iterator<Item = (u32, u8, &'a [u8; 32])>,
+) -> Hash {
     let mut h = Sha256::new();
     h.update(id);
-    for p in proofs {
-        h.update(p.validator.to_be_bytes());
-        h.update([p.verdict.code()]);
-        h.update(p.tag);
+    for (validator, code, tag) in proofs {
+        h.update(validator.to_be_bytes());
+        h.update([code]);
+        h.update(tag);
     }
     h.finalize().into()
 }

@@ -58,6 +58,8 @@ pub struct StageTimes {
     pub seal: Duration,
     /// O1: the period's congestion context (measured by the pipeline, not the variant).
     pub congestion: Duration,
+    /// Recording the sealed period in the store (`ipow run --store`), syncs included.
+    pub record: Duration,
 }
 
 impl StageTimes {
@@ -68,6 +70,7 @@ impl StageTimes {
         self.tally += other.tally;
         self.seal += other.seal;
         self.congestion += other.congestion;
+        self.record += other.record;
     }
 }
 

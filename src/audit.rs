@@ -425,7 +425,7 @@ struct SlaveView<'r> {
     record: &'r RawRecord,
     header: ChainHeader,
     /// Decoded contracts (only for slaves the viewer sees): (payload offset, contract).
-    contracts: Option<Vec<(usize, Result<SignedContract, String>)>>,
+    contracts: Option<Vec<Copy<'r>>>,
 }
 
 fn link_check(
@@ -582,7 +582,12 @@ fn audit_period(
                 s.contracts
                     .iter()
                     .map(|&(at, bytes)| {
-                        (at, SignedContract::decode(bytes).map_err(|e| e.to_string()))
+                        (
+                            at,
+                            bytes,
+                            crate::chain::record_digest(bytes),
+                            SignedContract::decode(bytes).map_err(|e| e.to_string()),
+                        )
                     })
                     .collect()
             });
@@ -946,18 +951,25 @@ fn check_consensus(
     }
 }
 
-/// Names the fields in which `a` and `b` differ.
+/// Names the fields in which `a` and `b` differ, as `field: a -> b`.
 pub fn field_diff(a: &Contract, b: &Contract) -> Vec<String> {
     let mut out = Vec::new();
-    macro_rules! cmp {
+    macro_rules! shown {
         ($($f:ident),*) => {$(
             if a.$f != b.$f {
-                out.push(format!("{}: {} -> {}", stringify!($f), Show(&a.$f), Show(&b.$f)));
+                out.push(format!("{}: {} -> {}", stringify!($f), a.$f, b.$f));
             }
         )*};
     }
-    cmp!(
-        category,
+    macro_rules! debugged {
+        ($($f:ident),*) => {$(
+            if a.$f != b.$f {
+                out.push(format!("{}: {:?} -> {:?}", stringify!($f), a.$f, b.$f));
+            }
+        )*};
+    }
+    debugged!(category);
+    shown!(
         seller,
         purchaser,
         transmission,
@@ -968,21 +980,14 @@ pub fn field_diff(a: &Contract, b: &Contract) -> Vec<String> {
         delivery_time,
         seller_seq,
         purchaser_seq,
-        transmission_seq,
-        aux
+        transmission_seq
     );
+    debugged!(aux);
     out
 }
 
-struct Show<'a, T>(&'a T);
-
-impl<T: std::fmt::Debug> std::fmt::Display for Show<'_, T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Debug of the amount types is their exact decimal; addresses and enums read as written.
-        let text = format!("{:?}", self.0);
-        f.write_str(&text)
-    }
-}
+/// A copy of a contract in a slave block: payload offset, bytes, record digest, decoded.
+type Copy<'r> = (usize, &'r [u8], Hash, Result<SignedContract, String>);
 
 fn check_slave_contents(
     state: &mut State,
@@ -991,50 +996,57 @@ fn check_slave_contents(
     period: u64,
     report: &mut AuditReport,
 ) {
-    // Every decodable copy by id; the first copy whose signatures verify is the reference.
-    let mut copies: HashMap<Hash, Vec<&SignedContract>> = HashMap::new();
+    // Distinct records (by digest: same bytes, same digest) and the digests of each id's copies.
+    let mut distinct: HashMap<Hash, &SignedContract> = HashMap::new();
+    let mut by_id: HashMap<Hash, Vec<Hash>> = HashMap::new();
     for s in slaves {
-        for (_, c) in s.contracts.iter().flatten() {
-            if let Ok(c) = c {
-                copies.entry(c.id().0).or_default().push(c);
+        for (_, _, digest, c) in s.contracts.iter().flatten() {
+            if let Ok(c) = c
+                && distinct.insert(*digest, c).is_none()
+            {
+                by_id.entry(c.id().0).or_default().push(*digest);
             }
         }
     }
-    let distinct: Vec<(Hash, &SignedContract)> = copies.iter().map(|(id, v)| (*id, v[0])).collect();
-    let verified: HashMap<Hash, bool> = distinct
+    let records: Vec<(Hash, &SignedContract)> = distinct.iter().map(|(d, c)| (*d, *c)).collect();
+    let verified: HashMap<Hash, bool> = records
         .par_iter()
-        .map(|(id, c)| (*id, c.verify_signatures(&state.registry).is_ok()))
+        .map(|(d, c)| (*d, c.verify_signatures(&state.registry).is_ok()))
         .collect();
-    report.contracts_signature_checked += distinct.len() as u64;
-    // Copies with the same id are the same bytes (the id is the hash of the canonical contract),
-    // but their signatures are outside the id: check each different signature set as well.
-    let mut odd_signatures: HashSet<(Hash, usize)> = HashSet::new();
-    for (id, v) in &copies {
-        for (k, c) in v.iter().enumerate().skip(1) {
-            if c.signatures != v[0].signatures && c.verify_signatures(&state.registry).is_err() {
-                odd_signatures.insert((*id, k));
-            }
-        }
-    }
-    let good = |id: &Hash| verified.get(id).copied().unwrap_or(false);
+    report.contracts_signature_checked += records.len() as u64;
+    let signatures_ok = |digest: &Hash| verified.get(digest).copied().unwrap_or(false);
+    // The reference copy of an id: the first whose signatures verify.
+    let reference = |id: &Hash| -> Option<(Hash, &SignedContract)> {
+        let digests = by_id.get(id)?;
+        let d = digests.iter().find(|d| signatures_ok(d))?;
+        distinct.get(d).map(|c| (*d, *c))
+    };
+    let any_copy = |id: &Hash| -> Option<&SignedContract> {
+        by_id
+            .get(id)
+            .and_then(|v| v.first())
+            .and_then(|d| distinct.get(d).copied())
+    };
     if state.baseline
         && let Some(b) = consensus
     {
+        // The same work from memory: every distinct record's signatures, every slave root over
+        // its records' digests, the consensus root over the ids.
         let t = Instant::now();
-        let ok = distinct
+        let ok = records
             .par_iter()
             .filter(|(_, c)| c.verify_signatures(&state.registry).is_ok())
             .count();
         let roots: Vec<Hash> = slaves
             .par_iter()
             .map(|s| {
-                let ids: Vec<Hash> = s
+                let leaves: Vec<Hash> = s
                     .contracts
                     .iter()
                     .flatten()
-                    .filter_map(|(_, c)| c.as_ref().ok().map(|c| c.id().0))
+                    .map(|(_, bytes, _, _)| crate::chain::record_digest(bytes))
                     .collect();
-                root_32(&ids)
+                root_32(&leaves)
             })
             .collect();
         std::hint::black_box((ok, roots, b.id_root()));
@@ -1057,8 +1069,10 @@ fn check_slave_contents(
         let chain = s.header.chain.to_string();
         let here = |f: Finding| f.at(s.record).in_block(period, Some(s.header.height));
         let mut stored: Vec<Hash> = Vec::with_capacity(contracts.len());
-        for (pos, (at, c)) in contracts.iter().enumerate() {
+        let mut stored_leaves: Vec<Hash> = Vec::with_capacity(contracts.len());
+        for (pos, (at, _, digest, c)) in contracts.iter().enumerate() {
             report.contract_copies_checked += 1;
+            stored_leaves.push(*digest);
             let c = match c {
                 Ok(c) => c,
                 Err(e) => {
@@ -1083,11 +1097,7 @@ fn check_slave_contents(
                     ..Finding::new(&chain, format!("{address} is not a party to this contract"))
                 }));
             }
-            let copy_bad = copies
-                .get(&id)
-                .and_then(|v| v.iter().position(|x| std::ptr::eq(*x, c)))
-                .is_some_and(|k| odd_signatures.contains(&(id, k)));
-            if !good(&id) || copy_bad {
+            if !signatures_ok(digest) {
                 findings.push(here(Finding {
                     contract: Some(hex::encode(id)),
                     position: Some(pos),
@@ -1097,15 +1107,13 @@ fn check_slave_contents(
             }
         }
         on_some_chain.extend(stored.iter().copied());
-        let stored_root = root_32(&stored);
+        let stored_root = root_32(&stored_leaves);
         // What this slave should hold: the committed contracts it is party to, block order.
         let expected: Vec<Hash> = if consensus.is_some() {
             committed
                 .iter()
                 .filter(|id| {
-                    copies
-                        .get(*id)
-                        .is_some_and(|v| parties(v[0]).iter().any(|(a, _)| *a == address))
+                    any_copy(id).is_some_and(|c| parties(c).iter().any(|(a, _)| *a == address))
                 })
                 .copied()
                 .collect()
@@ -1113,13 +1121,27 @@ fn check_slave_contents(
             stored.clone()
         };
         if stored != expected {
-            diagnose_list(&chain, &stored, &expected, &copies, &good, findings, &here);
+            diagnose_list(
+                &chain,
+                &stored,
+                &expected,
+                &|id| reference(id).map(|(_, c)| c),
+                &any_copy,
+                findings,
+                &here,
+            );
         }
-        if stored_root != s.header.root || stored.len() as u64 != s.header.leaf_count {
-            let path = if stored.len() == expected.len() && root_32(&expected) == s.header.root {
-                changed_path(&expected, &stored)
-            } else {
-                Vec::new()
+        if stored_root != s.header.root || stored_leaves.len() as u64 != s.header.leaf_count {
+            // The leaves the committed contracts give (their verified copies), for the path.
+            let expected_leaves: Option<Vec<Hash>> = expected
+                .iter()
+                .map(|id| reference(id).map(|(d, _)| d))
+                .collect();
+            let path = match expected_leaves {
+                Some(e) if e.len() == stored_leaves.len() && root_32(&e) == s.header.root => {
+                    changed_path(&e, &stored_leaves)
+                }
+                _ => Vec::new(),
             };
             findings.push(here(Finding {
                 field: Some("root".into()),
@@ -1131,7 +1153,7 @@ fn check_slave_contents(
                          under {}",
                         s.header.leaf_count,
                         short(&s.header.root),
-                        stored.len(),
+                        stored_leaves.len(),
                         short(&stored_root)
                     ),
                 )
@@ -1176,12 +1198,12 @@ fn changed_path(expected: &[Hash], stored: &[Hash]) -> Vec<PathNode> {
     }
 }
 
-fn diagnose_list(
+fn diagnose_list<'c>(
     chain: &str,
     stored: &[Hash],
     expected: &[Hash],
-    copies: &HashMap<Hash, Vec<&SignedContract>>,
-    good: &dyn Fn(&Hash) -> bool,
+    reference: &dyn Fn(&Hash) -> Option<&'c SignedContract>,
+    any_copy: &dyn Fn(&Hash) -> Option<&'c SignedContract>,
     findings: &mut Vec<Finding>,
     here: &dyn Fn(Finding) -> Finding,
 ) {
@@ -1204,10 +1226,10 @@ fn diagnose_list(
             let original = expected
                 .get(pos)
                 .filter(|e| !stored_set.contains(e))
-                .and_then(|e| copies.get(e).map(|v| (e, v[0])));
-            let tampered = copies.get(id).map(|v| v[0]);
+                .and_then(|e| reference(e).map(|o| (e, o)));
+            let tampered = any_copy(id);
             let (field, message) = match (original, tampered) {
-                (Some((oid, o)), Some(t)) if good(oid) => {
+                (Some((oid, o)), Some(t)) => {
                     let diff = field_diff(&o.contract, &t.contract);
                     let message = if diff.is_empty() {
                         format!(
@@ -1346,17 +1368,24 @@ pub fn prove(dir: &Path, id: &Hash, party: Option<Address>) -> Result<ContractPr
         for r in records.iter().filter(|r| r.kind == kind::SLAVE) {
             let s = decode_slave(&r.payload).map_err(|e| err(Some(r.offset), e.to_string()))?;
             if found.is_none() {
-                let contracts: Vec<SignedContract> = s
+                let contracts: Vec<Option<SignedContract>> = s
                     .contracts
                     .iter()
-                    .filter_map(|(_, b)| SignedContract::decode(b).ok())
+                    .map(|(_, b)| SignedContract::decode(b).ok())
                     .collect();
-                if let Some(pos) = contracts.iter().position(|c| c.id().0 == *id) {
-                    let c = &contracts[pos];
+                if let Some((pos, Some(c))) = contracts
+                    .iter()
+                    .enumerate()
+                    .find(|(_, c)| c.as_ref().is_some_and(|c| c.id().0 == *id))
+                {
                     let wanted = party.unwrap_or(c.contract.seller);
                     if s.header.chain == ChainId::Slave(wanted) {
-                        let ids: Vec<Hash> = contracts.iter().map(|c| c.id().0).collect();
-                        found = Some((s.header, ids, pos, c.encode()));
+                        let leaves: Vec<Hash> = s
+                            .contracts
+                            .iter()
+                            .map(|(_, b)| crate::chain::record_digest(b))
+                            .collect();
+                        found = Some((s.header, leaves, pos, c.encode()));
                     }
                 }
             }

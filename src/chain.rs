@@ -7,7 +7,9 @@
 //! ```text
 //! consortium block p   root over [BCE head, BCN head, BCS head, BCL head, consensus block hash]
 //!   master block (end)   root over the hashes of the end's new slave block headers, address order
-//!     slave block (party)  root over the ids of the period's contracts the party is in, block order
+//!     slave block (party)  root over the record digests of the period's contracts the party is
+//!                          in, block order (digest = SHA-256 of the signed contract's bytes, so
+//!                          the signatures are committed as well as the contract)
 //! ```
 //!
 //! - **Topology** ([`Topology`]): every participant with an end (`Role::end`) is a slave node; the
@@ -339,11 +341,19 @@ pub struct SlaveBlock {
     pub contracts: Vec<u32>,
 }
 
+/// The digest a slave block commits for a contract: SHA-256 of its signed canonical bytes
+/// (contract and the three signatures; the id covers the contract alone).
+pub fn record_digest(signed_bytes: &[u8]) -> Hash {
+    Sha256::digest(signed_bytes).into()
+}
+
 /// Everything one period adds to the chains.
 #[derive(Clone, Debug)]
 pub struct PeriodBlocks {
     /// The period.
     pub period: u64,
+    /// Each contract's signed canonical bytes, in block order.
+    pub encoded: Vec<Vec<u8>>,
     /// The consensus block.
     pub consensus: ConsensusBlock,
     /// New slave blocks, in address order.
@@ -476,14 +486,13 @@ pub fn build_period(
         }
     }
     let lists: Vec<(Address, Vec<u32>)> = by_slave.into_iter().collect();
+    let encoded: Vec<Vec<u8>> = contracts.par_iter().map(SignedContract::encode).collect();
+    let digests: Vec<Hash> = encoded.par_iter().map(|b| record_digest(b)).collect();
     let roots: Vec<Hash> = lists
         .par_iter()
         .map(|(_, positions)| {
-            let ids: Vec<Hash> = positions
-                .iter()
-                .map(|&k| consensus.entries[k as usize].id)
-                .collect();
-            root_32(&ids)
+            let leaves: Vec<Hash> = positions.iter().map(|&k| digests[k as usize]).collect();
+            root_32(&leaves)
         })
         .collect();
     let mut slaves = Vec::with_capacity(lists.len());
@@ -539,6 +548,7 @@ pub fn build_period(
     tips.advance(&consortium);
     Ok(PeriodBlocks {
         period,
+        encoded,
         consensus,
         slaves,
         masters,
@@ -678,8 +688,11 @@ pub fn verify_proof(proof: &ContractProof, head: &Hash) -> Result<ProvenContract
     let bytes =
         hex::decode(&proof.contract).map_err(|e| fail("contract", format!("not hex: {e}")))?;
     let signed = SignedContract::decode(&bytes).map_err(|e| fail("contract", e.to_string()))?;
+    if signed.encode() != bytes {
+        return Err(fail("contract", "not the canonical encoding"));
+    }
     let id = signed.id().0;
-    let slave = check_level("slave", &proof.slave, &id)?;
+    let slave = check_level("slave", &proof.slave, &record_digest(&bytes))?;
     let ChainId::Slave(address) = slave.chain else {
         return Err(fail("slave", "the header is not a slave chain's"));
     };

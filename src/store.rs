@@ -465,12 +465,8 @@ pub fn decode_commit(p: &[u8]) -> Result<(u64, Hash), FieldError> {
 }
 
 /// Encodes one period's records into one buffer.
-pub fn encode_period(
-    blocks: &PeriodBlocks,
-    contracts: &[SignedContract],
-) -> Result<Vec<u8>, String> {
-    use rayon::prelude::*;
-    let encoded: Vec<Vec<u8>> = contracts.par_iter().map(SignedContract::encode).collect();
+pub fn encode_period(blocks: &PeriodBlocks) -> Result<Vec<u8>, String> {
+    let encoded = &blocks.encoded;
     let mut out = Vec::new();
     let mut p = Vec::new();
     encode_consensus(&mut p, &blocks.consensus);
@@ -640,7 +636,7 @@ impl StoreWriter {
                     offset: Some(self.end),
                     message: e.to_string(),
                 })?;
-        let bytes = encode_period(&blocks, contracts).map_err(|message| StoreError {
+        let bytes = encode_period(&blocks).map_err(|message| StoreError {
             file: log_path.display().to_string(),
             offset: Some(self.end),
             message,

@@ -35,3 +35,5 @@ mod paper;
 /// Settlement: the rules on hand-computed examples, the ledger against a sequential model,
 /// conservation, overdraft and overflow.
 mod settlement;
+/// The multi-chain store: audits clean and tampered, visibility, proofs, torn tails, kills.
+mod store;

@@ -601,23 +601,40 @@ fn killed_runs_always_reopen_to_a_consistent_prefix_that_audits_clean() {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<(u64, String)>();
         let reader = std::thread::spawn(move || {
-            let mut announced = Vec::new();
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(rest) = line.strip_prefix("committed ") {
                     let mut parts = rest.split(' ');
                     let p: u64 = parts.next().unwrap().parse().unwrap();
-                    announced.push((p, parts.next().unwrap().to_owned()));
+                    let _ = tx.send((p, parts.next().unwrap().to_owned()));
                 }
             }
-            announced
         });
-        // Kill points spread over the whole run, start-up included.
-        let delay = full.mul_f64((f64::from(k) + 0.5) / 50.0);
-        std::thread::sleep(delay);
+        // Kill points: the first few during start-up (timed from the reference run), the rest
+        // after a chosen number of announced periods plus 0 to 1.6 ms, so that they land
+        // during the following period's work and its writes.
+        let mut announced = Vec::new();
+        let delay = if k < 5 {
+            let d = full.mul_f64(f64::from(k) / 40.0);
+            std::thread::sleep(d);
+            d
+        } else {
+            let target = (k as usize * 7) % (expected.len() - 1) + 1;
+            while announced.len() < target {
+                match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+                    Ok(a) => announced.push(a),
+                    Err(_) => break,
+                }
+            }
+            let d = std::time::Duration::from_micros(u64::from(k % 9) * 200);
+            std::thread::sleep(d);
+            d
+        };
         let _ = child.kill();
         let _ = child.wait();
-        let announced = reader.join().unwrap();
+        reader.join().unwrap();
+        announced.extend(rx.try_iter());
         if !dir.exists() {
             assert!(announced.is_empty(), "kill {k}: announced without a store");
             continue;

@@ -24,6 +24,7 @@ criterion_group!(period, benchmarks::period::bench);
 criterion_group!(settlement, benchmarks::settlement::bench);
 criterion_group!(grid, benchmarks::grid::bench);
 criterion_group!(datasets, benchmarks::datasets::bench);
+criterion_group!(store, benchmarks::store::bench);
 criterion_main!(
     merkle,
     signatures,
@@ -32,5 +33,6 @@ criterion_main!(
     settlement,
     grid,
     datasets,
-    period
+    period,
+    store
 );

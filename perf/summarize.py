@@ -101,6 +101,12 @@ ratio(f"dataset reader (every digest, every record) / bare fs::read of the file,
       rate(io, "ipow_reader_all", all_t), rate(io, "bare_fs_read_bytes", all_t))
 ratio(f"dataset writer (encode, digests, fsync, rename) / bare fs::read of the file, {all_t}",
       rate(io, "ipow_writer_all", all_t), rate(io, "bare_fs_read_bytes", all_t))
+sr = "store_run"
+ratio(f"IPOW run (4096 tx, q=3, 4 periods) with --store / without, {all_t}",
+      rate(sr, "run_with_store", all_t), rate(sr, "run_without_store", all_t), 0.80)
+sa = "store_audit"
+ratio(f"audit of that store as supervisor / the same signatures and roots checked in memory, {all_t}",
+      rate(sa, "audit_supervisor", all_t), rate(sa, "in_memory_checks", all_t), 0.70)
 extra = []
 if rate("grid_ptdf_case2869", "ipow_ptdf_full", all_t):
     extra.append(f"- full PTDF of case2869pegase (criterion, warm): "

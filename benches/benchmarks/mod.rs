@@ -7,6 +7,7 @@ pub mod period;
 pub mod pow;
 pub mod settlement;
 pub mod signatures;
+pub mod store;
 
 /// A named rayon pool of `threads` threads.
 pub fn pool(threads: usize) -> rayon::ThreadPool {

@@ -1,0 +1,152 @@
+//! The durable store's cost, side by side: a whole IPOW run (q=3) over TXS transactions with
+//! and without `--store` (every sealed period written as one write and fsynced, its index entry
+//! fsynced), and an audit of that store as the supervisor beside the in-memory checks it must
+//! at least keep up with (every record's signatures and every slave root, from memory).
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use ipow::audit::{AuditOptions, Viewer, audit};
+use ipow::chain::StoredMember;
+use ipow::consensus::ipow::{Behaviour, IpowParams};
+use ipow::run::{Load, RunConfig, VariantConfig, run_recorded, run_with};
+use ipow::store::{Genesis, StoreWriter, StoredConsensus};
+use ipow::workload::{Market, WorkloadParams};
+
+use super::{all_cores, pool};
+
+/// Transactions in the run.
+const TXS: usize = 4096;
+/// Transactions per period (four periods, four synced writes).
+const PERIOD: usize = 1024;
+
+pub fn bench(c: &mut Criterion) {
+    let cores = all_cores();
+    let all = pool(cores);
+    let params = WorkloadParams {
+        invalid_ppm: 0,
+        ..WorkloadParams::for_participants(7, 400, TXS)
+    };
+    let market = all.install(|| Market::new(params, None));
+    let workload = all.install(|| market.batch(0..TXS as u64));
+    let ipow = IpowParams {
+        validators: 64,
+        quorum: 3,
+        extra_max: 4,
+        byzantine_fraction: 0.0,
+        behaviour: Behaviour::Liar,
+        seed: 7,
+    };
+    let genesis = Genesis {
+        slaves_per_master: ipow::chain::SLAVES_PER_MASTER,
+        consensus: StoredConsensus::Ipow {
+            seed: ipow.seed,
+            validators: ipow.validators,
+            quorum: ipow.quorum,
+            extra: ipow.extra_max,
+        },
+        members: market
+            .members
+            .iter()
+            .map(|m| StoredMember {
+                address: m.address,
+                role: m.role,
+                public_key: m.public_key,
+            })
+            .collect(),
+    };
+    let config = RunConfig {
+        variant: VariantConfig::Ipow(ipow),
+        period_txs: PERIOD,
+        load: Load::ClosedLoop,
+    };
+    let root = std::env::temp_dir().join(format!("ipow-bench-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let mut n = 0u64;
+    let stored_run = |dir: &std::path::Path| {
+        let mut w = StoreWriter::create(dir, &genesis).unwrap();
+        let r = all.install(|| {
+            run_recorded(
+                &config,
+                &workload,
+                None,
+                &mut |wl, out| w.append_period(wl, out).map(|_| ()),
+                &mut |_, _| {},
+            )
+            .unwrap()
+        });
+        assert_eq!(w.periods(), r.blocks.len() as u64);
+        r
+    };
+    let mut g = c.benchmark_group("store_run");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(TXS as u64));
+    g.bench_function(
+        BenchmarkId::new("run_without_store", format!("{cores}t")),
+        |b| {
+            b.iter(|| all.install(|| black_box(run_with(&config, &workload, None, &mut |_, _| {}))))
+        },
+    );
+    g.bench_function(
+        BenchmarkId::new("run_with_store", format!("{cores}t")),
+        |b| {
+            b.iter(|| {
+                n += 1;
+                let dir = root.join(format!("run-{n}"));
+                let r = stored_run(&dir);
+                let _ = std::fs::remove_dir_all(&dir);
+                black_box(r)
+            })
+        },
+    );
+    g.finish();
+
+    // One store to audit; its contracts, decoded, for the in-memory checks.
+    let dir = root.join("audited");
+    let r = stored_run(&dir);
+    assert_eq!(r.accepted, TXS as u64);
+    let supervisor = AuditOptions {
+        viewer: Viewer::Supervisor,
+        baseline: false,
+    };
+    let check = all.install(|| audit(&dir, supervisor).unwrap());
+    assert!(check.clean, "{:#?}", check.findings);
+    assert_eq!(check.contracts_committed, TXS as u64);
+    let registry = &workload.rules.registry;
+    // The stored bytes, already in memory (encoded outside the timed loop).
+    let encoded: Vec<Vec<u8>> = workload.transactions.iter().map(|c| c.encode()).collect();
+    let mut g = c.benchmark_group("store_audit");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(TXS as u64));
+    g.bench_function(
+        BenchmarkId::new("in_memory_checks", format!("{cores}t")),
+        |b| {
+            use rayon::prelude::*;
+            b.iter(|| {
+                all.install(|| {
+                    let ok = workload
+                        .transactions
+                        .par_iter()
+                        .filter(|c| c.verify_signatures(registry).is_ok())
+                        .count();
+                    // Each contract sits in three slave blocks: its record digest three times.
+                    let digests: Vec<[u8; 32]> = encoded
+                        .par_iter()
+                        .flat_map_iter(|b| {
+                            let d = ipow::chain::record_digest(b);
+                            [d, d, d]
+                        })
+                        .collect();
+                    black_box((ok, ipow::merkle::root_32(&digests)))
+                })
+            })
+        },
+    );
+    g.bench_function(
+        BenchmarkId::new("audit_supervisor", format!("{cores}t")),
+        |b| b.iter(|| all.install(|| black_box(audit(&dir, supervisor).unwrap()))),
+    );
+    g.finish();
+    let _ = std::fs::remove_dir_all(&root);
+}

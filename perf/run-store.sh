@@ -2,7 +2,7 @@
 # Records the durable store's cost into perf/runs/<date>-<machine>-store/:
 # 1. criterion, side by side: an IPOW run (4096 tx, q=3, 4 periods) with and without the store,
 #    and an audit of that store beside the same checks from memory (raw.csv, summary.md);
-# 2. a 1,000,000-contract IPOW run with --store (run.json, run-time.txt), then
+# 2. a 1,000,000-contract IPOW run (no planted invalid, so all are committed) with --store (run.json, run-time.txt), then
 #    `ipow audit --baseline` of it: the audit's rate beside the same contracts' signatures and
 #    Merkle roots checked again from memory in the same process (audit.json, audit-time.txt);
 # 3. the same 100,000-contract run with and without --store, alternating, twice each
@@ -17,7 +17,7 @@ cargo build --release
 bin=target/release/ipow
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-/usr/bin/time -v "$bin" run --contracts 1000000 --store "$tmp/1m" --json > "$tmp/run.json" 2> "$run/run-time.txt"
+/usr/bin/time -v "$bin" run --contracts 1000000 --invalid 0 --store "$tmp/1m" --json > "$tmp/run.json" 2> "$run/run-time.txt"
 python3 - "$tmp/run.json" > "$run/run.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))

@@ -586,7 +586,12 @@ fn audit_period(
                             at,
                             bytes,
                             crate::chain::record_digest(bytes),
-                            SignedContract::decode(bytes).map_err(|e| e.to_string()),
+                            SignedContract::decode(bytes)
+                                .map(|c| {
+                                    let id = c.id().0;
+                                    (c, id)
+                                })
+                                .map_err(|e| e.to_string()),
                         )
                     })
                     .collect()
@@ -986,8 +991,14 @@ pub fn field_diff(a: &Contract, b: &Contract) -> Vec<String> {
     out
 }
 
-/// A copy of a contract in a slave block: payload offset, bytes, record digest, decoded.
-type Copy<'r> = (usize, &'r [u8], Hash, Result<SignedContract, String>);
+/// A copy of a contract in a slave block: payload offset, bytes, record digest, decoded with
+/// its id.
+type Copy<'r> = (
+    usize,
+    &'r [u8],
+    Hash,
+    Result<(SignedContract, Hash), String>,
+);
 
 fn check_slave_contents(
     state: &mut State,
@@ -1001,10 +1012,10 @@ fn check_slave_contents(
     let mut by_id: HashMap<Hash, Vec<Hash>> = HashMap::new();
     for s in slaves {
         for (_, _, digest, c) in s.contracts.iter().flatten() {
-            if let Ok(c) = c
+            if let Ok((c, id)) = c
                 && distinct.insert(*digest, c).is_none()
             {
-                by_id.entry(c.id().0).or_default().push(*digest);
+                by_id.entry(*id).or_default().push(*digest);
             }
         }
     }
@@ -1056,6 +1067,19 @@ fn check_slave_contents(
     let committed: Vec<Hash> = consensus
         .map(|b| b.entries.iter().map(|e| e.id).collect())
         .unwrap_or_default();
+    // What each party should hold: the committed contracts it is party to, in block order.
+    let mut expected_of: HashMap<Address, Vec<Hash>> = HashMap::new();
+    for id in &committed {
+        if let Some(c) = any_copy(id) {
+            for (a, _) in parties(c) {
+                // A party in two roles of one contract keeps it once.
+                let list = expected_of.entry(a).or_default();
+                if list.last() != Some(id) {
+                    list.push(*id);
+                }
+            }
+        }
+    }
     let findings = &mut report.findings;
     let mut on_some_chain: HashSet<Hash> = HashSet::new();
     for s in slaves {
@@ -1073,8 +1097,8 @@ fn check_slave_contents(
         for (pos, (at, _, digest, c)) in contracts.iter().enumerate() {
             report.contract_copies_checked += 1;
             stored_leaves.push(*digest);
-            let c = match c {
-                Ok(c) => c,
+            let (c, id) = match c {
+                Ok((c, id)) => (c, *id),
                 Err(e) => {
                     findings.push(here(Finding {
                         position: Some(pos),
@@ -1085,7 +1109,6 @@ fn check_slave_contents(
                     continue;
                 }
             };
-            let id = c.id().0;
             stored.push(id);
             if state.viewer != Viewer::Supervisor {
                 report.contracts_seen.push(hex::encode(id));
@@ -1110,13 +1133,7 @@ fn check_slave_contents(
         let stored_root = root_32(&stored_leaves);
         // What this slave should hold: the committed contracts it is party to, block order.
         let expected: Vec<Hash> = if consensus.is_some() {
-            committed
-                .iter()
-                .filter(|id| {
-                    any_copy(id).is_some_and(|c| parties(c).iter().any(|(a, _)| *a == address))
-                })
-                .copied()
-                .collect()
+            expected_of.remove(&address).unwrap_or_default()
         } else {
             stored.clone()
         };

@@ -314,7 +314,7 @@ impl ConsensusBlock {
     pub fn certificate_root(&self) -> Hash {
         let leaves: Vec<Hash> = self
             .entries
-            .iter()
+            .par_iter()
             .map(|e| {
                 crate::consensus::ipow::certificate_leaf_of(
                     &e.id,

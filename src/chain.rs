@@ -211,6 +211,16 @@ pub struct StoredMember {
     pub public_key: [u8; 32],
 }
 
+impl From<&crate::workload::Member> for StoredMember {
+    fn from(m: &crate::workload::Member) -> Self {
+        Self {
+            address: m.address,
+            role: m.role,
+            public_key: m.public_key,
+        }
+    }
+}
+
 /// A master node: its end, its number within the end, its slaves.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MasterNode {

@@ -785,15 +785,7 @@ fn run_command(args: &RunArgs) -> anyhow::Result<()> {
             generated.batch(0..params.contracts.min(ipow::workload::MAX_TRANSACTIONS) as u64);
         let mut writer = match &args.store {
             Some(dir) => {
-                let members = generated
-                    .members
-                    .iter()
-                    .map(|m| ipow::chain::StoredMember {
-                        address: m.address,
-                        role: m.role,
-                        public_key: m.public_key,
-                    })
-                    .collect();
+                let members = generated.members.iter().map(Into::into).collect();
                 Some(ipow::store::StoreWriter::create(
                     dir,
                     &genesis_for(members, &config.variant),

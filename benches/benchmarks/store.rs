@@ -7,7 +7,6 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use ipow::audit::{AuditOptions, Viewer, audit};
-use ipow::chain::StoredMember;
 use ipow::consensus::ipow::{Behaviour, IpowParams};
 use ipow::run::{Load, RunConfig, VariantConfig, run_recorded, run_with};
 use ipow::store::{Genesis, StoreWriter, StoredConsensus};
@@ -45,15 +44,7 @@ pub fn bench(c: &mut Criterion) {
             quorum: ipow.quorum,
             extra: ipow.extra_max,
         },
-        members: market
-            .members
-            .iter()
-            .map(|m| StoredMember {
-                address: m.address,
-                role: m.role,
-                public_key: m.public_key,
-            })
-            .collect(),
+        members: market.members.iter().map(Into::into).collect(),
     };
     let config = RunConfig {
         variant: VariantConfig::Ipow(ipow),

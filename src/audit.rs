@@ -549,7 +549,7 @@ fn audit_period(
         }
     });
     if let (Some(b), Some(r)) = (&consensus, consensus_record) {
-        check_consensus(state, b, r, period, report_counts(report));
+        check_consensus(state, b, r, period, report);
     }
     let findings = &mut report.findings;
     // Slave blocks: headers for everyone, contents for whom may see them.
@@ -794,30 +794,14 @@ fn audit_period(
     report.head = consortium_hash.map(hex::encode);
 }
 
-struct Counts<'a> {
-    findings: &'a mut Vec<Finding>,
-    committed: &'a mut u64,
-    certificate_entries: &'a mut u64,
-    tags: &'a mut u64,
-}
-
-fn report_counts(report: &mut AuditReport) -> Counts<'_> {
-    Counts {
-        findings: &mut report.findings,
-        committed: &mut report.contracts_committed,
-        certificate_entries: &mut report.certificate_entries_checked,
-        tags: &mut report.tags_checked,
-    }
-}
-
 fn check_consensus(
     state: &mut State,
     b: &ConsensusBlock,
     r: &RawRecord,
     period: u64,
-    counts: Counts<'_>,
+    report: &mut AuditReport,
 ) {
-    let findings = counts.findings;
+    let findings = &mut report.findings;
     let h = &b.header;
     let f = |field: &str, message: String| {
         Finding {
@@ -827,7 +811,7 @@ fn check_consensus(
         .at(r)
         .in_block(period, Some(h.height))
     };
-    *counts.committed += b.entries.len() as u64;
+    report.contracts_committed += b.entries.len() as u64;
     if h.period != period || h.height != period {
         findings.push(f(
             "period",
@@ -883,7 +867,7 @@ fn check_consensus(
                     "the quorum certificate does not hash to the header's consensus root".into(),
                 ));
             }
-            *counts.certificate_entries += b.entries.len() as u64;
+            report.certificate_entries_checked += b.entries.len() as u64;
             let supervisor = state.viewer == Viewer::Supervisor;
             let bad: Vec<Finding> = b
                 .entries
@@ -949,7 +933,7 @@ fn check_consensus(
                 })
                 .collect();
             if supervisor {
-                *counts.tags += b.entries.iter().map(|e| e.proofs.len() as u64).sum::<u64>();
+                report.tags_checked += b.entries.iter().map(|e| e.proofs.len() as u64).sum::<u64>();
             }
             findings.extend(bad);
         }

@@ -702,11 +702,6 @@ impl StoreWriter {
     pub fn periods(&self) -> u64 {
         self.periods
     }
-
-    /// The store's directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
 }
 
 /// One record as read.

@@ -88,6 +88,19 @@ pub enum Role {
 }
 
 impl Role {
+    /// The role's name as files spell it (`seller`, `transmission_company`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Seller => "seller",
+            Role::Purchaser => "purchaser",
+            Role::TransmissionCompany => "transmission_company",
+            Role::GridOperator => "grid_operator",
+            Role::Source => "source",
+            Role::IntegratedEnergyServiceCompany => "integrated_energy_service_company",
+            Role::GovernmentSupervisor => "government_supervisor",
+        }
+    }
+
     /// The end a role belongs to in the paper's network framework. The supervisor sits above
     /// the ends and belongs to none.
     pub fn end(self) -> Option<End> {

@@ -28,6 +28,7 @@ pub mod rng;
 pub mod run;
 pub mod scenario;
 pub mod settle;
+pub mod settlement;
 pub mod sha_lanes;
 pub mod store;
 pub mod stress;

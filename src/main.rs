@@ -40,15 +40,18 @@ enum Command {
     /// Run a consensus variant over a generated workload and report throughput, latency, work
     /// and safety against ground truth.
     Run(RunArgs),
-    /// Settle the paper's market from a meter readings file: transfers per contract and each
-    /// participant's statement (the shape of Table 4).
+    /// Settle a market from a meter readings file: each participant's statement (the shape of
+    /// Table 4), and for the paper's market the transfers of each contract.
     Settle {
-        /// The readings file (see datasets/paper/readings-*.json).
+        /// The readings file (see datasets/paper/readings-*.json). Required for the paper's
+        /// market; for a dataset, default: the readings the dataset records.
         #[arg(long)]
-        readings: std::path::PathBuf,
-        /// A market file in the format of datasets/paper/market.json (default: the embedded one).
-        #[arg(long)]
-        market: Option<std::path::PathBuf>,
+        readings: Option<std::path::PathBuf>,
+        /// The market: a file in the format of datasets/paper/market.json, or a dataset (binary,
+        /// or JSON `ipow-market/1`) whose contracts that pass the checks settle as one period
+        /// (default: the paper's market, embedded).
+        #[arg(long, alias = "market")]
+        dataset: Option<std::path::PathBuf>,
         /// The purchaser's share of the transmission cost, as a decimal fraction such as "0.5".
         #[arg(long, default_value = "0.5")]
         share: String,
@@ -172,7 +175,7 @@ struct StressArgs {
     json: bool,
 }
 
-/// The generated market's rates, shared by `generate` and `stress`.
+/// The generated market's rates, shared by `generate`, `stress` and `run`.
 #[derive(clap::Args)]
 struct MarketRates {
     /// Fraction of transactions planted invalid, with known reasons.
@@ -336,9 +339,8 @@ struct RunArgs {
     /// Contracts in the built-in workload (the paper's market scaled up).
     #[arg(long, default_value_t = 20_000)]
     contracts: usize,
-    /// Fraction of transactions planted invalid, with known reasons.
-    #[arg(long, default_value_t = 0.05)]
-    invalid: f64,
+    #[command(flatten)]
+    rates: MarketRates,
     /// Seed of everything random.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -370,6 +372,13 @@ struct RunArgs {
     /// (for crash tests that kill the process and check nothing committed was lost).
     #[arg(long, hide = true)]
     announce_commits: bool,
+    /// Every account's opening balance on the run's ledger (accepted contracts settle on it
+    /// from the workload's meter readings after each period commits).
+    #[arg(long, default_value = "100000000.00")]
+    opening_balance: String,
+    /// The purchaser's share of the transmission cost, as a decimal fraction such as "0.5".
+    #[arg(long, default_value = "0.5")]
+    share: String,
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -449,56 +458,182 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stress(args) => stress_command(&args)?,
         Command::Settle {
             readings,
-            market,
+            dataset,
             share,
             opening_balance,
             json,
-        } => {
-            let market = load_market(market.as_deref())?;
-            let path = readings.display().to_string();
-            let size = std::fs::metadata(&readings)
-                .with_context(|| format!("{path}: cannot read"))?
-                .len();
-            if size > ipow::readings::MAX_FILE_BYTES {
-                anyhow::bail!(
-                    "{path}: {size} bytes is over the {} byte limit",
-                    ipow::readings::MAX_FILE_BYTES
-                );
-            }
-            let text = std::fs::read_to_string(&readings)
-                .with_context(|| format!("{path}: cannot read"))?;
-            let lookup = |name: &str| {
-                market
-                    .contracts
-                    .iter()
-                    .position(|c| c.name == name || c.signed.id().to_string() == name)
-            };
-            let readings = ipow::readings::parse(&text, &path, market.contracts.len(), &lookup)?;
-            // The share as basis points, parsed exactly: "0.5" is 5000.
-            let share_bps = ipow::amount::Price::parse(&share)
-                .ok()
-                .filter(|p| p.raw() <= 10_000)
-                .and_then(|p| u32::try_from(p.raw()).ok())
-                .ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "--share {share:?}: expected a fraction from 0 to 1 with at most 4 decimals"
-                    )
-                })?;
-            let opening = ipow::amount::Money::parse(&opening_balance)
-                .with_context(|| format!("--opening-balance {opening_balance:?}"))?;
-            let params = ipow::settle::SettlementParams {
-                purchaser_share_bps: share_bps,
-            };
-            let report =
-                ipow::paper::SettlementReport::build(&market, &readings, &params, opening)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{}", report.render_text());
-            }
-        }
+        } => settle_command(
+            dataset.as_deref(),
+            readings.as_deref(),
+            &share,
+            &opening_balance,
+            json,
+        )?,
     }
     Ok(())
+}
+
+/// True when `path` is a JSON file in the paper's market format (`ipow-paper-market/1`).
+fn is_paper_market(path: &std::path::Path, text: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Tag {
+        format: Option<String>,
+    }
+    ipow::dataset::is_json(path)
+        && serde_json::from_str::<Tag>(text)
+            .ok()
+            .and_then(|t| t.format)
+            .is_some_and(|f| f == ipow::paper::FORMAT)
+}
+
+fn settle_command(
+    dataset: Option<&std::path::Path>,
+    readings: Option<&std::path::Path>,
+    share: &str,
+    opening_balance: &str,
+    json: bool,
+) -> anyhow::Result<()> {
+    let params = ipow::settle::SettlementParams {
+        purchaser_share_bps: share_bps(share)?,
+    };
+    let opening = ipow::amount::Money::parse(opening_balance)
+        .with_context(|| format!("--opening-balance {opening_balance:?}"))?;
+    let paper_text = match dataset {
+        None => None,
+        Some(path) if ipow::dataset::is_json(path) => {
+            let text = read_bounded(path, ipow::dataset::MAX_JSON_BYTES)?;
+            is_paper_market(path, &text).then_some(text)
+        }
+        Some(_) => None,
+    };
+    if dataset.is_none() || paper_text.is_some() {
+        let market = match (dataset, paper_text) {
+            (Some(path), Some(text)) => PaperMarket::from_json(&text, &path.display().to_string())?,
+            _ => PaperMarket::embedded()
+                .with_context(|| format!("embedded {EMBEDDED_MARKET_NAME}"))?,
+        };
+        let Some(readings) = readings else {
+            anyhow::bail!("--readings: required for the paper's market (see datasets/paper/)");
+        };
+        let path = readings.display().to_string();
+        let text = read_bounded(readings, ipow::readings::MAX_FILE_BYTES)?;
+        let lookup = |name: &str| {
+            market
+                .contracts
+                .iter()
+                .position(|c| c.name == name || c.signed.id().to_string() == name)
+        };
+        let readings = ipow::readings::parse(&text, &path, market.contracts.len(), &lookup)?;
+        let report = ipow::paper::SettlementReport::build(&market, &readings, &params, opening)?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print!("{}", report.render_text());
+        }
+        return Ok(());
+    }
+    let Some(path) = dataset else {
+        anyhow::bail!("--dataset: no market given");
+    };
+    let name = path.display().to_string();
+    let d = ipow::dataset::read_any(path)?;
+    let given = match readings {
+        None => None,
+        Some(r) => {
+            let file = r.display().to_string();
+            let text = read_bounded(r, ipow::readings::MAX_FILE_BYTES)?;
+            let count = d.workload.transactions.len();
+            let mut by_id: std::collections::HashMap<String, usize> =
+                std::collections::HashMap::with_capacity(count);
+            for (i, tx) in d.workload.transactions.iter().enumerate().rev() {
+                by_id.insert(tx.id().to_string(), i);
+            }
+            let lookup = |reference: &str| {
+                by_id.get(reference).copied().or_else(|| {
+                    reference
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|&i| i < count && !reference.starts_with('+'))
+                })
+            };
+            Some((
+                file.clone(),
+                ipow::readings::parse_partial(&text, &file, count, &lookup)?,
+            ))
+        }
+    };
+    let report = ipow::settlement::settle_dataset(
+        &d,
+        &name,
+        given.as_ref().map(|(f, r)| (f.as_str(), r.as_slice())),
+        &params,
+        opening,
+    )?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render_dataset_settlement(&report));
+    }
+    Ok(())
+}
+
+fn render_dataset_settlement(r: &ipow::settlement::DatasetSettlement) -> String {
+    const SHOWN: usize = 40;
+    let mut out = format!(
+        "settlement of {} (readings: {}), every account opening at {}, purchaser's share of \
+         transmission {} bps\n",
+        r.dataset, r.readings, r.opening_balance, r.purchaser_share_bps
+    );
+    let funds = r
+        .excluded
+        .iter()
+        .filter(|e| e.reason == "insufficient_funds")
+        .count();
+    out += &format!(
+        "contracts     {} in the file, {} pass the checks, {} settled, {} failed for lack of \
+         funds, {} rejected by the checks\n\n",
+        r.contracts,
+        r.accepted,
+        r.settled,
+        funds,
+        r.excluded.len() - funds
+    );
+    out += &format!(
+        "{:<22} {:>10} {:>16} {:>16} {:>19}\n",
+        "role", "address", "balance change", "penalties paid", "penalties received"
+    );
+    for st in r.statements.iter().take(SHOWN) {
+        out += &format!(
+            "{:<22} {:>10} {:>16} {:>16} {:>19}\n",
+            st.role,
+            st.participant.to_string(),
+            st.balance_change.to_string(),
+            st.penalties_paid.to_string(),
+            st.penalties_received.to_string()
+        );
+    }
+    if r.statements.len() > SHOWN {
+        out += &format!("... {} more in --json\n", r.statements.len() - SHOWN);
+    }
+    out += &format!(
+        "\nbalance changes sum to zero: {}\n",
+        if r.conserved { "yes" } else { "NO" }
+    );
+    out
+}
+
+/// The purchaser's share of the transmission cost as basis points, parsed exactly: "0.5" is
+/// 5000.
+fn share_bps(share: &str) -> anyhow::Result<u32> {
+    ipow::amount::Price::parse(share)
+        .ok()
+        .filter(|p| p.raw() <= 10_000)
+        .and_then(|p| u32::try_from(p.raw()).ok())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "--share {share:?}: expected a fraction from 0 to 1 with at most 4 decimals"
+            )
+        })
 }
 
 /// Reads a file of at most `limit` bytes as text, naming it in errors.
@@ -569,7 +704,10 @@ fn paper_store(market: &PaperMarket, dir: &std::path::Path) -> anyhow::Result<[u
         &config,
         &workload,
         None,
-        &mut |w, out| writer.append_period(w, out).map(|h| head = h),
+        ipow::run::Hooks {
+            record: &mut |w, out| writer.append_period(w, out).map(|h| head = h),
+            settle: &mut |_, _, _| Ok(()),
+        },
         &mut |_, _| {},
     )?;
     if report.accepted != workload.transactions.len() as u64 {
@@ -758,6 +896,11 @@ fn run_command(args: &RunArgs) -> anyhow::Result<()> {
     }
     let variant = variant_config(&args.variant, args.seed)?;
     let pool = pool(args.threads)?;
+    let opening = ipow::amount::Money::parse(&args.opening_balance)
+        .with_context(|| format!("--opening-balance {:?}", args.opening_balance))?;
+    let settle_params = ipow::settle::SettlementParams {
+        purchaser_share_bps: share_bps(&args.share)?,
+    };
     let config = RunConfig {
         variant,
         period_txs: args.period_txs,
@@ -767,8 +910,7 @@ fn run_command(args: &RunArgs) -> anyhow::Result<()> {
         },
     };
     let mut params = WorkloadParams::scaled_paper(args.seed, args.contracts);
-    params.invalid_ppm =
-        fraction_ppm(args.invalid).map_err(|m| anyhow::anyhow!("--invalid {m}"))?;
+    args.rates.apply(&mut params)?;
     let terminal = std::io::stderr().is_terminal() && !args.json;
     if terminal {
         eprintln!("generating {} signed contracts...", args.contracts);
@@ -797,22 +939,30 @@ fn run_command(args: &RunArgs) -> anyhow::Result<()> {
         bar.set_length(workload.transactions.len() as u64);
         let started = std::time::Instant::now();
         let mut period = 0u64;
-        let report = ipow::run::run_recorded(
+        let addresses: Vec<_> = generated.members.iter().map(|m| m.address).collect();
+        let mut settler = ipow::settlement::PeriodSettler::new(&addresses, opening, settle_params);
+        let mut report = ipow::run::run_recorded(
             &config,
             &workload,
             market.as_ref(),
-            &mut |w, out| {
-                if let Some(writer) = &mut writer {
-                    let hash = writer.append_period(w, out)?;
-                    if announce {
-                        use std::io::Write as _;
-                        let mut stdout = std::io::stdout().lock();
-                        let _ = writeln!(stdout, "committed {period} {}", hex::encode(hash));
-                        let _ = stdout.flush();
+            ipow::run::Hooks {
+                record: &mut |w, out| {
+                    if let Some(writer) = &mut writer {
+                        let hash = writer.append_period(w, out)?;
+                        if announce {
+                            use std::io::Write as _;
+                            let mut stdout = std::io::stdout().lock();
+                            let _ = writeln!(stdout, "committed {period} {}", hex::encode(hash));
+                            let _ = stdout.flush();
+                        }
                     }
-                }
-                period += 1;
-                Ok::<(), ipow::store::StoreError>(())
+                    period += 1;
+                    Ok::<(), anyhow::Error>(())
+                },
+                settle: &mut |p, w, accepted| {
+                    settler.settle(p, w, accepted)?;
+                    Ok(())
+                },
             },
             &mut |done, _total| {
                 if terminal && bar.is_hidden() && started.elapsed().as_secs() >= 1 {
@@ -822,6 +972,7 @@ fn run_command(args: &RunArgs) -> anyhow::Result<()> {
             },
         )?;
         bar.finish_and_clear();
+        report.settlement = Some(settler.summary().clone());
         Ok(report)
     })?;
     if args.json {
@@ -1590,6 +1741,26 @@ fn render_run(r: &RunReport) -> String {
             c.cuts,
             r.curtailed,
             s.congestion
+        );
+    }
+    if let Some(st) = &r.settlement {
+        out += &format!(
+            "settlement    {} contracts settled in {} periods ({} failed for lack of funds), {} transfers, {:.3} s; {} accounts opening at {}\n",
+            st.settled,
+            st.periods,
+            st.failed_funds,
+            st.transfers,
+            s.settle,
+            st.accounts,
+            st.opening_balance
+        );
+        out += &format!(
+            "              purchases {}  transmission {}  damages {}  loss compensation {}; money conserved after every period: {}\n",
+            st.purchase_paid,
+            st.transmission_paid,
+            st.penalties_paid,
+            st.loss_compensation_paid,
+            if st.conserved { "yes" } else { "NO" }
         );
     }
     out += &format!("blocks        {} sealed\n", r.blocks.len());

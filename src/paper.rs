@@ -20,7 +20,8 @@ pub const EMBEDDED_MARKET: &str = include_str!("../datasets/paper/market.json");
 pub const EMBEDDED_MARKET_NAME: &str = "datasets/paper/market.json";
 
 /// The format tag a market file must carry.
-const FORMAT: &str = "ipow-paper-market/1";
+/// The format tag of a paper market file.
+pub const FORMAT: &str = "ipow-paper-market/1";
 /// Sellers in the paper's example (rows 1..4 of F).
 const SELLERS: usize = 4;
 /// Participants in F (4 sellers, 4 purchasers).
@@ -803,21 +804,7 @@ pub struct SettlementReport {
     pub purchaser_share_bps: u32,
 }
 
-/// Why the paper's market could not be settled.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SettleError {
-    /// An amount overflowed.
-    #[error("contract {contract}: {source}")]
-    Amount {
-        /// The contract.
-        contract: String,
-        /// The error.
-        source: AmountError,
-    },
-    /// The ledger refused the period.
-    #[error(transparent)]
-    Ledger(#[from] crate::settle::LedgerError),
-}
+pub use crate::settlement::SettleError;
 
 impl SettlementReport {
     /// Settles the market's contracts with `readings` (one per contract, in contract order),
@@ -828,64 +815,39 @@ impl SettlementReport {
         params: &crate::settle::SettlementParams,
         opening_balance: crate::amount::Money,
     ) -> Result<Self, SettleError> {
-        use crate::settle::{ContractSettlement, Ledger, contract_transfers, statements};
-        let mut settlements = Vec::new();
-        for (named, reading) in market.contracts.iter().zip(readings) {
-            let transfers =
-                contract_transfers(&named.signed.contract, reading, params).map_err(|source| {
-                    SettleError::Amount {
-                        contract: named.name.clone(),
-                        source,
-                    }
-                })?;
-            settlements.push(ContractSettlement {
-                id: named.signed.id(),
-                transfers,
-            });
-        }
         // Table 4's order: the transmission company, then sellers, then purchasers.
         let mut order: Vec<&Participant> = market.participants.values().collect();
-        order.sort_by_key(|p| {
-            (
-                match p.role {
-                    Role::TransmissionCompany => 0,
-                    Role::Seller => 1,
-                    _ => 2,
-                },
-                p.name.clone(),
-            )
-        });
-        let accounts: Vec<(Address, crate::amount::Money)> =
-            order.iter().map(|p| (p.address, opening_balance)).collect();
-        let mut ledger = Ledger::new(&accounts);
-        let result = ledger.settle_period(0, &settlements)?;
-        let roles: Vec<(Address, String)> =
+        order.sort_by_key(|p| (crate::settlement::table4_rank(p.role), p.name.clone()));
+        let participants: Vec<(Address, String)> =
             order.iter().map(|p| (p.address, p.name.clone())).collect();
-        let statements = statements(&settlements, &result.applied, &roles).map_err(|source| {
-            SettleError::Amount {
-                contract: "statements".into(),
-                source,
-            }
-        })?;
-        let sum: i128 = statements
-            .iter()
-            .map(|s| i128::from(s.balance_change.raw()))
-            .sum();
-        let contracts = market
+        let contracts: Vec<_> = market
             .contracts
             .iter()
-            .zip(&settlements)
+            .zip(readings)
+            .map(|(named, &reading)| (named.signed.id(), &named.signed.contract, reading))
+            .collect();
+        let settled = crate::settlement::settle_once(
+            &participants,
+            opening_balance,
+            &contracts,
+            params,
+            &|k| market.contracts[k].name.clone(),
+        )?;
+        let rows = market
+            .contracts
+            .iter()
+            .zip(settled.settlements)
             .enumerate()
             .map(|(k, (named, s))| SettledRow {
                 name: named.name.clone(),
-                settled: result.applied.contains(&k),
-                transfers: s.transfers.clone(),
+                settled: settled.result.applied.contains(&k),
+                transfers: s.transfers,
             })
             .collect();
         Ok(Self {
-            statements,
-            conserved: sum == 0,
-            contracts,
+            statements: settled.statements,
+            conserved: settled.conserved,
+            contracts: rows,
             opening_balance,
             purchaser_share_bps: params.purchaser_share_bps,
         })

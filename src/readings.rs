@@ -8,9 +8,11 @@
 //!     { "contract": "f15", "delivered": "10.98", "received": "10.98", "carried": true } ] }
 //! ```
 //!
-//! `contract` is a contract's name in its market (`f15`) or its id in hex. Every contract of the
-//! period must have exactly one reading: a missing, duplicated or unknown contract is an error
-//! naming the file, the record and the field, and nothing is settled.
+//! `contract` is a contract's name in its market (`f15`), its id in hex, or (in a dataset) its
+//! position in the file as a decimal number from 0. Every contract of the period must have
+//! exactly one reading: a missing, duplicated or unknown contract is an error naming the file,
+//! the record and the field, and nothing is settled. (A dataset's contracts that the checks
+//! reject are not part of the period and need no reading; one given for them is ignored.)
 
 use serde::Deserialize;
 
@@ -49,6 +51,26 @@ pub fn parse(
     count: usize,
     lookup: &dyn Fn(&str) -> Option<usize>,
 ) -> Result<Vec<Reading>, ReadingsError> {
+    let out = parse_partial(text, file, count, lookup)?;
+    if let Some(missing) = out.iter().position(Option::is_none) {
+        return Err(ReadingsError::new(
+            file,
+            "readings",
+            "contract",
+            format!("no reading for contract #{missing} of the period"),
+        ));
+    }
+    Ok(out.into_iter().flatten().collect())
+}
+
+/// As [`parse`], leaving contracts without a reading as `None` for the caller to judge (a
+/// dataset's rejected contracts need none).
+pub fn parse_partial(
+    text: &str,
+    file: &str,
+    count: usize,
+    lookup: &dyn Fn(&str) -> Option<usize>,
+) -> Result<Vec<Option<Reading>>, ReadingsError> {
     let err = |record: String, field: &str, message: String| {
         ReadingsError::new(file, &record, field, message)
     };
@@ -80,12 +102,5 @@ pub fn parse(
             ));
         }
     }
-    if let Some(missing) = out.iter().position(Option::is_none) {
-        return Err(err(
-            "readings".into(),
-            "contract",
-            format!("no reading for contract #{missing} of the period"),
-        ));
-    }
-    Ok(out.into_iter().flatten().collect())
+    Ok(out)
 }

@@ -305,6 +305,9 @@ pub struct RunReport {
     pub curtailed: u64,
     /// The supervision node's congestion contexts, summed over periods (with a grid).
     pub congestion: Option<CongestionSummary>,
+    /// The settlement stage, when the run settles (`ipow run`: always).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settlement: Option<crate::settlement::SettlementSummary>,
     /// Sealed blocks.
     pub blocks: Vec<BlockSummary>,
     /// Variant-specific figures.
@@ -329,6 +332,8 @@ pub struct StageSeconds {
     pub congestion: f64,
     /// Recording sealed periods in the store, syncs included (0 without `--store`).
     pub record: f64,
+    /// Settling accepted contracts on the ledger (0 when the run does not settle).
+    pub settle: f64,
 }
 
 /// The congestion contexts of a run, summed over periods.
@@ -377,6 +382,7 @@ impl From<StageTimes> for StageSeconds {
             seal: s.seal.as_secs_f64(),
             congestion: s.congestion.as_secs_f64(),
             record: s.record.as_secs_f64(),
+            settle: s.settle.as_secs_f64(),
         }
     }
 }
@@ -481,22 +487,42 @@ pub fn run_with(
         config,
         workload,
         grid,
-        &mut |_, _| Ok::<(), std::convert::Infallible>(()),
+        Hooks {
+            record: &mut |_, _| Ok::<(), std::convert::Infallible>(()),
+            settle: &mut |_, _, _| Ok(()),
+        },
         progress,
     );
     report
 }
 
-/// As [`run_with`], with each sealed period handed to `record` (the durable store) before its
-/// transactions count as committed: their commit instants are taken after `record` returns, and
-/// its time is the `record` stage. An error from `record` stops the run.
+/// Persists a sealed period.
+pub type RecordHook<'h, E> =
+    &'h mut dyn FnMut(&Workload, &crate::consensus::PeriodOutput) -> Result<(), E>;
+/// Settles a period's accepted transactions.
+pub type SettleHook<'h, E> = &'h mut dyn FnMut(u64, &Workload, &[u32]) -> Result<(), E>;
+
+/// What a run does with each sealed period besides counting it.
+pub struct Hooks<'h, E> {
+    /// Persists the sealed period (the durable store) before its transactions count as
+    /// committed: their commit instants are taken after it returns, and its time is the
+    /// `record` stage.
+    pub record: RecordHook<'h, E>,
+    /// Settles the period's accepted transactions (indices into the workload, in decision
+    /// order) after they are committed; its time is the `settle` stage.
+    pub settle: SettleHook<'h, E>,
+}
+
+/// As [`run_with`], with each sealed period handed to `hooks`. An error from a hook stops the
+/// run.
 pub fn run_recorded<E>(
     config: &RunConfig,
     workload: &Workload,
     grid: Option<&GridMarket>,
-    record: &mut dyn FnMut(&Workload, &crate::consensus::PeriodOutput) -> Result<(), E>,
+    hooks: Hooks<'_, E>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<RunReport, E> {
+    let Hooks { record, settle } = hooks;
     let mut variant: Box<dyn Consensus> = match &config.variant {
         VariantConfig::Ipow(p) => Box::new(Ipow::new(p.clone())),
         VariantConfig::Pow(p) => Box::new(Pow::new(p.clone())),
@@ -598,6 +624,7 @@ pub fn run_recorded<E>(
         stages.congestion += context_time;
         work.add(&out.work);
         let mut carried = Vec::new();
+        let mut accepted = Vec::new();
         let mut decided_now = 0u64;
         for d in &out.decisions {
             let r = &mut records[d.tx as usize];
@@ -617,6 +644,7 @@ pub fn run_recorded<E>(
                     r.decided_ns = Some(decided_ns);
                     let _ = decide_hist.record(decided_ns.saturating_sub(r.submitted_ns) / 1000);
                     if outcome == Outcome::Accepted {
+                        accepted.push(d.tx);
                         let committed_ns = nanos(committed.duration_since(start));
                         r.committed_ns = Some(committed_ns);
                         let _ =
@@ -626,6 +654,9 @@ pub fn run_recorded<E>(
             }
         }
         decided_total += decided_now;
+        let t = Instant::now();
+        settle(period, workload, &accepted)?;
+        stages.settle += t.elapsed();
         let header = out.block.header;
         prev_hash = header.hash();
         blocks.push(BlockSummary {
@@ -799,6 +830,7 @@ fn report(
         },
         curtailed,
         congestion,
+        settlement: None,
         blocks: t.blocks,
         variant_report: variant.extra_report(),
         records,

@@ -13,16 +13,14 @@
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
-use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::amount::Money;
 use crate::congestion::GridMarket;
 use crate::consensus::Outcome;
 use crate::run::{Latency, RunConfig, process_cpu_seconds, run_with};
-use crate::settle::{
-    ContractSettlement, Ledger, LedgerError, SettlementParams, contract_transfers,
-};
+use crate::settle::SettlementParams;
+use crate::settlement::{PeriodSettler, SettleError};
 use crate::workload::{Market, WorkloadParams};
 
 /// What to stress.
@@ -108,23 +106,14 @@ pub enum Step {
 /// Why a stress run stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum StressError {
-    /// The ledger refused a period (an invariant broke, or an id settled twice).
+    /// Settlement stopped: an amount overflowed, the ledger refused a period (an invariant
+    /// broke, or an id settled twice), or money was created or lost.
     #[error("size {size}: settlement: {source}")]
-    Ledger {
+    Settle {
         /// The size.
         size: u64,
-        /// The ledger's error.
-        source: LedgerError,
-    },
-    /// A contract's transfers could not be computed (amount overflow).
-    #[error("size {size}: contract {index}: {message}")]
-    Amount {
-        /// The size.
-        size: u64,
-        /// Its index in the market.
-        index: u64,
-        /// What overflowed.
-        message: String,
+        /// What went wrong.
+        source: SettleError,
     },
 }
 
@@ -158,13 +147,12 @@ pub fn stress_size(
     let mut params = config.market.clone();
     params.contracts = usize::try_from(size).unwrap_or(usize::MAX);
     let market = Market::new(params, grid);
-    let accounts: Vec<_> = market
-        .members
-        .iter()
-        .map(|m| (m.address, config.opening_balance))
-        .collect();
-    let mut ledger = Ledger::new(&accounts);
-    let total_before = ledger.total();
+    let addresses: Vec<_> = market.members.iter().map(|m| m.address).collect();
+    let mut settler = PeriodSettler::new(
+        &addresses,
+        config.opening_balance,
+        SettlementParams::default(),
+    );
     let mut stages = StressStages {
         setup: start.elapsed().as_secs_f64(),
         ..StressStages::default()
@@ -190,7 +178,6 @@ pub fn stress_size(
         peak_rss_reset,
         validations: 0,
     };
-    let settle_params = SettlementParams::default();
     let mut period = 0u64;
     let mut at = 0u64;
     while at < size {
@@ -212,37 +199,21 @@ pub fn stress_size(
         row.validations += report.work.validations;
 
         let t = Instant::now();
-        let mut accepted: Vec<usize> = Vec::new();
+        let mut accepted: Vec<u32> = Vec::new();
         for r in &report.records {
             if r.outcome == Outcome::Accepted {
                 if let (Some(h), Some(c)) = (latency.as_mut(), r.committed_ns) {
                     let _ = h.record(c.saturating_sub(r.submitted_ns) / 1000);
                 }
-                accepted.push(r.tx as usize);
+                accepted.push(r.tx);
             }
         }
         drop(report);
         // One ledger period per consensus period's worth of accepted contracts.
         for part in accepted.chunks(config.run.period_txs.max(1)) {
-            let settlements = part
-                .par_iter()
-                .map(|&i| {
-                    let c = &workload.transactions[i].contract;
-                    contract_transfers(c, &workload.readings[i], &settle_params)
-                        .map(|transfers| ContractSettlement {
-                            id: c.id(),
-                            transfers,
-                        })
-                        .map_err(|e| StressError::Amount {
-                            size,
-                            index: at + i as u64,
-                            message: e.to_string(),
-                        })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let result = ledger
-                .settle_period(period, &settlements)
-                .map_err(|source| StressError::Ledger { size, source })?;
+            let result = settler
+                .settle(period, &workload, part)
+                .map_err(|source| StressError::Settle { size, source })?;
             row.settled += result.applied.len() as u64;
             row.settle_failed += result.failed.len() as u64;
             period += 1;
@@ -251,7 +222,7 @@ pub fn stress_size(
         progress(Step::Settle, end, size);
         at = end;
     }
-    row.conserved = ledger.total() == total_before;
+    row.conserved = settler.summary().conserved;
     let wall = start.elapsed().as_secs_f64();
     row.stages = stages;
     row.wall_seconds = wall;

@@ -522,3 +522,171 @@ fn a_scenario_runs_every_variant_interleaved_and_bad_ones_name_the_field() {
         );
     }
 }
+
+#[test]
+fn settle_a_dataset_with_its_own_or_a_files_readings() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let market = format!("{root}/datasets/markets/case14-24.json");
+    let json = |out: std::process::Output| -> serde_json::Value {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    // The paper's market through --dataset is the paper's settlement.
+    let readings = format!("{root}/datasets/paper/readings-defaults.json");
+    let paper_market = format!("{root}/datasets/paper/market.json");
+    assert_eq!(
+        json(ipow(&["settle", "--readings", &readings, "--json"])),
+        json(ipow(&[
+            "settle",
+            "--dataset",
+            &paper_market,
+            "--readings",
+            &readings,
+            "--json"
+        ]))
+    );
+
+    let own = json(ipow(&["settle", "--dataset", &market, "--json"]));
+    let d = ipow::dataset::read_any(std::path::Path::new(&market)).unwrap();
+    assert_eq!(own["conserved"], true);
+    assert_eq!(own["readings"], "dataset");
+    assert_eq!(own["statements"].as_array().unwrap().len(), d.members.len());
+    let excluded = own["excluded"].as_array().unwrap();
+    assert_eq!(
+        own["settled"].as_u64().unwrap() + excluded.len() as u64,
+        d.workload.transactions.len() as u64
+    );
+    assert!(
+        !excluded.is_empty(),
+        "the committed market plants invalid contracts"
+    );
+    let sum: i64 = own["statements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            ipow::amount::Money::parse(
+                s["balance_change"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches('-'),
+            )
+            .unwrap()
+            .raw()
+                * if s["balance_change"].as_str().unwrap().starts_with('-') {
+                    -1
+                } else {
+                    1
+                }
+        })
+        .sum();
+    assert_eq!(sum, 0, "the statements' balance changes sum to zero");
+
+    // The same readings written to a file (contracts by hex id, the first by position) settle
+    // to the same statements.
+    let dir = std::env::temp_dir().join(format!("ipow-settle-ds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let entries: Vec<serde_json::Value> = d
+        .workload
+        .transactions
+        .iter()
+        .zip(&d.workload.readings)
+        .enumerate()
+        .map(|(i, (tx, r))| {
+            serde_json::json!({
+                "contract": if i == 0 { "0".to_owned() } else { tx.id().to_string() },
+                "delivered": r.delivered.to_string(),
+                "received": r.received.to_string(),
+                "carried": r.carried,
+            })
+        })
+        .collect();
+    let write = |name: &str, entries: &[serde_json::Value]| {
+        let path = dir.join(name);
+        let doc = serde_json::json!({"format": "ipow-readings/1", "readings": entries});
+        std::fs::write(&path, doc.to_string()).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let file = write("same.json", &entries);
+    let from_file = json(ipow(&[
+        "settle",
+        "--dataset",
+        &market,
+        "--readings",
+        &file,
+        "--json",
+    ]));
+    assert_eq!(from_file["statements"], own["statements"]);
+    assert_eq!(from_file["excluded"], own["excluded"]);
+
+    // A contract that passes the checks without a reading is an error naming the file.
+    let accepted = (0..entries.len())
+        .find(|&i| excluded.iter().all(|e| e["position"] != i as u64))
+        .unwrap();
+    let mut missing = entries.clone();
+    missing.remove(accepted);
+    let file = write("missing.json", &missing);
+    let out = ipow(&["settle", "--dataset", &market, "--readings", &file]);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "no partial output");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("missing.json") && err.contains("readings") && err.contains("contract"),
+        "{err}"
+    );
+    // An unknown contract names its record.
+    let mut unknown = entries.clone();
+    unknown[2]["contract"] = serde_json::json!("ff".repeat(32));
+    let file = write("unknown.json", &unknown);
+    let out = ipow(&["settle", "--dataset", &market, "--readings", &file]);
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("unknown.json") && err.contains("readings[2]"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn run_settles_each_committed_period_the_same_on_any_thread_count() {
+    let run = |threads: &str| -> serde_json::Value {
+        let out = ipow(&[
+            "run",
+            "--contracts",
+            "3000",
+            "--period-txs",
+            "1000",
+            "--defaults",
+            "0.2",
+            "--opening-balance",
+            "300.00",
+            "--threads",
+            threads,
+            "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let one = run("1");
+    let s = &one["settlement"];
+    assert_eq!(s["conserved"], true);
+    assert_eq!(
+        s["settled"].as_u64().unwrap() + s["failed_funds"].as_u64().unwrap(),
+        one["accepted"].as_u64().unwrap(),
+        "every accepted contract settles or fails for funds, once"
+    );
+    assert!(s["failed_funds"].as_u64().unwrap() > 0, "{s}");
+    assert!(s["penalties_paid"].as_str().unwrap() != "0.00", "{s}");
+    assert!(one["stages_seconds"]["settle"].as_f64().unwrap() > 0.0);
+    let two = run("2");
+    assert_eq!(two["settlement"], one["settlement"]);
+}

@@ -62,7 +62,10 @@ pub fn bench(c: &mut Criterion) {
                 &config,
                 &workload,
                 None,
-                &mut |wl, out| w.append_period(wl, out).map(|_| ()),
+                ipow::run::Hooks {
+                    record: &mut |wl, out| w.append_period(wl, out).map(|_| ()),
+                    settle: &mut |_, _, _| Ok(()),
+                },
                 &mut |_, _| {},
             )
             .unwrap()

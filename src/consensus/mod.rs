@@ -60,6 +60,8 @@ pub struct StageTimes {
     pub congestion: Duration,
     /// Recording the sealed period in the store (`ipow run --store`), syncs included.
     pub record: Duration,
+    /// Settling the accepted contracts on the ledger, after commit.
+    pub settle: Duration,
 }
 
 impl StageTimes {
@@ -71,6 +73,7 @@ impl StageTimes {
         self.seal += other.seal;
         self.congestion += other.congestion;
         self.record += other.record;
+        self.settle += other.settle;
     }
 }
 

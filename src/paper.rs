@@ -840,7 +840,7 @@ impl SettlementReport {
             .enumerate()
             .map(|(k, (named, s))| SettledRow {
                 name: named.name.clone(),
-                settled: settled.result.applied.contains(&k),
+                settled: settled.result.is_applied(k),
                 transfers: s.transfers,
             })
             .collect();

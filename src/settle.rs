@@ -33,7 +33,16 @@
 //! 3. the nets are added to the balances, and the sum of all balances is checked to be what it
 //!    was: a mismatch is an error naming the period and the imbalance.
 //!
-//! A contract id settles at most once: a second settlement of the same id is refused.
+//! A contract id settles at most once: a second settlement of the same id is refused (the
+//! whole period is refused, and nothing of it applied). The settled ids are kept exactly, in
+//! 1,024 partitions by their first bits: a period's ids are bucketed by partition by each
+//! worker over its share (one pass that also copies them into the ledger), then each
+//! partition's table (4-byte key -> index of the id) is filled by one worker while it is in
+//! cache; an id whose key is already taken by another is kept in a second set, so a key
+//! collision costs a lookup, never a wrong answer.
+//!
+//! Netting sums in i64, one dense vector per worker, when the period's whole flow is below
+//! 2^63 (so no partial sum can wrap), and in i128 otherwise.
 #![deny(clippy::arithmetic_side_effects)]
 #![deny(clippy::float_arithmetic)]
 
@@ -235,6 +244,10 @@ pub enum LedgerError {
     /// The contract was already settled, or appears twice in the period.
     #[error("contract {0} is settled already")]
     AlreadySettled(ContractId),
+    /// The ledger's record of settled ids is full (a partition of it would pass 2^32 ids,
+    /// about 2^42 contracts in all).
+    #[error("the record of settled contracts is full")]
+    Full,
     /// A balance would leave the i64 range.
     #[error("period {period}: account {address} would overflow")]
     Overflow {
@@ -265,12 +278,38 @@ pub struct ContractSettlement {
 /// What a settled period did.
 #[derive(Clone, Debug, Default)]
 pub struct PeriodResult {
-    /// Contracts applied, by position in the period's list.
-    pub applied: Vec<usize>,
-    /// Contracts that failed for lack of funds, by position; nothing of them was applied.
+    /// Contracts in the period.
+    pub count: usize,
+    /// Contracts that failed for lack of funds, by position, ascending; nothing of them was
+    /// applied. Every other contract was applied.
     pub failed: Vec<usize>,
     /// Net change per account (cents), by account index, over the applied contracts.
     pub net: Vec<i64>,
+}
+
+impl PeriodResult {
+    /// Contracts applied, by position in the period's list, ascending.
+    pub fn applied(&self) -> impl Iterator<Item = usize> + '_ {
+        let mut failed = self.failed.iter().peekable();
+        (0..self.count).filter(move |&k| {
+            if failed.peek() == Some(&&k) {
+                failed.next();
+                false
+            } else {
+                true
+            }
+        })
+    }
+
+    /// How many contracts were applied.
+    pub fn applied_count(&self) -> usize {
+        self.count.saturating_sub(self.failed.len())
+    }
+
+    /// Whether contract `k` was applied.
+    pub fn is_applied(&self, k: usize) -> bool {
+        k < self.count && self.failed.binary_search(&k).is_err()
+    }
 }
 
 /// A transfer between account indices (see [`Ledger::account_index`]).
@@ -302,56 +341,318 @@ impl TransferBatch {
     }
 }
 
-/// Hashes a contract id by its first 8 bytes: ids are SHA-256 outputs, already uniform, so a
-/// second hash would only cost time.
+/// Hashes a settled-id key (4 bytes of a SHA-256 output, uniform already) by one multiply,
+/// which spreads it over the 64 bits the table's probing and tag bytes use.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct IdHasher(u64);
+pub struct KeyHasher(u64);
 
-impl std::hash::Hasher for IdHasher {
+impl std::hash::Hasher for KeyHasher {
     fn finish(&self) -> u64 {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        if let Some(first) = bytes.first_chunk::<8>() {
-            self.0 ^= u64::from_le_bytes(*first);
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         }
     }
-    // The array's length prefix carries no information.
-    fn write_usize(&mut self, _: usize) {}
+    fn write_u32(&mut self, v: u32) {
+        self.0 = u64::from(v).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
-type IdSet = HashSet<ContractId, std::hash::BuildHasherDefault<IdHasher>>;
+type KeyMap = HashMap<u32, u32, std::hash::BuildHasherDefault<KeyHasher>>;
 
-/// Shards of the settled-id set; shard = the id's byte 8, so shards fill in parallel, each
-/// mutated by one worker, without locks.
-const ID_SHARDS: usize = 64;
+/// Partitions of the settled-id set, by an id's first 10 bits: a period's ids are bucketed by
+/// partition first, so each partition's table is then filled by one worker while it sits in
+/// cache.
+const ID_PARTITIONS: usize = 1 << 10;
+
+/// A bucket at least this long is moved into its partition as a segment of its own; a shorter
+/// one is copied onto the end of the last segment (so a partition holds few segments however
+/// many small periods it sees).
+const SEGMENT_MOVE_MIN: usize = 1024;
+
+fn partition_of(id: &ContractId) -> usize {
+    (usize::from(id.0[0]) << 2) | usize::from(id.0[1] >> 6)
+}
+
+fn key_of(id: &ContractId) -> u32 {
+    let mut k = [0u8; 4];
+    k.copy_from_slice(&id.0[8..12]);
+    u32::from_le_bytes(k)
+}
+
+/// Every contract id settled so far, exactly (no false positives, no false negatives).
+///
+/// Ids are bucketed by partition (their first 10 bits). A partition keeps its ids in order, in
+/// segments, and a table from a 4-byte key (bytes 8..12) to an id's index there. An id is
+/// recorded when its partition's table maps its key to the index of the id itself, or when it
+/// is in `collided` (its key was already taken by another id: about one id in 2^32 / n of a
+/// partition's n by chance, or a crafted collision; it costs a lookup in a second set, never a
+/// wrong answer). Table entries are 8 bytes; the ids are written once, in bucket order.
+#[derive(Clone, Debug)]
+struct SettledIds {
+    partitions: Vec<Partition>,
+    /// Ids whose key another recorded id holds.
+    collided: HashSet<ContractId>,
+    /// Ids the last `record` put in `collided` (for `undo`).
+    last_collided: Vec<ContractId>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Partition {
+    /// The partition's ids, in segments. An id recorded and then forgotten (its contract
+    /// failed for lack of funds) stays, unreferenced.
+    segments: Vec<Vec<ContractId>>,
+    /// The index of each segment's first id.
+    starts: Vec<usize>,
+    /// Key -> index of the id.
+    table: KeyMap,
+    /// How many ids the partition held before the last `record`.
+    mark: usize,
+}
+
+impl Partition {
+    fn len(&self) -> usize {
+        match (self.starts.last(), self.segments.last()) {
+            (Some(&s), Some(seg)) => s.saturating_add(seg.len()),
+            _ => 0,
+        }
+    }
+
+    fn at(&self, index: u32) -> Option<&ContractId> {
+        let i = index as usize;
+        let seg = self.starts.partition_point(|&s| s <= i).checked_sub(1)?;
+        self.segments
+            .get(seg)?
+            .get(i.checked_sub(self.starts[seg])?)
+    }
+
+    /// The ids from index `from` on, with their indices.
+    fn ids_from(&self, from: usize) -> impl Iterator<Item = (usize, &ContractId)> + '_ {
+        self.segments
+            .iter()
+            .zip(&self.starts)
+            .filter(move |(seg, start)| start.saturating_add(seg.len()) > from)
+            .flat_map(move |(seg, &start)| {
+                let skip = from.saturating_sub(start);
+                seg.iter()
+                    .enumerate()
+                    .skip(skip)
+                    .map(move |(o, id)| (start.saturating_add(o), id))
+            })
+    }
+
+    /// Appends a period's buckets (in chunk order) and sets the mark.
+    fn append(&mut self, buckets: Vec<Vec<ContractId>>) {
+        self.mark = self.len();
+        for bucket in buckets {
+            let len = self.len();
+            match self.segments.last_mut() {
+                Some(last) if bucket.len() < SEGMENT_MOVE_MIN => last.extend_from_slice(&bucket),
+                _ if bucket.is_empty() => {}
+                _ => {
+                    self.segments.push(bucket);
+                    self.starts.push(len);
+                }
+            }
+        }
+    }
+
+    /// Drops what the last `append` added, and the table entries pointing at it.
+    fn undo(&mut self) {
+        let mark = self.mark;
+        let stale: Vec<(u32, u32)> = self
+            .ids_from(mark)
+            .map(|(i, id)| (key_of(id), u32::try_from(i).unwrap_or(u32::MAX)))
+            .collect();
+        for (key, i) in stale {
+            if self.table.get(&key) == Some(&i) {
+                self.table.remove(&key);
+            }
+        }
+        while self.starts.last().is_some_and(|&start| start >= mark) {
+            self.segments.pop();
+            self.starts.pop();
+        }
+        if let (Some(&start), Some(last)) = (self.starts.last(), self.segments.last_mut()) {
+            last.truncate(mark.saturating_sub(start));
+        }
+    }
+}
+
+impl Default for SettledIds {
+    fn default() -> Self {
+        Self {
+            partitions: (0..ID_PARTITIONS).map(|_| Partition::default()).collect(),
+            collided: HashSet::new(),
+            last_collided: Vec::new(),
+        }
+    }
+}
+
+/// Why ids could not be recorded.
+enum RecordError {
+    /// This id is recorded already, or twice in the period.
+    Duplicate(ContractId),
+    /// A partition would hold more than 2^32 ids.
+    Full,
+}
+
+impl SettledIds {
+    /// True when `id` is recorded.
+    fn holds(&self, id: &ContractId) -> bool {
+        let part = &self.partitions[partition_of(id)];
+        part.table
+            .get(&key_of(id))
+            .is_some_and(|&i| part.at(i) == Some(id))
+            || self.collided.contains(id)
+    }
+
+    /// Records `ids`; on an error records nothing.
+    fn record(&mut self, ids: &[ContractId]) -> Result<(), RecordError> {
+        // Each worker buckets a contiguous chunk by partition, in order.
+        let chunk = ids
+            .len()
+            .div_ceil(rayon::current_num_threads().max(1))
+            .max(1);
+        let bucketed: Vec<Vec<Vec<ContractId>>> = ids
+            .par_chunks(chunk)
+            .map(|part| {
+                let expect = (part.len() / ID_PARTITIONS)
+                    .saturating_add(part.len() / ID_PARTITIONS / 4)
+                    .saturating_add(4);
+                let mut buckets: Vec<Vec<ContractId>> = (0..ID_PARTITIONS)
+                    .map(|_| Vec::with_capacity(expect))
+                    .collect();
+                for id in part {
+                    buckets[partition_of(id)].push(*id);
+                }
+                buckets
+            })
+            .collect();
+        let mut per_partition: Vec<Vec<Vec<ContractId>>> = (0..ID_PARTITIONS)
+            .map(|_| Vec::with_capacity(bucketed.len()))
+            .collect();
+        for buckets in bucketed {
+            for (p, bucket) in buckets.into_iter().enumerate() {
+                per_partition[p].push(bucket);
+            }
+        }
+        // Each partition's table filled by one worker.
+        let collided = &self.collided;
+        let outcomes: Vec<(Option<RecordError>, Vec<ContractId>)> = self
+            .partitions
+            .par_iter_mut()
+            .zip(per_partition)
+            .with_min_len(16)
+            .map(|(part, buckets)| {
+                let incoming: usize = buckets.iter().map(Vec::len).sum();
+                part.append(buckets);
+                if u32::try_from(part.len()).is_err() {
+                    return (Some(RecordError::Full), Vec::new());
+                }
+                part.table.reserve(incoming);
+                let mut clashes = Vec::new();
+                let Partition {
+                    segments,
+                    starts,
+                    table,
+                    mark,
+                } = part;
+                let at = |i: u32| {
+                    let i = i as usize;
+                    let seg = starts.partition_point(|&s| s <= i).checked_sub(1)?;
+                    segments.get(seg)?.get(i.checked_sub(starts[seg])?)
+                };
+                let mut index = *mark;
+                for seg in segments
+                    .iter()
+                    .zip(starts.iter())
+                    .filter_map(|(seg, &start)| {
+                        let end = start.saturating_add(seg.len());
+                        (end > *mark).then(|| &seg[mark.saturating_sub(start)..])
+                    })
+                {
+                    for id in seg {
+                        // The partition holds fewer than 2^32 ids (checked above).
+                        let i = u32::try_from(index).unwrap_or(u32::MAX);
+                        index = index.saturating_add(1);
+                        match table.entry(key_of(id)) {
+                            std::collections::hash_map::Entry::Vacant(v) => {
+                                if !collided.is_empty() && collided.contains(id) {
+                                    return (Some(RecordError::Duplicate(*id)), clashes);
+                                }
+                                v.insert(i);
+                            }
+                            std::collections::hash_map::Entry::Occupied(o) => {
+                                if at(*o.get()) == Some(id) {
+                                    return (Some(RecordError::Duplicate(*id)), clashes);
+                                }
+                                clashes.push(*id);
+                            }
+                        }
+                    }
+                }
+                (None, clashes)
+            })
+            .collect();
+        let mut failure = None;
+        let mut clashes = Vec::new();
+        for (error, c) in outcomes {
+            if failure.is_none() {
+                failure = error;
+            }
+            clashes.extend(c);
+        }
+        self.last_collided.clear();
+        if failure.is_none() {
+            for id in clashes {
+                if !self.collided.insert(id) {
+                    failure = Some(RecordError::Duplicate(id));
+                    break;
+                }
+                self.last_collided.push(id);
+            }
+        }
+        if let Some(e) = failure {
+            self.undo();
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Undoes the last [`SettledIds::record`].
+    fn undo(&mut self) {
+        self.partitions.par_iter_mut().for_each(Partition::undo);
+        for id in self.last_collided.drain(..) {
+            self.collided.remove(&id);
+        }
+    }
+
+    /// Forgets `id` (its contract failed and was not settled).
+    fn forget(&mut self, id: &ContractId) {
+        let part = &mut self.partitions[partition_of(id)];
+        let key = key_of(id);
+        if part
+            .table
+            .get(&key)
+            .is_some_and(|&i| part.at(i) == Some(id))
+        {
+            part.table.remove(&key);
+        } else {
+            self.collided.remove(id);
+        }
+    }
+}
 
 /// Integer balances of every participant.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Ledger {
     index: HashMap<Address, usize>,
     addresses: Vec<Address>,
     balances: Vec<i64>,
-    settled: Vec<IdSet>,
-}
-
-impl Default for Ledger {
-    fn default() -> Self {
-        Self {
-            index: HashMap::new(),
-            addresses: Vec::new(),
-            balances: Vec::new(),
-            settled: (0..ID_SHARDS).map(|_| IdSet::default()).collect(),
-        }
-    }
-}
-
-/// Contracts per parallel netting task: each task keeps a dense vector as long as the ledger,
-/// so tasks are made large enough that allocating it is small beside the work.
-const NET_CHUNK: usize = 1 << 16;
-
-fn shard_of(id: &ContractId) -> usize {
-    usize::from(id.0[8]) % ID_SHARDS
+    settled: SettledIds,
 }
 
 impl Ledger {
@@ -473,67 +774,32 @@ impl Ledger {
         {
             return Err(LedgerError::MalformedBatch);
         }
-        // At most once: record every id, in parallel by shard; undo on any error below.
-        let inserted = self.record_ids(&batch.ids)?;
+        if u32::try_from(count).is_err() {
+            return Err(LedgerError::MalformedBatch);
+        }
+        // At most once: record every id, in parallel by partition; undo on any error below.
+        self.settled.record(&batch.ids).map_err(|e| match e {
+            RecordError::Duplicate(id) => LedgerError::AlreadySettled(id),
+            RecordError::Full => LedgerError::Full,
+        })?;
         match self.apply_batch(period, batch) {
             Ok(result) => {
                 // Failed contracts were not settled: forget their ids.
                 for &k in &result.failed {
-                    let id = &batch.ids[k];
-                    self.settled[shard_of(id)].remove(id);
+                    self.settled.forget(&batch.ids[k]);
                 }
                 Ok(result)
             }
             Err(e) => {
-                self.forget_ids(&batch.ids, &inserted);
+                self.settled.undo();
                 Err(e)
             }
         }
     }
 
-    /// Inserts `ids` into the settled set; on a duplicate (already settled, or twice in `ids`)
-    /// removes what it inserted and fails. Returns the positions inserted, by shard.
-    fn record_ids(&mut self, ids: &[ContractId]) -> Result<Vec<Vec<u32>>, LedgerError> {
-        let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); ID_SHARDS];
-        for (k, id) in ids.iter().enumerate() {
-            buckets[shard_of(id)].push(u32::try_from(k).unwrap_or(u32::MAX));
-        }
-        let outcomes: Vec<(Vec<u32>, Option<ContractId>)> = self
-            .settled
-            .par_iter_mut()
-            .zip(buckets)
-            .map(|(shard, bucket)| {
-                let mut inserted = Vec::with_capacity(bucket.len());
-                // Grow once, not by doubling while inserting.
-                shard.reserve(bucket.len());
-                for k in bucket {
-                    let id = ids[k as usize];
-                    if !shard.insert(id) {
-                        return (inserted, Some(id));
-                    }
-                    inserted.push(k);
-                }
-                (inserted, None)
-            })
-            .collect();
-        let duplicate = outcomes.iter().find_map(|o| o.1);
-        let inserted: Vec<Vec<u32>> = outcomes.into_iter().map(|o| o.0).collect();
-        if let Some(id) = duplicate {
-            self.forget_ids(ids, &inserted);
-            return Err(LedgerError::AlreadySettled(id));
-        }
-        Ok(inserted)
-    }
-
-    fn forget_ids(&mut self, ids: &[ContractId], inserted: &[Vec<u32>]) {
-        self.settled
-            .par_iter_mut()
-            .zip(inserted)
-            .for_each(|(shard, positions)| {
-                for &k in positions {
-                    shard.remove(&ids[k as usize]);
-                }
-            });
+    /// True when contract `id` has settled on this ledger.
+    pub fn is_settled(&self, id: &ContractId) -> bool {
+        self.settled.holds(id)
     }
 
     /// Netting, overdrafts, range and conservation checks, then the new balances.
@@ -544,18 +810,8 @@ impl Ledger {
     ) -> Result<PeriodResult, LedgerError> {
         let accounts = self.balances.len();
         let count = batch.ids.len();
-        // 1. Parallel netting in i128 (cannot overflow for fewer than 2^64 transfers).
-        let mut net: Vec<i128> = (0..count)
-            .into_par_iter()
-            .with_min_len(NET_CHUNK)
-            .fold(
-                || vec![0i128; accounts],
-                |mut acc, k| {
-                    apply_net(&mut acc, batch.contract(k), 1);
-                    acc
-                },
-            )
-            .reduce(|| vec![0i128; accounts], add_vectors);
+        // 1. Parallel netting.
+        let mut net = net_of(&batch.transfers, accounts);
         // 2. Overdrafts, resolved in a fixed order.
         let failed = self.resolve_shortfalls(batch, &mut net);
         // 3. Range and conservation, then apply.
@@ -583,20 +839,11 @@ impl Ledger {
             });
         }
         self.balances = next;
-        let mut is_failed = vec![false; count];
-        for &k in &failed {
-            is_failed[k] = true;
-        }
-        let applied = (0..count).filter(|&k| !is_failed[k]).collect();
         let net = net
             .into_iter()
             .map(|n| i64::try_from(n).unwrap_or(0))
             .collect();
-        Ok(PeriodResult {
-            applied,
-            failed,
-            net,
-        })
+        Ok(PeriodResult { count, failed, net })
     }
 
     /// While an account is short, fails its debiting contracts from the last backward.
@@ -649,6 +896,49 @@ impl Ledger {
     }
 }
 
+/// Every account's net change over `transfers`, exactly: one dense vector per worker over a
+/// contiguous share of the transfers, added together. Sums are kept in i64 when the period's
+/// whole flow (the sum of |amount|) is below 2^63, which bounds every partial sum; otherwise
+/// the period is netted again in i128.
+fn net_of(transfers: &[IndexedTransfer], accounts: usize) -> Vec<i128> {
+    let chunk = transfers
+        .len()
+        .div_ceil(rayon::current_num_threads().max(1))
+        .max(1);
+    let parts: Vec<(Vec<i64>, u64)> = transfers
+        .par_chunks(chunk)
+        .map(|part| {
+            let mut net = vec![0i64; accounts];
+            let mut flow = 0u64;
+            for t in part {
+                flow = flow.saturating_add(t.amount.unsigned_abs());
+                net[t.from as usize] = net[t.from as usize].wrapping_sub(t.amount);
+                net[t.to as usize] = net[t.to as usize].wrapping_add(t.amount);
+            }
+            (net, flow)
+        })
+        .collect();
+    let flow = parts.iter().fold(0u64, |f, p| f.saturating_add(p.1));
+    if flow < 1 << 63 {
+        // No partial sum can have wrapped: every one is at most the flow in magnitude.
+        let mut total = vec![0i128; accounts];
+        for (net, _) in &parts {
+            for (t, &n) in total.iter_mut().zip(net) {
+                *t = t.saturating_add(i128::from(n));
+            }
+        }
+        return total;
+    }
+    transfers
+        .par_chunks(chunk)
+        .map(|part| {
+            let mut net = vec![0i128; accounts];
+            apply_net(&mut net, part, 1);
+            net
+        })
+        .reduce(|| vec![0i128; accounts], add_vectors)
+}
+
 /// Adds (`sign` = 1) or removes (`sign` = -1) a contract's transfers from the nets.
 fn apply_net(net: &mut [i128], transfers: &[IndexedTransfer], sign: i128) {
     for t in transfers {
@@ -683,7 +973,7 @@ pub struct Statement {
 /// Statements from the applied contracts' transfers.
 pub fn statements(
     contracts: &[ContractSettlement],
-    applied: &[usize],
+    applied: impl Iterator<Item = usize>,
     participants: &[(Address, String)],
 ) -> Result<Vec<Statement>, AmountError> {
     let mut lines: Vec<Statement> = participants
@@ -701,7 +991,7 @@ pub fn statements(
         .enumerate()
         .map(|(i, (a, _))| (*a, i))
         .collect();
-    for &k in applied {
+    for k in applied {
         for t in &contracts[k].transfers {
             if let Some(&i) = position.get(&t.from) {
                 lines[i].balance_change = lines[i].balance_change.checked_sub(t.amount)?;
@@ -719,4 +1009,89 @@ pub fn statements(
         }
     }
     Ok(lines)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::arithmetic_side_effects)]
+mod tests {
+    use super::*;
+
+    /// Uniform ids from a counter (splitmix64), cheap enough for millions.
+    fn ids(from: u64, n: u64) -> Vec<ContractId> {
+        (from..from + n)
+            .map(|i| {
+                let mut out = [0u8; 32];
+                let mut x = i;
+                for chunk in out.chunks_mut(8) {
+                    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                    let mut z = x;
+                    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                    chunk.copy_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+                }
+                ContractId(out)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn settled_ids_across_moved_and_extended_segments() {
+        // On two workers, periods large enough that each worker's bucket for every partition is
+        // moved in as a segment of its own, and small ones that extend the last segment.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let segments = |set: &SettledIds| -> Vec<usize> {
+                set.partitions.iter().map(|p| p.segments.len()).collect()
+            };
+            let mut set = SettledIds::default();
+            let big = 3 * SEGMENT_MOVE_MIN as u64 * ID_PARTITIONS as u64;
+            let p0 = ids(0, big);
+            set.record(&p0).ok().unwrap();
+            assert!(
+                segments(&set).iter().all(|&n| n == 2),
+                "two buckets moved in"
+            );
+            let p1 = ids(big, big);
+            let mut with_dup = p1.clone();
+            with_dup.push(p0[12_345]);
+            assert!(
+                matches!(set.record(&with_dup), Err(RecordError::Duplicate(d)) if d == p0[12_345])
+            );
+            assert!(p1.iter().all(|id| !set.holds(id)));
+            assert!(p0.iter().all(|id| set.holds(id)));
+            assert!(segments(&set).iter().all(|&n| n == 2), "undone");
+            assert_eq!(
+                set.partitions.iter().map(Partition::len).sum::<usize>(),
+                p0.len()
+            );
+            set.record(&p1).ok().unwrap();
+            assert!(segments(&set).iter().all(|&n| n == 4));
+            let gone = [0, 1, 77_777, p0.len() - 1];
+            for k in gone {
+                set.forget(&p0[k]);
+                set.forget(&p1[k]);
+            }
+            for (k, id) in p0.iter().enumerate() {
+                assert_eq!(set.holds(id), !gone.contains(&k));
+            }
+            let small = ids(2 * big, 10);
+            set.record(&small).ok().unwrap();
+            assert!(
+                segments(&set).iter().all(|&n| n == 4),
+                "extended, not added"
+            );
+            assert!(small.iter().all(|id| set.holds(id)));
+            set.undo();
+            assert!(small.iter().all(|id| !set.holds(id)));
+            for (k, id) in p1.iter().enumerate() {
+                assert_eq!(set.holds(id), !gone.contains(&k));
+            }
+            assert!(set.record(&p1[5..6]).is_err());
+            set.record(&p1[..1]).ok().unwrap();
+            assert!(set.holds(&p1[0]));
+        });
+    }
 }

@@ -94,12 +94,13 @@ pub fn settle_once(
     let accounts: Vec<(Address, Money)> = participants.iter().map(|p| (p.0, opening)).collect();
     let mut ledger = Ledger::new(&accounts);
     let result = ledger.settle_period(0, &settlements)?;
-    let statements = statements(&settlements, &result.applied, participants).map_err(|source| {
-        SettleError::Amount {
-            contract: "statements".into(),
-            source,
-        }
-    })?;
+    let statements =
+        statements(&settlements, result.applied(), participants).map_err(|source| {
+            SettleError::Amount {
+                contract: "statements".into(),
+                source,
+            }
+        })?;
     let sum: i128 = statements
         .iter()
         .map(|s| i128::from(s.balance_change.raw()))
@@ -208,7 +209,7 @@ impl PeriodSettler {
             });
         }
         let mut sums = [0i128; 4];
-        for &k in &result.applied {
+        for k in result.applied() {
             for t in &settlements[k].transfers {
                 let slot = match t.kind {
                     TransferKind::Purchase => 0,
@@ -239,7 +240,7 @@ impl PeriodSettler {
         s.penalties_paid = add(s.penalties_paid, sums[2], "penalty")?;
         s.loss_compensation_paid = add(s.loss_compensation_paid, sums[3], "loss compensation")?;
         s.periods += 1;
-        s.settled += result.applied.len() as u64;
+        s.settled += result.applied_count() as u64;
         s.failed_funds += result.failed.len() as u64;
         Ok(result)
     }
@@ -389,7 +390,7 @@ pub fn settle_dataset(
         readings: readings.map_or_else(|| "dataset".to_owned(), |r| r.0.to_owned()),
         contracts: w.transactions.len() as u64,
         accepted: period.len() as u64,
-        settled: settled.result.applied.len() as u64,
+        settled: settled.result.applied_count() as u64,
         excluded,
         statements: settled.statements,
         conserved: settled.conserved,

@@ -214,7 +214,7 @@ pub fn stress_size(
             let result = settler
                 .settle(period, &workload, part)
                 .map_err(|source| StressError::Settle { size, source })?;
-            row.settled += result.applied.len() as u64;
+            row.settled += result.applied_count() as u64;
             row.settle_failed += result.failed.len() as u64;
             period += 1;
         }

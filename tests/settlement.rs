@@ -471,7 +471,11 @@ fn flat_batches_are_checked_and_errors_record_no_id() {
         Err(LedgerError::Overflow { .. })
     ));
     assert_eq!(
-        ledger.settle_batch(1, &batch(0, 5)).unwrap().applied,
+        ledger
+            .settle_batch(1, &batch(0, 5))
+            .unwrap()
+            .applied()
+            .collect::<Vec<_>>(),
         vec![0]
     );
     assert_eq!(ledger.balance(a).unwrap().raw(), i64::MAX);
@@ -566,4 +570,123 @@ fn a_period_whose_flow_exceeds_i64_is_netted_exactly() {
         0,
         "nothing applied"
     );
+}
+
+#[test]
+fn settled_ids_stay_exact_when_their_table_keys_collide() {
+    // The ledger keys its settled-id tables by bytes 8..16 of an id; ids that share those bytes
+    // (a 2^-64 chance, or crafted) must still be told apart, on 1, 2 and 7 threads.
+    for threads in [1, 2, 7] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let (a, b) = (Address(1), Address(2));
+            let mut ledger = Ledger::new(&[(a, Money::from_raw(1_000)), (b, Money::from_raw(0))]);
+            // Same partition (bytes 0..2) and key (bytes 8..16), different elsewhere.
+            let id = |tag: u8, twin: u8| {
+                let mut x = [tag; 32];
+                x[20] = twin;
+                ContractId(x)
+            };
+            let pay = |id: ContractId, amount: i64| ContractSettlement {
+                id,
+                transfers: vec![Transfer {
+                    from: a,
+                    to: b,
+                    amount: Money::from_raw(amount),
+                    kind: TransferKind::Purchase,
+                }],
+            };
+            let (p, q) = (id(1, 0), id(1, 1));
+            let r = ledger.settle_period(0, &[pay(p, 1), pay(q, 1)]).unwrap();
+            assert_eq!(r.applied().collect::<Vec<_>>(), vec![0, 1]);
+            assert!(ledger.is_settled(&p) && ledger.is_settled(&q));
+            for x in [p, q] {
+                assert_eq!(
+                    ledger.settle_period(1, &[pay(x, 1)]).unwrap_err(),
+                    LedgerError::AlreadySettled(x)
+                );
+            }
+            // The first of two twins fails for funds and is forgotten; the second stays settled.
+            let (c, d) = (id(2, 0), id(2, 1));
+            let r = ledger
+                .settle_period(2, &[pay(d, 1), pay(c, 5_000)])
+                .unwrap();
+            assert_eq!(r.failed, vec![1]);
+            assert!(!ledger.is_settled(&c) && ledger.is_settled(&d));
+            assert_eq!(
+                ledger.settle_period(3, &[pay(d, 1)]).unwrap_err(),
+                LedgerError::AlreadySettled(d)
+            );
+            assert_eq!(
+                ledger
+                    .settle_period(3, &[pay(c, 1)])
+                    .unwrap()
+                    .applied()
+                    .collect::<Vec<_>>(),
+                vec![0]
+            );
+            // The same with the failing twin first: it held the table's key, the other twin is
+            // found beside the table.
+            let (g, h) = (id(4, 0), id(4, 1));
+            let back = |id: ContractId| ContractSettlement {
+                id,
+                transfers: vec![Transfer {
+                    from: b,
+                    to: a,
+                    amount: Money::from_raw(1),
+                    kind: TransferKind::Purchase,
+                }],
+            };
+            let r = ledger.settle_period(6, &[pay(g, 5_000), back(h)]).unwrap();
+            assert_eq!(r.failed, vec![0]);
+            assert!(!ledger.is_settled(&g) && ledger.is_settled(&h));
+            assert_eq!(
+                ledger.settle_period(7, &[pay(h, 1)]).unwrap_err(),
+                LedgerError::AlreadySettled(h)
+            );
+            assert_eq!(
+                ledger
+                    .settle_period(7, &[pay(g, 1)])
+                    .unwrap()
+                    .applied()
+                    .collect::<Vec<_>>(),
+                vec![0]
+            );
+            // A period refused for a duplicate records none of its ids, twins included.
+            let (e, f) = (id(3, 0), id(3, 1));
+            assert_eq!(
+                ledger
+                    .settle_period(4, &[pay(e, 1), pay(f, 1), pay(p, 1)])
+                    .unwrap_err(),
+                LedgerError::AlreadySettled(p)
+            );
+            assert!(!ledger.is_settled(&e) && !ledger.is_settled(&f));
+            assert_eq!(
+                ledger
+                    .settle_period(4, &[pay(f, 1)])
+                    .unwrap()
+                    .applied()
+                    .collect::<Vec<_>>(),
+                vec![0]
+            );
+            assert_eq!(
+                ledger
+                    .settle_period(5, &[pay(e, 1), pay(e, 1)])
+                    .unwrap_err(),
+                LedgerError::AlreadySettled(e)
+            );
+            assert_eq!(
+                ledger
+                    .settle_period(5, &[pay(e, 1)])
+                    .unwrap()
+                    .applied()
+                    .collect::<Vec<_>>(),
+                vec![0]
+            );
+            assert_eq!(ledger.total(), 1_000);
+        });
+    }
 }

@@ -193,7 +193,7 @@ pub fn bench(c: &mut Criterion) {
     let mut l = ledger.clone();
     let result = all.install(|| l.settle_batch(0, &b)).unwrap();
     assert!(result.failed.is_empty());
-    assert_eq!(result.applied.len(), contracts);
+    assert_eq!(result.applied_count(), contracts);
     assert_eq!(l.total(), ledger.total());
     for a in 0..accounts {
         assert_eq!(

@@ -112,6 +112,7 @@ impl KeyPair {
         let inner = Ed25519KeyPair::from_seed_unchecked(seed).expect("32-byte Ed25519 seed");
         let mut public_bytes = [0u8; PUBLIC_KEY_LEN];
         public_bytes.copy_from_slice(inner.public_key().as_ref());
+        // Derived from a valid seed: a prime-order point (see above).
         #[allow(clippy::expect_used)]
         let public = PublicKey::admit(public_bytes).expect("a derived key is a prime-order point");
         Self { inner, public }

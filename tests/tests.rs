@@ -37,3 +37,6 @@ mod paper;
 mod settlement;
 /// The multi-chain store: audits clean and tampered, visibility, proofs, torn tails, kills.
 mod store;
+/// The tidy check on the source text: no unwrap, expect or panic outside tests and documented
+/// invariants, no floating point in money and contract modules, no todo or dbg, module docs.
+mod tidy;

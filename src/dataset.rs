@@ -1092,7 +1092,7 @@ pub fn from_json(file: &str, text: &str) -> Result<Dataset, DatasetError> {
         field: field.to_owned(),
         message,
     };
-    let doc: JsonDataset = serde_json::from_str(text).map_err(|e| {
+    let doc: JsonDataset = serde_json::from_str(crate::input::strip_bom(text)).map_err(|e| {
         err(
             format!("line {} column {}", e.line(), e.column()),
             "document",

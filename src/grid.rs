@@ -175,6 +175,7 @@ impl Grid {
 
     /// Parses the text of a case; `file` names it in errors.
     pub fn parse(file: &str, text: &str) -> Result<Grid, GridError> {
+        let text = crate::input::strip_bom(text);
         let p = Parser { file };
         let mut base_mva: Option<f64> = None;
         let mut blocks: HashMap<&'static str, Block> = HashMap::new();
@@ -1024,14 +1025,15 @@ pub fn read_trades(path: &std::path::Path) -> Result<Vec<Trade>, crate::input::I
 /// Parses the text of a trades file; `file` names it in errors.
 pub fn parse_trades(file: &str, text: &str) -> Result<Vec<Trade>, crate::input::InputError> {
     use crate::input::InputError;
-    let doc: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-        InputError::new(
-            file,
-            "document",
-            &format!("line {} column {}", e.line(), e.column()),
-            format!("not valid JSON: {e}"),
-        )
-    })?;
+    let doc: serde_json::Value =
+        serde_json::from_str(crate::input::strip_bom(text)).map_err(|e| {
+            InputError::new(
+                file,
+                "document",
+                &format!("line {} column {}", e.line(), e.column()),
+                format!("not valid JSON: {e}"),
+            )
+        })?;
     let list = doc
         .get("trades")
         .ok_or_else(|| InputError::new(file, "document", "trades", "missing"))?

@@ -27,12 +27,18 @@ impl InputError {
     }
 }
 
+/// `text` without a leading UTF-8 byte-order mark, which some editors write and JSON readers may
+/// ignore (RFC 8259, section 8.1); every reader of outside text goes through this.
+pub fn strip_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
+}
+
 /// Parses a whole JSON document, a syntax or shape error located by line and column.
 pub fn json_document<T: serde::de::DeserializeOwned>(
     file: &str,
     text: &str,
 ) -> Result<T, InputError> {
-    serde_json::from_str(text).map_err(|e| {
+    serde_json::from_str(strip_bom(text)).map_err(|e| {
         InputError::new(
             file,
             "document",

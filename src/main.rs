@@ -429,8 +429,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::VerifyProof { proof, head, json } => {
             let name = proof.display().to_string();
             let text = read_bounded(&proof, 64 << 20)?;
-            let parsed: ipow::chain::ContractProof = serde_json::from_str(&text)
-                .with_context(|| format!("{name}: not a contract proof"))?;
+            let parsed: ipow::chain::ContractProof =
+                serde_json::from_str(ipow::input::strip_bom(&text))
+                    .with_context(|| format!("{name}: not a contract proof"))?;
             let head_hash: [u8; 32] = hex::decode(&head)
                 .ok()
                 .and_then(|b| b.try_into().ok())
@@ -473,17 +474,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// True when `path` is a JSON file in the paper's market format (`ipow-paper-market/1`).
+/// True when `path` is a JSON file in the paper's market format (any `ipow-paper-market/`
+/// version, so a wrong version is reported by the paper market's reader).
 fn is_paper_market(path: &std::path::Path, text: &str) -> bool {
     #[derive(serde::Deserialize)]
     struct Tag {
         format: Option<String>,
     }
     ipow::dataset::is_json(path)
-        && serde_json::from_str::<Tag>(text)
+        && serde_json::from_str::<Tag>(ipow::input::strip_bom(text))
             .ok()
             .and_then(|t| t.format)
-            .is_some_and(|f| f == ipow::paper::FORMAT)
+            .is_some_and(|f| f.starts_with("ipow-paper-market/"))
 }
 
 fn settle_command(

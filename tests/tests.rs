@@ -10,6 +10,9 @@
 
 /// Parsing, formatting, rounding and overflow of `Energy`, `Price` and `Money`.
 mod amounts;
+/// The bad-input corpus in tests/data/bad/ through the CLI: non-zero exits naming file, place
+/// and field; nothing half-written.
+mod badinput;
 /// The `ipow` binary end to end: exit codes, JSON shape, error messages naming file and field.
 mod cli;
 /// `ipow compare`: sweeps, the report's files adding up and agreeing, repeated decisions, the

@@ -600,23 +600,7 @@ fn render_dataset_settlement(r: &ipow::settlement::DatasetSettlement) -> String 
         funds,
         r.excluded.len() - funds
     );
-    out += &format!(
-        "{:<22} {:>10} {:>16} {:>16} {:>19}\n",
-        "role", "address", "balance change", "penalties paid", "penalties received"
-    );
-    for st in r.statements.iter().take(SHOWN) {
-        out += &format!(
-            "{:<22} {:>10} {:>16} {:>16} {:>19}\n",
-            st.role,
-            st.participant.to_string(),
-            st.balance_change.to_string(),
-            st.penalties_paid.to_string(),
-            st.penalties_received.to_string()
-        );
-    }
-    if r.statements.len() > SHOWN {
-        out += &format!("... {} more in --json\n", r.statements.len() - SHOWN);
-    }
+    out += &ipow::settle::render_statements(&r.statements, "role", SHOWN);
     out += &format!(
         "\nbalance changes sum to zero: {}\n",
         if r.conserved { "yes" } else { "NO" }

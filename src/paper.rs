@@ -861,22 +861,7 @@ impl SettlementReport {
             "Settlement (the shape of Table 4), every account opening at {}:\n",
             self.opening_balance
         );
-        let _ = writeln!(
-            out,
-            "{:<22} {:>8} {:>16} {:>16} {:>19}",
-            "participant", "address", "balance change", "penalties paid", "penalties received"
-        );
-        for s in &self.statements {
-            let _ = writeln!(
-                out,
-                "{:<22} {:>8} {:>16} {:>16} {:>19}",
-                s.role,
-                s.participant.to_string(),
-                s.balance_change.to_string(),
-                s.penalties_paid.to_string(),
-                s.penalties_received.to_string()
-            );
-        }
+        out += &crate::settle::render_statements(&self.statements, "participant", usize::MAX);
         let failed: Vec<&str> = self
             .contracts
             .iter()

@@ -970,6 +970,37 @@ pub struct Statement {
     pub penalties_received: Money,
 }
 
+/// The statements as a table for a terminal, headed by `first_column` (what `role` holds), at
+/// most `shown` lines and a note of how many more `--json` has.
+pub fn render_statements(statements: &[Statement], first_column: &str, shown: usize) -> String {
+    let line = |a: &str, b: &str, c: &str, d: &str, e: &str| {
+        format!("{a:<22} {b:>10} {c:>16} {d:>16} {e:>19}\n")
+    };
+    let mut out = line(
+        first_column,
+        "address",
+        "balance change",
+        "penalties paid",
+        "penalties received",
+    );
+    for st in statements.iter().take(shown) {
+        out += &line(
+            &st.role,
+            &st.participant.to_string(),
+            &st.balance_change.to_string(),
+            &st.penalties_paid.to_string(),
+            &st.penalties_received.to_string(),
+        );
+    }
+    if statements.len() > shown {
+        out += &format!(
+            "... {} more in --json\n",
+            statements.len().saturating_sub(shown)
+        );
+    }
+    out
+}
+
 /// Statements from the applied contracts' transfers.
 pub fn statements(
     contracts: &[ContractSettlement],

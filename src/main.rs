@@ -474,18 +474,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// True when `path` is a JSON file in the paper's market format (any `ipow-paper-market/`
+/// True when a JSON text carries the paper's market format tag (any `ipow-paper-market/`
 /// version, so a wrong version is reported by the paper market's reader).
-fn is_paper_market(path: &std::path::Path, text: &str) -> bool {
+fn is_paper_market(text: &str) -> bool {
     #[derive(serde::Deserialize)]
     struct Tag {
         format: Option<String>,
     }
-    ipow::dataset::is_json(path)
-        && serde_json::from_str::<Tag>(ipow::input::strip_bom(text))
-            .ok()
-            .and_then(|t| t.format)
-            .is_some_and(|f| f.starts_with("ipow-paper-market/"))
+    serde_json::from_str::<Tag>(ipow::input::strip_bom(text))
+        .ok()
+        .and_then(|t| t.format)
+        .is_some_and(|f| f.starts_with("ipow-paper-market/"))
 }
 
 fn settle_command(
@@ -500,16 +499,15 @@ fn settle_command(
     };
     let opening = ipow::amount::Money::parse(opening_balance)
         .with_context(|| format!("--opening-balance {opening_balance:?}"))?;
-    let paper_text = match dataset {
-        None => None,
+    // A JSON file is read once, then taken as the paper's market or a dataset by its tag.
+    let text = match dataset {
         Some(path) if ipow::dataset::is_json(path) => {
-            let text = read_bounded(path, ipow::dataset::MAX_JSON_BYTES)?;
-            is_paper_market(path, &text).then_some(text)
+            Some(read_bounded(path, ipow::dataset::MAX_JSON_BYTES)?)
         }
-        Some(_) => None,
+        _ => None,
     };
-    if dataset.is_none() || paper_text.is_some() {
-        let market = match (dataset, paper_text) {
+    if dataset.is_none() || text.as_deref().is_some_and(is_paper_market) {
+        let market = match (dataset, text) {
             (Some(path), Some(text)) => PaperMarket::from_json(&text, &path.display().to_string())?,
             _ => PaperMarket::embedded()
                 .with_context(|| format!("embedded {EMBEDDED_MARKET_NAME}"))?,
@@ -538,7 +536,10 @@ fn settle_command(
         anyhow::bail!("--dataset: no market given");
     };
     let name = path.display().to_string();
-    let d = ipow::dataset::read_any(path)?;
+    let d = match text {
+        Some(text) => ipow::dataset::from_json(&name, &text)?,
+        None => ipow::dataset::read_binary(path)?,
+    };
     let given = match readings {
         None => None,
         Some(r) => {

@@ -20,8 +20,7 @@ pub const EMBEDDED_MARKET: &str = include_str!("../datasets/paper/market.json");
 pub const EMBEDDED_MARKET_NAME: &str = "datasets/paper/market.json";
 
 /// The format tag a market file must carry.
-/// The format tag of a paper market file.
-pub const FORMAT: &str = "ipow-paper-market/1";
+const FORMAT: &str = "ipow-paper-market/1";
 /// Sellers in the paper's example (rows 1..4 of F).
 const SELLERS: usize = 4;
 /// Participants in F (4 sellers, 4 purchasers).

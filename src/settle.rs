@@ -344,7 +344,7 @@ impl TransferBatch {
 /// Hashes a settled-id key (4 bytes of a SHA-256 output, uniform already) by one multiply,
 /// which spreads it over the 64 bits the table's probing and tag bytes use.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct KeyHasher(u64);
+struct KeyHasher(u64);
 
 impl std::hash::Hasher for KeyHasher {
     fn finish(&self) -> u64 {
@@ -399,20 +399,17 @@ struct SettledIds {
     last_collided: Vec<ContractId>,
 }
 
+/// A partition's ids, in order, in segments: buckets moved in whole, small ones appended to the
+/// last. An id recorded and then forgotten (its contract failed for lack of funds) stays,
+/// unreferenced.
 #[derive(Clone, Debug, Default)]
-struct Partition {
-    /// The partition's ids, in segments. An id recorded and then forgotten (its contract
-    /// failed for lack of funds) stays, unreferenced.
+struct Segments {
     segments: Vec<Vec<ContractId>>,
     /// The index of each segment's first id.
     starts: Vec<usize>,
-    /// Key -> index of the id.
-    table: KeyMap,
-    /// How many ids the partition held before the last `record`.
-    mark: usize,
 }
 
-impl Partition {
+impl Segments {
     fn len(&self) -> usize {
         match (self.starts.last(), self.segments.last()) {
             (Some(&s), Some(seg)) => s.saturating_add(seg.len()),
@@ -429,7 +426,7 @@ impl Partition {
     }
 
     /// The ids from index `from` on, with their indices.
-    fn ids_from(&self, from: usize) -> impl Iterator<Item = (usize, &ContractId)> + '_ {
+    fn from(&self, from: usize) -> impl Iterator<Item = (usize, &ContractId)> + '_ {
         self.segments
             .iter()
             .zip(&self.starts)
@@ -443,9 +440,8 @@ impl Partition {
             })
     }
 
-    /// Appends a period's buckets (in chunk order) and sets the mark.
+    /// Appends a period's buckets, in chunk order.
     fn append(&mut self, buckets: Vec<Vec<ContractId>>) {
-        self.mark = self.len();
         for bucket in buckets {
             let len = self.len();
             match self.segments.last_mut() {
@@ -459,25 +455,38 @@ impl Partition {
         }
     }
 
-    /// Drops what the last `append` added, and the table entries pointing at it.
-    fn undo(&mut self) {
-        let mark = self.mark;
-        let stale: Vec<(u32, u32)> = self
-            .ids_from(mark)
-            .map(|(i, id)| (key_of(id), u32::try_from(i).unwrap_or(u32::MAX)))
-            .collect();
-        for (key, i) in stale {
-            if self.table.get(&key) == Some(&i) {
-                self.table.remove(&key);
-            }
-        }
-        while self.starts.last().is_some_and(|&start| start >= mark) {
+    /// Keeps the first `len` ids.
+    fn truncate(&mut self, len: usize) {
+        while self.starts.last().is_some_and(|&start| start >= len) {
             self.segments.pop();
             self.starts.pop();
         }
         if let (Some(&start), Some(last)) = (self.starts.last(), self.segments.last_mut()) {
-            last.truncate(mark.saturating_sub(start));
+            last.truncate(len.saturating_sub(start));
         }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct Partition {
+    ids: Segments,
+    /// Key -> index of the id.
+    table: KeyMap,
+    /// How many ids the partition held before the last `record`.
+    mark: usize,
+}
+
+impl Partition {
+    /// Drops what the last `record` added, and the table entries pointing at it.
+    fn undo(&mut self) {
+        let Partition { ids, table, mark } = self;
+        for (i, id) in ids.from(*mark) {
+            let key = key_of(id);
+            if table.get(&key) == Some(&u32::try_from(i).unwrap_or(u32::MAX)) {
+                table.remove(&key);
+            }
+        }
+        ids.truncate(*mark);
     }
 }
 
@@ -505,7 +514,7 @@ impl SettledIds {
         let part = &self.partitions[partition_of(id)];
         part.table
             .get(&key_of(id))
-            .is_some_and(|&i| part.at(i) == Some(id))
+            .is_some_and(|&i| part.ids.at(i) == Some(id))
             || self.collided.contains(id)
     }
 
@@ -548,49 +557,29 @@ impl SettledIds {
             .with_min_len(16)
             .map(|(part, buckets)| {
                 let incoming: usize = buckets.iter().map(Vec::len).sum();
-                part.append(buckets);
-                if u32::try_from(part.len()).is_err() {
+                part.mark = part.ids.len();
+                part.ids.append(buckets);
+                if u32::try_from(part.ids.len()).is_err() {
                     return (Some(RecordError::Full), Vec::new());
                 }
                 part.table.reserve(incoming);
                 let mut clashes = Vec::new();
-                let Partition {
-                    segments,
-                    starts,
-                    table,
-                    mark,
-                } = part;
-                let at = |i: u32| {
-                    let i = i as usize;
-                    let seg = starts.partition_point(|&s| s <= i).checked_sub(1)?;
-                    segments.get(seg)?.get(i.checked_sub(starts[seg])?)
-                };
-                let mut index = *mark;
-                for seg in segments
-                    .iter()
-                    .zip(starts.iter())
-                    .filter_map(|(seg, &start)| {
-                        let end = start.saturating_add(seg.len());
-                        (end > *mark).then(|| &seg[mark.saturating_sub(start)..])
-                    })
-                {
-                    for id in seg {
-                        // The partition holds fewer than 2^32 ids (checked above).
-                        let i = u32::try_from(index).unwrap_or(u32::MAX);
-                        index = index.saturating_add(1);
-                        match table.entry(key_of(id)) {
-                            std::collections::hash_map::Entry::Vacant(v) => {
-                                if !collided.is_empty() && collided.contains(id) {
-                                    return (Some(RecordError::Duplicate(*id)), clashes);
-                                }
-                                v.insert(i);
+                let Partition { ids, table, mark } = part;
+                for (i, id) in ids.from(*mark) {
+                    // The partition holds fewer than 2^32 ids (checked above).
+                    let i = u32::try_from(i).unwrap_or(u32::MAX);
+                    match table.entry(key_of(id)) {
+                        std::collections::hash_map::Entry::Vacant(v) => {
+                            if !collided.is_empty() && collided.contains(id) {
+                                return (Some(RecordError::Duplicate(*id)), clashes);
                             }
-                            std::collections::hash_map::Entry::Occupied(o) => {
-                                if at(*o.get()) == Some(id) {
-                                    return (Some(RecordError::Duplicate(*id)), clashes);
-                                }
-                                clashes.push(*id);
+                            v.insert(i);
+                        }
+                        std::collections::hash_map::Entry::Occupied(o) => {
+                            if ids.at(*o.get()) == Some(id) {
+                                return (Some(RecordError::Duplicate(*id)), clashes);
                             }
+                            clashes.push(*id);
                         }
                     }
                 }
@@ -637,7 +626,7 @@ impl SettledIds {
         if part
             .table
             .get(&key)
-            .is_some_and(|&i| part.at(i) == Some(id))
+            .is_some_and(|&i| part.ids.at(i) == Some(id))
         {
             part.table.remove(&key);
         } else {
@@ -772,9 +761,6 @@ impl Ledger {
         if batch.offsets.len() != count.saturating_add(1)
             || batch.offsets.last() != Some(&batch.transfers.len())
         {
-            return Err(LedgerError::MalformedBatch);
-        }
-        if u32::try_from(count).is_err() {
             return Err(LedgerError::MalformedBatch);
         }
         // At most once: record every id, in parallel by partition; undo on any error below.
@@ -1075,7 +1061,10 @@ mod tests {
             .unwrap();
         pool.install(|| {
             let segments = |set: &SettledIds| -> Vec<usize> {
-                set.partitions.iter().map(|p| p.segments.len()).collect()
+                set.partitions
+                    .iter()
+                    .map(|p| p.ids.segments.len())
+                    .collect()
             };
             let mut set = SettledIds::default();
             let big = 3 * SEGMENT_MOVE_MIN as u64 * ID_PARTITIONS as u64;
@@ -1095,7 +1084,7 @@ mod tests {
             assert!(p0.iter().all(|id| set.holds(id)));
             assert!(segments(&set).iter().all(|&n| n == 2), "undone");
             assert_eq!(
-                set.partitions.iter().map(Partition::len).sum::<usize>(),
+                set.partitions.iter().map(|p| p.ids.len()).sum::<usize>(),
                 p0.len()
             );
             set.record(&p1).ok().unwrap();

@@ -215,3 +215,19 @@ fn congesting_pairs_exist_on_case57_and_not_on_case14_or_case118() {
     assert_eq!(qualifying("pglib_opf_case118_ieee.m"), 0);
     assert!(qualifying("pglib_opf_case57_ieee.m") > 0);
 }
+
+#[test]
+fn role_names_are_the_file_spelling() {
+    use ipow::domain::Role;
+    for role in [
+        Role::Seller,
+        Role::Purchaser,
+        Role::TransmissionCompany,
+        Role::GridOperator,
+        Role::Source,
+        Role::IntegratedEnergyServiceCompany,
+        Role::GovernmentSupervisor,
+    ] {
+        assert_eq!(serde_json::to_value(role).unwrap(), role.name(), "{role:?}");
+    }
+}

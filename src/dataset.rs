@@ -19,7 +19,7 @@
 //! file *before* allocating for it, and every digest before decoding what it covers; an error
 //! names the file, the byte offset and the field.
 
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -451,7 +451,7 @@ struct RawChunk {
 /// Streams a binary dataset: the header and members at open, then batches of contracts.
 pub struct Reader {
     name: String,
-    input: BufReader<std::fs::File>,
+    input: Box<dyn BufRead + Send>,
     offset: u64,
     size: u64,
     header: Header,
@@ -482,9 +482,27 @@ impl Reader {
             .metadata()
             .map_err(|e| DatasetError::io(&name, &e))?
             .len();
+        Self::start(
+            name,
+            Box::new(BufReader::with_capacity(1 << 20, file)),
+            size,
+        )
+    }
+
+    /// Reads a dataset held in memory (`name` names it in errors): the fuzz targets' way in.
+    pub fn from_bytes(name: &str, bytes: Vec<u8>) -> Result<Self, DatasetError> {
+        let size = bytes.len() as u64;
+        Self::start(name.to_owned(), Box::new(std::io::Cursor::new(bytes)), size)
+    }
+
+    fn start(
+        name: String,
+        input: Box<dyn BufRead + Send>,
+        size: u64,
+    ) -> Result<Self, DatasetError> {
         let mut r = Self {
             name,
-            input: BufReader::with_capacity(1 << 20, file),
+            input,
             offset: 0,
             size,
             header: Header {
@@ -1021,7 +1039,15 @@ pub struct Dataset {
 
 /// Reads a whole binary dataset into memory.
 pub fn read_binary(path: &Path) -> Result<Dataset, DatasetError> {
-    let mut r = Reader::open(path)?;
+    read_all(Reader::open(path)?)
+}
+
+/// Reads a whole binary dataset held in memory (`name` names it in errors).
+pub fn read_binary_bytes(name: &str, bytes: Vec<u8>) -> Result<Dataset, DatasetError> {
+    read_all(Reader::from_bytes(name, bytes)?)
+}
+
+fn read_all(mut r: Reader) -> Result<Dataset, DatasetError> {
     let mut all = Workload {
         params: r.header.params.market.clone(),
         rules: r.rules(),

@@ -17,6 +17,7 @@ pub mod contract;
 pub mod crypto;
 pub mod dataset;
 pub mod domain;
+pub mod fuzz;
 pub mod grid;
 pub mod input;
 pub mod merkle;

@@ -735,7 +735,7 @@ pub struct Stop {
 
 /// Reads the log's records in order.
 pub struct LogReader {
-    r: BufReader<File>,
+    r: Box<dyn Read + Send>,
     offset: u64,
     len: u64,
 }
@@ -747,10 +747,19 @@ impl LogReader {
         let f = File::open(&path).map_err(|e| StoreError::io(&path, &e))?;
         let len = f.metadata().map_err(|e| StoreError::io(&path, &e))?.len();
         Ok(Self {
-            r: BufReader::with_capacity(1 << 20, f),
+            r: Box::new(BufReader::with_capacity(1 << 20, f)),
             offset: 0,
             len,
         })
+    }
+
+    /// Reads a log held in memory: the fuzz targets' way in.
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        Self {
+            len: bytes.len() as u64,
+            r: Box::new(std::io::Cursor::new(bytes)),
+            offset: 0,
+        }
     }
 
     /// The log's length.

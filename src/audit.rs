@@ -269,6 +269,20 @@ pub fn audit(dir: &Path, options: AuditOptions) -> Result<AuditReport, StoreErro
             Ok(None) => break,
             Err(stop) => {
                 if stop.offset < index_end {
+                    // The period cannot be audited whole; still say which of its records no
+                    // longer match their checks, so that the damage is located.
+                    for r in pending.iter().filter(|r| !r.check_ok) {
+                        report.findings.push(
+                            Finding::new(
+                                "log",
+                                format!(
+                                    "a {} record's check does not match its bytes",
+                                    kind::name(r.kind)
+                                ),
+                            )
+                            .at(r),
+                        );
+                    }
                     report.findings.push(Finding {
                         offset: Some(stop.offset),
                         ..Finding::new(

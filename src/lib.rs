@@ -31,6 +31,7 @@ pub mod scenario;
 pub mod settle;
 pub mod settlement;
 pub mod sha_lanes;
+pub mod simulate;
 pub mod store;
 pub mod stress;
 pub mod validate;

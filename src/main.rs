@@ -106,6 +106,24 @@ enum Command {
     /// report (Markdown, HTML with SVG plots, summary JSON, per-transaction CSV). With no
     /// scenario: the built-in comparison on case118 (what `ipow` with no command runs).
     Compare(CompareArgs),
+    /// The seeded fault simulator: each seed draws a market, validators with a mix of faults,
+    /// a grid and damage to the store, runs several periods through validate, seal, settle and
+    /// store, and checks every invariant; a failure prints its seed and the git revision, and
+    /// exits non-zero.
+    Simulate {
+        /// How many seeds, from --first.
+        #[arg(long, default_value_t = 200)]
+        seeds: u64,
+        /// The first seed.
+        #[arg(long, default_value_t = 0)]
+        first: u64,
+        /// Replay this one seed, printing what it drew and did.
+        #[arg(long, conflicts_with_all = ["seeds", "first"])]
+        seed: Option<u64>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -457,6 +475,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(args) => generate_command(&args)?,
         Command::Dataset(cmd) => dataset_command(&cmd)?,
         Command::Stress(args) => stress_command(&args)?,
+        Command::Simulate {
+            seeds,
+            first,
+            seed,
+            json,
+        } => simulate_command(seeds, first, seed, json)?,
         Command::Settle {
             readings,
             dataset,
@@ -636,32 +660,11 @@ fn read_bounded(path: &std::path::Path, limit: u64) -> anyhow::Result<String> {
 }
 
 /// The store's genesis for a market's members and a run's variant.
-fn genesis_for(
-    members: Vec<ipow::chain::StoredMember>,
-    variant: &VariantConfig,
-) -> ipow::store::Genesis {
-    use ipow::store::StoredConsensus;
-    ipow::store::Genesis {
-        slaves_per_master: ipow::chain::SLAVES_PER_MASTER,
-        consensus: match variant {
-            VariantConfig::Ipow(p) => StoredConsensus::Ipow {
-                seed: p.seed,
-                validators: p.validators,
-                quorum: p.quorum,
-                extra: p.extra_max,
-            },
-            VariantConfig::Pow(p) => StoredConsensus::Pow {
-                difficulty: p.difficulty_bits,
-            },
-        },
-        members,
-    }
-}
-
 /// Seals the paper's contracts as one IPOW period into a new store; returns the consortium head.
 fn paper_store(market: &PaperMarket, dir: &std::path::Path) -> anyhow::Result<[u8; 32]> {
     let workload = market.workload();
     let variant = VariantConfig::Ipow(IpowParams {
+        mix: Default::default(),
         validators: 16,
         quorum: 3,
         extra_max: 4,
@@ -680,7 +683,7 @@ fn paper_store(market: &PaperMarket, dir: &std::path::Path) -> anyhow::Result<[u
                 .as_bytes(),
         })
         .collect();
-    let mut writer = ipow::store::StoreWriter::create(dir, &genesis_for(members, &variant))?;
+    let mut writer = ipow::store::StoreWriter::create(dir, &ipow::run::genesis(members, &variant))?;
     let config = RunConfig {
         variant,
         period_txs: workload.transactions.len(),
@@ -843,6 +846,7 @@ fn variant_config(v: &VariantArgs, seed: u64) -> anyhow::Result<VariantConfig> {
     Ok(match v.consensus {
         ConsensusArg::Ipow => {
             let p = IpowParams {
+                mix: Default::default(),
                 validators: v.validators,
                 quorum: v.quorum,
                 extra_max: v.extra,
@@ -917,7 +921,7 @@ fn run_command(args: &RunArgs) -> anyhow::Result<()> {
                 let members = generated.members.iter().map(Into::into).collect();
                 Some(ipow::store::StoreWriter::create(
                     dir,
-                    &genesis_for(members, &config.variant),
+                    &ipow::run::genesis(members, &config.variant),
                 )?)
             }
             None => None,
@@ -968,6 +972,89 @@ fn run_command(args: &RunArgs) -> anyhow::Result<()> {
         print!("{}", render_run(&report));
     }
     Ok(())
+}
+
+fn simulate_command(seeds: u64, first: u64, seed: Option<u64>, json: bool) -> anyhow::Result<()> {
+    use ipow::simulate;
+    let work = simulate::work_dir();
+    if let Some(seed) = seed {
+        let result = simulate::run_seed(seed, &work);
+        let _ = std::fs::remove_dir_all(&work);
+        let report = result?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            println!(
+                "seed {seed}: every invariant holds (git {})",
+                simulate::REVISION
+            );
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        return Ok(());
+    }
+    let bar = bar(seeds, "seeds", json);
+    let summary = simulate::run_seeds(first, seeds, &work, &mut |r| {
+        if let Err(v) = r {
+            bar.suspend(|| eprintln!("FAILED {v}"));
+        }
+        bar.inc(1);
+    });
+    bar.finish_and_clear();
+    let _ = std::fs::remove_dir_all(&work);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print!("{}", render_simulation(&summary));
+    }
+    if !summary.failures.is_empty() {
+        anyhow::bail!(
+            "{} of {} seeds broke an invariant (git {}); the first: {}",
+            summary.failures.len(),
+            summary.seeds,
+            summary.revision,
+            summary.failures[0]
+        );
+    }
+    Ok(())
+}
+
+fn render_simulation(s: &ipow::simulate::Summary) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "seeds {}..{} (git {}): {} passed, {} failed, in {:.1} s",
+        s.first_seed,
+        s.first_seed + s.seeds,
+        s.revision,
+        s.passed,
+        s.failures.len(),
+        s.seconds
+    );
+    let _ = writeln!(
+        out,
+        "{} periods, {} transactions through validate, seal, settle and store",
+        s.periods, s.transactions
+    );
+    let _ = writeln!(
+        out,
+        "within the safety bound: {} seeds, {} wrong decisions",
+        s.seeds_within_bound, s.wrong_within_bound
+    );
+    let t = &s.tail_above_bound;
+    let _ = writeln!(
+        out,
+        "above it: {} wrong of {} decided in their first period, {:.1} expected (z = {:.2})",
+        t.wrong, t.decided, t.expected, s.tail_z
+    );
+    let _ = writeln!(out, "faults injected:");
+    for (k, v) in &s.faults {
+        let _ = writeln!(out, "  {k:<28} {v}");
+    }
+    for f in &s.failures {
+        let _ = writeln!(out, "FAILED {f}");
+    }
+    out
 }
 
 fn pool(threads: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {

@@ -152,6 +152,29 @@ impl RunConfig {
     }
 }
 
+/// The store's genesis record for a run of `variant` among `members`.
+pub fn genesis(
+    members: Vec<crate::chain::StoredMember>,
+    variant: &VariantConfig,
+) -> crate::store::Genesis {
+    use crate::store::StoredConsensus;
+    crate::store::Genesis {
+        slaves_per_master: crate::chain::SLAVES_PER_MASTER,
+        consensus: match variant {
+            VariantConfig::Ipow(p) => StoredConsensus::Ipow {
+                seed: p.seed,
+                validators: p.validators,
+                quorum: p.quorum,
+                extra: p.extra_max,
+            },
+            VariantConfig::Pow(p) => StoredConsensus::Pow {
+                difficulty: p.difficulty_bits,
+            },
+        },
+        members,
+    }
+}
+
 /// What happened to one transaction.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct TxRecord {

@@ -445,6 +445,7 @@ pub fn parse(file: &str, text: &str, base: &Path) -> Result<Scenario, InputError
                                         for &fi in &pick(f.len()) {
                                             for &bi in &pick(b.len()) {
                                                 let p = IpowParams {
+                                                    mix: Default::default(),
                                                     validators: n[ni],
                                                     quorum: q[qi],
                                                     extra_max: e[ei],

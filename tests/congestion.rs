@@ -154,6 +154,7 @@ fn the_rule_depends_on_the_data_not_on_order_or_threads() {
 
 fn run_grid(threads: usize, w: &Workload, market: &GridMarket, byzantine: f64) -> RunReport {
     let params = IpowParams {
+        mix: Default::default(),
         validators: 32,
         quorum: 3,
         extra_max: 4,

@@ -23,6 +23,7 @@ fn ipow_params(
     seed: u64,
 ) -> IpowParams {
     IpowParams {
+        mix: Default::default(),
         validators,
         quorum,
         extra_max: 4,
@@ -262,6 +263,7 @@ fn the_protocol_model_matches_hand_counts_and_small_committees() {
     let r = run_on(
         2,
         VariantConfig::Ipow(IpowParams {
+            mix: Default::default(),
             extra_max: 1,
             ..ipow_params(12, 4, 1.0 / 3.0, Behaviour::Liar, 82)
         }),
@@ -335,6 +337,7 @@ fn undecided_transactions_are_carried_and_counted() {
     let r = run_on(
         1,
         VariantConfig::Ipow(IpowParams {
+            mix: Default::default(),
             extra_max: 0,
             ..ipow_params(4, 4, 0.5, Behaviour::Liar, 42)
         }),

@@ -156,6 +156,7 @@ fn stress_runs_every_size_through_the_pipeline_conserving_money_on_any_thread_co
         market: market.clone(),
         run: RunConfig {
             variant: VariantConfig::Ipow(IpowParams {
+                mix: Default::default(),
                 validators: 16,
                 quorum: 3,
                 extra_max: 4,

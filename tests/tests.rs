@@ -38,6 +38,9 @@ mod paper;
 /// Settlement: the rules on hand-computed examples, the ledger against a sequential model,
 /// conservation, overdraft and overflow.
 mod settlement;
+/// The seeded fault simulator: 200 seeds with every invariant, replay, the model of wrong
+/// decisions against the protocol model.
+mod simulate;
 /// The multi-chain store: audits clean and tampered, visibility, proofs, torn tails, kills.
 mod store;
 /// The tidy check on the source text: no unwrap, expect or panic outside tests and documented

@@ -49,6 +49,7 @@ pub fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(TXS as u64));
     for quorum in [1u32, 3, 5] {
         let params = IpowParams {
+            mix: Default::default(),
             validators: 64,
             quorum,
             extra_max: 4,

@@ -43,6 +43,7 @@ pub fn bench(c: &mut Criterion) {
         (
             "ipow_q3",
             VariantConfig::Ipow(IpowParams {
+                mix: Default::default(),
                 validators: 64,
                 quorum: 3,
                 extra_max: 4,

@@ -29,6 +29,7 @@ pub fn bench(c: &mut Criterion) {
     let market = all.install(|| Market::new(params, None));
     let workload = all.install(|| market.batch(0..TXS as u64));
     let ipow = IpowParams {
+        mix: Default::default(),
         validators: 64,
         quorum: 3,
         extra_max: 4,

@@ -110,6 +110,36 @@ pub struct IpowParams {
     pub behaviour: Behaviour,
     /// Seed of the assignment draws, the Byzantine choice and the MAC keys.
     pub seed: u64,
+    /// Faults beside `byzantine_fraction`'s validators (the simulator draws a mix).
+    #[serde(skip_serializing_if = "FaultMix::is_empty")]
+    pub mix: FaultMix,
+}
+
+/// Validators with faults beside the `byzantine_fraction` ones: further Byzantine validators of
+/// other behaviours, and slow validators. All are chosen by the same seeded shuffle, after the
+/// fraction's: no validator holds two faults.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FaultMix {
+    /// Further Byzantine validators: (behaviour, count).
+    pub byzantine: Vec<(Behaviour, u32)>,
+    /// Honest validators that are slow: each of their answers misses its period (a timeout
+    /// the supervision node re-requests) with probability `slow_miss_ppm` / 1e6, drawn from
+    /// the seed, the period, the transaction and the validator.
+    pub slow: u32,
+    /// The chance, per answer of a slow validator, that it is late, per million.
+    pub slow_miss_ppm: u32,
+}
+
+impl FaultMix {
+    /// No further faults.
+    pub fn is_empty(&self) -> bool {
+        self.byzantine.iter().all(|b| b.1 == 0) && self.slow == 0
+    }
+
+    /// Validators the mix takes.
+    pub fn count(&self) -> u64 {
+        self.byzantine.iter().map(|b| u64::from(b.1)).sum::<u64>() + u64::from(self.slow)
+    }
 }
 
 impl IpowParams {
@@ -131,6 +161,20 @@ impl IpowParams {
             return Err(format!(
                 "--byzantine {} is outside 0..=1",
                 self.byzantine_fraction
+            ));
+        }
+        if u64::from(self.byzantine_count()) + self.mix.count() > u64::from(self.validators) {
+            return Err(format!(
+                "{} Byzantine and {} further faulty validators are more than the {} validators",
+                self.byzantine_count(),
+                self.mix.count(),
+                self.validators
+            ));
+        }
+        if self.mix.slow_miss_ppm > 1_000_000 {
+            return Err(format!(
+                "slow_miss_ppm {} is above 1,000,000",
+                self.mix.slow_miss_ppm
             ));
         }
         Ok(())
@@ -160,6 +204,8 @@ pub struct Proof {
 struct ValidatorNode {
     key: hmac::Key,
     fault: Option<Behaviour>,
+    /// Each answer is late with the mix's `slow_miss_ppm` chance.
+    slow: bool,
     /// Every transaction this validator has validated (workload indices): never again.
     validated: HashSet<u32>,
     /// Validations performed this period.
@@ -174,6 +220,7 @@ struct ValidatorNode {
 const STREAM_KEYS: u64 = 10;
 const STREAM_BYZANTINE: u64 = 11;
 const STREAM_ASSIGN: u64 = 12;
+const STREAM_SLOW: u64 = 13;
 
 /// The IPOW variant: the supervision node and its validators.
 pub struct Ipow {
@@ -217,15 +264,31 @@ impl Ipow {
         let n = params.validators;
         let mut order: Vec<u32> = (0..n).collect();
         Rng::stream(params.seed, &[STREAM_BYZANTINE]).shuffle(&mut order);
-        let faulty: HashSet<u32> = order
-            .iter()
-            .take(params.byzantine_count() as usize)
-            .copied()
-            .collect();
+        // The shuffled order hands out faults: the fraction's behaviour first, then the mix's.
+        let mut faults: Vec<Option<Behaviour>> = vec![None; n as usize];
+        let mut slow = vec![false; n as usize];
+        let mut next = order.iter().map(|&v| v as usize);
+        let wanted = std::iter::repeat_n(params.behaviour, params.byzantine_count() as usize)
+            .chain(
+                params
+                    .mix
+                    .byzantine
+                    .iter()
+                    .flat_map(|&(b, k)| std::iter::repeat_n(b, k as usize)),
+            );
+        for b in wanted {
+            if let Some(v) = next.next() {
+                faults[v] = Some(b);
+            }
+        }
+        for v in next.take(params.mix.slow as usize) {
+            slow[v] = true;
+        }
         let nodes = (0..n)
             .map(|v| ValidatorNode {
                 key: validator_key(params.seed, v),
-                fault: faulty.contains(&v).then_some(params.behaviour),
+                fault: faults[v as usize],
+                slow: slow[v as usize],
                 validated: HashSet::new(),
                 work_period: 0,
                 work_total: 0,
@@ -261,6 +324,15 @@ impl Ipow {
             Some(Behaviour::Lazy) => (Verdict::Valid, false),
             Some(Behaviour::Crash) => return (None, false),
         };
+        if node.slow
+            && Rng::stream(
+                self.params.seed,
+                &[STREAM_SLOW, input.period, u64::from(tx), u64::from(v)],
+            )
+            .chance_ppm(self.params.mix.slow_miss_ppm)
+        {
+            return (None, worked); // checked, but the proof arrives after the period
+        }
         let id = signed.id().0;
         let tag = hmac::sign(
             &node.key,
@@ -508,7 +580,7 @@ impl Consensus for Ipow {
             .map(|(v, n)| {
                 serde_json::json!({
                     "validator": v,
-                    "behaviour": n.fault.map_or("honest".to_owned(), |b| format!("{b:?}").to_lowercase()),
+                    "behaviour": n.fault.map_or(if n.slow { "slow" } else { "honest" }.to_owned(), |b| b.name().to_owned()),
                     "validations": n.work_total,
                     "priority_earned_last_period": n.priority,
                 })

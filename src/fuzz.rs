@@ -194,8 +194,9 @@ pub fn trades(data: &[u8]) -> Result<bool, Finding> {
     }
 }
 
-/// The store's record reader and every record decoder; genesis and consensus records that
-/// decode re-encode to the same payload, and a record's check matches only its own bytes.
+/// The store's record reader and every record decoder, run on every record whether or not its
+/// check matches (so mutations reach the decoders); genesis, consensus and header records that
+/// decode re-encode to the same payload, and the reader only moves forward within the bytes.
 pub fn store_log(data: &[u8]) -> Result<bool, Finding> {
     use crate::store::{self, LogReader, kind};
     let mut reader = LogReader::from_bytes(data.to_vec());

@@ -5,7 +5,13 @@
 use std::process::Command;
 
 fn output(cmd: &str, args: &[&str]) -> Option<String> {
-    let out = Command::new(cmd).args(args).output().ok()?;
+    // GIT_OPTIONAL_LOCKS=0: `git describe --dirty` must not refresh (rewrite) .git/index, which
+    // is watched below.
+    let out = Command::new(cmd)
+        .args(args)
+        .env("GIT_OPTIONAL_LOCKS", "0")
+        .output()
+        .ok()?;
     if !out.status.success() {
         return None;
     }
@@ -29,6 +35,10 @@ fn main() {
         "src",
         "Cargo.toml",
     ] {
-        println!("cargo:rerun-if-changed={path}");
+        // Only paths that exist: cargo counts a missing one as changed on every build (a fresh
+        // clone has no .git/packed-refs), which rebuilt the crate every time.
+        if std::path::Path::new(path).exists() {
+            println!("cargo:rerun-if-changed={path}");
+        }
     }
 }

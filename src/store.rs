@@ -337,13 +337,25 @@ pub fn decode_genesis(p: &[u8]) -> Result<Genesis, FieldError> {
     let validators = c.uint(4, "validators")? as u32;
     let quorum = c.uint(4, "quorum")? as u32;
     let extra = c.uint(4, "extra")? as u32;
+    // The fields a variant does not use must be zero, as `encode_genesis` writes them: one
+    // genesis, one encoding (a fuzzer found the decoder ignoring them).
     let consensus = match code {
+        1 if difficulty != 0 => {
+            return Err(field_err("difficulty", at + 1, "not 0 under IPOW"));
+        }
         1 => StoredConsensus::Ipow {
             seed,
             validators,
             quorum,
             extra,
         },
+        2 if seed != 0 || validators != 0 || quorum != 0 || extra != 0 => {
+            return Err(field_err(
+                "seed",
+                at + 2,
+                "seed, validators, quorum and extra are not 0 under PoW",
+            ));
+        }
         2 => StoredConsensus::Pow { difficulty },
         k => return Err(field_err("consensus", at, format!("{k} is not 1 or 2"))),
     };

@@ -72,6 +72,16 @@ pub enum Damage {
 }
 
 impl Damage {
+    /// Every kind, in the order seeds draw them.
+    pub const ALL: [Damage; 6] = [
+        Damage::None,
+        Damage::TornTail,
+        Damage::FlippedBit,
+        Damage::ZeroedRegion,
+        Damage::OverwrittenRecord,
+        Damage::CutCommitted,
+    ];
+
     /// Its name in summaries.
     pub fn name(self) -> &'static str {
         match self {
@@ -187,14 +197,7 @@ impl Draw {
             opening_cents: [100_000, 10_000_000, 10_000_000_000][r.index(3)],
             purchaser_share_bps: 500 * upto(&mut r, 20),
             threads: 1 + r.index(4),
-            damage: [
-                Damage::None,
-                Damage::TornTail,
-                Damage::FlippedBit,
-                Damage::ZeroedRegion,
-                Damage::OverwrittenRecord,
-                Damage::CutCommitted,
-            ][r.index(6)],
+            damage: Damage::ALL[r.index(Damage::ALL.len())],
         }
     }
 

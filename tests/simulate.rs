@@ -79,14 +79,7 @@ fn the_first_period_model_agrees_with_the_protocol_model() {
 #[test]
 fn draws_cover_the_space_and_the_bound_is_tight() {
     let draws: Vec<Draw> = (0..200).map(Draw::of).collect();
-    for kind in [
-        Damage::None,
-        Damage::TornTail,
-        Damage::FlippedBit,
-        Damage::ZeroedRegion,
-        Damage::OverwrittenRecord,
-        Damage::CutCommitted,
-    ] {
+    for kind in Damage::ALL {
         assert!(draws.iter().any(|d| d.damage == kind), "{kind:?}");
     }
     assert!(draws.iter().any(|d| d.grid.is_none()) && draws.iter().any(|d| d.grid.is_some()));

@@ -545,6 +545,34 @@ fn audit_period(
             .at(&records[0])
             .in_block(period, None),
         );
+        // Where the order breaks, reading forward and reading backward: a record replaced by
+        // another kind's lies between the two (a simulator seed found only the period named).
+        let forward = kinds.iter().zip(&expected).position(|(a, b)| a != b);
+        let backward = kinds
+            .iter()
+            .rev()
+            .zip(expected.iter().rev())
+            .position(|(a, b)| a != b)
+            .map(|k| kinds.len() - 1 - k);
+        let mut places: Vec<(usize, &str)> = forward
+            .map(|k| (k, "forward"))
+            .into_iter()
+            .chain(backward.map(|k| (k, "backward")))
+            .collect();
+        places.dedup_by_key(|p| p.0);
+        for (at, reading) in places {
+            findings.push(
+                Finding::new(
+                    "log",
+                    format!(
+                        "the order of record kinds breaks at this {} record, reading {reading}",
+                        kind::name(records[at].kind)
+                    ),
+                )
+                .at(&records[at])
+                .in_block(period, None),
+            );
+        }
     }
     // The consensus block.
     let consensus_record = records.iter().find(|r| r.kind == kind::CONSENSUS);

@@ -136,6 +136,15 @@ impl Finding {
     }
 }
 
+/// The finding for a record whose check no longer matches its bytes.
+fn check_mismatch(r: &RawRecord) -> Finding {
+    Finding::new(
+        kind::name(r.kind),
+        "record check mismatch: its bytes changed after they were written",
+    )
+    .at(r)
+}
+
 /// The in-memory baseline: the same contracts' signatures and Merkle roots checked again from
 /// memory, timed beside the audit in the same process.
 #[derive(Clone, Debug, Serialize, Default)]
@@ -272,16 +281,7 @@ pub fn audit(dir: &Path, options: AuditOptions) -> Result<AuditReport, StoreErro
                     // The period cannot be audited whole; still say which of its records no
                     // longer match their checks, so that the damage is located.
                     for r in pending.iter().filter(|r| !r.check_ok) {
-                        report.findings.push(
-                            Finding::new(
-                                "log",
-                                format!(
-                                    "a {} record's check does not match its bytes",
-                                    kind::name(r.kind)
-                                ),
-                            )
-                            .at(r),
-                        );
+                        report.findings.push(check_mismatch(r));
                     }
                     report.findings.push(Finding {
                         offset: Some(stop.offset),
@@ -385,13 +385,7 @@ fn read_genesis(
         return None;
     }
     if !record.check_ok {
-        findings.push(
-            Finding::new(
-                "genesis",
-                "record check mismatch: its bytes changed after writing",
-            )
-            .at(&record),
-        );
+        findings.push(check_mismatch(&record));
     }
     let genesis = match decode_genesis(&record.payload) {
         Ok(g) => g,
@@ -512,14 +506,7 @@ fn audit_period(
     // Record checks and the order of kinds.
     for r in records {
         if !r.check_ok {
-            findings.push(
-                Finding::new(
-                    kind::name(r.kind),
-                    "record check mismatch: its bytes changed after they were written",
-                )
-                .at(r)
-                .in_block(period, None),
-            );
+            findings.push(check_mismatch(r).in_block(period, None));
         }
     }
     let kinds: Vec<u8> = records.iter().map(|r| r.kind).collect();

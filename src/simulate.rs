@@ -720,12 +720,13 @@ fn first_period_tail(d: &Draw, r: &RunReport, bound: u32) -> Tail {
     ];
     let mut tail = Tail::default();
     for t in &r.records {
-        let (Some(honest_valid), true) = (t.honest_valid, t.validators_asked <= bound) else {
+        // Decided by validators in its first period: a copy refused at admission (asked
+        // nobody) is no draw of the model.
+        let (Some(honest_valid), true) =
+            (t.honest_valid, (1..=bound).contains(&t.validators_asked))
+        else {
             continue;
         };
-        if t.verdict.is_none() {
-            continue;
-        }
         let class = match (honest_valid, t.truth) {
             (false, Truth::Invalid(_)) => 0,
             (false, Truth::Valid) => 1,
@@ -755,7 +756,7 @@ fn damage_found(
     let mut records = Vec::new();
     let mut reader = LogReader::from_bytes(original.clone());
     while let Ok(Some(rec)) = reader.next_record() {
-        records.push((rec.offset, rec.offset + 13 + rec.payload.len() as u64, rec));
+        records.push((rec.offset, rec.end(), rec));
     }
     let mut r = Rng::stream(d.seed, &[0xda3a]);
     // Damage inside the committed log, after the genesis record.

@@ -734,6 +734,11 @@ impl RawRecord {
     pub fn payload_offset(&self) -> u64 {
         self.offset + 5
     }
+
+    /// Offset just past the record (its framing included).
+    pub fn end(&self) -> u64 {
+        self.offset + FRAME_BYTES + self.payload.len() as u64
+    }
 }
 
 /// Where reading the log stopped short of its end.

@@ -677,10 +677,7 @@ fn damage_is_located_at_the_record_it_hit() {
     let path = log_path(&dir);
     let original = std::fs::read(&path).unwrap();
     let recs = records(&dir);
-    let bounds: Vec<(u64, u64)> = recs
-        .iter()
-        .map(|r| (r.offset, r.offset + 13 + r.payload.len() as u64))
-        .collect();
+    let bounds: Vec<(u64, u64)> = recs.iter().map(|r| (r.offset, r.end())).collect();
     let containing = |at: u64| bounds.iter().find(|b| b.0 <= at && at < b.1).unwrap().0;
     let located = |bytes: &[u8], at: u64, what: &str| {
         std::fs::write(&path, bytes).unwrap();
@@ -733,7 +730,7 @@ fn damage_is_located_at_the_record_it_hit() {
             b.payload.len() == a.payload.len() && b.payload != a.payload && b.kind == a.kind
         }) {
             let mut bytes = original.clone();
-            let (s, e) = (a.offset as usize, a.offset as usize + 13 + a.payload.len());
+            let (s, e) = (a.offset as usize, a.end() as usize);
             bytes[b.offset as usize..b.offset as usize + (e - s)].copy_from_slice(&original[s..e]);
             located(
                 &bytes,

@@ -75,16 +75,21 @@ gt = "grid_trades_1M"
 bare_pass = rate(gt, "bare_pass", "1t")
 if bare_pass:
     # Time ratios (lower is better): bare pass rate over the bench's rate.
-    for fn, target in (("ipow_flows", 3), ("ipow_verdicts", 10), ("ipow_verdicts_moderate", 10)):
+    for fn, what, target in (
+            ("ipow_flows", "flows", 3),
+            ("validator_verdicts", "validators' verdicts from the published cuts, heavy", 10),
+            ("validator_verdicts_moderate", "validators' verdicts from the published cuts, moderate", 10),
+            ("period_rule_and_verdicts", "whole period: the rounds that publish the cuts, then every verdict, heavy", 10),
+            ("period_rule_and_verdicts_moderate", "whole period, moderate", 10)):
         r = rate(gt, fn, all_t)
         if r:
             value = bare_pass / r
-            ratios.append(f"- grid {fn} (1M trades, case2869pegase) time / bare pass time, {all_t}: **{value:.2f}x** "
+            ratios.append(f"- grid {fn} ({what}; 1M trades, case2869pegase) time / bare pass time, {all_t}: **{value:.2f}x** "
                           f"(target <= {target}x: {'met' if value <= target else 'NOT met'})")
     cp = rate(gt, "contribution_pass", all_t)
     if cp:
         ratios.append(f"- grid one contribution pass (1M trades, one cut branch) time / bare pass time, {all_t}: {bare_pass / cp:.2f}x")
-        for fn in ("ipow_verdicts", "ipow_verdicts_moderate"):
+        for fn in ("validator_verdicts", "period_rule_and_verdicts", "validator_verdicts_moderate", "period_rule_and_verdicts_moderate"):
             r = rate(gt, fn, all_t)
             if r:
                 ratios.append(f"- grid {fn} time / one contribution pass time, {all_t}: {cp / r:.1f} passes' worth")

@@ -90,22 +90,44 @@ pub struct Cut {
     pub curtailed: u32,
     /// Contribution removed (W), at least `excess_w` unless every aggravating trade went.
     pub removed_w: i64,
+    /// The branch's PTDF row times `sign`, per bus.
     #[serde(skip)]
     row: Vec<f64>,
+}
+
+/// A trade's contribution in watts before rounding: its power in watts (exact below 2^53 W)
+/// times the difference of the sign-adjusted PTDF factors at its two buses. Every path of the
+/// rule goes through this one expression, so they agree to the bit.
+#[allow(clippy::cast_precision_loss)]
+fn raw_w(milli_mw: i64, at_seller: f64, at_buyer: f64) -> f64 {
+    milli_mw as f64 * 1000.0 * (at_seller - at_buyer)
+}
+
+/// The rule's one rounding: half away from zero to the watt, as trunc(x + copysign(0.5, x)),
+/// which is sign x trunc(|x| + 0.5) to the bit (IEEE addition is symmetric in sign).
+/// Branch-free: the sign is random per trade, and `f64::round` is a library call without
+/// SSE4.1. `as` saturates, so a huge contribution stays positive.
+#[allow(clippy::cast_possible_truncation)]
+fn rounded_w(x: f64) -> i64 {
+    (x + 0.5f64.copysign(x)) as i64
+}
+
+/// True when the rounded contribution is positive (the trade aggravates): for x > 0 that is
+/// x + 0.5 >= 1 as computed (not x >= 0.5: x + 0.5 can round up to 1), and for x <= 0 or NaN
+/// the sum is below 1. One comparison, no conversion.
+fn aggravates(x: f64) -> bool {
+    x + 0.5 >= 1.0
 }
 
 impl Cut {
     /// A trade's contribution to this cut's branch in its overload direction, in watts,
     /// rounded half away from zero: the one rounding of the rule.
-    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
     pub fn contribution_w(&self, t: &SchemeTrade) -> i64 {
-        let diff = self.row[t.seller as usize] - self.row[t.buyer as usize];
-        // milli-MW x 1000 = W; half away from zero as trunc(x + copysign(0.5, x)), which is
-        // sign x trunc(|x| + 0.5) to the bit (IEEE addition is symmetric in sign). Branch-free:
-        // the sign is random per trade, and a branch on it mispredicts half the time; and
-        // `f64::round` is a library call without SSE4.1.
-        let x = f64::from(self.sign) * t.milli_mw as f64 * 1000.0 * diff;
-        (x + 0.5f64.copysign(x)) as i64
+        rounded_w(raw_w(
+            t.milli_mw,
+            self.row[t.seller as usize],
+            self.row[t.buyer as usize],
+        ))
     }
 
     /// True when `t` comes at or before this cut's cut-off in curtailment order
@@ -115,12 +137,6 @@ impl Cut {
         (t.priority < self.cutoff_priority)
             | ((t.priority == self.cutoff_priority) & (t.order >= self.cutoff_order))
     }
-}
-
-/// `q` if positive, else 0, without a branch (`i64::max` compiles to one here, and the sign of a
-/// contribution is random per trade: measured 6x slower on a pass over a million trades).
-fn positive_part(q: i64) -> i64 {
-    q & !(q >> 63)
 }
 
 /// The outcome of the rule on one scheme.
@@ -136,37 +152,242 @@ pub struct Curtailment {
     pub curtailed: usize,
     /// Branches still overloaded that no remaining trade aggravates.
     pub residual: Vec<usize>,
+    /// What the verdict reads, built from the cuts.
+    #[serde(skip)]
+    index: VerdictIndex,
+}
+
+/// Trades per chunk of the rounds' working copy: chunks are the unit of parallel work, and
+/// their boundaries depend only on the scheme's length, so sums are the same on any thread
+/// count.
+const CHUNK: usize = 1 << 16;
+/// A pass over the ranks takes at least this many live trades at once (fewer, larger passes
+/// when priorities take many values).
+const BATCH: u64 = 1 << 16;
+
+/// A trade as the rounds keep it.
+#[derive(Clone, Copy, Debug, Default)]
+struct Slim {
+    seller: u32,
+    buyer: u32,
+    milli_mw: i64,
+}
+
+impl Slim {
+    fn of(t: &SchemeTrade) -> Self {
+        Slim {
+            seller: t.seller,
+            buyer: t.buyer,
+            milli_mw: t.milli_mw,
+        }
+    }
+}
+
+/// The trades of one rank inside a chunk: `slim[start..start + len]`, in submission order.
+#[derive(Clone, Copy, Debug)]
+struct Run {
+    rank: u32,
+    start: u32,
+    len: u32,
+}
+
+/// A stretch of the scheme in submission order, its trades grouped by rank (stably). Curtailed
+/// trades are removed from their run (the rest keep their order), so later rounds never read
+/// them again.
+#[derive(Debug)]
+struct Chunk {
+    slim: Vec<Slim>,
+    order: Vec<u32>,
+    /// Ascending rank; only ranks present.
+    runs: Vec<Run>,
+    /// Positive contributions of each run's live trades to this round's branch (pass A).
+    sums: Vec<i128>,
+}
+
+impl Chunk {
+    /// Index range of the runs whose rank is in `ranks`.
+    fn runs_in(&self, ranks: std::ops::Range<u32>) -> std::ops::Range<usize> {
+        let a = self.runs.partition_point(|r| r.rank < ranks.start);
+        let b = self.runs.partition_point(|r| r.rank < ranks.end);
+        a..b
+    }
+
+    /// Sum of the positive rounded contributions of run `i`'s live trades.
+    fn run_sum(&self, i: usize, row: &[f64]) -> i128 {
+        let r = self.runs[i];
+        let live = &self.slim[r.start as usize..(r.start + r.len) as usize];
+        // Per trade a bounded i64 (saturated), summed in i128 per 4096 at most in i64 would
+        // risk overflow for absurd powers; i128 costs one extra add.
+        live.iter()
+            .map(|t| {
+                let x = raw_w(t.milli_mw, row[t.seller as usize], row[t.buyer as usize]);
+                i128::from(positive_part(rounded_w(x)))
+            })
+            .sum()
+    }
+
+    /// Removes, from run `i`, the trades at position `from` (within the run) or later that
+    /// aggravate; adds their power back out of `delta` (per bus, 0.001 MW). Returns (count,
+    /// contribution removed, lowest submission order removed).
+    fn curtail(&mut self, i: usize, from: u32, row: &[f64], delta: &mut [i64]) -> (u32, i128, u32) {
+        let r = self.runs[i];
+        let (start, end) = (r.start as usize, (r.start + r.len) as usize);
+        let begin = start + from as usize;
+        let mut keep = begin;
+        let (mut n, mut w, mut first) = (0u32, 0i128, u32::MAX);
+        for at in begin..end {
+            let t = self.slim[at];
+            let o = self.order[at];
+            let x = raw_w(t.milli_mw, row[t.seller as usize], row[t.buyer as usize]);
+            if aggravates(x) {
+                n += 1;
+                w += i128::from(rounded_w(x));
+                first = first.min(o);
+                delta[t.seller as usize] -= t.milli_mw;
+                delta[t.buyer as usize] += t.milli_mw;
+            } else {
+                self.slim[keep] = t;
+                self.order[keep] = o;
+                keep += 1;
+            }
+        }
+        self.runs[i].len = u32::try_from(keep - start).unwrap_or(u32::MAX);
+        (n, w, first)
+    }
+}
+
+/// Splits `sorted` (in submission order) into chunks grouped by rank, and sums its
+/// injections per bus (0.001 MW).
+fn chunks_of(sorted: &[SchemeTrade], prios: &[u64], nbus: usize) -> (Vec<Chunk>, Vec<i64>) {
+    // Priorities are drawn per trade, so a binary search would mispredict on every trade;
+    // a branch-free count is faster for the few values priorities take.
+    let small = prios.len() <= 16;
+    let rank_of = |p: u64| -> u32 {
+        let r = if small {
+            prios.iter().map(|&x| usize::from(x < p)).sum()
+        } else {
+            prios.partition_point(|&x| x < p)
+        };
+        u32::try_from(r).unwrap_or(u32::MAX)
+    };
+    sorted
+        .par_chunks(CHUNK)
+        .fold(
+            || (Vec::new(), vec![0i64; nbus]),
+            |(mut out, mut inj): (Vec<Chunk>, Vec<i64>), part| {
+                for t in part {
+                    inj[t.seller as usize] += t.milli_mw;
+                    inj[t.buyer as usize] -= t.milli_mw;
+                }
+                let ranks: Vec<u32> = part.iter().map(|t| rank_of(t.priority)).collect();
+                let mut c = Chunk {
+                    slim: vec![Slim::default(); part.len()],
+                    order: vec![0; part.len()],
+                    runs: Vec::new(),
+                    sums: Vec::new(),
+                };
+                // Stable grouping by rank: a counting sort when ranks are few, else a sort of
+                // (rank, position), whose positions are unique.
+                if prios.len() <= 256 {
+                    let mut next = vec![0u32; prios.len()];
+                    for &r in &ranks {
+                        next[r as usize] += 1;
+                    }
+                    let mut start = 0u32;
+                    for (r, n) in next.iter_mut().enumerate() {
+                        if *n > 0 {
+                            c.runs.push(Run {
+                                rank: upto(r),
+                                start,
+                                len: *n,
+                            });
+                        }
+                        let len = *n;
+                        *n = start;
+                        start += len;
+                    }
+                    for (t, &r) in part.iter().zip(&ranks) {
+                        let at = next[r as usize] as usize;
+                        next[r as usize] += 1;
+                        c.slim[at] = Slim::of(t);
+                        c.order[at] = t.order;
+                    }
+                } else {
+                    let mut keyed: Vec<(u32, u32)> = ranks
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &r)| (r, upto(i)))
+                        .collect();
+                    keyed.sort_unstable();
+                    for (at, &(r, i)) in keyed.iter().enumerate() {
+                        match c.runs.last_mut() {
+                            Some(run) if run.rank == r => run.len += 1,
+                            _ => c.runs.push(Run {
+                                rank: r,
+                                start: upto(at),
+                                len: 1,
+                            }),
+                        }
+                        c.slim[at] = Slim::of(&part[i as usize]);
+                        c.order[at] = part[i as usize].order;
+                    }
+                }
+                c.sums = vec![0; c.runs.len()];
+                out.push(c);
+                (out, inj)
+            },
+        )
+        .reduce(
+            || (Vec::new(), vec![0i64; nbus]),
+            |(mut a, ia), (b, ib)| {
+                // Folds cover contiguous stretches in order, so appending keeps the order.
+                a.extend(b);
+                (a, add_into(ia, ib))
+            },
+        )
+}
+
+/// `i` as u32 (positions inside a chunk are below 2^16).
+fn upto(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(u32::MAX)
+}
+
+/// `q` if positive, else 0, without a branch (`i64::max` compiles to one here, and the sign of a
+/// contribution is random per trade: measured 6x slower on a pass over a million trades).
+fn positive_part(q: i64) -> i64 {
+    q & !(q >> 63)
 }
 
 impl Curtailment {
     /// Runs the rule on `scheme` (any order; `order` values unique).
+    ///
+    /// How: the trades are copied once into chunks (fixed stretches of submission order) with
+    /// each chunk's trades grouped by rank; a round sums contributions rank by rank from the
+    /// lowest (pass A) and stops at the rank where the sum reaches the excess, then removes the
+    /// curtailed trades from their runs (pass B). A round reads only the ranks at or below its
+    /// cut-off, and never a trade curtailed before.
     pub fn compute(model: &DcModel, scheme: &[SchemeTrade]) -> Curtailment {
         let grid = model.grid();
         let nbus = grid.buses.len();
-        let sorted: Cow<'_, [SchemeTrade]> = if scheme.windows(2).all(|w| w[0].order < w[1].order) {
-            Cow::Borrowed(scheme)
-        } else {
-            let mut v = scheme.to_vec();
-            v.par_sort_unstable_by_key(|t| t.order);
-            Cow::Owned(v)
-        };
-        let sorted = &*sorted;
-        let mut alive = vec![true; sorted.len()];
-        let mut inj = injections(sorted, nbus);
-        // Distinct priorities, ascending; a trade's rank is its place among them. Nothing per
-        // trade is stored beyond `alive`: contributions are recomputed where needed, which is
-        // cheaper than writing and reading them back.
-        let prios = distinct_priorities(sorted);
-        // Priorities are drawn per trade, so a binary search would mispredict on every trade;
-        // a branch-free count is faster for the few values priorities take.
-        let small = prios.len() <= 16;
-        let rank_of = |p: u64| -> usize {
-            if small {
-                prios.iter().map(|&x| usize::from(x < p)).sum()
+        let sorted: Cow<'_, [SchemeTrade]> =
+            if scheme.par_windows(2).all(|w| w[0].order < w[1].order) {
+                Cow::Borrowed(scheme)
             } else {
-                prios.partition_point(|&x| x < p)
+                let mut v = scheme.to_vec();
+                v.par_sort_unstable_by_key(|t| t.order);
+                Cow::Owned(v)
+            };
+        let sorted = &*sorted;
+        // Distinct priorities, ascending; a trade's rank is its place among them.
+        let prios = distinct_priorities(sorted);
+        let nranks = upto(prios.len());
+        let (mut chunks, mut inj) = chunks_of(sorted, &prios, nbus);
+        let mut live = vec![0u64; prios.len()];
+        for c in &chunks {
+            for r in &c.runs {
+                live[r.rank as usize] += u64::from(r.len);
             }
-        };
+        }
         let mut out = Curtailment {
             scheme: sorted.len(),
             ..Curtailment::default()
@@ -197,117 +418,216 @@ impl Curtailment {
                 out.residual = given_up;
                 break;
             };
-            round += 1;
             let br = &grid.branches[l];
             let flow = flows[l];
             let sign: i8 = if flow > 0.0 { 1 } else { -1 };
             #[allow(clippy::cast_possible_truncation)]
             let excess_w = (((flow.abs() - br.rate_a) * 1e6).ceil() as i64).max(1);
-            let mut cut = Cut {
+            let row: Vec<f64> = model
+                .ptdf_row(l)
+                .into_iter()
+                .map(|x| f64::from(sign) * x)
+                .collect();
+            // Pass A: rank by rank from the lowest, in batches of at least BATCH live trades,
+            // until the cumulative sum reaches the excess.
+            let mut cum = 0i128;
+            let mut chosen: Option<(u32, i128)> = None;
+            let mut last_nonzero: Option<u32> = None;
+            let mut k0 = 0u32;
+            while k0 < nranks && chosen.is_none() {
+                let mut k1 = k0;
+                let mut batch = 0u64;
+                while k1 < nranks && (batch < BATCH || k1 == k0) {
+                    batch += live[k1 as usize];
+                    k1 += 1;
+                }
+                let row_ref = &row;
+                let by_rank = chunks
+                    .par_iter_mut()
+                    .map(|c| {
+                        let mut s = vec![0i128; (k1 - k0) as usize];
+                        for i in c.runs_in(k0..k1) {
+                            let v = c.run_sum(i, row_ref);
+                            c.sums[i] = v;
+                            s[(c.runs[i].rank - k0) as usize] += v;
+                        }
+                        s
+                    })
+                    .reduce(|| vec![0i128; (k1 - k0) as usize], add_into);
+                for (k, &s) in (k0..k1).zip(&by_rank) {
+                    if s == 0 {
+                        continue;
+                    }
+                    if cum + s >= i128::from(excess_w) {
+                        chosen = Some((k, i128::from(excess_w) - cum));
+                        break;
+                    }
+                    cum += s;
+                    last_nonzero = Some(k);
+                }
+                k0 = k1;
+            }
+            let (cut_rank, need) = match (chosen, last_nonzero) {
+                (Some(c), _) => c,
+                // Every aggravating trade goes, the highest rank with one being the last.
+                (None, Some(k)) => (k, i128::MAX),
+                (None, None) => {
+                    given_up.push(l);
+                    continue;
+                }
+            };
+            round += 1;
+            // In the cut rank, latest submitted first: find the chunk, then the trade, where the
+            // sum from the end reaches `need`. Chunks after it lose every aggravating trade of
+            // the rank; the cut chunk those from the cut-off on.
+            let mut from_end = 0i128;
+            let mut cut_at: Option<(usize, u32)> = None;
+            let mut cutoff_order = 0u32;
+            for (ci, c) in chunks.iter().enumerate().rev() {
+                let Some(i) = c.runs_in(cut_rank..cut_rank + 1).next() else {
+                    continue;
+                };
+                if need == i128::MAX || from_end + c.sums[i] < need {
+                    from_end += c.sums[i];
+                    continue;
+                }
+                let r = c.runs[i];
+                let mut acc = from_end;
+                for at in (r.start..r.start + r.len).rev() {
+                    let t = c.slim[at as usize];
+                    let q = rounded_w(raw_w(
+                        t.milli_mw,
+                        row[t.seller as usize],
+                        row[t.buyer as usize],
+                    ));
+                    if q > 0 {
+                        acc += i128::from(q);
+                        if acc >= need {
+                            cut_at = Some((ci, at - r.start));
+                            cutoff_order = c.order[at as usize];
+                            break;
+                        }
+                    }
+                }
+                break;
+            }
+            // Pass B.
+            let row_ref = &row;
+            let (delta, curtailed, removed, first) = chunks
+                .par_iter_mut()
+                .enumerate()
+                .fold(
+                    || (vec![0i64; nbus], 0u32, 0i128, u32::MAX),
+                    |(mut d, mut n, mut w, mut first), (ci, c)| {
+                        for i in c.runs_in(0..cut_rank + 1) {
+                            let from = match (c.runs[i].rank == cut_rank, cut_at) {
+                                (false, _) | (true, None) => 0,
+                                (true, Some((at, _))) if ci > at => 0,
+                                (true, Some((at, from))) if ci == at => from,
+                                (true, Some(_)) => continue,
+                            };
+                            let before = c.runs[i].len;
+                            let (n1, w1, f1) = c.curtail(i, from, row_ref, &mut d);
+                            debug_assert!(c.runs[i].len + n1 == before);
+                            n += n1;
+                            w += w1;
+                            if c.runs[i].rank == cut_rank {
+                                first = first.min(f1);
+                            }
+                        }
+                        (d, n, w, first)
+                    },
+                )
+                .reduce(
+                    || (vec![0i64; nbus], 0u32, 0i128, u32::MAX),
+                    |(d, n, w, f), (d2, n2, w2, f2)| (add_into(d, d2), n + n2, w + w2, f.min(f2)),
+                );
+            if cut_at.is_none() {
+                // No limit: the cut-off is the earliest aggravating trade of the cut rank.
+                cutoff_order = first;
+            }
+            for c in &chunks {
+                for r in &c.runs {
+                    live[r.rank as usize] = 0;
+                }
+            }
+            for c in &chunks {
+                for r in &c.runs {
+                    live[r.rank as usize] += u64::from(r.len);
+                }
+            }
+            inj.iter_mut().zip(delta).for_each(|(x, y)| *x += y);
+            out.cuts.push(Cut {
                 round,
                 branch: l,
                 sign,
                 flow_mw: flow.abs(),
                 rate_a: br.rate_a,
                 excess_w,
-                cutoff_priority: 0,
-                cutoff_order: 0,
-                curtailed: 0,
-                removed_w: 0,
-                row: model.ptdf_row(l),
-            };
-            // Contributions of the remaining trades, and their sums per priority rank, in one pass.
-            let by_rank = sorted
-                .par_iter()
-                .zip(alive.par_iter())
-                .with_min_len(1 << 14)
-                .fold(
-                    || vec![0i128; prios.len()],
-                    |mut acc, (t, &a)| {
-                        // Branch-free: about half the trades aggravate, unpredictably.
-                        let q = positive_part(cut.contribution_w(t)) * i64::from(a);
-                        acc[rank_of(t.priority)] += i128::from(q);
-                        acc
-                    },
-                )
-                .reduce(|| vec![0i128; prios.len()], add_into);
-            if by_rank.iter().all(|&s| s == 0) {
-                given_up.push(l);
-                continue;
-            }
-            // The lowest rank whose cumulative sum reaches the excess; if none does, every
-            // aggravating trade goes (the highest non-empty rank, with no limit).
-            let mut cum = 0i128;
-            let mut chosen = None;
-            let mut last = 0usize;
-            for (r, &s) in by_rank.iter().enumerate() {
-                if s == 0 {
-                    continue;
-                }
-                if cum + s >= i128::from(excess_w) {
-                    chosen = Some((r, i128::from(excess_w) - cum));
-                    break;
-                }
-                cum += s;
-                last = r;
-            }
-            let (cut_rank, need) = chosen.unwrap_or((last, i128::MAX));
-            // Within that rank, latest submitted first.
-            let mut acc = 0i128;
-            let mut cutoff_order = 0u32;
-            let cut_priority = prios[cut_rank];
-            for (t, &a) in sorted.iter().zip(&alive).rev() {
-                if a && t.priority == cut_priority {
-                    let q = cut.contribution_w(t);
-                    if q > 0 {
-                        acc += i128::from(q);
-                        cutoff_order = t.order;
-                        if acc >= need {
-                            break;
-                        }
-                    }
-                }
-            }
-            cut.cutoff_priority = cut_priority;
-            cut.cutoff_order = cutoff_order;
-            let cut_ref = &cut;
-            let (delta, curtailed, removed) = alive
-                .par_iter_mut()
-                .zip(sorted.par_iter())
-                .with_min_len(1 << 14)
-                .fold(
-                    || (vec![0i64; nbus], 0u32, 0i128),
-                    |(mut d, mut n, mut w), (a, t)| {
-                        // Branch-free, as above.
-                        let q = cut_ref.contribution_w(t);
-                        let hit = *a & cut_ref.reaches(t) & (q > 0);
-                        let h = i64::from(hit);
-                        *a &= !hit;
-                        n += u32::from(hit);
-                        w += i128::from(q * h);
-                        d[t.seller as usize] -= t.milli_mw * h;
-                        d[t.buyer as usize] += t.milli_mw * h;
-                        (d, n, w)
-                    },
-                )
-                .reduce(
-                    || (vec![0i64; nbus], 0u32, 0i128),
-                    |(d, n, w), (d2, n2, w2)| (add_into(d, d2), n + n2, w + w2),
-                );
-            inj.iter_mut().zip(delta).for_each(|(x, y)| *x += y);
-            cut.curtailed = curtailed;
-            cut.removed_w = i64::try_from(removed).unwrap_or(i64::MAX);
+                cutoff_priority: prios[cut_rank as usize],
+                cutoff_order,
+                curtailed,
+                removed_w: i64::try_from(removed).unwrap_or(i64::MAX),
+                row,
+            });
             out.curtailed += curtailed as usize;
-            out.cuts.push(cut);
         }
+        out.index_cuts(nbus);
         out
     }
 
-    /// A validator's verdict for one trade: the index of the first cut that curtails it.
+    /// Builds the verdict's index from the cuts.
+    fn index_cuts(&mut self, nbus: usize) {
+        self.index = VerdictIndex::new(&self.cuts, nbus);
+    }
+
+    /// A validator's verdict for one trade: the index of the first cut that curtails it (its
+    /// own contribution positive, and it at or before the cut-off).
     pub fn curtailing_cut(&self, t: &SchemeTrade) -> Option<usize> {
-        self.cuts
-            .iter()
-            .position(|c| c.reaches(t) & (c.contribution_w(t) > 0))
+        let ix = &self.index;
+        if t.priority > ix.top_priority {
+            return None; // above every cut-off: no cut reaches it
+        }
+        let k = self.cuts.len();
+        let (s, b) = (t.seller as usize * k, t.buyer as usize * k);
+        match (ix.by_bus.get(s..s + k), ix.by_bus.get(b..b + k)) {
+            (Some(s), Some(b)) => self
+                .cuts
+                .iter()
+                .zip(s.iter().zip(b))
+                .position(|(c, (&vs, &vb))| c.reaches(t) & aggravates(raw_w(t.milli_mw, vs, vb))),
+            // A bus outside the grid: the cuts' own rows index it (and fail as they would).
+            _ => self
+                .cuts
+                .iter()
+                .position(|c| c.reaches(t) & (c.contribution_w(t) > 0)),
+        }
+    }
+}
+
+/// What a validator's verdict reads, built once from the published cuts: the cuts' rows
+/// bus-major (a trade reads two adjacent runs of `cuts.len()` values instead of two scattered
+/// values per cut; measured 1.8x faster on a million trades), and the highest cut-off priority.
+#[derive(Clone, Debug, Default)]
+struct VerdictIndex {
+    by_bus: Vec<f64>,
+    /// A trade above it is reached by no cut.
+    top_priority: u64,
+}
+
+impl VerdictIndex {
+    fn new(cuts: &[Cut], nbus: usize) -> Self {
+        let k = cuts.len();
+        let mut by_bus = vec![0.0; nbus * k];
+        for (j, c) in cuts.iter().enumerate() {
+            for (bus, &v) in c.row.iter().enumerate() {
+                by_bus[bus * k + j] = v;
+            }
+        }
+        VerdictIndex {
+            by_bus,
+            top_priority: cuts.iter().map(|c| c.cutoff_priority).max().unwrap_or(0),
+        }
     }
 }
 

@@ -226,3 +226,142 @@ fn ipow_on_a_grid_curtails_congesting_trades_the_same_on_any_thread_count() {
     assert_eq!(free.curtailed, 0);
     assert_eq!(free.accepted, a.accepted + a.curtailed);
 }
+
+/// The rule as ARCHITECTURE.md states it, written plainly and independently of
+/// `Curtailment::compute`'s chunked passes: every round recomputes every live trade's
+/// contribution; returns (branch, sign, excess, cut-off priority, cut-off order, curtailed,
+/// removed) per cut and the curtailed submission orders.
+#[allow(clippy::type_complexity)]
+fn reference_rule(
+    model: &DcModel,
+    scheme: &[SchemeTrade],
+) -> (Vec<(usize, i8, i64, u64, u32, u32, i64)>, HashSet<u32>) {
+    let grid = model.grid();
+    let mut trades = scheme.to_vec();
+    trades.sort_by_key(|t| t.order);
+    let mut alive = vec![true; trades.len()];
+    let mut given_up = Vec::new();
+    let mut cuts = Vec::new();
+    let contribution = |row: &[f64], sign: i8, t: &SchemeTrade| -> i64 {
+        let x = f64::from(sign)
+            * (t.milli_mw as f64 * 1000.0)
+            * (row[t.seller as usize] - row[t.buyer as usize]);
+        let r = (x.abs() + 0.5).trunc() as i64;
+        if x < 0.0 { -r } else { r }
+    };
+    loop {
+        let live: Vec<&SchemeTrade> = trades
+            .iter()
+            .zip(&alive)
+            .filter(|(_, a)| **a)
+            .map(|(t, _)| t)
+            .collect();
+        let flows = flows_of(model, &live);
+        let mut pick: Option<(usize, f64)> = None;
+        for (k, (b, f)) in grid.branches.iter().zip(&flows).enumerate() {
+            if b.is_limited() && f.abs() > b.rate_a && !given_up.contains(&k) {
+                let l = f.abs() / b.rate_a;
+                if pick.is_none_or(|(_, best)| l > best) {
+                    pick = Some((k, l));
+                }
+            }
+        }
+        let Some((l, _)) = pick else { break };
+        let sign: i8 = if flows[l] > 0.0 { 1 } else { -1 };
+        let excess = (((flows[l].abs() - grid.branches[l].rate_a) * 1e6).ceil() as i64).max(1);
+        let row = model.ptdf_row(l);
+        // Curtailment order: lowest priority first, then latest submitted first.
+        let mut candidates: Vec<(usize, i64)> = (0..trades.len())
+            .filter(|&i| alive[i])
+            .map(|i| (i, contribution(&row, sign, &trades[i])))
+            .filter(|&(_, c)| c > 0)
+            .collect();
+        if candidates.is_empty() {
+            given_up.push(l);
+            continue;
+        }
+        candidates.sort_by_key(|&(i, _)| (trades[i].priority, std::cmp::Reverse(trades[i].order)));
+        let (mut removed, mut n) = (0i64, 0u32);
+        let mut last = 0;
+        for &(i, c) in &candidates {
+            if removed >= excess {
+                break;
+            }
+            alive[i] = false;
+            removed += c;
+            n += 1;
+            last = i;
+        }
+        cuts.push((
+            l,
+            sign,
+            excess,
+            trades[last].priority,
+            trades[last].order,
+            n,
+            removed,
+        ));
+    }
+    let curtailed = trades
+        .iter()
+        .zip(&alive)
+        .filter(|(_, a)| !**a)
+        .map(|(t, _)| t.order)
+        .collect();
+    (cuts, curtailed)
+}
+
+#[test]
+fn the_chunked_rule_equals_the_rule_written_plainly() {
+    // Few priorities (counting sort), many (more than 256 distinct: the sorting path), more
+    // than one chunk of 65,536 trades, and shuffled submission.
+    for (case, count, priorities, max_milli, shuffle) in [
+        ("pglib_opf_case14_ieee.m", 500, 4, 60_000, false),
+        ("pglib_opf_case30_ieee.m", 3_000, 1_000, 20_000, true),
+        ("pglib_opf_case57_ieee.m", 2_000, 3, 30_000, false),
+        ("pglib_opf_case118_ieee.m", 140_000, 8, 8_000, true),
+        ("pglib_opf_case300_ieee.m", 20_000, 600, 20_000, false),
+    ] {
+        let grid = load(case);
+        let model = DcModel::new(grid.clone()).unwrap();
+        let mut r = Rng::stream(7, &[count as u64]);
+        let mut trades: Vec<SchemeTrade> = (0..count)
+            .map(|k| SchemeTrade {
+                order: k as u32 * 3,
+                priority: r.below(priorities) * 7,
+                seller: r.index(grid.buses.len()) as u32,
+                buyer: r.index(grid.buses.len()) as u32,
+                milli_mw: r.between(1, max_milli),
+            })
+            .collect();
+        if shuffle {
+            r.shuffle(&mut trades);
+        }
+        let (want_cuts, want_set) = reference_rule(&model, &trades);
+        let c = pool(2).install(|| Curtailment::compute(&model, &trades));
+        let got: Vec<_> = c
+            .cuts
+            .iter()
+            .map(|k| {
+                (
+                    k.branch,
+                    k.sign,
+                    k.excess_w,
+                    k.cutoff_priority,
+                    k.cutoff_order,
+                    k.curtailed,
+                    k.removed_w,
+                )
+            })
+            .collect();
+        assert!(!want_cuts.is_empty(), "{case}: the scheme must congest");
+        assert_eq!(got, want_cuts, "{case}");
+        let verdicts: HashSet<u32> = trades
+            .iter()
+            .filter(|t| c.curtailing_cut(t).is_some())
+            .map(|t| t.order)
+            .collect();
+        assert_eq!(verdicts, want_set, "{case}");
+        assert_eq!(c.curtailed, want_set.len(), "{case}");
+    }
+}

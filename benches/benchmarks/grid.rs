@@ -1,5 +1,6 @@
 //! Grids: the full PTDF of case2869pegase, and flows and congestion verdicts of 1,000,000
-//! trades on it, each against a bare pass that reads the trades and sums their injections per
+//! trades on it (the validators' verdicts from the published cuts, and the whole period with
+//! the rounds that publish them), each against a bare pass that reads the trades and sums their injections per
 //! bus (the least any flow computation must do). pandapower's `makePTDF` is measured beside
 //! ipow's by `perf/run-grid.sh` (Python, so not a criterion peer here).
 //!
@@ -67,15 +68,20 @@ pub fn bare_pass(trades: &[SchemeTrade], buses: usize) -> Vec<i64> {
     inj
 }
 
-/// The congestion rule on the whole set, then every trade's verdict recomputed alone from the
-/// published cuts (its own contribution on each cut branch). Returns the curtailed count.
-pub fn verdicts(model: &DcModel, trades: &[SchemeTrade]) -> (Curtailment, usize) {
-    let c = Curtailment::compute(model, trades);
-    let curtailed = trades
+/// Every trade's verdict recomputed alone from the published cuts (its own contribution on
+/// each cut branch): the validators' work. Returns the curtailed count.
+pub fn verdicts(c: &Curtailment, trades: &[SchemeTrade]) -> usize {
+    trades
         .par_iter()
         .with_min_len(1 << 12)
         .filter(|t| c.curtailing_cut(t).is_some())
-        .count();
+        .count()
+}
+
+/// The whole period: the supervision node's rounds on the whole set, then every verdict.
+pub fn rule_and_verdicts(model: &DcModel, trades: &[SchemeTrade]) -> (Curtailment, usize) {
+    let c = Curtailment::compute(model, trades);
+    let curtailed = verdicts(&c, trades);
     (c, curtailed)
 }
 
@@ -141,14 +147,25 @@ pub fn bench(c: &mut Criterion) {
             })
         },
     );
-    group.bench_function(
-        BenchmarkId::new("ipow_verdicts", format!("{threads}t")),
-        |b| b.iter(|| p.install(|| black_box(verdicts(&model, &trades)))),
-    );
-    group.bench_function(
-        BenchmarkId::new("ipow_verdicts_moderate", format!("{threads}t")),
-        |b| b.iter(|| p.install(|| black_box(verdicts(&model, &moderate)))),
-    );
+    // The validators' verdicts from the published cuts (the target), and the whole
+    // period: the rounds that publish the cuts, then the verdicts.
+    let moderate_cuts = p.install(|| Curtailment::compute(&model, &moderate));
+    for (name, set, cuts) in [
+        ("", &trades, &heavy),
+        ("_moderate", &moderate, &moderate_cuts),
+    ] {
+        group.bench_function(
+            BenchmarkId::new(format!("validator_verdicts{name}"), format!("{threads}t")),
+            |b| b.iter(|| p.install(|| black_box(verdicts(cuts, set)))),
+        );
+        group.bench_function(
+            BenchmarkId::new(
+                format!("period_rule_and_verdicts{name}"),
+                format!("{threads}t"),
+            ),
+            |b| b.iter(|| p.install(|| black_box(rule_and_verdicts(&model, set)))),
+        );
+    }
     group.finish();
     // Answer checks: the flows are those of the bare pass's injections; the verdicts recomputed
     // per trade are the rounds' curtailments.
@@ -163,7 +180,7 @@ pub fn bench(c: &mut Criterion) {
         ("heavy (1.1 x load)", &trades),
         ("moderate (0.5 x load)", &moderate),
     ] {
-        let (cur, curtailed) = p.install(|| verdicts(&model, set));
+        let (cur, curtailed) = p.install(|| rule_and_verdicts(&model, set));
         assert_eq!(curtailed, cur.curtailed);
         assert!(!cur.cuts.is_empty(), "{name}: the scheme must congest");
         eprintln!(

@@ -5,6 +5,12 @@ rate in elements per second, and the ratios the issues ask for, all from the one
 import csv, glob, json, os, sys
 
 run_dir, groups = sys.argv[1], sys.argv[2:]
+# Only benches this run measured: target/criterion keeps the results of benches since renamed or
+# removed, which must not reach a summary. criterion.txt names each bench it ran.
+ran = None
+if os.path.exists(os.path.join(run_dir, "criterion.txt")):
+    ran = set(line.split()[0] for line in open(os.path.join(run_dir, "criterion.txt"))
+              if line.strip() and not line[0].isspace())
 rows = {}
 for path in glob.glob("target/criterion/**/new/benchmark.json", recursive=True):
     bench = json.load(open(path))
@@ -15,6 +21,8 @@ for path in glob.glob("target/criterion/**/new/benchmark.json", recursive=True):
     mean_ns, lo_ns, hi_ns = (est["mean"]["point_estimate"], est["mean"]["confidence_interval"]["lower_bound"],
                              est["mean"]["confidence_interval"]["upper_bound"])
     key = (bench["group_id"], bench["function_id"], bench["value_str"])
+    if ran is not None and "/".join(key) not in ran:
+        continue
     rows[key] = dict(group=key[0], function=key[1], threads=key[2], elements=elements, mean_ns=mean_ns,
                      ci_low_ns=lo_ns, ci_high_ns=hi_ns, rate_per_s=elements / mean_ns * 1e9)
 

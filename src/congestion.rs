@@ -38,8 +38,6 @@
 //! The supervision node computes the cuts at O1 from the period's data alone (the scheme, the
 //! published priorities, the grid); they do not depend on thread count or scheduling.
 
-use std::borrow::Cow;
-
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -202,6 +200,11 @@ struct Chunk {
     runs: Vec<Run>,
     /// Positive contributions of each run's live trades to this round's branch (pass A).
     sums: Vec<i128>,
+    /// While the chunk is built: its own distinct priorities (runs' ranks index them).
+    local: Vec<u64>,
+    /// Submission order of its first and last trade as given.
+    first_order: u32,
+    last_order: u32,
 }
 
 impl Chunk {
@@ -256,95 +259,160 @@ impl Chunk {
     }
 }
 
-/// Splits `sorted` (in submission order) into chunks grouped by rank, and sums its
-/// injections per bus (0.001 MW).
-fn chunks_of(sorted: &[SchemeTrade], prios: &[u64], nbus: usize) -> (Vec<Chunk>, Vec<i64>) {
-    // Priorities are drawn per trade, so a binary search would mispredict on every trade;
-    // a branch-free count is faster for the few values priorities take.
-    let small = prios.len() <= 16;
-    let rank_of = |p: u64| -> u32 {
-        let r = if small {
-            prios.iter().map(|&x| usize::from(x < p)).sum()
-        } else {
-            prios.partition_point(|&x| x < p)
-        };
-        u32::try_from(r).unwrap_or(u32::MAX)
-    };
-    sorted
+/// What one pass over the scheme gives: its chunks grouped by rank, its injections per bus
+/// (0.001 MW), its distinct priorities ascending, and whether it was in submission order.
+struct Chunked {
+    chunks: Vec<Chunk>,
+    injections: Vec<i64>,
+    priorities: Vec<u64>,
+    in_order: bool,
+}
+
+/// Splits `trades` into chunks of CHUNK in the given order, each grouped by rank, in one pass
+/// (each chunk finds its own distinct priorities; ranks are relabelled to the scheme's after).
+/// The chunks are the rounds' working copy only when `in_order` comes back true.
+fn chunks_of(trades: &[SchemeTrade], nbus: usize) -> Chunked {
+    let mut out = trades
         .par_chunks(CHUNK)
         .fold(
-            || (Vec::new(), vec![0i64; nbus]),
-            |(mut out, mut inj): (Vec<Chunk>, Vec<i64>), part| {
+            || Chunked {
+                chunks: Vec::new(),
+                injections: vec![0i64; nbus],
+                priorities: Vec::new(),
+                in_order: true,
+            },
+            |mut acc, part| {
+                let inj = &mut acc.injections;
+                // Priorities take few values (sums of two validators' workloads): a small sorted
+                // list, or past 1024 values a sort of them all.
+                let mut local: Vec<u64> = Vec::new();
+                let mut many = false;
+                let mut in_order = true;
+                let mut prev: Option<u32> = None;
                 for t in part {
                     inj[t.seller as usize] += t.milli_mw;
                     inj[t.buyer as usize] -= t.milli_mw;
-                }
-                let ranks: Vec<u32> = part.iter().map(|t| rank_of(t.priority)).collect();
-                let mut c = Chunk {
-                    slim: vec![Slim::default(); part.len()],
-                    order: vec![0; part.len()],
-                    runs: Vec::new(),
-                    sums: Vec::new(),
-                };
-                // Stable grouping by rank: a counting sort when ranks are few, else a sort of
-                // (rank, position), whose positions are unique.
-                if prios.len() <= 256 {
-                    let mut next = vec![0u32; prios.len()];
-                    for &r in &ranks {
-                        next[r as usize] += 1;
-                    }
-                    let mut start = 0u32;
-                    for (r, n) in next.iter_mut().enumerate() {
-                        if *n > 0 {
-                            c.runs.push(Run {
-                                rank: upto(r),
-                                start,
-                                len: *n,
-                            });
-                        }
-                        let len = *n;
-                        *n = start;
-                        start += len;
-                    }
-                    for (t, &r) in part.iter().zip(&ranks) {
-                        let at = next[r as usize] as usize;
-                        next[r as usize] += 1;
-                        c.slim[at] = Slim::of(t);
-                        c.order[at] = t.order;
-                    }
-                } else {
-                    let mut keyed: Vec<(u32, u32)> = ranks
-                        .iter()
-                        .enumerate()
-                        .map(|(i, &r)| (r, upto(i)))
-                        .collect();
-                    keyed.sort_unstable();
-                    for (at, &(r, i)) in keyed.iter().enumerate() {
-                        match c.runs.last_mut() {
-                            Some(run) if run.rank == r => run.len += 1,
-                            _ => c.runs.push(Run {
-                                rank: r,
-                                start: upto(at),
-                                len: 1,
-                            }),
-                        }
-                        c.slim[at] = Slim::of(&part[i as usize]);
-                        c.order[at] = part[i as usize].order;
+                    in_order &= prev.is_none_or(|p| p < t.order);
+                    prev = Some(t.order);
+                    if !many && let Err(at) = local.binary_search(&t.priority) {
+                        many = local.len() == 1024;
+                        local.insert(at, t.priority);
                     }
                 }
-                c.sums = vec![0; c.runs.len()];
-                out.push(c);
-                (out, inj)
+                if many {
+                    local = part.iter().map(|t| t.priority).collect();
+                    local.sort_unstable();
+                    local.dedup();
+                }
+                acc.in_order &= in_order;
+                acc.chunks.push(group_by_rank(part, &local));
+                acc.priorities.extend(local);
+                acc
             },
         )
         .reduce(
-            || (Vec::new(), vec![0i64; nbus]),
-            |(mut a, ia), (b, ib)| {
-                // Folds cover contiguous stretches in order, so appending keeps the order.
-                a.extend(b);
-                (a, add_into(ia, ib))
+            || Chunked {
+                chunks: Vec::new(),
+                injections: vec![0i64; nbus],
+                priorities: Vec::new(),
+                in_order: true,
             },
-        )
+            |mut a, b| {
+                // Folds cover contiguous stretches in order, so appending keeps the order.
+                a.in_order &= b.in_order;
+                a.chunks.extend(b.chunks);
+                a.injections = add_into(a.injections, b.injections);
+                a.priorities.extend(b.priorities);
+                a
+            },
+        );
+    out.priorities.sort_unstable();
+    out.priorities.dedup();
+    // Order across chunks: each chunk's last order below the next one's first.
+    out.in_order &= out
+        .chunks
+        .windows(2)
+        .all(|w| w[0].last_order < w[1].first_order);
+    let global = &out.priorities;
+    out.chunks.par_iter_mut().for_each(|c| {
+        for r in &mut c.runs {
+            r.rank = upto(global.partition_point(|&p| p < c.local[r.rank as usize]));
+        }
+        c.local = Vec::new();
+    });
+    out
+}
+
+/// One chunk's trades grouped by their rank among `local` (the chunk's own distinct
+/// priorities), stably: a counting sort when they are few, else a sort of (rank, position),
+/// whose positions are unique.
+fn group_by_rank(part: &[SchemeTrade], local: &[u64]) -> Chunk {
+    // Priorities are drawn per trade, so a binary search would mispredict on every trade;
+    // a branch-free count is faster for the few values priorities take.
+    let small = local.len() <= 16;
+    let rank_of = |p: u64| -> u32 {
+        upto(if small {
+            local.iter().map(|&x| usize::from(x < p)).sum()
+        } else {
+            local.partition_point(|&x| x < p)
+        })
+    };
+    let ranks: Vec<u32> = part.iter().map(|t| rank_of(t.priority)).collect();
+    let mut c = Chunk {
+        slim: vec![Slim::default(); part.len()],
+        order: vec![0; part.len()],
+        runs: Vec::new(),
+        sums: Vec::new(),
+        local: local.to_vec(),
+        first_order: part.first().map_or(0, |t| t.order),
+        last_order: part.last().map_or(0, |t| t.order),
+    };
+    if local.len() <= 256 {
+        let mut next = vec![0u32; local.len()];
+        for &r in &ranks {
+            next[r as usize] += 1;
+        }
+        let mut start = 0u32;
+        for (r, n) in next.iter_mut().enumerate() {
+            if *n > 0 {
+                c.runs.push(Run {
+                    rank: upto(r),
+                    start,
+                    len: *n,
+                });
+            }
+            let len = *n;
+            *n = start;
+            start += len;
+        }
+        for (t, &r) in part.iter().zip(&ranks) {
+            let at = next[r as usize] as usize;
+            next[r as usize] += 1;
+            c.slim[at] = Slim::of(t);
+            c.order[at] = t.order;
+        }
+    } else {
+        let mut keyed: Vec<(u32, u32)> = ranks
+            .iter()
+            .enumerate()
+            .map(|(i, &r)| (r, upto(i)))
+            .collect();
+        keyed.sort_unstable();
+        for (at, &(r, i)) in keyed.iter().enumerate() {
+            match c.runs.last_mut() {
+                Some(run) if run.rank == r => run.len += 1,
+                _ => c.runs.push(Run {
+                    rank: r,
+                    start: upto(at),
+                    len: 1,
+                }),
+            }
+            c.slim[at] = Slim::of(&part[i as usize]);
+            c.order[at] = part[i as usize].order;
+        }
+    }
+    c.sums = vec![0; c.runs.len()];
+    c
 }
 
 /// `i` as u32 (positions inside a chunk are below 2^16).
@@ -369,19 +437,22 @@ impl Curtailment {
     pub fn compute(model: &DcModel, scheme: &[SchemeTrade]) -> Curtailment {
         let grid = model.grid();
         let nbus = grid.buses.len();
-        let sorted: Cow<'_, [SchemeTrade]> =
-            if scheme.par_windows(2).all(|w| w[0].order < w[1].order) {
-                Cow::Borrowed(scheme)
-            } else {
-                let mut v = scheme.to_vec();
-                v.par_sort_unstable_by_key(|t| t.order);
-                Cow::Owned(v)
-            };
-        let sorted = &*sorted;
+        // One pass finds the order, the injections, the priorities and the chunks; a scheme not
+        // in submission order is sorted and passed over again.
+        let mut chunked = chunks_of(scheme, nbus);
+        if !chunked.in_order {
+            let mut v = scheme.to_vec();
+            v.par_sort_unstable_by_key(|t| t.order);
+            chunked = chunks_of(&v, nbus);
+        }
+        let Chunked {
+            mut chunks,
+            injections: mut inj,
+            priorities: prios,
+            ..
+        } = chunked;
         // Distinct priorities, ascending; a trade's rank is its place among them.
-        let prios = distinct_priorities(sorted);
         let nranks = upto(prios.len());
-        let (mut chunks, mut inj) = chunks_of(sorted, &prios, nbus);
         let mut live = vec![0u64; prios.len()];
         for c in &chunks {
             for r in &c.runs {
@@ -389,7 +460,7 @@ impl Curtailment {
             }
         }
         let mut out = Curtailment {
-            scheme: sorted.len(),
+            scheme: scheme.len(),
             ..Curtailment::default()
         };
         let mut given_up: Vec<usize> = Vec::new();
@@ -629,37 +700,6 @@ impl VerdictIndex {
             top_priority: cuts.iter().map(|c| c.cutoff_priority).max().unwrap_or(0),
         }
     }
-}
-
-/// The distinct priorities of a scheme, ascending. Priorities take few values (sums of two
-/// validators' workloads), so each worker keeps a small sorted list; past 1024 values it falls
-/// back to sorting them all.
-fn distinct_priorities(trades: &[SchemeTrade]) -> Vec<u64> {
-    const SMALL: usize = 1024;
-    let merged: Option<Vec<u64>> = trades
-        .par_iter()
-        .with_min_len(1 << 14)
-        .try_fold(Vec::new, |mut v: Vec<u64>, t| {
-            if let Err(at) = v.binary_search(&t.priority) {
-                if v.len() == SMALL {
-                    return None;
-                }
-                v.insert(at, t.priority);
-            }
-            Some(v)
-        })
-        .try_reduce(Vec::new, |a, b| {
-            let mut m: Vec<u64> = a.into_iter().chain(b).collect();
-            m.sort_unstable();
-            m.dedup();
-            (m.len() <= SMALL).then_some(m)
-        });
-    merged.unwrap_or_else(|| {
-        let mut all: Vec<u64> = trades.par_iter().map(|t| t.priority).collect();
-        all.par_sort_unstable();
-        all.dedup();
-        all
-    })
 }
 
 /// Net injection per bus of a scheme, in 0.001 MW: exact integer sums, so the same on any

@@ -219,8 +219,8 @@ impl Chunk {
     fn run_sum(&self, i: usize, row: &[f64]) -> i128 {
         let r = self.runs[i];
         let live = &self.slim[r.start as usize..(r.start + r.len) as usize];
-        // Per trade a bounded i64 (saturated), summed in i128 per 4096 at most in i64 would
-        // risk overflow for absurd powers; i128 costs one extra add.
+        // Each contribution is an i64 (saturated for absurd powers); their sum could overflow
+        // an i64, so it is kept in i128 (one extra add per trade).
         live.iter()
             .map(|t| {
                 let x = raw_w(t.milli_mw, row[t.seller as usize], row[t.buyer as usize]);
@@ -415,7 +415,8 @@ fn group_by_rank(part: &[SchemeTrade], local: &[u64]) -> Chunk {
     c
 }
 
-/// `i` as u32 (positions inside a chunk are below 2^16).
+/// `i` as u32: positions inside a chunk (below 2^16) and ranks (at most one per trade, and a
+/// scheme's submission orders are u32).
 fn upto(i: usize) -> u32 {
     u32::try_from(i).unwrap_or(u32::MAX)
 }

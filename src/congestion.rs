@@ -179,6 +179,15 @@ impl Slim {
             milli_mw: t.milli_mw,
         }
     }
+
+    /// Its contribution to the branch whose sign-adjusted row is `row`, before rounding.
+    fn raw_w(&self, row: &[f64]) -> f64 {
+        raw_w(
+            self.milli_mw,
+            row[self.seller as usize],
+            row[self.buyer as usize],
+        )
+    }
 }
 
 /// The trades of one rank inside a chunk: `slim[start..start + len]`, in submission order.
@@ -222,10 +231,7 @@ impl Chunk {
         // Each contribution is an i64 (saturated for absurd powers); their sum could overflow
         // an i64, so it is kept in i128 (one extra add per trade).
         live.iter()
-            .map(|t| {
-                let x = raw_w(t.milli_mw, row[t.seller as usize], row[t.buyer as usize]);
-                i128::from(positive_part(rounded_w(x)))
-            })
+            .map(|t| i128::from(positive_part(rounded_w(t.raw_w(row)))))
             .sum()
     }
 
@@ -241,7 +247,7 @@ impl Chunk {
         for at in begin..end {
             let t = self.slim[at];
             let o = self.order[at];
-            let x = raw_w(t.milli_mw, row[t.seller as usize], row[t.buyer as usize]);
+            let x = t.raw_w(row);
             if aggravates(x) {
                 n += 1;
                 w += i128::from(rounded_w(x));
@@ -344,8 +350,7 @@ fn chunks_of(trades: &[SchemeTrade], nbus: usize) -> Chunked {
 }
 
 /// One chunk's trades grouped by their rank among `local` (the chunk's own distinct
-/// priorities), stably: a counting sort when they are few, else a sort of (rank, position),
-/// whose positions are unique.
+/// priorities), stably, by a counting sort (at most one rank per trade of the chunk).
 fn group_by_rank(part: &[SchemeTrade], local: &[u64]) -> Chunk {
     // Priorities are drawn per trade, so a binary search would mispredict on every trade;
     // a branch-free count is faster for the few values priorities take.
@@ -367,52 +372,40 @@ fn group_by_rank(part: &[SchemeTrade], local: &[u64]) -> Chunk {
         first_order: part.first().map_or(0, |t| t.order),
         last_order: part.last().map_or(0, |t| t.order),
     };
-    if local.len() <= 256 {
-        let mut next = vec![0u32; local.len()];
-        for &r in &ranks {
-            next[r as usize] += 1;
+    let mut next = vec![0u32; local.len()];
+    for &r in &ranks {
+        next[r as usize] += 1;
+    }
+    let mut start = 0u32;
+    for (r, n) in next.iter_mut().enumerate() {
+        if *n > 0 {
+            c.runs.push(Run {
+                rank: upto(r),
+                start,
+                len: *n,
+            });
         }
-        let mut start = 0u32;
-        for (r, n) in next.iter_mut().enumerate() {
-            if *n > 0 {
-                c.runs.push(Run {
-                    rank: upto(r),
-                    start,
-                    len: *n,
-                });
-            }
-            let len = *n;
-            *n = start;
-            start += len;
-        }
-        for (t, &r) in part.iter().zip(&ranks) {
-            let at = next[r as usize] as usize;
-            next[r as usize] += 1;
-            c.slim[at] = Slim::of(t);
-            c.order[at] = t.order;
-        }
-    } else {
-        let mut keyed: Vec<(u32, u32)> = ranks
-            .iter()
-            .enumerate()
-            .map(|(i, &r)| (r, upto(i)))
-            .collect();
-        keyed.sort_unstable();
-        for (at, &(r, i)) in keyed.iter().enumerate() {
-            match c.runs.last_mut() {
-                Some(run) if run.rank == r => run.len += 1,
-                _ => c.runs.push(Run {
-                    rank: r,
-                    start: upto(at),
-                    len: 1,
-                }),
-            }
-            c.slim[at] = Slim::of(&part[i as usize]);
-            c.order[at] = part[i as usize].order;
-        }
+        let len = *n;
+        *n = start;
+        start += len;
+    }
+    for (t, &r) in part.iter().zip(&ranks) {
+        let at = next[r as usize] as usize;
+        next[r as usize] += 1;
+        c.slim[at] = Slim::of(t);
+        c.order[at] = t.order;
     }
     c.sums = vec![0; c.runs.len()];
     c
+}
+
+/// Live trades per rank.
+fn live_by_rank(chunks: &[Chunk], ranks: usize) -> Vec<u64> {
+    let mut live = vec![0u64; ranks];
+    for r in chunks.iter().flat_map(|c| &c.runs) {
+        live[r.rank as usize] += u64::from(r.len);
+    }
+    live
 }
 
 /// `i` as u32: positions inside a chunk (below 2^16) and ranks (at most one per trade, and a
@@ -454,12 +447,7 @@ impl Curtailment {
         } = chunked;
         // Distinct priorities, ascending; a trade's rank is its place among them.
         let nranks = upto(prios.len());
-        let mut live = vec![0u64; prios.len()];
-        for c in &chunks {
-            for r in &c.runs {
-                live[r.rank as usize] += u64::from(r.len);
-            }
-        }
+        let mut live = live_by_rank(&chunks, prios.len());
         let mut out = Curtailment {
             scheme: scheme.len(),
             ..Curtailment::default()
@@ -566,12 +554,7 @@ impl Curtailment {
                 let r = c.runs[i];
                 let mut acc = from_end;
                 for at in (r.start..r.start + r.len).rev() {
-                    let t = c.slim[at as usize];
-                    let q = rounded_w(raw_w(
-                        t.milli_mw,
-                        row[t.seller as usize],
-                        row[t.buyer as usize],
-                    ));
+                    let q = rounded_w(c.slim[at as usize].raw_w(&row));
                     if q > 0 {
                         acc += i128::from(q);
                         if acc >= need {
@@ -618,16 +601,7 @@ impl Curtailment {
                 // No limit: the cut-off is the earliest aggravating trade of the cut rank.
                 cutoff_order = first;
             }
-            for c in &chunks {
-                for r in &c.runs {
-                    live[r.rank as usize] = 0;
-                }
-            }
-            for c in &chunks {
-                for r in &c.runs {
-                    live[r.rank as usize] += u64::from(r.len);
-                }
-            }
+            live = live_by_rank(&chunks, prios.len());
             inj.iter_mut().zip(delta).for_each(|(x, y)| *x += y);
             out.cuts.push(Cut {
                 round,
@@ -644,13 +618,8 @@ impl Curtailment {
             });
             out.curtailed += curtailed as usize;
         }
-        out.index_cuts(nbus);
+        out.index = VerdictIndex::new(&out.cuts, nbus);
         out
-    }
-
-    /// Builds the verdict's index from the cuts.
-    fn index_cuts(&mut self, nbus: usize) {
-        self.index = VerdictIndex::new(&self.cuts, nbus);
     }
 
     /// A validator's verdict for one trade: the index of the first cut that curtails it (its
@@ -661,19 +630,13 @@ impl Curtailment {
             return None; // above every cut-off: no cut reaches it
         }
         let k = self.cuts.len();
-        let (s, b) = (t.seller as usize * k, t.buyer as usize * k);
-        match (ix.by_bus.get(s..s + k), ix.by_bus.get(b..b + k)) {
-            (Some(s), Some(b)) => self
-                .cuts
-                .iter()
-                .zip(s.iter().zip(b))
-                .position(|(c, (&vs, &vb))| c.reaches(t) & aggravates(raw_w(t.milli_mw, vs, vb))),
-            // A bus outside the grid: the cuts' own rows index it (and fail as they would).
-            _ => self
-                .cuts
-                .iter()
-                .position(|c| c.reaches(t) & (c.contribution_w(t) > 0)),
-        }
+        // A bus outside the grid is out of bounds here, as in the cuts' own rows.
+        let s = &ix.by_bus[t.seller as usize * k..][..k];
+        let b = &ix.by_bus[t.buyer as usize * k..][..k];
+        self.cuts
+            .iter()
+            .zip(s.iter().zip(b))
+            .position(|(c, (&vs, &vb))| c.reaches(t) & aggravates(raw_w(t.milli_mw, vs, vb)))
     }
 }
 

@@ -313,9 +313,9 @@ fn reference_rule(
 
 #[test]
 fn the_chunked_rule_equals_the_rule_written_plainly() {
-    // Few priorities (counting sort), many (more than 256 distinct: the sorting path; more than
-    // 1024 in one chunk: the distinct values found by sorting), more
-    // than one chunk of 65,536 trades, and shuffled submission.
+    // Few priorities (the branch-free rank), many (binary-searched ranks; more than 1024 in one
+    // chunk: the distinct values found by sorting), more than one chunk of 65,536 trades, and
+    // shuffled submission.
     for (case, count, priorities, max_milli, shuffle) in [
         ("pglib_opf_case14_ieee.m", 500, 4, 60_000, false),
         ("pglib_opf_case30_ieee.m", 3_000, 2_000, 20_000, true),

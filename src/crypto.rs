@@ -52,16 +52,15 @@ impl PublicKey {
     /// small order. ring verifies under any 32 bytes it can decode, small-order keys included,
     /// so this check is ours.
     pub fn admit(bytes_untrusted: [u8; PUBLIC_KEY_LEN]) -> Result<Self, KeyError> {
-        let shown = hex::encode(bytes_untrusted);
-        let compressed = CompressedEdwardsY(bytes_untrusted);
-        let point = compressed
+        let shown = || hex::encode(bytes_untrusted);
+        let point = CompressedEdwardsY(bytes_untrusted)
             .decompress()
-            .ok_or_else(|| KeyError::NotOnCurve(shown.clone()))?;
-        if point.compress().to_bytes() != bytes_untrusted {
-            return Err(KeyError::NonCanonical(shown));
+            .ok_or_else(|| KeyError::NotOnCurve(shown()))?;
+        if !canonical_encoding(&bytes_untrusted) {
+            return Err(KeyError::NonCanonical(shown()));
         }
         if point.is_small_order() {
-            return Err(KeyError::SmallOrder(shown));
+            return Err(KeyError::SmallOrder(shown()));
         }
         Ok(Self(bytes_untrusted))
     }
@@ -77,6 +76,23 @@ impl PublicKey {
             .verify(message, signature)
             .is_ok()
     }
+}
+
+/// Whether the encoding of a decompressed point is the one `compress` gives back, decided from
+/// the bytes alone (compressing costs a field inversion, as much again as decompressing). The
+/// decompressed point has y = (bytes mod 2^255) mod p and an x whose sign bit is the top bit,
+/// except that x = 0 has no negative. So `compress` gives back the same bytes exactly when
+/// y < p = 2^255 - 19 and not (the top bit is set and x = 0), and x = 0 exactly when y = 1 or
+/// y = p - 1 (on -x^2 + y^2 = 1 + d x^2 y^2, x = 0 gives y^2 = 1, and 1 + d is not 0).
+fn canonical_encoding(bytes: &[u8; PUBLIC_KEY_LEN]) -> bool {
+    let top = bytes[31] & 0x7f;
+    let sign = bytes[31] >> 7;
+    let middle_all = |v: u8| bytes[1..31].iter().all(|&b| b == v);
+    // p's little-endian bytes are ED FF .. FF 7F; p - 1 ends in EC.
+    let y_at_least_p = top == 0x7f && middle_all(0xff) && bytes[0] >= 0xed;
+    let y_is_one = bytes[0] == 1 && middle_all(0) && top == 0;
+    let y_is_p_minus_1 = bytes[0] == 0xec && middle_all(0xff) && top == 0x7f;
+    !y_at_least_p && !(sign == 1 && (y_is_one || y_is_p_minus_1))
 }
 
 /// A signing key pair.
@@ -150,8 +166,13 @@ impl KeyRegistry {
         bytes_untrusted: [u8; PUBLIC_KEY_LEN],
     ) -> Result<PublicKey, KeyError> {
         let key = PublicKey::admit(bytes_untrusted)?;
-        self.keys.insert(address, key);
+        self.insert(address, key);
         Ok(key)
+    }
+
+    /// Registers a key already admitted for `address`, replacing any earlier key.
+    pub fn insert(&mut self, address: Address, key: PublicKey) {
+        self.keys.insert(address, key);
     }
 
     /// The key registered for `address`.

@@ -310,6 +310,79 @@ fn small_order_and_malformed_keys_are_refused_at_admission() {
     assert!(reg.is_empty(), "a refused key is not registered");
 }
 
+/// Admission as first written: a key is canonical when compressing the decompressed point
+/// gives back its bytes. `PublicKey::admit` decides that from the bytes instead.
+fn admit_by_compressing(bytes: [u8; 32]) -> Result<(), KeyError> {
+    let shown = hex::encode(bytes);
+    let point = curve25519_dalek::edwards::CompressedEdwardsY(bytes)
+        .decompress()
+        .ok_or_else(|| KeyError::NotOnCurve(shown.clone()))?;
+    if point.compress().to_bytes() != bytes {
+        return Err(KeyError::NonCanonical(shown));
+    }
+    if point.is_small_order() {
+        return Err(KeyError::SmallOrder(shown));
+    }
+    Ok(())
+}
+
+#[test]
+fn admission_decides_canonical_encodings_as_compressing_does() {
+    use curve25519_dalek::constants::EIGHT_TORSION;
+    use sha2::Digest as _;
+    let mut cases: Vec<[u8; 32]> = Vec::new();
+    // y near 0 and near p (p - 1 = EC FF .. FF 7F), up to 2^255 - 1, with either sign bit.
+    let near_p = |low: u8| {
+        let mut b = [0xffu8; 32];
+        b[0] = low;
+        b[31] = 0x7f;
+        b
+    };
+    for low in 0..=255u8 {
+        let mut small = [0u8; 32];
+        small[0] = low;
+        cases.push(small);
+        cases.push(near_p(low));
+    }
+    // Real keys, the torsion points, and each with its sign bit flipped.
+    cases.extend((0..200).map(|i| {
+        KeyPair::derive(9, Address(i))
+            .public_key()
+            .as_bytes()
+            .to_owned()
+    }));
+    cases.extend(EIGHT_TORSION.iter().map(|p| p.compress().to_bytes()));
+    // Pseudo-random bytes (SHA-256 of a counter).
+    cases.extend((0u32..2000).map(|i| <[u8; 32]>::from(sha2::Sha256::digest(i.to_le_bytes()))));
+    let flipped: Vec<[u8; 32]> = cases
+        .iter()
+        .map(|b| {
+            let mut f = *b;
+            f[31] ^= 0x80;
+            f
+        })
+        .collect();
+    cases.extend(flipped);
+    let mut seen = [0usize; 4];
+    for b in cases {
+        let expected = admit_by_compressing(b);
+        seen[match &expected {
+            Ok(()) => 0,
+            Err(KeyError::NotOnCurve(_)) => 1,
+            Err(KeyError::NonCanonical(_)) => 2,
+            Err(_) => 3,
+        }] += 1;
+        assert_eq!(
+            PublicKey::admit(b).map(|_| ()),
+            expected,
+            "{}",
+            hex::encode(b)
+        );
+    }
+    // Every outcome was exercised: admitted, off the curve, non-canonical, small order.
+    assert!(seen.iter().all(|&n| n > 0), "{seen:?}");
+}
+
 #[test]
 fn why_admission_matters_the_identity_key_accepts_a_forgery_in_ring() {
     // Under the identity key, R = identity and S = 0 satisfy [S]B = R + [k]A for every message.

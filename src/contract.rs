@@ -489,6 +489,128 @@ impl SignedContract {
 
     /// Decodes [`SignedContract::encode`]'s output, with the same bounds as [`Contract::decode`].
     pub fn decode(bytes_untrusted: &[u8]) -> Result<Self, DecodeError> {
+        let mut signed = Self::blank();
+        signed.decode_into(bytes_untrusted)?;
+        Ok(signed)
+    }
+
+    /// [`SignedContract::decode`] into `self`, written in place: a reader filling a batch's
+    /// slots copies each record once. On an error `self` holds unspecified contents.
+    pub fn decode_into(&mut self, bytes_untrusted: &[u8]) -> Result<(), DecodeError> {
+        if !self.fill_well_formed(bytes_untrusted) {
+            *self = Self::decode_field_by_field(bytes_untrusted)?;
+        }
+        Ok(())
+    }
+
+    /// A slot to decode into: every field zero (not a contract anyone signed).
+    pub fn blank() -> Self {
+        Self {
+            contract: Contract {
+                category: BusinessCategory::DirectPurchase,
+                seller: Address(0),
+                purchaser: Address(0),
+                transmission: Address(0),
+                price: Price::ZERO,
+                energy: Energy::ZERO,
+                transmission_rate: Price::ZERO,
+                damages_rate: Price::ZERO,
+                delivery_time: DeliveryTime(0),
+                seller_seq: 0,
+                purchaser_seq: 0,
+                transmission_seq: 0,
+                aux: None,
+            },
+            signatures: [[0; SIGNATURE_LEN]; 3],
+        }
+    }
+
+    /// The fast path of [`SignedContract::decode_into`]: the bytes read at the fixed offsets of
+    /// the two canonical lengths, with every check the field-by-field path makes, written into
+    /// `self` only once all pass. False (and `self` untouched) for anything else, which that
+    /// path then explains. (A dataset's million records decode here at a fraction of the
+    /// field-by-field cost; the unit test below holds the two paths equal.)
+    fn fill_well_formed(&mut self, b: &[u8]) -> bool {
+        let Some(canonical) = b.len().checked_sub(3 * SIGNATURE_LEN) else {
+            return false;
+        };
+        let aux_present = match canonical {
+            ENCODED_LEN_BASE => 0,
+            ENCODED_LEN_AUX => 1,
+            _ => return false,
+        };
+        if b[0] != ENCODING_VERSION || b[74] != aux_present {
+            return false;
+        }
+        let u32_at = |at: usize| {
+            let mut x = [0u8; 4];
+            x.copy_from_slice(&b[at..at + 4]);
+            u32::from_be_bytes(x)
+        };
+        let u64_at = |at: usize| {
+            let mut x = [0u8; 8];
+            x.copy_from_slice(&b[at..at + 8]);
+            u64::from_be_bytes(x)
+        };
+        // A non-negative raw amount, as `Reader::amount` requires.
+        let amount = |at: usize| {
+            let mut x = [0u8; 8];
+            x.copy_from_slice(&b[at..at + 8]);
+            Some(i64::from_be_bytes(x)).filter(|v| *v >= 0)
+        };
+        let aux = if aux_present == 1 {
+            let (Some(kind), Some(quantity), Some(price)) =
+                (AuxServiceKind::from_code(b[75]), amount(76), amount(84))
+            else {
+                return false;
+            };
+            Some(AuxService {
+                kind,
+                quantity: Energy::from_raw(quantity),
+                price: Price::from_raw(price),
+            })
+        } else {
+            None
+        };
+        let (
+            Some(category),
+            Some(price),
+            Some(energy),
+            Some(transmission_rate),
+            Some(damages_rate),
+        ) = (
+            BusinessCategory::from_code(b[1]),
+            amount(14),
+            amount(22),
+            amount(30),
+            amount(38),
+        )
+        else {
+            return false;
+        };
+        let c = &mut self.contract;
+        c.category = category;
+        c.seller = Address(u32_at(2));
+        c.purchaser = Address(u32_at(6));
+        c.transmission = Address(u32_at(10));
+        c.price = Price::from_raw(price);
+        c.energy = Energy::from_raw(energy);
+        c.transmission_rate = Price::from_raw(transmission_rate);
+        c.damages_rate = Price::from_raw(damages_rate);
+        c.delivery_time = DeliveryTime(u32_at(46));
+        c.seller_seq = u64_at(50);
+        c.purchaser_seq = u64_at(58);
+        c.transmission_seq = u64_at(66);
+        c.aux = aux;
+        for (k, signature) in self.signatures.iter_mut().enumerate() {
+            let at = canonical + k * SIGNATURE_LEN;
+            signature.copy_from_slice(&b[at..at + SIGNATURE_LEN]);
+        }
+        true
+    }
+
+    /// The field-by-field decoder: every error names its field and offset.
+    fn decode_field_by_field(bytes_untrusted: &[u8]) -> Result<Self, DecodeError> {
         decode_bounded(bytes_untrusted, SIGNED_LEN_MAX, |r| {
             let contract = Contract::read(r)?;
             let signatures = [
@@ -518,5 +640,83 @@ impl SignedContract {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn contract(aux: bool, x: u64) -> SignedContract {
+        let amount = |k: u64| {
+            i64::try_from((x.rotate_left(u32::try_from(k).unwrap_or(0)) >> 2) % 1_000_000_000)
+                .unwrap_or(0)
+        };
+        SignedContract {
+            contract: Contract {
+                category: BusinessCategory::from_code(u8::try_from(x % 3).unwrap_or(0) + 1)
+                    .unwrap_or(BusinessCategory::DirectPurchase),
+                seller: Address(u32::try_from(x % 100_000).unwrap_or(0)),
+                purchaser: Address(7),
+                transmission: Address(9),
+                price: Price::from_raw(amount(1)),
+                energy: Energy::from_raw(amount(2)),
+                transmission_rate: Price::from_raw(amount(3)),
+                damages_rate: Price::from_raw(amount(4)),
+                delivery_time: DeliveryTime(600),
+                seller_seq: x,
+                purchaser_seq: x ^ 5,
+                transmission_seq: !x,
+                aux: aux.then(|| AuxService {
+                    kind: AuxServiceKind::Reserve,
+                    quantity: Energy::from_raw(amount(5)),
+                    price: Price::from_raw(amount(6)),
+                }),
+            },
+            signatures: [[1; 64], [2; 64], [3; 64]],
+        }
+    }
+
+    proptest! {
+        /// The fast path accepts exactly what the field-by-field path accepts, with the same
+        /// value: checked on valid encodings with bytes overwritten and lengths cut or grown.
+        #[test]
+        fn the_fast_path_equals_the_field_by_field_decoder(
+            aux in any::<bool>(),
+            x in any::<u64>(),
+            // Mostly the fields (the first 92 bytes), sometimes the signatures.
+            edits in proptest::collection::vec((prop_oneof![3 => 0usize..92, 1 => 0usize..300], any::<u8>()), 0..4),
+            // Mostly the exact length, where the fast path decides.
+            cut in prop_oneof![6 => Just(0usize), 1 => 0usize..20],
+            grow in prop_oneof![6 => Just(0usize), 1 => 0usize..3],
+        ) {
+            let mut b = contract(aux, x).encode();
+            for (at, v) in edits {
+                if let Some(slot) = b.get_mut(at) {
+                    *slot = v;
+                }
+            }
+            b.truncate(b.len().saturating_sub(cut));
+            b.extend(std::iter::repeat_n(0u8, grow));
+            let slow = SignedContract::decode_field_by_field(&b).ok();
+            let mut slot = contract(!aux, x ^ 1);
+            let before = slot.clone();
+            let fast = slot.fill_well_formed(&b);
+            prop_assert_eq!(fast.then(|| slot.clone()), slow);
+            if !fast {
+                prop_assert_eq!(slot, before, "a refused record leaves the slot untouched");
+            }
+        }
+    }
+
+    #[test]
+    fn valid_encodings_take_the_fast_path() {
+        for aux in [false, true] {
+            let c = contract(aux, 42);
+            let mut slot = SignedContract::blank();
+            assert!(slot.fill_well_formed(&c.encode()));
+            assert_eq!(slot, c);
+        }
     }
 }

@@ -1137,7 +1137,7 @@ fn generate_command(args: &GenerateArgs) -> anyhow::Result<()> {
         "out": args.out.display().to_string(),
         "contracts": args.contracts,
         "bytes": bytes,
-        "file_digest": digest.map(hex::encode),
+        "sha256": digest.map(hex::encode),
         "seconds": seconds,
         "contracts_per_s": if seconds > 0.0 { args.contracts as f64 / seconds } else { 0.0 },
         "threads": rayon::current_num_threads(),
@@ -1151,7 +1151,7 @@ fn generate_command(args: &GenerateArgs) -> anyhow::Result<()> {
             args.out.display(),
             summary["contracts_per_s"].as_f64().unwrap_or(0.0),
             digest
-                .map(|d| format!("; file digest {}", hex::encode(d)))
+                .map(|d| format!("; SHA-256 {}", hex::encode(d)))
                 .unwrap_or_default()
         );
     }
@@ -1544,34 +1544,44 @@ fn dataset_command(cmd: &DatasetCommand) -> anyhow::Result<()> {
         } => {
             let started = std::time::Instant::now();
             let (header, counts) = pool(*threads)?.install(|| -> anyhow::Result<_> {
-                let mut counts = std::collections::BTreeMap::<String, u64>::new();
+                // Counted by truth first (no allocation per contract), named at the end.
+                let mut by_truth: Vec<(ipow::workload::Truth, u64)> = Vec::new();
                 let mut tally = |w: &ipow::workload::Workload| {
-                    for t in &w.truth {
-                        let key = match t {
-                            ipow::workload::Truth::Valid => "valid".to_owned(),
-                            ipow::workload::Truth::Invalid(r) => {
-                                serde_json::to_value(r)?.as_str().unwrap_or("?").to_owned()
-                            }
-                        };
-                        *counts.entry(key).or_default() += 1;
+                    for &t in &w.truth {
+                        match by_truth.iter_mut().find(|(seen, _)| *seen == t) {
+                            Some((_, n)) => *n += 1,
+                            None => by_truth.push((t, 1)),
+                        }
                     }
-                    anyhow::Ok(())
                 };
-                if dataset::is_json(path) {
+                let header = if dataset::is_json(path) {
                     let d = dataset::read_any(path)?;
-                    tally(&d.workload)?;
-                    return Ok((d.header, counts));
-                }
-                let mut r = dataset::Reader::open(path)?;
-                let progress = bar(r.header().contracts, "verify", *json);
-                let mut done = 0;
-                while let Some(w) = r.next_batch(1 << 16)? {
-                    tally(&w)?;
-                    done += w.transactions.len() as u64;
-                    progress.set_position(done);
-                }
-                progress.finish_and_clear();
-                Ok((r.header().clone(), counts))
+                    tally(&d.workload);
+                    d.header
+                } else {
+                    let mut r = dataset::Reader::open(path)?;
+                    let progress = bar(r.header().contracts, "verify", *json);
+                    let mut batch = ipow::workload::Workload {
+                        params: r.header().params.market.clone(),
+                        rules: r.rules(),
+                        transactions: Vec::new(),
+                        truth: Vec::new(),
+                        readings: Vec::new(),
+                    };
+                    let mut done = 0;
+                    while r.next_batch_into(1 << 14, &mut batch)? {
+                        tally(&batch);
+                        done += batch.transactions.len() as u64;
+                        progress.set_position(done);
+                    }
+                    progress.finish_and_clear();
+                    r.header().clone()
+                };
+                let counts: std::collections::BTreeMap<String, u64> = by_truth
+                    .into_iter()
+                    .map(|(t, n)| (dataset::truth_name(t), n))
+                    .collect();
+                Ok((header, counts))
             })?;
             let seconds = started.elapsed().as_secs_f64();
             let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
@@ -1592,7 +1602,7 @@ fn dataset_command(cmd: &DatasetCommand) -> anyhow::Result<()> {
                 let checked = if dataset::is_json(path) {
                     "every record decodes"
                 } else {
-                    "every digest matches"
+                    "every checksum matches"
                 };
                 println!(
                     "ok: {} contracts, {} participants, {checked} ({bytes} bytes in {seconds:.3} s)",

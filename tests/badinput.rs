@@ -131,7 +131,7 @@ const CASES: &[Case] = &[
     Case {
         file: "dataset-flipped.ipowm",
         command: DATASET,
-        names: &["offset", "chunk.digest"],
+        names: &["offset", "chunk.checksum"],
     },
     Case {
         file: "dataset-wrong-version.ipowm",
@@ -141,7 +141,7 @@ const CASES: &[Case] = &[
     Case {
         file: "dataset-huge-count.ipowm",
         command: DATASET,
-        names: &["offset", "header_digest"],
+        names: &["offset", "header_checksum"],
     },
     Case {
         file: "grid-empty.m",

@@ -56,7 +56,7 @@ fn the_same_seed_gives_byte_identical_datasets_on_1_2_and_7_threads() {
     assert_eq!(one, bytes(2));
     assert_eq!(one, bytes(7));
     // Several chunks, the last one partial.
-    assert!(one.len() > 2 * 4096 * 250);
+    assert!(one.len() > 2 * dataset::CHUNK_RECORDS as usize * 250);
 }
 
 #[test]
@@ -122,18 +122,18 @@ fn truncated_flipped_foreign_and_oversized_files_are_typed_errors_naming_offset_
             "{e}"
         );
     }
-    // A flipped bit anywhere is caught (by a digest, or by a field check before it).
+    // A flipped bit anywhere is caught (by a checksum, or by a field check before it).
     for at in (0..bytes.len()).step_by(step) {
         let mut b = bytes.clone();
         b[at] ^= 0x10;
         let e = err("flip.ipowm", &b);
         assert!(e.at.starts_with("offset"), "flip at {at}: {e}");
     }
-    // A flip in the last chunk's body names its digest.
+    // A flip in the last chunk's body names its checksum.
     let mut b = bytes.clone();
     let n = b.len();
     b[n - 200] ^= 1;
-    assert_eq!(err("body.ipowm", &b).field, "chunk.digest");
+    assert_eq!(err("body.ipowm", &b).field, "chunk.checksum");
     // Foreign bytes, a wrong version.
     assert_eq!(
         err("foreign.ipowm", b"PK\x03\x04 a zip file, not a dataset").field,
@@ -152,7 +152,7 @@ fn truncated_flipped_foreign_and_oversized_files_are_typed_errors_naming_offset_
     let mut b = bytes.clone();
     b[20..28].copy_from_slice(&u64::MAX.to_le_bytes());
     let e = err("members.ipowm", &b);
-    assert!(e.field == "members" || e.field == "header_digest", "{e}");
+    assert!(e.field == "members" || e.field == "header_checksum", "{e}");
     let mut b = bytes.clone();
     b[40..44].copy_from_slice(&u32::MAX.to_le_bytes());
     assert_eq!(err("params.ipowm", &b).field, "params_len");
@@ -198,4 +198,116 @@ fn a_bad_json_dataset_names_the_record_and_field() {
         ("contracts[2]", "signatures[1]")
     );
     let _ = with_bytes(&d, "ok.json", text.as_bytes());
+}
+
+/// A binary dataset's chunks as (offset, records, body_len), walked from the layout in
+/// `src/dataset.rs`, and where each chunk's records start.
+fn chunks(bytes: &[u8], members: usize) -> Vec<(usize, usize, usize, Vec<usize>)> {
+    let u32_at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().unwrap()) as usize;
+    let params_len = u32_at(40);
+    let mut at = 44 + params_len + 8 + members * dataset::MEMBER_LEN + 8;
+    let mut out = Vec::new();
+    while &bytes[at..at + 8] != b"IPOWEND\0" {
+        let (records, body_len) = (u32_at(at), u32_at(at + 4));
+        let mut starts = Vec::new();
+        let mut r = at + 8;
+        for _ in 0..records {
+            starts.push(r);
+            r += 2 + usize::from(u16::from_le_bytes([bytes[r], bytes[r + 1]])) + 18;
+        }
+        assert_eq!(r, at + 8 + body_len);
+        out.push((at, records, body_len, starts));
+        at += 8 + body_len + 8;
+    }
+    out
+}
+
+/// Rewrites every chunk checksum and the trailer's file checksum, as a writer would have.
+fn reseal(bytes: &mut [u8], members: usize) {
+    let chunks = chunks(bytes, members);
+    let params_len = u32::from_le_bytes(bytes[40..44].try_into().unwrap()) as usize;
+    let head_end = 44 + params_len;
+    let members_end = head_end + 8 + members * dataset::MEMBER_LEN;
+    let mut sums = Vec::new();
+    sums.extend_from_slice(&bytes[head_end..head_end + 8]);
+    sums.extend_from_slice(&bytes[members_end..members_end + 8]);
+    for &(at, _, body_len, _) in &chunks {
+        let end = at + 8 + body_len;
+        let sum = dataset::checksum(&bytes[at..end]).to_le_bytes();
+        bytes[end..end + 8].copy_from_slice(&sum);
+        sums.extend_from_slice(&sum);
+    }
+    let n = bytes.len();
+    bytes[n - 8..].copy_from_slice(&dataset::checksum(&sums).to_le_bytes());
+}
+
+#[test]
+fn a_record_that_fails_to_decode_is_named_by_its_chunk_position_and_offset_first_in_file_order() {
+    let d = dir("decode");
+    let p = WorkloadParams {
+        invalid_ppm: 0,
+        ..WorkloadParams::for_participants(8, 60, 7000)
+    };
+    let good = d.join("good.ipowm");
+    generate(&good, &p, None);
+    let members = Reader::open(&good).unwrap().members().len();
+    let bytes = std::fs::read(&good).unwrap();
+    let layout = chunks(&bytes, members);
+    assert!(layout.len() >= 4, "several chunks");
+    // Resealed without damage, the file still reads: the walk and the reseal are right.
+    let mut same = bytes.clone();
+    reseal(&mut same, members);
+    assert_eq!(same, bytes);
+    // Two bad categories (byte 1 of a signed contract): record 500 of chunk 3 and record 0
+    // of chunk 1. The error names the earlier one in the file, whichever thread met it first.
+    let mut b = bytes.clone();
+    let late = layout[3].3[500] + 2;
+    let early = layout[1].3[0] + 2;
+    b[late + 1] = 9;
+    b[early + 1] = 9;
+    reseal(&mut b, members);
+    for threads in [1, 2, 7] {
+        let e = pool(threads)
+            .install(|| read_all(&with_bytes(&d, "category.ipowm", &b)))
+            .unwrap_err();
+        assert_eq!(
+            (e.at.as_str(), e.field.as_str()),
+            (
+                format!("offset {early}").as_str(),
+                "record 0 of chunk: signed"
+            ),
+            "{threads} threads: {e}"
+        );
+        assert!(e.message.contains("category"), "{e}");
+    }
+}
+
+#[test]
+fn a_batch_read_into_reused_vectors_equals_a_fresh_batch() {
+    let d = dir("into");
+    let p = small(10, 9000);
+    let path = d.join("m.ipowm");
+    generate(&path, &p, None);
+    let mut fresh = Reader::open(&path).unwrap();
+    let mut reused = Reader::open(&path).unwrap();
+    let mut into = ipow::workload::Workload {
+        params: p.clone(),
+        rules: reused.rules(),
+        transactions: Vec::new(),
+        truth: Vec::new(),
+        readings: Vec::new(),
+    };
+    let (mut batches, mut total) = (0, 0);
+    while let Some(w) = fresh.next_batch(3000).unwrap() {
+        assert!(reused.next_batch_into(3000, &mut into).unwrap());
+        assert_eq!(w.transactions, into.transactions);
+        assert_eq!(w.truth, into.truth);
+        assert_eq!(w.readings, into.readings);
+        batches += 1;
+        total += w.transactions.len();
+    }
+    assert!(!reused.next_batch_into(3000, &mut into).unwrap());
+    assert!(into.transactions.is_empty() && into.truth.is_empty());
+    assert!(batches >= 3);
+    assert_eq!(total, 9000);
 }

@@ -110,9 +110,9 @@ if bare_once:
     ratio(f"end-to-end period (case57, 2048 tx) PoW 8 bits / bare ring verification of the period once, {all_t}",
           rate(ep, "pow_8_bits", all_t), bare_once)
 io = "dataset_io"
-ratio(f"dataset reader (every digest, every record) / bare fs::read of the file, {all_t}",
+ratio(f"dataset reader (every checksum, record and member key) / bare fs::read of the file, {all_t}",
       rate(io, "ipow_reader_all", all_t), rate(io, "bare_fs_read_bytes", all_t))
-ratio(f"dataset writer (encode, digests, fsync, rename) / bare fs::read of the file, {all_t}",
+ratio(f"dataset writer (encode, checksums, SHA-256, fsync, rename) / bare fs::read of the file, {all_t}",
       rate(io, "ipow_writer_all", all_t), rate(io, "bare_fs_read_bytes", all_t))
 sr = "store_run"
 ratio(f"IPOW run (4096 tx, q=3, 4 periods) with --store / without, {all_t}",

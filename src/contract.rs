@@ -552,12 +552,9 @@ impl SignedContract {
             x.copy_from_slice(&b[at..at + 8]);
             u64::from_be_bytes(x)
         };
-        // A non-negative raw amount, as `Reader::amount` requires.
-        let amount = |at: usize| {
-            let mut x = [0u8; 8];
-            x.copy_from_slice(&b[at..at + 8]);
-            Some(i64::from_be_bytes(x)).filter(|v| *v >= 0)
-        };
+        // A non-negative raw amount, as `Reader::amount` requires: the big-endian i64 is
+        // non-negative exactly when its bits as a u64 are below 2^63.
+        let amount = |at: usize| i64::try_from(u64_at(at)).ok();
         let aux = if aux_present == 1 {
             let (Some(kind), Some(quantity), Some(price)) =
                 (AuxServiceKind::from_code(b[75]), amount(76), amount(84))

@@ -2,9 +2,9 @@
 //! Ed25519 signatures per contract, readings) beside a bare loop of three `ring` signatures on
 //! every contract's three signing messages, on every core, in the same group.
 //!
-//! Dataset I/O: writing (`Writer`: encode, chunk SHA-256, fsync, rename) and reading (`Reader`:
-//! chunk and header digests, decode, key admission) the same market, beside the bare limit of
-//! reading the file's bytes (`std::fs::read`, what `cat` does from the page cache). The large-file
+//! Dataset I/O: writing (`Writer`: encode, chunk checksums, file SHA-256, fsync, rename) and
+//! reading (`Reader`: chunk and header checksums, decode, key admission) the same market, beside
+//! the bare limit of reading the file's bytes (`std::fs::read`, what `cat` does from the page cache). The large-file
 //! loading figure against `cat` is perf/run-datasets.sh.
 
 use std::hint::black_box;

@@ -4,8 +4,8 @@
 //!
 //! Dataset I/O: writing (`Writer`: encode, chunk checksums, file SHA-256, fsync, rename) and
 //! reading (`Reader`: chunk and header checksums, decode, key admission) the same market, beside
-//! the bare limit of reading the file's bytes (`std::fs::read`, what `cat` does from the page cache). The large-file
-//! loading figure against `cat` is perf/run-datasets.sh.
+//! the bare limit of reading the file's bytes (`std::fs::read`, what `cat` does from the page
+//! cache). The large-file loading figure against `cat` is perf/run-datasets.sh.
 
 use std::hint::black_box;
 

@@ -1070,9 +1070,6 @@ impl Reader {
         max: usize,
         into: &mut Workload,
     ) -> Result<bool, DatasetError> {
-        into.transactions.clear();
-        into.truth.clear();
-        into.readings.clear();
         let read = self.read_batch(max, into);
         if !matches!(read, Ok(true)) {
             into.transactions.clear();
@@ -1101,7 +1098,8 @@ impl Reader {
             }
             return Ok(false);
         }
-        // Slots are overwritten in place; only a batch larger than any before adds any.
+        // Slots are overwritten in place: resizing drops the slots past this batch's count, and
+        // writes new ones only when this batch is larger than the vector already is.
         into.transactions.resize(count, SignedContract::blank());
         into.truth.resize(count, Truth::Valid);
         into.readings.resize(
@@ -1112,7 +1110,7 @@ impl Reader {
                 carried: false,
             },
         );
-        // Each chunk gets its own disjoint part of the buffer and of the record slots.
+        // Each chunk gets its own disjoint part of the record slots.
         let mut jobs = Vec::with_capacity(locs.len());
         let mut txs = &mut into.transactions[..];
         let (mut truths, mut reads) = (&mut into.truth[..], &mut into.readings[..]);

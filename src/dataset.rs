@@ -334,6 +334,7 @@ pub struct Writer {
     sha256: Sha256,
     /// The header's, the members' and every chunk's checksum so far, for the trailer's.
     checksums: Vec<u8>,
+    /// The chunk being filled: its head's 8 bytes (written at flush), then its records.
     pending: Vec<u8>,
     pending_records: u32,
     written: u64,
@@ -376,7 +377,7 @@ impl Writer {
             header,
             sha256: Sha256::new(),
             checksums: [head_sum, members_sum].concat(),
-            pending: Vec::new(),
+            pending: vec![0; CHUNK_HEAD],
             pending_records: 0,
             written: 0,
         };
@@ -392,10 +393,9 @@ impl Writer {
     /// Writes `bytes` and adds them to the file's SHA-256.
     fn put(&mut self, bytes: &[u8]) -> Result<(), DatasetError> {
         self.sha256.update(bytes);
-        let name = self.name();
         self.out
             .write_all(bytes)
-            .map_err(|e| DatasetError::io(&name, &e))
+            .map_err(|e| DatasetError::io(&self.path.display().to_string(), &e))
     }
 
     /// Appends a batch of transactions (with truth and readings), encoding in parallel.
@@ -423,18 +423,18 @@ impl Writer {
         if self.pending_records == 0 {
             return Ok(());
         }
-        let body = std::mem::take(&mut self.pending);
-        let mut chunk = Vec::with_capacity(CHUNK_HEAD + body.len() + CHECKSUM_LEN);
-        chunk.extend_from_slice(&self.pending_records.to_le_bytes());
-        chunk.extend_from_slice(&u32::try_from(body.len()).unwrap_or(u32::MAX).to_le_bytes());
-        chunk.extend_from_slice(&body);
-        let sum = checksum(&chunk).to_le_bytes();
-        chunk.extend_from_slice(&sum);
+        // The head goes in front of the records already there; the checksum covers both.
+        let body_len = u32::try_from(self.pending.len() - CHUNK_HEAD).unwrap_or(u32::MAX);
+        self.pending[..4].copy_from_slice(&self.pending_records.to_le_bytes());
+        self.pending[4..CHUNK_HEAD].copy_from_slice(&body_len.to_le_bytes());
+        let sum = checksum(&self.pending).to_le_bytes();
+        self.pending.extend_from_slice(&sum);
+        let chunk = std::mem::take(&mut self.pending);
         self.put(&chunk)?;
         self.checksums.extend_from_slice(&sum);
         self.written += u64::from(self.pending_records);
-        self.pending = body;
-        self.pending.clear();
+        self.pending = chunk;
+        self.pending.truncate(CHUNK_HEAD);
         self.pending_records = 0;
         Ok(())
     }
@@ -476,7 +476,7 @@ impl Writer {
 // Reading
 
 /// Where a reader's bytes come from. Reads are by position, so chunks are read in parallel,
-/// each straight into its own part of the batch buffer.
+/// each by the thread that decodes it.
 trait Source: Send + Sync {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()>;
 }
@@ -554,11 +554,11 @@ impl ChunkJob<'_> {
     /// [`Reader::next_chunk`]), checks its checksum, and decodes its records into their slots.
     /// Returns the stored checksum.
     fn read_and_scan(self, source: &dyn Source, name: &str) -> Result<[u8; 8], DatasetError> {
+        let span = self.loc.span();
         CHUNK_BUF.with_borrow_mut(|buf| {
-            if buf.len() < self.loc.span() {
-                buf.resize(self.loc.span(), 0);
+            if buf.len() < span {
+                buf.resize(span, 0);
             }
-            let span = self.loc.span();
             self.check_and_decode(&mut buf[..span], source, name)
         })
     }
@@ -1051,14 +1051,19 @@ impl Reader {
     /// checked and every record decoded, in parallel. None once every contract was read and the
     /// trailer checked.
     pub fn next_batch(&mut self, max: usize) -> Result<Option<Workload>, DatasetError> {
-        let mut w = Workload {
+        let mut w = self.empty_batch();
+        Ok(self.next_batch_into(max, &mut w)?.then_some(w))
+    }
+
+    /// A batch of this dataset holding no contracts: what [`Reader::next_batch_into`] fills.
+    pub fn empty_batch(&self) -> Workload {
+        Workload {
             params: self.header.params.market.clone(),
             rules: Arc::clone(&self.rules),
             transactions: Vec::new(),
             truth: Vec::new(),
             readings: Vec::new(),
-        };
-        Ok(self.next_batch_into(max, &mut w)?.then_some(w))
+        }
     }
 
     /// [`Reader::next_batch`] into `into`, replacing its contents and reusing its vectors'
@@ -1237,17 +1242,15 @@ fn read_all(mut r: Reader) -> Result<Dataset, DatasetError> {
     // The count was checked against the file's size at open (every record takes RECORD_MIN
     // bytes), so reserving it reserves no more than the file can fill.
     let n = usize::try_from(r.header.contracts).unwrap_or(0);
-    let mut all = Workload {
-        params: r.header.params.market.clone(),
-        rules: r.rules(),
-        transactions: Vec::with_capacity(n),
-        truth: Vec::with_capacity(n),
-        readings: Vec::with_capacity(n),
-    };
-    while let Some(w) = r.next_batch(1 << 16)? {
-        all.transactions.extend(w.transactions);
-        all.truth.extend(w.truth);
-        all.readings.extend(w.readings);
+    let mut all = r.empty_batch();
+    all.transactions.reserve_exact(n);
+    all.truth.reserve_exact(n);
+    all.readings.reserve_exact(n);
+    let mut batch = r.empty_batch();
+    while r.next_batch_into(1 << 16, &mut batch)? {
+        all.transactions.extend_from_slice(&batch.transactions);
+        all.truth.extend_from_slice(&batch.truth);
+        all.readings.extend_from_slice(&batch.readings);
     }
     Ok(Dataset {
         header: r.header.clone(),

@@ -1561,13 +1561,7 @@ fn dataset_command(cmd: &DatasetCommand) -> anyhow::Result<()> {
                 } else {
                     let mut r = dataset::Reader::open(path)?;
                     let progress = bar(r.header().contracts, "verify", *json);
-                    let mut batch = ipow::workload::Workload {
-                        params: r.header().params.market.clone(),
-                        rules: r.rules(),
-                        transactions: Vec::new(),
-                        truth: Vec::new(),
-                        readings: Vec::new(),
-                    };
+                    let mut batch = r.empty_batch();
                     let mut done = 0;
                     while r.next_batch_into(1 << 14, &mut batch)? {
                         tally(&batch);

@@ -290,13 +290,7 @@ fn a_batch_read_into_reused_vectors_equals_a_fresh_batch() {
     generate(&path, &p, None);
     let mut fresh = Reader::open(&path).unwrap();
     let mut reused = Reader::open(&path).unwrap();
-    let mut into = ipow::workload::Workload {
-        params: p.clone(),
-        rules: reused.rules(),
-        transactions: Vec::new(),
-        truth: Vec::new(),
-        readings: Vec::new(),
-    };
+    let mut into = reused.empty_batch();
     let (mut batches, mut total) = (0, 0);
     while let Some(w) = fresh.next_batch(3000).unwrap() {
         assert!(reused.next_batch_into(3000, &mut into).unwrap());

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 
 use curve25519_dalek::edwards::CompressedEdwardsY;
+use rayon::prelude::*;
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair as _, UnparsedPublicKey};
 use sha2::{Digest, Sha256};
 
@@ -93,6 +94,74 @@ fn canonical_encoding(bytes: &[u8; PUBLIC_KEY_LEN]) -> bool {
     let y_is_one = bytes[0] == 1 && middle_all(0) && top == 0;
     let y_is_p_minus_1 = bytes[0] == 0xec && middle_all(0xff) && top == 0x7f;
     !y_at_least_p && !(sign == 1 && (y_is_one || y_is_p_minus_1))
+}
+
+/// The canonical encodings of the eight points of small order (the whole torsion subgroup; a
+/// test collects them from curve25519-dalek as [L]P for random P).
+const SMALL_ORDER: [[u8; PUBLIC_KEY_LEN]; 8] = [
+    from_hex("0000000000000000000000000000000000000000000000000000000000000000"),
+    from_hex("0000000000000000000000000000000000000000000000000000000000000080"),
+    from_hex("0100000000000000000000000000000000000000000000000000000000000000"),
+    from_hex("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"),
+    from_hex("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85"),
+    from_hex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"),
+    from_hex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa"),
+    from_hex("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+];
+
+/// 32 bytes from 64 lowercase hex digits, at compile time.
+const fn from_hex(hex: &str) -> [u8; PUBLIC_KEY_LEN] {
+    const fn digit(c: u8) -> u8 {
+        match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            // Only ever evaluated at compile time, on the literals above: a typo there stops
+            // the build instead of running.
+            #[allow(clippy::panic)]
+            _ => panic!("not a lowercase hex digit"),
+        }
+    }
+    let h = hex.as_bytes();
+    assert!(h.len() == 2 * PUBLIC_KEY_LEN, "not 32 bytes of hex");
+    let mut out = [0u8; PUBLIC_KEY_LEN];
+    let mut i = 0;
+    while i < PUBLIC_KEY_LEN {
+        out[i] = digit(h[2 * i]) << 4 | digit(h[2 * i + 1]);
+        i += 1;
+    }
+    out
+}
+
+/// Lists shorter than this are admitted key by key: the batch's fixed cost (128 Legendre
+/// symbols, each an exponentiation) is that of admitting about 150 keys one by one.
+pub const BATCH_FROM: usize = 256;
+
+/// Admits every key of a list, in order, deciding as [`PublicKey::admit`] decides each one;
+/// on a refusal, the position and error of the first key `admit` refuses. Canonical encoding
+/// and small order are decided from the bytes; whether the keys lie on the curve is decided for
+/// the whole list at once (`admission::all_on_curve`, a few field multiplications per key
+/// instead of an exponentiation), which can miss an off-curve key with probability 2^-128 (ring
+/// then refuses to decode that key: every signature under it fails). Lists shorter than
+/// [`BATCH_FROM`], and any list where something fails, go through `admit` key by key (the
+/// first refused key is named).
+pub fn admit_all(list: &[[u8; PUBLIC_KEY_LEN]]) -> Result<Vec<PublicKey>, (usize, KeyError)> {
+    let bytes_pass = list.len() >= BATCH_FROM
+        && list
+            .par_iter()
+            .all(|b| canonical_encoding(b) && !SMALL_ORDER.contains(b));
+    if bytes_pass && crate::admission::all_on_curve(list) {
+        return Ok(list.iter().map(|&b| PublicKey(b)).collect());
+    }
+    let admitted: Vec<_> = list
+        .par_iter()
+        .with_min_len(64)
+        .map(|&b| PublicKey::admit(b))
+        .collect();
+    admitted
+        .into_iter()
+        .enumerate()
+        .map(|(i, key)| key.map_err(|e| (i, e)))
+        .collect()
 }
 
 /// A signing key pair.
@@ -190,5 +259,37 @@ impl KeyRegistry {
     /// True when no key is registered.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use curve25519_dalek::scalar::Scalar;
+    use std::collections::BTreeSet;
+
+    /// The small-order list is exactly the torsion subgroup: [L]P = [L − 1]P + P is P's torsion
+    /// component, and over enough points every one of the eight appears.
+    #[test]
+    fn the_small_order_list_is_the_torsion_subgroup() {
+        let l_minus_1 = Scalar::ZERO - Scalar::ONE;
+        let mut torsion = BTreeSet::new();
+        for i in 0..=255u8 {
+            let mut y = [0u8; 32];
+            y[0] = i;
+            y[1] = 7;
+            if let Some(p) = CompressedEdwardsY(y).decompress() {
+                torsion.insert((p * l_minus_1 + p).compress().0);
+            }
+        }
+        let listed: BTreeSet<_> = SMALL_ORDER.into_iter().collect();
+        assert_eq!(torsion, listed);
+        for encoding in SMALL_ORDER {
+            assert!(canonical_encoding(&encoding));
+            assert_eq!(
+                PublicKey::admit(encoding),
+                Err(KeyError::SmallOrder(hex::encode(encoding)))
+            );
+        }
     }
 }

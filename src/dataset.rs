@@ -40,7 +40,7 @@ use twox_hash::XxHash3_64;
 
 use crate::amount::{Energy, Price};
 use crate::contract::SignedContract;
-use crate::crypto::{KeyRegistry, PublicKey};
+use crate::crypto::{KeyRegistry, admit_all};
 use crate::domain::{Address, DeliveryTime, Role};
 use crate::settle::Reading;
 use crate::workload::{
@@ -244,13 +244,15 @@ pub fn rules_of(
     members: &[Member],
     bounds: &Bounds,
 ) -> Result<MarketRules, DatasetError> {
-    // Admission is a point decompression per key: in parallel, then registered in order (the
-    // first bad key in member order is the one reported).
-    let admitted: Vec<_> = members
-        .par_iter()
-        .with_min_len(64)
-        .map(|m| PublicKey::admit(m.public_key))
-        .collect();
+    // Admitted as one list (canonical and small order from the bytes, the curve equation for
+    // the whole list at once); the first bad key in member order is the one reported.
+    let encodings: Vec<_> = members.iter().map(|m| m.public_key).collect();
+    let admitted = admit_all(&encodings).map_err(|(i, e)| DatasetError {
+        file: file.to_owned(),
+        at: format!("members[{i}]"),
+        field: "public_key".to_owned(),
+        message: e.to_string(),
+    })?;
     let mut registry = KeyRegistry::new();
     let mut capacity = Vec::new();
     let mut demand = Vec::new();
@@ -261,7 +263,6 @@ pub fn rules_of(
             field: field.to_owned(),
             message,
         };
-        let key = key.map_err(|e| bad("public_key", e.to_string()))?;
         registry.insert(m.address, key);
         let (list, base) = match m.role {
             Role::Seller => (&mut capacity, SELLER_BASE),

@@ -6,6 +6,7 @@
 //! `ARCHITECTURE.md` for the code map and the invariants.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod admission;
 pub mod amount;
 pub mod audit;
 pub mod block;

@@ -4,7 +4,7 @@ use ipow::contract::{
     Contract, DecodeError, ENCODED_LEN_AUX, ENCODED_LEN_BASE, SignatureError, SignedContract,
     Signer,
 };
-use ipow::crypto::{KeyError, KeyPair, KeyRegistry, PublicKey};
+use ipow::crypto::{BATCH_FROM, KeyError, KeyPair, KeyRegistry, PublicKey, admit_all};
 use ipow::domain::{Address, AuxServiceKind, BusinessCategory, DeliveryTime};
 
 const SEED: u64 = 7;
@@ -326,8 +326,9 @@ fn admit_by_compressing(bytes: [u8; 32]) -> Result<(), KeyError> {
     Ok(())
 }
 
-#[test]
-fn admission_decides_canonical_encodings_as_compressing_does() {
+/// Encodings at every edge of admission: y near 0 and p with either sign, real keys, the torsion
+/// points, pseudo-random bytes.
+fn admission_cases() -> Vec<[u8; 32]> {
     use curve25519_dalek::constants::EIGHT_TORSION;
     use sha2::Digest as _;
     let mut cases: Vec<[u8; 32]> = Vec::new();
@@ -363,6 +364,12 @@ fn admission_decides_canonical_encodings_as_compressing_does() {
         })
         .collect();
     cases.extend(flipped);
+    cases
+}
+
+#[test]
+fn admission_decides_canonical_encodings_as_compressing_does() {
+    let cases = admission_cases();
     let mut seen = [0usize; 4];
     for b in cases {
         let expected = admit_by_compressing(b);
@@ -381,6 +388,70 @@ fn admission_decides_canonical_encodings_as_compressing_does() {
     }
     // Every outcome was exercised: admitted, off the curve, non-canonical, small order.
     assert!(seen.iter().all(|&n| n > 0), "{seen:?}");
+}
+
+/// A list admitted at once decides as `admit` decides each key: edge cases of every outcome, each
+/// placed at a moving position among valid keys (some of them of mixed order: a prime-order point plus a
+/// torsion point), is refused at its position with `admit`'s error, or admitted with the rest;
+/// of two bad keys, the earlier one is named.
+#[test]
+fn a_list_is_admitted_as_admit_decides_each_key() {
+    use curve25519_dalek::constants::EIGHT_TORSION;
+    use curve25519_dalek::edwards::CompressedEdwardsY;
+    // Below and above the size from which the curve equation is checked for the whole list.
+    for size in [41, BATCH_FROM + 44] {
+        let valid: Vec<[u8; 32]> = (0..size as u32)
+            .map(|i| {
+                let key = *KeyPair::derive(5, Address(i)).public_key().as_bytes();
+                if i % 3 == 0 {
+                    let point = CompressedEdwardsY(key).decompress().unwrap();
+                    (point + EIGHT_TORSION[(i as usize / 3) % 8])
+                        .compress()
+                        .to_bytes()
+                } else {
+                    key
+                }
+            })
+            .collect();
+        let expected: Vec<PublicKey> = valid
+            .iter()
+            .map(|&b| PublicKey::admit(b).unwrap())
+            .collect();
+        assert_eq!(admit_all(&valid).unwrap(), expected);
+        let mut seen = [0usize; 4];
+        for (n, case) in admission_cases().into_iter().step_by(23).enumerate() {
+            let at = (n * 7) % (valid.len() + 1);
+            let mut list = valid.clone();
+            list.insert(at, case);
+            let outcome = PublicKey::admit(case);
+            seen[match &outcome {
+                Ok(_) => 0,
+                Err(KeyError::NotOnCurve(_)) => 1,
+                Err(KeyError::NonCanonical(_)) => 2,
+                Err(_) => 3,
+            }] += 1;
+            match outcome {
+                Ok(key) => {
+                    let mut with = expected.clone();
+                    with.insert(at, key);
+                    assert_eq!(admit_all(&list).unwrap(), with, "{}", hex::encode(case));
+                }
+                Err(e) => {
+                    assert_eq!(
+                        admit_all(&list),
+                        Err((at, e.clone())),
+                        "{}",
+                        hex::encode(case)
+                    );
+                    // A second bad key later in the list does not change which one is named.
+                    list.push(case);
+                    assert_eq!(admit_all(&list), Err((at, e)), "{}", hex::encode(case));
+                }
+            }
+        }
+        assert!(seen.iter().all(|&n| n > 0), "{seen:?}");
+    }
+    assert_eq!(admit_all(&[]).unwrap(), Vec::<PublicKey>::new());
 }
 
 #[test]

@@ -305,3 +305,66 @@ fn a_batch_read_into_reused_vectors_equals_a_fresh_batch() {
     assert!(batches >= 3);
     assert_eq!(total, 9000);
 }
+
+/// A bad member key is named by its member record and field when the file is opened, the first
+/// in member order, in a market large enough that its keys are admitted as one list (above
+/// `crypto::BATCH_FROM`): off the curve, small order, or not canonically encoded.
+#[test]
+fn a_bad_member_key_is_named_at_open_in_a_large_market() {
+    let d = dir("keys");
+    let p = WorkloadParams {
+        invalid_ppm: 0,
+        ..WorkloadParams::for_participants(3, 400, 50)
+    };
+    let market = Market::new(p.clone(), None);
+    let members = market.members.len();
+    assert!(members >= ipow::crypto::BATCH_FROM, "{members} members");
+    let write = |name: &str, list: &[ipow::workload::Member]| {
+        let path = d.join(name);
+        let header = dataset::header_for(&p, None, &market.rules, list.len() as u64);
+        let mut w = Writer::create(&path, header, list).unwrap();
+        w.write(&market.batch(0..50)).unwrap();
+        w.finish().unwrap();
+        path
+    };
+    assert!(Reader::open(&write("good.ipowm", &market.members)).is_ok());
+    let off_curve = (0..=255u8)
+        .map(|y| {
+            let mut b = [0u8; 32];
+            b[0] = y;
+            b[1] = 1;
+            b
+        })
+        .find(|b| {
+            curve25519_dalek::edwards::CompressedEdwardsY(*b)
+                .decompress()
+                .is_none()
+        })
+        .unwrap();
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let mut y_is_p = [0xffu8; 32];
+    y_is_p[0] = 0xed;
+    y_is_p[31] = 0x7f;
+    for (bad, says) in [
+        (off_curve, "not a point on the Ed25519 curve"),
+        (identity, "small order"),
+        (y_is_p, "not canonically encoded"),
+    ] {
+        for (first, second) in [
+            (members - 1, None),
+            (7, Some(members - 20)),
+            (250, Some(251)),
+        ] {
+            let mut list = market.members.clone();
+            list[first].public_key = bad;
+            if let Some(s) = second {
+                list[s].public_key = off_curve;
+            }
+            let e = Reader::open(&write("bad.ipowm", &list)).unwrap_err();
+            assert_eq!(e.at, format!("members[{first}]"), "{e}");
+            assert_eq!(e.field, "public_key", "{e}");
+            assert!(e.message.contains(says), "{e}");
+        }
+    }
+}

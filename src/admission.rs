@@ -177,16 +177,48 @@ impl Fe {
     }
 
     fn mul(&self, other: &Fe) -> Fe {
-        let a = self.0.map(u128::from);
-        let b = other.0.map(u128::from);
+        // Limbs below 2^52 make every sum below 5 x 2^52 x 19 x 2^52 < 2^110.3, so the top
+        // carry is below 2^59.3 and 19 times it fits a u64 (curve25519-dalek's argument).
+        let wide = |x: u64, y: u64| u128::from(x) * u128::from(y);
+        let (a, b) = (&self.0, &other.0);
         let b19 = b.map(|v| v * 19);
-        Fe::carried([
-            a[0] * b[0] + a[1] * b19[4] + a[2] * b19[3] + a[3] * b19[2] + a[4] * b19[1],
-            a[0] * b[1] + a[1] * b[0] + a[2] * b19[4] + a[3] * b19[3] + a[4] * b19[2],
-            a[0] * b[2] + a[1] * b[1] + a[2] * b[0] + a[3] * b19[4] + a[4] * b19[3],
-            a[0] * b[3] + a[1] * b[2] + a[2] * b[1] + a[3] * b[0] + a[4] * b19[4],
-            a[0] * b[4] + a[1] * b[3] + a[2] * b[2] + a[3] * b[1] + a[4] * b[0],
-        ])
+        let c0 = wide(a[0], b[0])
+            + wide(a[1], b19[4])
+            + wide(a[2], b19[3])
+            + wide(a[3], b19[2])
+            + wide(a[4], b19[1]);
+        let c1 = wide(a[0], b[1])
+            + wide(a[1], b[0])
+            + wide(a[2], b19[4])
+            + wide(a[3], b19[3])
+            + wide(a[4], b19[2]);
+        let c2 = wide(a[0], b[2])
+            + wide(a[1], b[1])
+            + wide(a[2], b[0])
+            + wide(a[3], b19[4])
+            + wide(a[4], b19[3]);
+        let c3 = wide(a[0], b[3])
+            + wide(a[1], b[2])
+            + wide(a[2], b[1])
+            + wide(a[3], b[0])
+            + wide(a[4], b19[4]);
+        let c4 = wide(a[0], b[4])
+            + wide(a[1], b[3])
+            + wide(a[2], b[2])
+            + wide(a[3], b[1])
+            + wide(a[4], b[0]);
+        // The low 64 bits of each sum, then the carries (each below 2^64).
+        let low = |c: u128| u64::try_from(c & u128::from(MASK)).unwrap_or(0);
+        let high = |c: u128| u64::try_from(c >> 51).unwrap_or(u64::MAX);
+        let c1 = c1 + u128::from(high(c0));
+        let c2 = c2 + u128::from(high(c1));
+        let c3 = c3 + u128::from(high(c2));
+        let c4 = c4 + u128::from(high(c3));
+        let mut out = [low(c0), low(c1), low(c2), low(c3), low(c4)];
+        out[0] += high(c4) * 19;
+        out[1] += out[0] >> 51;
+        out[0] &= MASK;
+        Fe(out)
     }
 
     fn square(&self) -> Fe {

@@ -1197,6 +1197,23 @@ struct JsonReading {
     carried: bool,
 }
 
+/// Truths a record can carry: valid, and one per planted reason.
+pub const TRUTHS: usize = 1 + PlantedReason::ALL.len();
+
+/// Adds to `counts` how many of `truth` carry each truth, indexed by the code the file gives it
+/// (0 valid, then `PlantedReason::ALL` in order; [`truth_at`] names an index). An array
+/// increment per record: counting a 1,000,000-contract file this way is noise beside reading it.
+pub fn tally(truth: &[Truth], counts: &mut [u64; TRUTHS]) {
+    for &t in truth {
+        counts[usize::from(truth_code(t))] += 1;
+    }
+}
+
+/// The truth counted at index `i` of a [`tally`].
+pub fn truth_at(i: usize) -> Option<Truth> {
+    u8::try_from(i).ok().and_then(truth_of)
+}
+
 /// A truth's name in the JSON form and reports: "valid" or the reason's snake_case name.
 pub fn truth_name(t: Truth) -> String {
     match t {

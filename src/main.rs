@@ -1544,16 +1544,10 @@ fn dataset_command(cmd: &DatasetCommand) -> anyhow::Result<()> {
         } => {
             let started = std::time::Instant::now();
             let (header, counts) = pool(*threads)?.install(|| -> anyhow::Result<_> {
-                // Counted by truth first (no allocation per contract), named at the end.
-                let mut by_truth: Vec<(ipow::workload::Truth, u64)> = Vec::new();
-                let mut tally = |w: &ipow::workload::Workload| {
-                    for &t in &w.truth {
-                        match by_truth.iter_mut().find(|(seen, _)| *seen == t) {
-                            Some((_, n)) => *n += 1,
-                            None => by_truth.push((t, 1)),
-                        }
-                    }
-                };
+                // Counted by truth code first (no allocation per contract), named at the end.
+                let mut by_truth = [0u64; dataset::TRUTHS];
+                let mut tally =
+                    |w: &ipow::workload::Workload| dataset::tally(&w.truth, &mut by_truth);
                 let header = if dataset::is_json(path) {
                     let d = dataset::read_any(path)?;
                     tally(&d.workload);
@@ -1572,8 +1566,10 @@ fn dataset_command(cmd: &DatasetCommand) -> anyhow::Result<()> {
                     r.header().clone()
                 };
                 let counts: std::collections::BTreeMap<String, u64> = by_truth
-                    .into_iter()
-                    .map(|(t, n)| (dataset::truth_name(t), n))
+                    .iter()
+                    .enumerate()
+                    .filter(|&(_, &n)| n > 0)
+                    .filter_map(|(i, &n)| Some((dataset::truth_name(dataset::truth_at(i)?), n)))
                     .collect();
                 Ok((header, counts))
             })?;

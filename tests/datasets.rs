@@ -368,3 +368,29 @@ fn a_bad_member_key_is_named_at_open_in_a_large_market() {
         }
     }
 }
+
+/// The tally counts each truth under the code the file gives it: equal to counting by name.
+#[test]
+fn the_tally_counts_every_truth_under_its_name() {
+    let p = WorkloadParams {
+        invalid_ppm: 300_000,
+        ..WorkloadParams::for_participants(6, 100, 3000)
+    };
+    let w = Market::new(p, None).batch(0..3000);
+    let mut counts = [0u64; dataset::TRUTHS];
+    dataset::tally(&w.truth, &mut counts);
+    dataset::tally(&w.truth[..10], &mut counts);
+    let mut by_name = std::collections::BTreeMap::new();
+    for &t in w.truth.iter().chain(&w.truth[..10]) {
+        *by_name.entry(dataset::truth_name(t)).or_insert(0u64) += 1;
+    }
+    let named: std::collections::BTreeMap<_, _> = counts
+        .iter()
+        .enumerate()
+        .filter(|&(_, &n)| n > 0)
+        .map(|(i, &n)| (dataset::truth_name(dataset::truth_at(i).unwrap()), n))
+        .collect();
+    assert_eq!(named, by_name);
+    assert!(named.len() >= 5, "{named:?}");
+    assert_eq!(dataset::truth_at(dataset::TRUTHS), None);
+}

@@ -553,8 +553,8 @@ struct ChunkJob<'a> {
 impl ChunkJob<'_> {
     /// Reads the chunk into this thread's buffer (its length was bounded by
     /// [`Reader::next_chunk`]), checks its checksum, and decodes its records into their slots.
-    /// Returns the stored checksum.
-    fn read_and_scan(self, source: &dyn Source, name: &str) -> Result<[u8; 8], DatasetError> {
+    /// Returns the stored checksum and how many of its records carry each truth.
+    fn read_and_scan(self, source: &dyn Source, name: &str) -> Result<ChunkRead, DatasetError> {
         let span = self.loc.span();
         CHUNK_BUF.with_borrow_mut(|buf| {
             if buf.len() < span {
@@ -569,7 +569,7 @@ impl ChunkJob<'_> {
         bytes: &mut [u8],
         source: &dyn Source,
         name: &str,
-    ) -> Result<[u8; 8], DatasetError> {
+    ) -> Result<ChunkRead, DatasetError> {
         let loc = self.loc;
         source
             .read_exact_at(bytes, loc.offset)
@@ -603,6 +603,7 @@ impl ChunkJob<'_> {
         let base = loc.offset + CHUNK_HEAD as u64;
         let b = &bytes[CHUNK_HEAD..body_end];
         let mut at = 0usize;
+        let mut truths = [0u64; TRUTHS];
         for k in 0..loc.records as usize {
             let err = |o: usize, field: &str, m: String| {
                 DatasetError::at(
@@ -635,6 +636,10 @@ impl ChunkJob<'_> {
             let p = at + 2 + len;
             self.truth[k] =
                 truth_of(b[p]).ok_or_else(|| err(p, "truth", format!("unknown code {}", b[p])))?;
+            // Counted here, in parallel, rather than by the caller between batches.
+            if let Some(n) = truths.get_mut(usize::from(b[p])) {
+                *n += 1;
+            }
             let i64_at = |o: usize| {
                 let mut x = [0u8; 8];
                 x.copy_from_slice(&b[o..o + 8]);
@@ -669,8 +674,18 @@ impl ChunkJob<'_> {
                 format!("{} bytes after the last record", b.len() - at),
             ));
         }
-        Ok(stored)
+        Ok(ChunkRead {
+            checksum: stored,
+            truths,
+        })
     }
+}
+
+/// What reading one chunk gives besides its records.
+struct ChunkRead {
+    checksum: [u8; CHECKSUM_LEN],
+    /// Its records per truth, indexed as [`tally`] indexes them.
+    truths: [u64; TRUTHS],
 }
 
 /// Streams a binary dataset: the header and members at open, then batches of contracts.
@@ -687,6 +702,8 @@ pub struct Reader {
     read: u64,
     /// The header's, the members' and every checked chunk's checksum, for the trailer's.
     checksums: Vec<u8>,
+    /// Records read so far per truth, indexed as [`tally`] indexes them.
+    truths: [u64; TRUTHS],
     done: bool,
     /// While the header is read: every byte read, for its checksum.
     header_bytes: Option<Vec<u8>>,
@@ -742,6 +759,7 @@ impl Reader {
             rules: Arc::new(MarketRules::empty()),
             read: 0,
             checksums: Vec::new(),
+            truths: [0; TRUTHS],
             done: false,
             header_bytes: None,
         };
@@ -953,6 +971,12 @@ impl Reader {
         &self.header
     }
 
+    /// How many of the records read so far carry each truth, indexed as [`tally`] indexes them
+    /// (counted while each chunk is decoded).
+    pub fn truths_read(&self) -> &[u64; TRUTHS] {
+        &self.truths
+    }
+
     /// The participants.
     pub fn members(&self) -> &[Member] {
         &self.members
@@ -1136,13 +1160,17 @@ impl Reader {
             });
         }
         let (name, source) = (&self.name, &*self.source);
-        let sums: Vec<Result<[u8; 8], DatasetError>> = jobs
+        let reads: Vec<Result<ChunkRead, DatasetError>> = jobs
             .into_par_iter()
             .map(|job| job.read_and_scan(source, name))
             .collect();
         // The first failing chunk in file order names the error.
-        for sum in sums {
-            self.checksums.extend_from_slice(&sum?);
+        for read in reads {
+            let read = read?;
+            self.checksums.extend_from_slice(&read.checksum);
+            for (total, n) in self.truths.iter_mut().zip(read.truths) {
+                *total += n;
+            }
         }
         if self.read == self.header.contracts && !self.done {
             self.trailer()?;

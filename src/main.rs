@@ -1544,26 +1544,24 @@ fn dataset_command(cmd: &DatasetCommand) -> anyhow::Result<()> {
         } => {
             let started = std::time::Instant::now();
             let (header, counts) = pool(*threads)?.install(|| -> anyhow::Result<_> {
-                // Counted by truth code first (no allocation per contract), named at the end.
-                let mut by_truth = [0u64; dataset::TRUTHS];
-                let mut tally =
-                    |w: &ipow::workload::Workload| dataset::tally(&w.truth, &mut by_truth);
-                let header = if dataset::is_json(path) {
+                // Counted by truth code (the binary reader counts while it decodes), named at
+                // the end.
+                let (header, by_truth) = if dataset::is_json(path) {
                     let d = dataset::read_any(path)?;
-                    tally(&d.workload);
-                    d.header
+                    let mut by_truth = [0u64; dataset::TRUTHS];
+                    dataset::tally(&d.workload.truth, &mut by_truth);
+                    (d.header, by_truth)
                 } else {
                     let mut r = dataset::Reader::open(path)?;
                     let progress = bar(r.header().contracts, "verify", *json);
                     let mut batch = r.empty_batch();
                     let mut done = 0;
                     while r.next_batch_into(1 << 14, &mut batch)? {
-                        tally(&batch);
                         done += batch.transactions.len() as u64;
                         progress.set_position(done);
                     }
                     progress.finish_and_clear();
-                    r.header().clone()
+                    (r.header().clone(), *r.truths_read())
                 };
                 let counts: std::collections::BTreeMap<String, u64> = by_truth
                     .iter()

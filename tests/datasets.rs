@@ -374,9 +374,9 @@ fn a_bad_member_key_is_named_at_open_in_a_large_market() {
 fn the_tally_counts_every_truth_under_its_name() {
     let p = WorkloadParams {
         invalid_ppm: 300_000,
-        ..WorkloadParams::for_participants(6, 100, 3000)
+        ..WorkloadParams::for_participants(6, 100, 7000)
     };
-    let w = Market::new(p, None).batch(0..3000);
+    let w = Market::new(p.clone(), None).batch(0..3000);
     let mut counts = [0u64; dataset::TRUTHS];
     dataset::tally(&w.truth, &mut counts);
     dataset::tally(&w.truth[..10], &mut counts);
@@ -393,4 +393,17 @@ fn the_tally_counts_every_truth_under_its_name() {
     assert_eq!(named, by_name);
     assert!(named.len() >= 5, "{named:?}");
     assert_eq!(dataset::truth_at(dataset::TRUTHS), None);
+    // The reader's own count, made while it decodes each chunk, equals the tally of what it
+    // returned, after every batch (several chunks, the last one partial).
+    let d = dir("tally");
+    let path = d.join("m.ipowm");
+    generate(&path, &p, None);
+    let mut r = Reader::open(&path).unwrap();
+    let mut expected = [0u64; dataset::TRUTHS];
+    assert_eq!(r.truths_read(), &expected);
+    while let Some(batch) = r.next_batch(2500).unwrap() {
+        dataset::tally(&batch.truth, &mut expected);
+        assert_eq!(r.truths_read(), &expected);
+    }
+    assert_eq!(expected.iter().sum::<u64>(), p.contracts as u64);
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Records dataset generation and loading into perf/runs/<date>-<machine>-datasets/:
-# 1. the criterion group generate_signed_contracts: Market::batch beside bare ring signing of
-#    the same three messages per contract, every core;
+# 1. the criterion groups generate_signed_contracts (Market::batch beside bare ring signing of
+#    the same three messages per contract, every core) and key_admission (a market's 10,000
+#    member keys admitted as one list beside each key admitted alone);
 # 2. a 1,000,000-contract market on case2869pegase written by `ipow generate`, then read back
 #    nine times each, alternating, by `cat FILE > /dev/null` (page cache), by
 #    `ipow dataset verify FILE` (every checksum checked, every record decoded, every member key
@@ -14,7 +15,7 @@ run=$(perf/start-run.sh datasets "perf/run-datasets.sh")
 cargo build --release --quiet
 cargo bench --bench bench_main --no-run
 bench=$(ls -t target/release/deps/bench_main-* | grep -v '\.d$' | head -1)
-"$bench" --bench generate_signed_contracts 2>&1 | tee "$run/criterion.txt"
+"$bench" --bench 'generate_signed_contracts|key_admission' 2>&1 | tee "$run/criterion.txt"
 file=target/perf-1M.ipowm
 target/release/ipow generate --grid datasets/grids/pglib_opf_case2869_pegase.m \
   --participants 10000 --contracts 1000000 --seed 1 --out "$file" --json | tee "$run/generate.json"
@@ -53,5 +54,17 @@ lines = ["# Dataset generation and loading", "",
 open(f"{run}/summary.md", "w").write("\n".join(lines))
 print("\n".join(lines))
 PY
-grep -E "time:|thrpt:|^generate|^[a-z_]+/" "$run/criterion.txt" >> "$run/summary.md" || true
+grep -E "time:|thrpt:|^generate|^key_admission|^[a-z_]+/" "$run/criterion.txt" >> "$run/summary.md" || true
+# Same-run ratios from criterion's middle estimates.
+python3 - "$run" <<'PY' | tee -a "$run/summary.md"
+import re, sys
+text = open(f"{sys.argv[1]}/criterion.txt").read()
+unit = {"ns": 1e-9, "µs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0}
+def mid(name):
+    m = re.search(re.escape(name) + r"\S*\s+time:\s+\[\S+ \S+ (\S+) (\S+)", text)
+    return float(m.group(1)) * unit[m.group(2)]
+print()
+print(f"- generation: ipow rate / bare ring signing rate: **{mid('ring_bare_3_signatures') / mid('ipow_market_batch'):.2f}x** (target at least 0.8)")
+print(f"- key admission of 10,000 keys: each key alone {mid('each_key_alone') * 1e3:.2f} ms, as one list {mid('ipow_admit_all') * 1e3:.2f} ms: **{mid('each_key_alone') / mid('ipow_admit_all'):.1f}x** faster")
+PY
 rm -f "$file"

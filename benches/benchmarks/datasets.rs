@@ -2,6 +2,10 @@
 //! Ed25519 signatures per contract, readings) beside a bare loop of three `ring` signatures on
 //! every contract's three signing messages, on every core, in the same group.
 //!
+//! Key admission: the 10,000 member keys of that market admitted as one list
+//! (`crypto::admit_all`: bytes, then the curve equation for the whole list) beside each key
+//! admitted alone (`PublicKey::admit`: one point decompression per key), both on every core.
+//!
 //! Dataset I/O: writing (`Writer`: encode, chunk checksums, file SHA-256, fsync, rename) and
 //! reading (`Reader`: chunk and header checksums, decode, key admission) the same market, beside
 //! the bare limit of reading the file's bytes (`std::fs::read`, what `cat` does from the page
@@ -10,7 +14,7 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use ipow::crypto::KeyPair;
+use ipow::crypto::{KeyPair, PublicKey, admit_all};
 use ipow::dataset;
 use ipow::domain::Address;
 use ipow::workload::{Market, WorkloadParams};
@@ -69,6 +73,30 @@ pub fn bench(c: &mut Criterion) {
     g.finish();
     let again = p.install(|| market.batch(0..n));
     assert_eq!(again.transactions, reference.transactions);
+
+    let encodings: Vec<[u8; 32]> = market.members.iter().map(|m| m.public_key).collect();
+    let one_by_one = || -> Vec<PublicKey> {
+        encodings
+            .par_iter()
+            .with_min_len(64)
+            .map(|&k| PublicKey::admit(k).unwrap())
+            .collect()
+    };
+    let mut g = c.benchmark_group("key_admission");
+    g.sample_size(20);
+    g.throughput(Throughput::Elements(encodings.len() as u64));
+    g.bench_function(format!("each_key_alone/{threads}t"), |b| {
+        b.iter(|| p.install(|| black_box(one_by_one())))
+    });
+    g.bench_function(format!("ipow_admit_all/{threads}t"), |b| {
+        b.iter(|| p.install(|| black_box(admit_all(&encodings).unwrap())))
+    });
+    g.finish();
+    assert_eq!(
+        p.install(|| admit_all(&encodings)).unwrap(),
+        p.install(one_by_one)
+    );
+    assert!(encodings.len() >= ipow::crypto::BATCH_FROM);
 
     let dir = std::env::temp_dir().join(format!("ipow-bench-dataset-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

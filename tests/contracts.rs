@@ -528,3 +528,40 @@ proptest::proptest! {
         proptest::prop_assert_eq!(Contract::decode(&c.encode()).unwrap(), c);
     }
 }
+
+/// Derived keys, enough for a list that is admitted as one (above `BATCH_FROM`).
+fn list_of_valid_keys() -> &'static [[u8; 32]] {
+    static KEYS: std::sync::OnceLock<Vec<[u8; 32]>> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        (0..BATCH_FROM as u32 + 20)
+            .map(|i| *KeyPair::derive(21, Address(i)).public_key().as_bytes())
+            .collect()
+    })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// Random 32-byte keys (about half of them off the curve) inserted anywhere in a list of
+    /// valid keys: the list is admitted, or refused at the first bad key, exactly as admitting
+    /// its keys one by one decides.
+    #[test]
+    fn a_list_with_random_keys_is_decided_as_key_by_key(
+        inserts in proptest::collection::vec(
+            (0usize..1024, proptest::array::uniform32(proptest::num::u8::ANY)),
+            0..4,
+        ),
+    ) {
+        let mut list = list_of_valid_keys().to_vec();
+        for (at, bytes) in inserts {
+            let n = list.len();
+            list.insert(at % (n + 1), bytes);
+        }
+        let one_by_one: Result<Vec<PublicKey>, (usize, KeyError)> = list
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| PublicKey::admit(b).map_err(|e| (i, e)))
+            .collect();
+        proptest::prop_assert_eq!(admit_all(&list), one_by_one);
+    }
+}

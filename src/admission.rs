@@ -46,13 +46,12 @@ pub fn all_on_curve(encodings: &[[u8; 32]]) -> bool {
         hasher.update(e);
     }
     let seed: [u8; 32] = hasher.finalize().into();
-    let blocks: Vec<&[[u8; 32]]> = encodings.chunks(BLOCK).collect();
-    let products = blocks
-        .par_chunks(BLOCKS_PER_TASK)
+    let products = encodings
+        .par_chunks(BLOCK * BLOCKS_PER_TASK)
         .enumerate()
-        .map(|(task, chunk)| {
+        .map(|(task, part)| {
             let mut products = [Fe::ONE; SUBSETS];
-            for (i, block) in chunk.iter().enumerate() {
+            for (i, block) in part.chunks(BLOCK).enumerate() {
                 let index = (task * BLOCKS_PER_TASK + i) as u64;
                 fold_block(&seed, index, block, &mut products);
             }
@@ -235,25 +234,15 @@ impl Fe {
 
     /// The canonical representative, in limbs below 2^51 (the value reduced below p).
     fn reduced(&self) -> [u64; 5] {
-        // After one carry every limb is below 2^51 except limb 1 (below 2^51 + 2^15); a second
-        // pass, with the top carry (at most 1) folded in as 19, leaves every limb below 2^51.
-        let mut c = Fe::carried(self.0.map(u128::from)).0.map(u128::from);
-        for i in 0..4 {
-            c[i + 1] += c[i] >> 51;
-            c[i] &= u128::from(MASK);
-        }
-        c[0] += (c[4] >> 51) * 19;
-        c[4] &= u128::from(MASK);
-        for i in 0..4 {
-            c[i + 1] += c[i] >> 51;
-            c[i] &= u128::from(MASK);
-        }
-        let mut l = c.map(|v| u64::try_from(v).unwrap_or(u64::MAX));
-        // Now value < 2^255. It is at least p exactly when value + 19 carries out of bit 255.
+        // After one carry every limb is below 2^51 except limb 1 (below 2^51 + 2^15), so the
+        // value h is below 2^255 + 2^66 < 2p: h >= p exactly when h + 19 carries out of bit
+        // 255, which the chain finds limb by limb (q is 0 or 1).
+        let mut l = Fe::carried(self.0.map(u128::from)).0;
         let mut q = (l[0] + 19) >> 51;
         for limb in &l[1..] {
             q = (limb + q) >> 51;
         }
+        // h - q p = h + 19 q - q 2^255: add 19 q, carry, and drop bit 255.
         l[0] += 19 * q;
         for i in 0..4 {
             l[i + 1] += l[i] >> 51;

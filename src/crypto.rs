@@ -145,11 +145,11 @@ pub const BATCH_FROM: usize = 256;
 /// [`BATCH_FROM`], and any list where something fails, go through `admit` key by key (the
 /// first refused key is named).
 pub fn admit_all(list: &[[u8; PUBLIC_KEY_LEN]]) -> Result<Vec<PublicKey>, (usize, KeyError)> {
-    let bytes_pass = list.len() >= BATCH_FROM
+    let as_one_list = list.len() >= BATCH_FROM
         && list
             .par_iter()
             .all(|b| canonical_encoding(b) && !SMALL_ORDER.contains(b));
-    if bytes_pass && crate::admission::all_on_curve(list) {
+    if as_one_list && crate::admission::all_on_curve(list) {
         return Ok(list.iter().map(|&b| PublicKey(b)).collect());
     }
     let admitted: Vec<_> = list

@@ -425,12 +425,7 @@ fn group_by_rank(part: &[SchemeTrade], ids: &[u32], values: Vec<u64>) -> Chunk {
     // Sort the distinct values; an id's rank is its value's place among them.
     let mut by_value: Vec<u32> = (0..upto(values.len())).collect();
     by_value.sort_unstable_by_key(|&id| values[id as usize]);
-    let mut rank_of_id = vec![0u32; values.len()];
-    for (rank, &id) in by_value.iter().enumerate() {
-        rank_of_id[id as usize] = upto(rank);
-    }
     let local: Vec<u64> = by_value.iter().map(|&id| values[id as usize]).collect();
-    let ranks: Vec<u32> = ids.iter().map(|&id| rank_of_id[id as usize]).collect();
     let mut c = Chunk {
         slim: vec![Slim::default(); part.len()],
         order: vec![0; part.len()],
@@ -441,26 +436,26 @@ fn group_by_rank(part: &[SchemeTrade], ids: &[u32], values: Vec<u64>) -> Chunk {
         first_order: part.first().map_or(0, |t| t.order),
         last_order: part.last().map_or(0, |t| t.order),
     };
-    let mut next = vec![0u32; c.local.len()];
-    for &r in &ranks {
-        next[r as usize] += 1;
+    // Counted and placed by id (no rank per trade): each id's next slot starts where its rank's
+    // run does.
+    let mut next = vec![0u32; values.len()];
+    for &id in ids {
+        next[id as usize] += 1;
     }
     let mut start = 0u32;
-    for (r, n) in next.iter_mut().enumerate() {
-        if *n > 0 {
-            c.runs.push(Run {
-                rank: upto(r),
-                start,
-                len: *n,
-            });
-        }
-        let len = *n;
-        *n = start;
+    for (rank, &id) in by_value.iter().enumerate() {
+        let len = next[id as usize];
+        c.runs.push(Run {
+            rank: upto(rank),
+            start,
+            len,
+        });
+        next[id as usize] = start;
         start += len;
     }
-    for (t, &r) in part.iter().zip(&ranks) {
-        let at = next[r as usize] as usize;
-        next[r as usize] += 1;
+    for (t, &id) in part.iter().zip(ids) {
+        let at = next[id as usize] as usize;
+        next[id as usize] += 1;
         c.slim[at] = Slim::of(t);
         c.order[at] = t.order;
     }

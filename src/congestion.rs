@@ -95,12 +95,18 @@ pub struct Cut {
     row: Vec<f64>,
 }
 
-/// A trade's contribution in watts before rounding: its power in watts (exact below 2^53 W)
-/// times the difference of the sign-adjusted PTDF factors at its two buses. Every path of the
-/// rule goes through this one expression, so they agree to the bit.
-#[allow(clippy::cast_precision_loss)]
+/// A trade's contribution in watts before rounding: its power in watts times the difference
+/// of the sign-adjusted PTDF factors at its two buses. Every path of the rule computes it as
+/// this product (the verdict's blocks take `power_w` once per trade and the same product per
+/// lane), so they agree to the bit.
 fn raw_w(milli_mw: i64, at_seller: f64, at_buyer: f64) -> f64 {
-    milli_mw as f64 * 1000.0 * (at_seller - at_buyer)
+    power_w(milli_mw) * (at_seller - at_buyer)
+}
+
+/// A trade's power in watts (exact below 2^53 W).
+#[allow(clippy::cast_precision_loss)]
+fn power_w(milli_mw: i64) -> f64 {
+    milli_mw as f64 * 1000.0
 }
 
 /// The rule's one rounding: half away from zero to the watt, as trunc(x + copysign(0.5, x)),
@@ -744,12 +750,6 @@ fn block_mask(power: f64, key: f64, s: &[f64], b: &[f64], keys: &[f64]) -> u32 {
 
 /// Cuts evaluated together in a verdict (the index pads the cut count to a multiple).
 const LANES: usize = 8;
-
-/// A trade's power in watts as `raw_w` computes it (exact below 2^53 W).
-#[allow(clippy::cast_precision_loss)]
-fn power_w(milli_mw: i64) -> f64 {
-    milli_mw as f64 * 1000.0
-}
 
 /// What a validator's verdict reads, built once from the published cuts.
 ///

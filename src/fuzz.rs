@@ -14,7 +14,7 @@
 
 use std::path::Path;
 
-use crate::rng::Rng;
+use crate::base::rng::Rng;
 
 /// The name every target gives its input in errors.
 pub const FILE: &str = "fuzz-input";
@@ -81,7 +81,7 @@ pub fn contract(data: &[u8]) -> Result<bool, Finding> {
 /// The binary dataset reader: an accepted file converts to JSON and back to the same dataset,
 /// and writes back to the same bytes.
 pub fn dataset_binary(data: &[u8]) -> Result<bool, Finding> {
-    use crate::dataset;
+    use crate::market::dataset;
     let d = match dataset::read_binary_bytes(FILE, data.to_vec()) {
         Ok(d) => d,
         Err(e) => return names_file("dataset_binary", &e.to_string()),
@@ -106,7 +106,7 @@ pub fn dataset_binary(data: &[u8]) -> Result<bool, Finding> {
 
 /// The JSON dataset reader: an accepted document writes to JSON that reads back the same.
 pub fn dataset_json(data: &[u8]) -> Result<bool, Finding> {
-    use crate::dataset;
+    use crate::market::dataset;
     let Some(t) = text(data) else {
         return Ok(false);
     };
@@ -136,7 +136,7 @@ pub fn readings(data: &[u8]) -> Result<bool, Finding> {
             .ok()
             .filter(|&k| k < 64)
     };
-    match crate::readings::parse_partial(t, FILE, 64, &lookup) {
+    match crate::market::readings::parse_partial(t, FILE, 64, &lookup) {
         Ok(out) if out.len() != 64 => Err(format!("{} readings for 64 contracts", out.len())),
         Ok(_) => Ok(true),
         Err(e) => names_file("readings", &e.to_string()),
@@ -163,7 +163,7 @@ pub fn scenario(data: &[u8]) -> Result<bool, Finding> {
     let Some(t) = text(data) else {
         return Ok(false);
     };
-    match crate::scenario::parse(FILE, t, Path::new("/nonexistent/ipow-fuzz")) {
+    match crate::lab::scenario::parse(FILE, t, Path::new("/nonexistent/ipow-fuzz")) {
         Ok(_) => Ok(true),
         Err(e) => names_file("scenario", &e.to_string()),
     }
@@ -174,7 +174,7 @@ pub fn paper_market(data: &[u8]) -> Result<bool, Finding> {
     let Some(t) = text(data) else {
         return Ok(false);
     };
-    match crate::paper::PaperMarket::from_json(t, FILE) {
+    match crate::market::paper::PaperMarket::from_json(t, FILE) {
         Ok(_) => Ok(true),
         Err(e) => names_file("paper_market", &e.to_string()),
     }
@@ -198,7 +198,7 @@ pub fn trades(data: &[u8]) -> Result<bool, Finding> {
 /// check matches (so mutations reach the decoders); genesis, consensus and header records that
 /// decode re-encode to the same payload, and the reader only moves forward within the bytes.
 pub fn store_log(data: &[u8]) -> Result<bool, Finding> {
-    use crate::store::{self, LogReader, kind};
+    use crate::chain::store::{self, LogReader, kind};
     let mut reader = LogReader::from_bytes(data.to_vec());
     let mut last = 0u64;
     let mut accepted = !data.is_empty();

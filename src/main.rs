@@ -6,10 +6,12 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use ipow::consensus::ipow::{Behaviour, IpowParams};
 use ipow::consensus::pow::PowParams;
-use ipow::paper::{EMBEDDED_MARKET_NAME, PaperMarket, PaperReport};
+use ipow::market::paper::{EMBEDDED_MARKET_NAME, PaperMarket};
+use ipow::market::rules::{WorkloadParams, fraction_ppm, pareto_alpha_milli};
+use ipow::pipeline::{Committed, Pipeline};
+use ipow::pipeline::{Load, RunConfig, RunReport, VariantConfig};
 use ipow::report::duration_us;
-use ipow::run::{Load, RunConfig, RunReport, VariantConfig};
-use ipow::workload::{WorkloadParams, fraction_ppm, pareto_alpha_milli};
+use ipow::report::paper::PaperReport;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -88,7 +90,7 @@ enum Command {
         contract: String,
         /// Whose slave chain to prove it through (default: the seller's).
         #[arg(long)]
-        party: Option<ipow::domain::Address>,
+        party: Option<ipow::base::domain::Address>,
     },
     /// Check a proof printed by `ipow prove` against a consortium head hash alone.
     VerifyProof {
@@ -441,14 +443,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .ok_or_else(|| {
                     anyhow::anyhow!("--contract {contract:?}: expected 64 hex digits")
                 })?;
-            let proof = ipow::audit::prove(&store, &id, party)?;
+            let proof = ipow::chain::audit::prove(&store, &id, party)?;
             println!("{}", serde_json::to_string_pretty(&proof)?);
         }
         Command::VerifyProof { proof, head, json } => {
             let name = proof.display().to_string();
             let text = read_bounded(&proof, 64 << 20)?;
             let parsed: ipow::chain::ContractProof =
-                serde_json::from_str(ipow::input::strip_bom(&text))
+                serde_json::from_str(ipow::base::input::strip_bom(&text))
                     .with_context(|| format!("{name}: not a contract proof"))?;
             let head_hash: [u8; 32] = hex::decode(&head)
                 .ok()
@@ -505,7 +507,7 @@ fn is_paper_market(text: &str) -> bool {
     struct Tag {
         format: Option<String>,
     }
-    serde_json::from_str::<Tag>(ipow::input::strip_bom(text))
+    serde_json::from_str::<Tag>(ipow::base::input::strip_bom(text))
         .ok()
         .and_then(|t| t.format)
         .is_some_and(|f| f.starts_with("ipow-paper-market/"))
@@ -518,15 +520,15 @@ fn settle_command(
     opening_balance: &str,
     json: bool,
 ) -> anyhow::Result<()> {
-    let params = ipow::settle::SettlementParams {
+    let params = ipow::ledger::SettlementParams {
         purchaser_share_bps: share_bps(share)?,
     };
-    let opening = ipow::amount::Money::parse(opening_balance)
+    let opening = ipow::base::amount::Money::parse(opening_balance)
         .with_context(|| format!("--opening-balance {opening_balance:?}"))?;
     // A JSON file is read once, then taken as the paper's market or a dataset by its tag.
     let text = match dataset {
-        Some(path) if ipow::dataset::is_json(path) => {
-            Some(read_bounded(path, ipow::dataset::MAX_JSON_BYTES)?)
+        Some(path) if ipow::market::dataset::is_json(path) => {
+            Some(read_bounded(path, ipow::market::dataset::MAX_JSON_BYTES)?)
         }
         _ => None,
     };
@@ -540,15 +542,17 @@ fn settle_command(
             anyhow::bail!("--readings: required for the paper's market (see datasets/paper/)");
         };
         let path = readings.display().to_string();
-        let text = read_bounded(readings, ipow::readings::MAX_FILE_BYTES)?;
+        let text = read_bounded(readings, ipow::market::readings::MAX_FILE_BYTES)?;
         let lookup = |name: &str| {
             market
                 .contracts
                 .iter()
                 .position(|c| c.name == name || c.signed.id().to_string() == name)
         };
-        let readings = ipow::readings::parse(&text, &path, market.contracts.len(), &lookup)?;
-        let report = ipow::paper::SettlementReport::build(&market, &readings, &params, opening)?;
+        let readings =
+            ipow::market::readings::parse(&text, &path, market.contracts.len(), &lookup)?;
+        let report =
+            ipow::report::paper::SettlementReport::build(&market, &readings, &params, opening)?;
         if json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
@@ -561,14 +565,14 @@ fn settle_command(
     };
     let name = path.display().to_string();
     let d = match text {
-        Some(text) => ipow::dataset::from_json(&name, &text)?,
-        None => ipow::dataset::read_binary(path)?,
+        Some(text) => ipow::market::dataset::from_json(&name, &text)?,
+        None => ipow::market::dataset::read_binary(path)?,
     };
     let given = match readings {
         None => None,
         Some(r) => {
             let file = r.display().to_string();
-            let text = read_bounded(r, ipow::readings::MAX_FILE_BYTES)?;
+            let text = read_bounded(r, ipow::market::readings::MAX_FILE_BYTES)?;
             let count = d.workload.transactions.len();
             let mut by_id: std::collections::HashMap<String, usize> =
                 std::collections::HashMap::with_capacity(count);
@@ -585,11 +589,11 @@ fn settle_command(
             };
             Some((
                 file.clone(),
-                ipow::readings::parse_partial(&text, &file, count, &lookup)?,
+                ipow::market::readings::parse_partial(&text, &file, count, &lookup)?,
             ))
         }
     };
-    let report = ipow::settlement::settle_dataset(
+    let report = ipow::pipeline::settle::settle_dataset(
         &d,
         &name,
         given.as_ref().map(|(f, r)| (f.as_str(), r.as_slice())),
@@ -604,7 +608,7 @@ fn settle_command(
     Ok(())
 }
 
-fn render_dataset_settlement(r: &ipow::settlement::DatasetSettlement) -> String {
+fn render_dataset_settlement(r: &ipow::pipeline::settle::DatasetSettlement) -> String {
     const SHOWN: usize = 40;
     let mut out = format!(
         "settlement of {} (readings: {}), every account opening at {}, purchaser's share of \
@@ -625,7 +629,7 @@ fn render_dataset_settlement(r: &ipow::settlement::DatasetSettlement) -> String 
         funds,
         r.excluded.len() - funds
     );
-    out += &ipow::settle::render_statements(&r.statements, "role", SHOWN);
+    out += &ipow::ledger::render_statements(&r.statements, "role", SHOWN);
     out += &format!(
         "\nbalance changes sum to zero: {}\n",
         if r.conserved { "yes" } else { "NO" }
@@ -636,7 +640,7 @@ fn render_dataset_settlement(r: &ipow::settlement::DatasetSettlement) -> String 
 /// The purchaser's share of the transmission cost as basis points, parsed exactly: "0.5" is
 /// 5000.
 fn share_bps(share: &str) -> anyhow::Result<u32> {
-    ipow::amount::Price::parse(share)
+    ipow::base::amount::Price::parse(share)
         .ok()
         .filter(|p| p.raw() <= 10_000)
         .and_then(|p| u32::try_from(p.raw()).ok())
@@ -663,43 +667,31 @@ fn read_bounded(path: &std::path::Path, limit: u64) -> anyhow::Result<String> {
 /// Seals the paper's contracts as one IPOW period into a new store; returns the consortium head.
 fn paper_store(market: &PaperMarket, dir: &std::path::Path) -> anyhow::Result<[u8; 32]> {
     let workload = market.workload();
-    let variant = VariantConfig::Ipow(IpowParams {
-        mix: Default::default(),
-        validators: 16,
-        quorum: 3,
-        extra_max: 4,
-        byzantine_fraction: 0.0,
-        behaviour: Behaviour::Liar,
-        seed: market.key_seed,
-    });
+    let variant = VariantConfig::Ipow(IpowParams::honest(16, 3, 4, market.key_seed));
     let members = market
         .participants
         .values()
         .map(|p| ipow::chain::StoredMember {
             address: p.address,
             role: p.role,
-            public_key: *ipow::crypto::KeyPair::derive(market.key_seed, p.address)
+            public_key: *ipow::crypto::keys::KeyPair::derive(market.key_seed, p.address)
                 .public_key()
                 .as_bytes(),
         })
         .collect();
-    let mut writer = ipow::store::StoreWriter::create(dir, &ipow::run::genesis(members, &variant))?;
+    let mut writer =
+        ipow::chain::store::StoreWriter::create(dir, &ipow::pipeline::genesis(members, &variant))?;
     let config = RunConfig {
         variant,
         period_txs: workload.transactions.len(),
         load: Load::ClosedLoop,
     };
-    let mut head = [0u8; 32];
-    let report = ipow::run::run_recorded(
-        &config,
-        &workload,
-        None,
-        ipow::run::Hooks {
-            record: &mut |w, out| writer.append_period(w, out).map(|h| head = h),
-            settle: &mut |_, _, _| Ok(()),
-        },
-        &mut |_, _| {},
-    )?;
+    let mut head = None;
+    let mut keep_head = |c: &Committed<'_>| head = c.head;
+    let report = Pipeline::new(&config, &workload)
+        .record(&mut writer)
+        .on_period(&mut keep_head)
+        .run(&mut |_, _| {})?;
     if report.accepted != workload.transactions.len() as u64 {
         anyhow::bail!(
             "{} of the example's {} contracts were accepted; expected all",
@@ -707,11 +699,11 @@ fn paper_store(market: &PaperMarket, dir: &std::path::Path) -> anyhow::Result<[u
             workload.transactions.len()
         );
     }
-    Ok(head)
+    head.context("the example sealed no period")
 }
 
 fn audit_command(args: &AuditArgs) -> anyhow::Result<()> {
-    use ipow::audit::{AuditOptions, Viewer};
+    use ipow::chain::audit::{AuditOptions, Viewer};
     let viewer = if args.viewer == "supervisor" {
         Viewer::Supervisor
     } else {
@@ -722,14 +714,14 @@ fn audit_command(args: &AuditArgs) -> anyhow::Result<()> {
             )
         })?)
     };
-    if !args.store.join(ipow::store::LOG_FILE).exists() {
+    if !args.store.join(ipow::chain::store::LOG_FILE).exists() {
         anyhow::bail!(
             "{}: no store here (no {})",
             args.store.display(),
-            ipow::store::LOG_FILE
+            ipow::chain::store::LOG_FILE
         );
     }
-    let report = ipow::audit::audit(
+    let report = ipow::chain::audit::audit(
         &args.store,
         AuditOptions {
             viewer,
@@ -751,7 +743,7 @@ fn audit_command(args: &AuditArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn render_audit(r: &ipow::audit::AuditReport) -> String {
+fn render_audit(r: &ipow::chain::audit::AuditReport) -> String {
     let mut out = format!(
         "audit of {} as {}: {} complete periods; head {}\n",
         r.store,
@@ -845,15 +837,8 @@ fn load_market(path: Option<&std::path::Path>) -> anyhow::Result<PaperMarket> {
 fn variant_config(v: &VariantArgs, seed: u64) -> anyhow::Result<VariantConfig> {
     Ok(match v.consensus {
         ConsensusArg::Ipow => {
-            let p = IpowParams {
-                mix: Default::default(),
-                validators: v.validators,
-                quorum: v.quorum,
-                extra_max: v.extra,
-                byzantine_fraction: v.byzantine,
-                behaviour: v.behaviour,
-                seed,
-            };
+            let p = IpowParams::honest(v.validators, v.quorum, v.extra, seed)
+                .with_byzantine(v.byzantine, v.behaviour);
             p.check().map_err(anyhow::Error::msg)?;
             VariantConfig::Ipow(p)
         }
@@ -873,11 +858,11 @@ fn run_command(args: &RunArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.scenario {
         return scenario_command(path, args.json);
     }
-    if args.contracts > ipow::workload::MAX_TRANSACTIONS {
+    if args.contracts > ipow::market::rules::MAX_TRANSACTIONS {
         anyhow::bail!(
             "--contracts {} is above the limit of {}",
             args.contracts,
-            ipow::workload::MAX_TRANSACTIONS
+            ipow::market::rules::MAX_TRANSACTIONS
         );
     }
     if let Some(rate) = args.rate
@@ -887,9 +872,9 @@ fn run_command(args: &RunArgs) -> anyhow::Result<()> {
     }
     let variant = variant_config(&args.variant, args.seed)?;
     let pool = pool(args.threads)?;
-    let opening = ipow::amount::Money::parse(&args.opening_balance)
+    let opening = ipow::base::amount::Money::parse(&args.opening_balance)
         .with_context(|| format!("--opening-balance {:?}", args.opening_balance))?;
-    let settle_params = ipow::settle::SettlementParams {
+    let settle_params = ipow::ledger::SettlementParams {
         purchaser_share_bps: share_bps(&args.share)?,
     };
     let config = RunConfig {
@@ -913,15 +898,15 @@ fn run_command(args: &RunArgs) -> anyhow::Result<()> {
         .transpose()?;
     let announce = args.announce_commits;
     let report = pool.install(|| -> anyhow::Result<RunReport> {
-        let generated = ipow::workload::Market::new(params.clone(), None);
+        let generated = ipow::market::generator::Market::new(params.clone(), None);
         let workload =
-            generated.batch(0..params.contracts.min(ipow::workload::MAX_TRANSACTIONS) as u64);
+            generated.batch(0..params.contracts.min(ipow::market::rules::MAX_TRANSACTIONS) as u64);
         let mut writer = match &args.store {
             Some(dir) => {
                 let members = generated.members.iter().map(Into::into).collect();
-                Some(ipow::store::StoreWriter::create(
+                Some(ipow::chain::store::StoreWriter::create(
                     dir,
-                    &ipow::run::genesis(members, &config.variant),
+                    &ipow::pipeline::genesis(members, &config.variant),
                 )?)
             }
             None => None,
@@ -929,41 +914,32 @@ fn run_command(args: &RunArgs) -> anyhow::Result<()> {
         let bar = indicatif::ProgressBar::hidden();
         bar.set_length(workload.transactions.len() as u64);
         let started = std::time::Instant::now();
-        let mut period = 0u64;
         let addresses: Vec<_> = generated.members.iter().map(|m| m.address).collect();
-        let mut settler = ipow::settlement::PeriodSettler::new(&addresses, opening, settle_params);
-        let mut report = ipow::run::run_recorded(
-            &config,
-            &workload,
-            market.as_ref(),
-            ipow::run::Hooks {
-                record: &mut |w, out| {
-                    if let Some(writer) = &mut writer {
-                        let hash = writer.append_period(w, out)?;
-                        if announce {
-                            use std::io::Write as _;
-                            let mut stdout = std::io::stdout().lock();
-                            let _ = writeln!(stdout, "committed {period} {}", hex::encode(hash));
-                            let _ = stdout.flush();
-                        }
-                    }
-                    period += 1;
-                    Ok::<(), anyhow::Error>(())
-                },
-                settle: &mut |p, w, accepted| {
-                    settler.settle(p, w, accepted)?;
-                    Ok(())
-                },
-            },
-            &mut |done, _total| {
-                if terminal && bar.is_hidden() && started.elapsed().as_secs() >= 1 {
-                    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-                }
-                bar.set_position(done);
-            },
-        )?;
+        let mut settler =
+            ipow::pipeline::settle::PeriodSettler::new(&addresses, opening, settle_params);
+        // --announce-commits: each period's consortium head once it is durable and settled.
+        let mut announce_commit = |c: &Committed<'_>| {
+            if let (true, Some(head)) = (announce, c.head) {
+                use std::io::Write as _;
+                let mut stdout = std::io::stdout().lock();
+                let _ = writeln!(stdout, "committed {} {}", c.period, hex::encode(head));
+                let _ = stdout.flush();
+            }
+        };
+        let mut pipeline = Pipeline::new(&config, &workload)
+            .grid(market.as_ref())
+            .settle(&mut settler)
+            .on_period(&mut announce_commit);
+        if let Some(writer) = writer.as_mut() {
+            pipeline = pipeline.record(writer);
+        }
+        let report = pipeline.run(&mut |done, _total| {
+            if terminal && bar.is_hidden() && started.elapsed().as_secs() >= 1 {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            }
+            bar.set_position(done);
+        })?;
         bar.finish_and_clear();
-        report.settlement = Some(settler.summary().clone());
         Ok(report)
     })?;
     if args.json {
@@ -975,7 +951,7 @@ fn run_command(args: &RunArgs) -> anyhow::Result<()> {
 }
 
 fn simulate_command(seeds: u64, first: u64, seed: Option<u64>, json: bool) -> anyhow::Result<()> {
-    use ipow::simulate;
+    use ipow::lab::simulate;
     let work = simulate::work_dir();
     if let Some(seed) = seed {
         let result = simulate::run_seed(seed, &work);
@@ -1018,7 +994,7 @@ fn simulate_command(seeds: u64, first: u64, seed: Option<u64>, json: bool) -> an
     Ok(())
 }
 
-fn render_simulation(s: &ipow::simulate::Summary) -> String {
+fn render_simulation(s: &ipow::lab::simulate::Summary) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     let _ = writeln!(
@@ -1083,8 +1059,8 @@ fn bar(len: u64, what: &str, quiet: bool) -> indicatif::ProgressBar {
 }
 
 fn generate_command(args: &GenerateArgs) -> anyhow::Result<()> {
-    use ipow::dataset;
-    if args.contracts > ipow::workload::MAX_TRANSACTIONS {
+    use ipow::market::dataset;
+    if args.contracts > ipow::market::rules::MAX_TRANSACTIONS {
         anyhow::bail!("--contracts {} is above the limit", args.contracts);
     }
     let mut params = WorkloadParams::for_participants(args.seed, args.participants, args.contracts);
@@ -1101,7 +1077,7 @@ fn generate_command(args: &GenerateArgs) -> anyhow::Result<()> {
         .map(|n| n.to_string_lossy().into_owned());
     let started = std::time::Instant::now();
     let digest = pool(args.threads)?.install(|| -> anyhow::Result<Option<[u8; 32]>> {
-        let market = ipow::workload::Market::new(params.clone(), grid.as_ref());
+        let market = ipow::market::generator::Market::new(params.clone(), grid.as_ref());
         let header = dataset::header_for(
             &params,
             grid_name.as_deref(),
@@ -1159,7 +1135,7 @@ fn generate_command(args: &GenerateArgs) -> anyhow::Result<()> {
 }
 
 fn stress_command(args: &StressArgs) -> anyhow::Result<()> {
-    use ipow::stress::{Step, StressConfig, stress_size};
+    use ipow::lab::stress::{Step, StressConfig, stress_size};
     let mut market = WorkloadParams::for_participants(args.seed, args.participants, 0);
     args.rates.apply(&mut market)?;
     if let Some(&s) = args
@@ -1178,7 +1154,7 @@ fn stress_command(args: &StressArgs) -> anyhow::Result<()> {
             load: Load::ClosedLoop,
         },
         batch: args.batch,
-        opening_balance: ipow::amount::Money::parse(&args.opening_balance)
+        opening_balance: ipow::base::amount::Money::parse(&args.opening_balance)
             .with_context(|| format!("--opening-balance {:?}", args.opening_balance))?,
     };
     let grid = args
@@ -1265,7 +1241,7 @@ fn stress_command(args: &StressArgs) -> anyhow::Result<()> {
 }
 
 fn scenario_command(path: &std::path::Path, json: bool) -> anyhow::Result<()> {
-    use ipow::scenario::{self, Market};
+    use ipow::lab::scenario::{self, Market};
     let sc = scenario::load(path)?;
     if let Some(stress) = &sc.stress {
         let Market::Generated(market) = &sc.market else {
@@ -1281,16 +1257,16 @@ fn scenario_command(path: &std::path::Path, json: bool) -> anyhow::Result<()> {
             .transpose()?;
         for (k, case) in sc.cases.iter().enumerate() {
             let pool = pool(case.threads)?;
-            let config = ipow::stress::StressConfig {
+            let config = ipow::lab::stress::StressConfig {
                 sizes: stress.sizes.clone(),
                 market: market.clone(),
                 run: case.config.clone(),
                 batch: stress.batch,
-                opening_balance: ipow::amount::Money::parse("100000000.00")?,
+                opening_balance: ipow::base::amount::Money::parse("100000000.00")?,
             };
             for &size in &stress.sizes {
                 let row = pool.install(|| {
-                    ipow::stress::stress_size(&config, size, grid.as_ref(), &mut |_, _, _| {})
+                    ipow::lab::stress::stress_size(&config, size, grid.as_ref(), &mut |_, _, _| {})
                 })?;
                 if json {
                     println!(
@@ -1353,14 +1329,14 @@ fn scenario_command(path: &std::path::Path, json: bool) -> anyhow::Result<()> {
 
 /// Runs a comparison with a progress bar over its runs when stderr is a terminal.
 fn execute_with_progress(
-    sc: &ipow::scenario::Scenario,
+    sc: &ipow::lab::scenario::Scenario,
     source: &str,
     grid: Option<(&str, &ipow::grid::Grid)>,
     quiet: bool,
-) -> anyhow::Result<ipow::compare::Comparison> {
+) -> anyhow::Result<ipow::lab::compare::Comparison> {
     let total = sc.cases.len() as u64 * u64::from(sc.repetitions);
     let bar = bar(total, "runs", quiet);
-    let cmp = ipow::compare::execute(sc, source, grid, &mut |done, _, label| {
+    let cmp = ipow::lab::compare::execute(sc, source, grid, &mut |done, _, label| {
         bar.set_position(done as u64);
         bar.set_message(label.to_owned());
     })?;
@@ -1369,7 +1345,7 @@ fn execute_with_progress(
 }
 
 /// The per-run results table for a terminal.
-fn render_rows(cmp: &ipow::compare::Comparison) -> String {
+fn render_rows(cmp: &ipow::lab::compare::Comparison) -> String {
     use ipow::report::{duration_us, percent};
     let mut out = format!(
         "{:<26} {:>3} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9} {:>9} {:>9} {:>24}\n",
@@ -1411,12 +1387,13 @@ fn render_rows(cmp: &ipow::compare::Comparison) -> String {
 }
 
 /// The ratio table for a terminal.
-fn render_ratios(cmp: &ipow::compare::Comparison) -> String {
+fn render_ratios(cmp: &ipow::lab::compare::Comparison) -> String {
     let mut out = format!(
         "against {} (median [min, max] over repetitions):\n{:<26} {:>26} {:>26} {:>26}\n",
         cmp.setup.baseline, "case", "throughput ratio", "p99 ratio", "CPU/tx ratio"
     );
-    let s = |x: &ipow::compare::Spread| format!("{:.3} [{:.3}, {:.3}]", x.median, x.min, x.max);
+    let s =
+        |x: &ipow::lab::compare::Spread| format!("{:.3} [{:.3}, {:.3}]", x.median, x.min, x.max);
     for c in cmp.summaries() {
         out += &format!(
             "{:<26} {:>26} {:>26} {:>26}\n",
@@ -1439,7 +1416,7 @@ const DEFAULT_GRID_NAME: &str = "pglib_opf_case118_ieee.m (embedded)";
 fn compare_command(args: &CompareArgs) -> anyhow::Result<()> {
     let (sc, source, grid) = match &args.scenario {
         Some(path) => {
-            let sc = ipow::scenario::load(path)?;
+            let sc = ipow::lab::scenario::load(path)?;
             if sc.stress.is_some() {
                 anyhow::bail!(
                     "{}: stress: a stress scenario runs with `ipow run --scenario`, not compare",
@@ -1451,7 +1428,7 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<()> {
             (sc, path.display().to_string(), grid)
         }
         None => {
-            let sc = ipow::scenario::parse(
+            let sc = ipow::lab::scenario::parse(
                 DEFAULT_SCENARIO_NAME,
                 DEFAULT_SCENARIO,
                 std::path::Path::new("datasets/scenarios"),
@@ -1495,10 +1472,10 @@ fn compare_command(args: &CompareArgs) -> anyhow::Result<()> {
 /// Loads a grid and places a market of `params`' sellers and purchasers on it.
 fn load_grid_market(
     params: &WorkloadParams,
-) -> impl Fn(&std::path::Path) -> anyhow::Result<ipow::congestion::GridMarket> + '_ {
+) -> impl Fn(&std::path::Path) -> anyhow::Result<ipow::grid::placement::GridMarket> + '_ {
     move |path| {
         let model = ipow::grid::DcModel::new(ipow::grid::Grid::load(path)?)?;
-        Ok(ipow::congestion::GridMarket::place(
+        Ok(ipow::grid::placement::GridMarket::place(
             model,
             params.sellers,
             params.purchasers,
@@ -1507,7 +1484,7 @@ fn load_grid_market(
 }
 
 fn dataset_command(cmd: &DatasetCommand) -> anyhow::Result<()> {
-    use ipow::dataset;
+    use ipow::market::dataset;
     match cmd {
         DatasetCommand::Info { path, json } => {
             let bytes = std::fs::metadata(path)

@@ -1,4 +1,4 @@
-use ipow::amount::{AmountError, Energy, Money, Price};
+use ipow::base::amount::{AmountError, Energy, Money, Price};
 
 #[test]
 fn parses_and_prints_exactly() {

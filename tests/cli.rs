@@ -113,7 +113,7 @@ fn a_bad_market_file_exits_non_zero_naming_file_record_and_field() {
     let dir = std::env::temp_dir().join(format!("ipow-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("bad-market.json");
-    let text = ipow::paper::EMBEDDED_MARKET.replace("\"10.98\"", "\"10.98.1\"");
+    let text = ipow::market::paper::EMBEDDED_MARKET.replace("\"10.98\"", "\"10.98.1\"");
     std::fs::write(&path, text).unwrap();
     let out = ipow(&["paper", "--market", path.to_str().unwrap()]);
     assert!(!out.status.success());
@@ -551,7 +551,7 @@ fn settle_a_dataset_with_its_own_or_a_files_readings() {
     );
 
     let own = json(ipow(&["settle", "--dataset", &market, "--json"]));
-    let d = ipow::dataset::read_any(std::path::Path::new(&market)).unwrap();
+    let d = ipow::market::dataset::read_any(std::path::Path::new(&market)).unwrap();
     assert_eq!(own["conserved"], true);
     assert_eq!(own["readings"], "dataset");
     assert_eq!(own["statements"].as_array().unwrap().len(), d.members.len());
@@ -569,7 +569,7 @@ fn settle_a_dataset_with_its_own_or_a_files_readings() {
         .unwrap()
         .iter()
         .map(|s| {
-            ipow::amount::Money::parse(
+            ipow::base::amount::Money::parse(
                 s["balance_change"]
                     .as_str()
                     .unwrap()

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ipow::compare::{Spread, theoretical_wrong_rate};
-use ipow::run::dishonest_majority_probability;
-use ipow::scenario::{self, SweepMode};
+use ipow::consensus::model::dishonest_majority_probability;
+use ipow::lab::compare::{Spread, theoretical_wrong_rate};
+use ipow::lab::scenario::{self, SweepMode};
 
 fn manifest() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -137,8 +137,8 @@ fn the_embedded_main_job_is_the_comparison_the_issue_names() {
         .cases
         .iter()
         .filter_map(|c| match &c.config.variant {
-            ipow::run::VariantConfig::Ipow(p) => Some(p),
-            ipow::run::VariantConfig::Pow(_) => None,
+            ipow::pipeline::VariantConfig::Ipow(p) => Some(p),
+            ipow::pipeline::VariantConfig::Pow(_) => None,
         })
         .collect();
     let pow = sc.cases.len() - ipow.len();

@@ -1,12 +1,14 @@
 use std::collections::HashSet;
 
-use ipow::congestion::{Curtailment, GridMarket, SchemeTrade};
+use ipow::validate::congestion::Curtailment;
+
+use ipow::base::rng::Rng;
 use ipow::consensus::ipow::{Behaviour, IpowParams};
+use ipow::grid::placement::{GridMarket, SchemeTrade};
 use ipow::grid::{DcModel, Grid};
-use ipow::rng::Rng;
-use ipow::run::{RunConfig, RunReport, VariantConfig, run_with};
+use ipow::market::rules::{Workload, WorkloadParams};
+use ipow::pipeline::{Pipeline, RunConfig, RunReport, VariantConfig};
 use ipow::validate::{Reason, Verdict};
-use ipow::workload::{Workload, WorkloadParams};
 
 use crate::grids::{CASES, load};
 
@@ -153,26 +155,17 @@ fn the_rule_depends_on_the_data_not_on_order_or_threads() {
 }
 
 fn run_grid(threads: usize, w: &Workload, market: &GridMarket, byzantine: f64) -> RunReport {
-    let params = IpowParams {
-        mix: Default::default(),
-        validators: 32,
-        quorum: 3,
-        extra_max: 4,
-        byzantine_fraction: byzantine,
-        behaviour: Behaviour::Liar,
-        seed: 9,
-    };
+    let params = IpowParams::honest(32, 3, 4, 9).with_byzantine(byzantine, Behaviour::Liar);
     pool(threads).install(|| {
-        run_with(
-            &RunConfig {
-                variant: VariantConfig::Ipow(params),
-                period_txs: 150,
-                load: ipow::run::Load::ClosedLoop,
-            },
-            w,
-            Some(market),
-            &mut |_, _| {},
-        )
+        let config = RunConfig {
+            variant: VariantConfig::Ipow(params),
+            period_txs: 150,
+            load: ipow::pipeline::Load::ClosedLoop,
+        };
+        Pipeline::new(&config, w)
+            .grid(Some(market))
+            .run(&mut |_, _| {})
+            .unwrap()
     })
 }
 
@@ -198,7 +191,7 @@ fn ipow_on_a_grid_curtails_congesting_trades_the_same_on_any_thread_count() {
     assert_eq!(a.rejected, a.planted_invalid + a.curtailed);
     for r in &a.records {
         if r.verdict == Some(Verdict::Invalid(Reason::Congestion)) {
-            assert_eq!(r.truth, ipow::workload::Truth::Valid);
+            assert_eq!(r.truth, ipow::market::rules::Truth::Valid);
         }
     }
     let key = |r: &RunReport| {
@@ -213,15 +206,12 @@ fn ipow_on_a_grid_curtails_congesting_trades_the_same_on_any_thread_count() {
     assert_eq!(key(&a), key(&b));
     // Without the grid nothing is curtailed and more is accepted.
     let free = pool(2).install(|| {
-        ipow::run::run(
-            &RunConfig {
-                variant: a.config.variant.clone(),
-                period_txs: 150,
-                load: ipow::run::Load::ClosedLoop,
-            },
-            &w,
-            &mut |_, _| {},
-        )
+        let config = RunConfig {
+            variant: a.config.variant.clone(),
+            period_txs: 150,
+            load: ipow::pipeline::Load::ClosedLoop,
+        };
+        Pipeline::new(&config, &w).run(&mut |_, _| {}).unwrap()
     });
     assert_eq!(free.curtailed, 0);
     assert_eq!(free.accepted, a.accepted + a.curtailed);

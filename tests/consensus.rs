@@ -1,12 +1,13 @@
 use std::collections::{HashMap, HashSet};
 
-use ipow::block::SealKind;
 use ipow::consensus::ipow::{Behaviour, Ipow, IpowParams};
+use ipow::consensus::model::dishonest_majority_probability;
 use ipow::consensus::pow::{PowParams, leading_zero_bits, mine, verify_pow};
 use ipow::consensus::{Consensus, Outcome, PeriodInput};
-use ipow::run::{RunConfig, RunReport, VariantConfig, dishonest_majority_probability, run};
+use ipow::contract::block::SealKind;
+use ipow::market::rules::{Truth, Workload, WorkloadParams};
+use ipow::pipeline::{Pipeline, RunConfig, RunReport, VariantConfig};
 use ipow::validate::{Checks, NoCongestionStage, Verdict};
-use ipow::workload::{Truth, Workload, WorkloadParams};
 
 fn pool(threads: usize) -> rayon::ThreadPool {
     rayon::ThreadPoolBuilder::new()
@@ -22,15 +23,7 @@ fn ipow_params(
     behaviour: Behaviour,
     seed: u64,
 ) -> IpowParams {
-    IpowParams {
-        mix: Default::default(),
-        validators,
-        quorum,
-        extra_max: 4,
-        byzantine_fraction: byzantine,
-        behaviour,
-        seed,
-    }
+    IpowParams::honest(validators, quorum, 4, seed).with_byzantine(byzantine, behaviour)
 }
 
 fn workload(contracts: usize, seed: u64, invalid_ppm: u32) -> Workload {
@@ -39,16 +32,20 @@ fn workload(contracts: usize, seed: u64, invalid_ppm: u32) -> Workload {
     Workload::generate(params)
 }
 
+/// One run without a grid, store or ledger.
+fn run(config: &RunConfig, w: &Workload) -> RunReport {
+    Pipeline::new(config, w).run(&mut |_, _| {}).unwrap()
+}
+
 fn run_on(threads: usize, variant: VariantConfig, w: &Workload, period_txs: usize) -> RunReport {
     pool(threads).install(|| {
         run(
             &RunConfig {
                 variant,
                 period_txs,
-                load: ipow::run::Load::ClosedLoop,
+                load: ipow::pipeline::Load::ClosedLoop,
             },
             w,
-            &mut |_, _| {},
         )
     })
 }
@@ -251,7 +248,7 @@ fn liars_wrong_accept_at_the_binomial_tail() {
 
 #[test]
 fn the_protocol_model_matches_hand_counts_and_small_committees() {
-    use ipow::run::protocol_wrong_probability;
+    use ipow::consensus::model::protocol_wrong_probability;
     // 12 validators, 4 liars, q = 4, one more asked after a 2-2 tie (bound 5):
     // P(3 or 4 liars of 4) = 33/495; P(2-2) = 168/495, then the 5th is a liar with 2/8.
     let by_hand = 33.0 / 495.0 + 168.0 / 495.0 * 2.0 / 8.0;
@@ -263,7 +260,6 @@ fn the_protocol_model_matches_hand_counts_and_small_committees() {
     let r = run_on(
         2,
         VariantConfig::Ipow(IpowParams {
-            mix: Default::default(),
             extra_max: 1,
             ..ipow_params(12, 4, 1.0 / 3.0, Behaviour::Liar, 82)
         }),
@@ -337,7 +333,6 @@ fn undecided_transactions_are_carried_and_counted() {
     let r = run_on(
         1,
         VariantConfig::Ipow(IpowParams {
-            mix: Default::default(),
             extra_max: 0,
             ..ipow_params(4, 4, 0.5, Behaviour::Liar, 42)
         }),
@@ -427,7 +422,7 @@ fn pow_blocks_verify_and_any_change_breaks_them() {
         .filter(|(_, t)| **t == Truth::Valid)
         .map(|(c, _)| c.clone())
         .collect();
-    let mut header = ipow::block::BlockHeader::seal(0, 0, [0; 32], &contracts);
+    let mut header = ipow::contract::block::BlockHeader::seal(0, 0, [0; 32], &contracts);
     header.kind = SealKind::Pow;
     header.difficulty_bits = 12;
     header.nonce = r.blocks[0].nonce;
@@ -438,34 +433,34 @@ fn pow_blocks_verify_and_any_change_breaks_them() {
     let again = pool(3).install(|| mine(&header.encode(), 12));
     assert_eq!(again.nonce, header.nonce);
     for n in 0..header.nonce {
-        assert!(verify_pow(&ipow::block::BlockHeader { nonce: n, ..header }).is_err());
+        assert!(verify_pow(&ipow::contract::block::BlockHeader { nonce: n, ..header }).is_err());
     }
     for bad in [
-        ipow::block::BlockHeader {
+        ipow::contract::block::BlockHeader {
             nonce: header.nonce + 1,
             ..header
         },
-        ipow::block::BlockHeader {
+        ipow::contract::block::BlockHeader {
             height: 1,
             ..header
         },
-        ipow::block::BlockHeader {
+        ipow::contract::block::BlockHeader {
             period: 1,
             ..header
         },
-        ipow::block::BlockHeader {
+        ipow::contract::block::BlockHeader {
             prev_hash: [1; 32],
             ..header
         },
-        ipow::block::BlockHeader {
+        ipow::contract::block::BlockHeader {
             merkle_root: [1; 32],
             ..header
         },
-        ipow::block::BlockHeader {
+        ipow::contract::block::BlockHeader {
             leaf_count: header.leaf_count + 1,
             ..header
         },
-        ipow::block::BlockHeader {
+        ipow::contract::block::BlockHeader {
             consensus_root: [1; 32],
             ..header
         },
@@ -475,11 +470,11 @@ fn pow_blocks_verify_and_any_change_breaks_them() {
     // A tampered contract no longer matches the header's root.
     let mut tampered = contracts.clone();
     tampered[0].contract.energy =
-        ipow::amount::Energy::from_raw(tampered[0].contract.energy.raw() + 1);
+        ipow::base::amount::Energy::from_raw(tampered[0].contract.energy.raw() + 1);
     assert!(header.check_contracts(&tampered).is_err());
     // An IPOW header is not a PoW header.
     assert!(
-        verify_pow(&ipow::block::BlockHeader {
+        verify_pow(&ipow::contract::block::BlockHeader {
             kind: SealKind::Ipow,
             ..header
         })
@@ -495,10 +490,9 @@ fn open_loop_measures_from_the_intended_send_time() {
             &RunConfig {
                 variant: VariantConfig::Ipow(ipow_params(8, 1, 0.0, Behaviour::Liar, 72)),
                 period_txs: 1000,
-                load: ipow::run::Load::OpenLoop { rate: 2000.0 },
+                load: ipow::pipeline::Load::OpenLoop { rate: 2000.0 },
             },
             &w,
-            &mut |_, _| {},
         )
     });
     accounting_adds_up(&r);
@@ -553,12 +547,12 @@ fn a_contract_submitted_twice_is_committed_once() {
     let mut w = workload(200, 95, 0);
     let copy = w.transactions[10].clone();
     w.transactions.push(copy.clone());
-    w.truth.push(ipow::workload::Truth::Invalid(
-        ipow::workload::PlantedReason::ReplayedContract,
+    w.truth.push(ipow::market::rules::Truth::Invalid(
+        ipow::market::rules::PlantedReason::ReplayedContract,
     ));
     w.transactions.push(copy);
-    w.truth.push(ipow::workload::Truth::Invalid(
-        ipow::workload::PlantedReason::ReplayedContract,
+    w.truth.push(ipow::market::rules::Truth::Invalid(
+        ipow::market::rules::PlantedReason::ReplayedContract,
     ));
     for variant in [
         VariantConfig::Ipow(ipow_params(8, 3, 0.0, Behaviour::Liar, 96)),

@@ -1,11 +1,11 @@
-use ipow::amount::{Energy, Price};
+use ipow::base::amount::{Energy, Price};
+use ipow::base::domain::{Address, AuxServiceKind, BusinessCategory, DeliveryTime};
 use ipow::contract::AuxService;
 use ipow::contract::{
     Contract, DecodeError, ENCODED_LEN_AUX, ENCODED_LEN_BASE, SignatureError, SignedContract,
     Signer,
 };
-use ipow::crypto::{BATCH_FROM, KeyError, KeyPair, KeyRegistry, PublicKey, admit_all};
-use ipow::domain::{Address, AuxServiceKind, BusinessCategory, DeliveryTime};
+use ipow::crypto::keys::{BATCH_FROM, KeyError, KeyPair, KeyRegistry, PublicKey, admit_all};
 
 const SEED: u64 = 7;
 

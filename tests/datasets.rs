@@ -1,7 +1,8 @@
 use std::path::{Path, PathBuf};
 
-use ipow::dataset::{self, Dataset, DatasetError, Reader, Writer};
-use ipow::workload::{Market, WorkloadParams};
+use ipow::market::dataset::{self, Dataset, DatasetError, Reader, Writer};
+use ipow::market::generator::Market;
+use ipow::market::rules::WorkloadParams;
 
 use crate::markets::{grid_market, params};
 
@@ -19,7 +20,7 @@ fn pool(threads: usize) -> rayon::ThreadPool {
 }
 
 /// Generates a market in several batches and streams it to `path`, as `ipow generate` does.
-fn generate(path: &Path, p: &WorkloadParams, grid: Option<&ipow::congestion::GridMarket>) {
+fn generate(path: &Path, p: &WorkloadParams, grid: Option<&ipow::grid::placement::GridMarket>) {
     let market = Market::new(p.clone(), grid);
     let header = dataset::header_for(
         p,
@@ -318,8 +319,11 @@ fn a_bad_member_key_is_named_at_open_in_a_large_market() {
     };
     let market = Market::new(p.clone(), None);
     let members = market.members.len();
-    assert!(members >= ipow::crypto::BATCH_FROM, "{members} members");
-    let write = |name: &str, list: &[ipow::workload::Member]| {
+    assert!(
+        members >= ipow::crypto::keys::BATCH_FROM,
+        "{members} members"
+    );
+    let write = |name: &str, list: &[ipow::market::generator::Member]| {
         let path = d.join(name);
         let header = dataset::header_for(&p, None, &market.rules, list.len() as u64);
         let mut w = Writer::create(&path, header, list).unwrap();

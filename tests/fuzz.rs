@@ -11,8 +11,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
+use ipow::base::rng::Rng;
 use ipow::fuzz::{TARGETS, mutate};
-use ipow::rng::Rng;
 
 /// The tests here measure the whole process's allocations, so they take turns.
 static ALONE: std::sync::Mutex<()> = std::sync::Mutex::new(());

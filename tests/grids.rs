@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 
+use ipow::base::rng::Rng;
 use ipow::grid::{DcModel, Grid, GridError, Trade};
-use ipow::rng::Rng;
 
 pub const CASES: [&str; 6] = [
     "pglib_opf_case14_ieee.m",

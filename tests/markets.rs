@@ -1,11 +1,12 @@
 use std::collections::HashMap;
 
-use ipow::congestion::GridMarket;
-use ipow::consensus::PriorityRule;
 use ipow::contract::Signer;
 use ipow::grid::DcModel;
+use ipow::grid::placement::GridMarket;
+use ipow::market::generator::Market;
+use ipow::market::priority::PriorityRule;
+use ipow::market::rules::{PlantedReason, Truth, Workload, WorkloadParams};
 use ipow::validate::{Checks, NoCongestionStage, Reason, Verdict};
-use ipow::workload::{Market, PlantedReason, Truth, Workload, WorkloadParams};
 
 use crate::grids::load;
 
@@ -53,7 +54,7 @@ fn every_planted_transaction_is_invalid_for_exactly_its_reason_and_no_valid_one_
         congestion: &NoCongestionStage,
     };
     // An empty scheme: no curtailment, only the single-trade check of the grid.
-    let alone = g.period(&w, &[], &local, PriorityRule::new(vec![0]));
+    let alone = ipow::validate::congestion::period(&g, &w, &[], &local, PriorityRule::new(vec![0]));
     let checks = Checks {
         rules: &w.rules,
         congestion: &alone,
@@ -112,7 +113,7 @@ fn pareto_skew_puts_most_contracts_on_a_few_participants() {
         let w = Workload::generate(p);
         let mut counts = vec![0usize; sellers];
         for tx in &w.transactions {
-            counts[(tx.contract.seller.0 - ipow::workload::SELLER_BASE) as usize] += 1;
+            counts[(tx.contract.seller.0 - ipow::base::domain::SELLER_BASE) as usize] += 1;
         }
         counts.sort_unstable_by(|a, b| b.cmp(a));
         counts[..sellers / 5].iter().sum::<usize>() as f64 / w.transactions.len() as f64
@@ -145,30 +146,22 @@ fn readings_default_at_about_the_configured_rate_and_never_exceed_the_contract()
 
 #[test]
 fn stress_runs_every_size_through_the_pipeline_conserving_money_on_any_thread_count() {
-    use ipow::consensus::ipow::{Behaviour, IpowParams};
-    use ipow::run::{RunConfig, VariantConfig};
-    use ipow::stress::{StressConfig, stress_size};
+    use ipow::consensus::ipow::IpowParams;
+    use ipow::lab::stress::{StressConfig, stress_size};
+    use ipow::pipeline::{RunConfig, VariantConfig};
     let mut market = WorkloadParams::for_participants(4, 200, 0);
     market.default_ppm = 200_000;
     market.pareto_alpha_milli = 1_160;
     let config = StressConfig {
-        sizes: ipow::stress::sizes(100, 1500),
+        sizes: ipow::lab::stress::sizes(100, 1500),
         market: market.clone(),
         run: RunConfig {
-            variant: VariantConfig::Ipow(IpowParams {
-                mix: Default::default(),
-                validators: 16,
-                quorum: 3,
-                extra_max: 4,
-                byzantine_fraction: 0.0,
-                behaviour: Behaviour::Liar,
-                seed: 4,
-            }),
+            variant: VariantConfig::Ipow(IpowParams::honest(16, 3, 4, 4)),
             period_txs: 200,
-            load: ipow::run::Load::ClosedLoop,
+            load: ipow::pipeline::Load::ClosedLoop,
         },
         batch: 400,
-        opening_balance: ipow::amount::Money::parse("1000.00").unwrap(),
+        opening_balance: ipow::base::amount::Money::parse("1000.00").unwrap(),
     };
     assert_eq!(config.sizes, vec![100, 1000, 1500]);
     let g = grid_market("pglib_opf_case57_ieee.m", &market);
@@ -189,7 +182,7 @@ fn stress_runs_every_size_through_the_pipeline_conserving_money_on_any_thread_co
         // Hot accounts with small balances: some settlements fail, never half applied.
         assert_eq!(x.settled + x.settle_failed, x.accepted);
         let key =
-            |r: &ipow::stress::StressRow| (r.accepted, r.rejected, r.settled, r.settle_failed);
+            |r: &ipow::lab::stress::StressRow| (r.accepted, r.rejected, r.settled, r.settle_failed);
         assert_eq!(key(x), key(y));
         assert!(x.peak_rss_bytes > 0 || !std::path::Path::new("/proc/self/status").exists());
     }
@@ -219,7 +212,7 @@ fn congesting_pairs_exist_on_case57_and_not_on_case14_or_case118() {
 
 #[test]
 fn role_names_are_the_file_spelling() {
-    use ipow::domain::Role;
+    use ipow::base::domain::Role;
     for role in [
         Role::Seller,
         Role::Purchaser,

@@ -1,5 +1,5 @@
-use ipow::block::{BlockError, BlockHeader, contract_root, contract_tree};
-use ipow::merkle::{
+use ipow::contract::block::{BlockError, BlockHeader, contract_root, contract_tree};
+use ipow::crypto::merkle::{
     InclusionProof, MerkleTree, ProofError, empty_root, leaf_hash, leaf_hash_32, node_hash,
     reference_root, root_32,
 };
@@ -341,7 +341,7 @@ fn diff_names_the_changed_leaves_and_their_paths_to_the_root() {
 
 #[test]
 fn a_header_commits_root_and_leaf_count() {
-    let market = ipow::paper::PaperMarket::embedded().unwrap();
+    let market = ipow::market::paper::PaperMarket::embedded().unwrap();
     let contracts: Vec<_> = market.contracts.iter().map(|c| c.signed.clone()).collect();
     let header = BlockHeader::seal(0, 0, [0; 32], &contracts);
     assert_eq!(header.leaf_count, 9);
@@ -362,7 +362,7 @@ fn a_header_commits_root_and_leaf_count() {
         Err(BlockError::RootMismatch { .. })
     ));
     let mut tampered = contracts.clone();
-    tampered[0].contract.energy = ipow::amount::Energy::parse("12.71").unwrap();
+    tampered[0].contract.energy = ipow::base::amount::Energy::parse("12.71").unwrap();
     assert!(matches!(
         header.check_contracts(&tampered),
         Err(BlockError::RootMismatch { .. })

@@ -1,4 +1,5 @@
-use ipow::paper::{EMBEDDED_MARKET, PaperMarket, PaperReport};
+use ipow::market::paper::{EMBEDDED_MARKET, PaperMarket};
+use ipow::report::paper::PaperReport;
 
 /// Table 3's rule recomputed independently: every figure of the paper has two decimals, so
 /// rate(hundredths) x energy(hundredths) is exact in ten-thousandths; round half to even to cents.
@@ -201,7 +202,7 @@ fn bad_market_files_name_file_record_and_field() {
     );
 }
 
-fn settle(file: &str) -> ipow::paper::SettlementReport {
+fn settle(file: &str) -> ipow::report::paper::SettlementReport {
     let market = PaperMarket::embedded().unwrap();
     let text = std::fs::read_to_string(format!(
         "{}/datasets/paper/{file}",
@@ -209,19 +210,20 @@ fn settle(file: &str) -> ipow::paper::SettlementReport {
     ))
     .unwrap();
     let lookup = |n: &str| market.contracts.iter().position(|c| c.name == n);
-    let readings = ipow::readings::parse(&text, file, market.contracts.len(), &lookup).unwrap();
-    ipow::paper::SettlementReport::build(
+    let readings =
+        ipow::market::readings::parse(&text, file, market.contracts.len(), &lookup).unwrap();
+    ipow::report::paper::SettlementReport::build(
         &market,
         &readings,
         &Default::default(),
-        ipow::amount::Money::parse("10000").unwrap(),
+        ipow::base::amount::Money::parse("10000").unwrap(),
     )
     .unwrap()
 }
 
 #[test]
 fn full_delivery_settles_at_table_3_figures() {
-    use ipow::settle::TransferKind::*;
+    use ipow::ledger::TransferKind::*;
     let report = PaperReport::build(&PaperMarket::embedded().unwrap()).unwrap();
     let s = settle("readings-full-delivery.json");
     assert!(s.conserved);
@@ -243,7 +245,7 @@ fn full_delivery_settles_at_table_3_figures() {
             .transfers
             .iter()
             .filter(|t| matches!(t.kind, TransmissionPurchaserShare | TransmissionSellerShare))
-            .fold(ipow::amount::Money::ZERO, |acc, t| {
+            .fold(ipow::base::amount::Money::ZERO, |acc, t| {
                 acc.checked_add(t.amount).unwrap()
             });
         assert_eq!(
@@ -297,7 +299,7 @@ fn bad_readings_name_file_record_and_field() {
     .unwrap();
     let lookup = |n: &str| market.contracts.iter().position(|c| c.name == n);
     let check = |text: String, parts: &[&str]| {
-        let e = ipow::readings::parse(&text, "r.json", market.contracts.len(), &lookup)
+        let e = ipow::market::readings::parse(&text, "r.json", market.contracts.len(), &lookup)
             .unwrap_err()
             .to_string();
         for p in parts {

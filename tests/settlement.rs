@@ -1,14 +1,14 @@
 use std::collections::BTreeMap;
 
-use ipow::amount::{Energy, Money, Price};
+use ipow::base::amount::{Energy, Money, Price};
+use ipow::base::domain::{Address, BusinessCategory, DeliveryTime};
+use ipow::base::rng::Rng;
 use ipow::contract::{Contract, ContractId};
-use ipow::domain::{Address, BusinessCategory, DeliveryTime};
-use ipow::paper::PaperMarket;
-use ipow::rng::Rng;
-use ipow::settle::{
+use ipow::ledger::{
     ContractSettlement, Ledger, LedgerError, Reading, SettlementParams, Transfer, TransferKind,
     contract_transfers,
 };
+use ipow::market::paper::PaperMarket;
 
 fn f15() -> Contract {
     PaperMarket::embedded().unwrap().contracts[0]
@@ -439,7 +439,7 @@ fn overflow_and_overdraft_give_typed_results_and_leave_state_unchanged() {
 
 #[test]
 fn flat_batches_are_checked_and_errors_record_no_id() {
-    use ipow::settle::{IndexedTransfer, TransferBatch};
+    use ipow::ledger::{IndexedTransfer, TransferBatch};
     let (a, b) = (Address(1), Address(2));
     let mut ledger = Ledger::new(&[
         (a, Money::from_raw(i64::MAX - 5)),
@@ -514,7 +514,7 @@ fn flat_batches_are_checked_and_errors_record_no_id() {
 
 #[test]
 fn a_period_whose_flow_exceeds_i64_is_netted_exactly() {
-    use ipow::settle::{IndexedTransfer, TransferBatch};
+    use ipow::ledger::{IndexedTransfer, TransferBatch};
     let big = i64::MAX - 10;
     let mut ledger = Ledger::new(&[
         (Address(1), Money::from_raw(big)),

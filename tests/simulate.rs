@@ -1,5 +1,5 @@
-use ipow::run::protocol_wrong_probability;
-use ipow::simulate::{Damage, Draw, first_period, run_seed, run_seeds, work_dir};
+use ipow::consensus::model::protocol_wrong_probability;
+use ipow::lab::simulate::{Damage, Draw, first_period, run_seed, run_seeds, work_dir};
 
 /// The CI run of the simulator: 200 seeds, every invariant, and the totals that show the seeds
 /// did what they drew (faults of every kind, the safety bound met, the tail near the model).

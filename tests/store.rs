@@ -1,10 +1,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use ipow::audit::{AuditOptions, AuditReport, Viewer, audit};
+use ipow::chain::audit::{AuditOptions, AuditReport, Viewer, audit};
+use ipow::chain::store::{LogReader, RawRecord, decode_slave, frame, kind, read_index};
 use ipow::chain::{ChainId, ContractProof, verify_proof};
 use ipow::contract::SignedContract;
-use ipow::store::{LogReader, RawRecord, decode_slave, frame, kind, read_index};
 
 fn ipow(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_ipow"))
@@ -69,11 +69,11 @@ fn rewrite(dir: &Path, records: &[RawRecord]) {
     for r in records {
         frame(&mut bytes, r.kind, &r.payload).unwrap();
     }
-    std::fs::write(dir.join(ipow::store::LOG_FILE), bytes).unwrap();
+    std::fs::write(dir.join(ipow::chain::store::LOG_FILE), bytes).unwrap();
 }
 
 fn log_path(dir: &Path) -> PathBuf {
-    dir.join(ipow::store::LOG_FILE)
+    dir.join(ipow::chain::store::LOG_FILE)
 }
 
 /// The contracts of a slave block record.
@@ -124,7 +124,7 @@ fn a_fresh_store_audits_clean_and_a_participant_sees_only_its_own_contracts() {
         .iter()
         .filter(|r| r.kind == kind::SLAVE)
         .map(slave_contracts)
-        .find(|(c, _)| matches!(c, ChainId::Slave(a) if a.0 >= ipow::workload::PURCHASER_BASE))
+        .find(|(c, _)| matches!(c, ChainId::Slave(a) if a.0 >= ipow::base::domain::PURCHASER_BASE))
         .unwrap();
     let ChainId::Slave(address) = chain else {
         unreachable!()
@@ -185,7 +185,7 @@ fn every_single_byte_change_is_detected_and_located() {
     let mut spans = Vec::new();
     let mut period_start = 0u64;
     for r in &recs {
-        let end = r.offset + ipow::store::FRAME_BYTES + r.payload.len() as u64;
+        let end = r.offset + ipow::chain::store::FRAME_BYTES + r.payload.len() as u64;
         if r.kind == kind::CONSENSUS {
             period_start = r.offset;
         }
@@ -223,7 +223,7 @@ fn every_single_byte_change_is_detected_and_located() {
     std::fs::write(&path, &original).unwrap();
     assert_eq!(tried, original.len());
     // The index too.
-    let index = dir.join(ipow::store::INDEX_FILE);
+    let index = dir.join(ipow::chain::store::INDEX_FILE);
     let idx = std::fs::read(&index).unwrap();
     for at in 0..idx.len() {
         let mut bytes = idx.clone();
@@ -243,7 +243,7 @@ fn every_single_byte_change_is_detected_and_located() {
 fn the_papers_f15_tamper_written_into_the_store_is_found_and_named() {
     let dir = fresh("f15");
     paper_store(&dir);
-    let market = ipow::paper::PaperMarket::embedded().unwrap();
+    let market = ipow::market::paper::PaperMarket::embedded().unwrap();
     let f15 = market
         .contracts
         .iter()
@@ -261,7 +261,7 @@ fn the_papers_f15_tamper_written_into_the_store_is_found_and_named() {
         .unwrap();
     let (_, mut contracts) = slave_contracts(&recs[k]);
     let pos = contracts.iter().position(|c| c.id() == f15.id()).unwrap();
-    contracts[pos].contract.energy = ipow::amount::Energy::parse("12.71").unwrap();
+    contracts[pos].contract.energy = ipow::base::amount::Energy::parse("12.71").unwrap();
     let tampered_id = contracts[pos].id().to_string();
     recs[k] = with_contracts(&recs[k], &contracts);
     rewrite(&dir, &recs);
@@ -691,7 +691,7 @@ fn damage_is_located_at_the_record_it_hit() {
                 .collect::<Vec<_>>()
         );
     };
-    let mut rng = ipow::rng::Rng::stream(42, &[]);
+    let mut rng = ipow::base::rng::Rng::stream(42, &[]);
     let first = bounds[1].0; // after the genesis record
     let end = original.len() as u64;
     for k in 0..24 {

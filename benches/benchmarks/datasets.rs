@@ -14,10 +14,11 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use ipow::crypto::{KeyPair, PublicKey, admit_all};
-use ipow::dataset;
-use ipow::domain::Address;
-use ipow::workload::{Market, WorkloadParams};
+use ipow::base::domain::Address;
+use ipow::crypto::keys::{KeyPair, PublicKey, admit_all};
+use ipow::market::dataset;
+use ipow::market::generator::Market;
+use ipow::market::rules::WorkloadParams;
 use rayon::prelude::*;
 
 use super::{all_cores, pool};
@@ -96,7 +97,7 @@ pub fn bench(c: &mut Criterion) {
         p.install(|| admit_all(&encodings)).unwrap(),
         p.install(one_by_one)
     );
-    assert!(encodings.len() >= ipow::crypto::BATCH_FROM);
+    assert!(encodings.len() >= ipow::crypto::keys::BATCH_FROM);
 
     let dir = std::env::temp_dir().join(format!("ipow-bench-dataset-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

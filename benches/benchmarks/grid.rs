@@ -10,9 +10,10 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use ipow::congestion::{Curtailment, SchemeTrade, scheme_flows};
+use ipow::base::rng::Rng;
+use ipow::grid::placement::SchemeTrade;
 use ipow::grid::{DcModel, Grid};
-use ipow::rng::Rng;
+use ipow::validate::congestion::{Curtailment, scheme_flows};
 use rayon::prelude::*;
 
 use super::{all_cores, pool};

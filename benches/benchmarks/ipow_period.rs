@@ -3,10 +3,10 @@
 //! limit at quorum q).
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use ipow::consensus::ipow::{Behaviour, Ipow, IpowParams};
+use ipow::consensus::ipow::{Ipow, IpowParams};
 use ipow::consensus::{Consensus, Outcome, PeriodInput};
+use ipow::market::rules::{Workload, WorkloadParams};
 use ipow::validate::{Checks, NoCongestionStage};
-use ipow::workload::{Workload, WorkloadParams};
 use std::hint::black_box;
 
 use super::{all_cores, pool, ring_verify_all, signature_triples};
@@ -48,15 +48,7 @@ pub fn bench(c: &mut Criterion) {
     );
     g.throughput(Throughput::Elements(TXS as u64));
     for quorum in [1u32, 3, 5] {
-        let params = IpowParams {
-            mix: Default::default(),
-            validators: 64,
-            quorum,
-            extra_max: 4,
-            byzantine_fraction: 0.0,
-            behaviour: Behaviour::Liar,
-            seed: 9,
-        };
+        let params = IpowParams::honest(64, quorum, 4, 9);
         g.bench_function(
             BenchmarkId::new(format!("ipow_decided_q{quorum}"), format!("{cores}t")),
             |b| {

@@ -8,8 +8,8 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use ipow::merkle::{MerkleTree, reference_root, root_32};
-use ipow::sha_lanes::{LANES, SHA256_IV, compress_lanes};
+use ipow::crypto::merkle::{MerkleTree, reference_root, root_32};
+use ipow::crypto::sha_lanes::{LANES, SHA256_IV, compress_lanes};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256, block_api::compress256};
 

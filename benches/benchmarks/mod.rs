@@ -26,7 +26,7 @@ pub fn all_cores() -> usize {
 /// (message, signature, public key) of each of the contracts' three signatures.
 pub fn signature_triples(
     contracts: &[ipow::contract::SignedContract],
-    registry: &ipow::crypto::KeyRegistry,
+    registry: &ipow::crypto::keys::KeyRegistry,
 ) -> Vec<(Vec<u8>, [u8; 64], [u8; 32])> {
     contracts
         .iter()

@@ -1,6 +1,6 @@
 //! One whole period end to end on a real grid (case57): the supervision node's congestion
 //! context (DC flows of the scheme, curtailment), validation, tally, Merkle root and sealing, by
-//! `run::run_with` with one period of TXS transactions, for IPOW at q=3 and PoW at 8 bits; beside
+//! `Pipeline::run` with one period of TXS transactions, for IPOW at q=3 and PoW at 8 bits; beside
 //! the bare limit of one ring verification of every signature of the period on every core (each
 //! transaction is validated at least once, so that rate bounds any variant: IPOW at q=3 can reach
 //! at most a third of it).
@@ -8,12 +8,13 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use ipow::congestion::GridMarket;
-use ipow::consensus::ipow::{Behaviour, IpowParams};
+use ipow::consensus::ipow::IpowParams;
 use ipow::consensus::pow::PowParams;
+use ipow::grid::placement::GridMarket;
 use ipow::grid::{DcModel, Grid};
-use ipow::run::{Load, RunConfig, VariantConfig, run_with};
-use ipow::workload::{Market, WorkloadParams};
+use ipow::market::generator::Market;
+use ipow::market::rules::WorkloadParams;
+use ipow::pipeline::{Load, Pipeline, RunConfig, RunReport, VariantConfig};
 
 use super::{all_cores, pool, ring_verify_all, signature_triples};
 
@@ -42,15 +43,7 @@ pub fn bench(c: &mut Criterion) {
     let variants = [
         (
             "ipow_q3",
-            VariantConfig::Ipow(IpowParams {
-                mix: Default::default(),
-                validators: 64,
-                quorum: 3,
-                extra_max: 4,
-                byzantine_fraction: 0.0,
-                behaviour: Behaviour::Liar,
-                seed: 57,
-            }),
+            VariantConfig::Ipow(IpowParams::honest(64, 3, 4, 57)),
         ),
         (
             "pow_8_bits",
@@ -71,10 +64,10 @@ pub fn bench(c: &mut Criterion) {
             load: Load::ClosedLoop,
         };
         g.bench_function(BenchmarkId::new(*name, format!("{cores}t")), |b| {
-            b.iter(|| all.install(|| run_with(&config, &workload, Some(&grid), &mut |_, _| {})))
+            b.iter(|| all.install(|| run(&config, &workload, &grid)))
         });
         // One period, everything decided, honest validators make no wrong decision.
-        let r = all.install(|| run_with(&config, &workload, Some(&grid), &mut |_, _| {}));
+        let r = all.install(|| run(&config, &workload, &grid));
         assert_eq!(r.blocks.len(), 1, "{name}");
         assert_eq!(r.accepted + r.rejected, TXS as u64, "{name}");
         assert_eq!((r.wrong_accepts, r.wrong_rejects), (0, 0), "{name}");
@@ -82,4 +75,15 @@ pub fn bench(c: &mut Criterion) {
     }
     g.finish();
     assert_eq!(all.install(|| ring_verify_all(&triples)), triples.len());
+}
+
+fn run(
+    config: &RunConfig,
+    workload: &ipow::market::rules::Workload,
+    grid: &GridMarket,
+) -> RunReport {
+    Pipeline::new(config, workload)
+        .grid(Some(grid))
+        .run(&mut |_, _| {})
+        .unwrap()
 }

@@ -5,7 +5,7 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use ipow::consensus::pow::search;
-use ipow::sha_lanes::SHA256_IV;
+use ipow::crypto::sha_lanes::SHA256_IV;
 use rayon::prelude::*;
 use sha2::block_api::compress256;
 
@@ -43,7 +43,7 @@ pub fn bench(c: &mut Criterion) {
             })
         },
     );
-    let header = [7u8; ipow::block::HEADER_LEN];
+    let header = [7u8; ipow::contract::block::HEADER_LEN];
     g.bench_function(
         BenchmarkId::new("ipow_pow_search", format!("{cores}t")),
         |b| b.iter(|| all.install(|| search(black_box(&header), 64, NONCES))),

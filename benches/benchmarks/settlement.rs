@@ -9,11 +9,11 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
-use ipow::amount::{Energy, Money, Price};
+use ipow::base::amount::{Energy, Money, Price};
+use ipow::base::domain::{Address, BusinessCategory, DeliveryTime};
+use ipow::base::rng::Rng;
 use ipow::contract::Contract;
-use ipow::domain::{Address, BusinessCategory, DeliveryTime};
-use ipow::rng::Rng;
-use ipow::settle::{
+use ipow::ledger::{
     IndexedTransfer, Ledger, Reading, SettlementParams, TransferBatch, contract_transfers,
 };
 use rayon::prelude::*;

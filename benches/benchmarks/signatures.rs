@@ -5,10 +5,10 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use ipow::amount::{Energy, Price};
+use ipow::base::amount::{Energy, Price};
+use ipow::base::domain::{Address, BusinessCategory, DeliveryTime};
 use ipow::contract::{Contract, SignedContract};
-use ipow::crypto::{KeyPair, KeyRegistry};
-use ipow::domain::{Address, BusinessCategory, DeliveryTime};
+use ipow::crypto::keys::{KeyPair, KeyRegistry};
 use rayon::prelude::*;
 
 use super::{all_cores, pool, ring_verify_all, signature_triples};

@@ -6,11 +6,12 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use ipow::audit::{AuditOptions, Viewer, audit};
-use ipow::consensus::ipow::{Behaviour, IpowParams};
-use ipow::run::{Load, RunConfig, VariantConfig, run_recorded, run_with};
-use ipow::store::{Genesis, StoreWriter, StoredConsensus};
-use ipow::workload::{Market, WorkloadParams};
+use ipow::chain::audit::{AuditOptions, Viewer, audit};
+use ipow::chain::store::StoreWriter;
+use ipow::consensus::ipow::IpowParams;
+use ipow::market::generator::Market;
+use ipow::market::rules::WorkloadParams;
+use ipow::pipeline::{Load, Pipeline, RunConfig, VariantConfig, genesis};
 
 use super::{all_cores, pool};
 
@@ -28,30 +29,15 @@ pub fn bench(c: &mut Criterion) {
     };
     let market = all.install(|| Market::new(params, None));
     let workload = all.install(|| market.batch(0..TXS as u64));
-    let ipow = IpowParams {
-        mix: Default::default(),
-        validators: 64,
-        quorum: 3,
-        extra_max: 4,
-        byzantine_fraction: 0.0,
-        behaviour: Behaviour::Liar,
-        seed: 7,
-    };
-    let genesis = Genesis {
-        slaves_per_master: ipow::chain::SLAVES_PER_MASTER,
-        consensus: StoredConsensus::Ipow {
-            seed: ipow.seed,
-            validators: ipow.validators,
-            quorum: ipow.quorum,
-            extra: ipow.extra_max,
-        },
-        members: market.members.iter().map(Into::into).collect(),
-    };
     let config = RunConfig {
-        variant: VariantConfig::Ipow(ipow),
+        variant: VariantConfig::Ipow(IpowParams::honest(64, 3, 4, 7)),
         period_txs: PERIOD,
         load: Load::ClosedLoop,
     };
+    let genesis = genesis(
+        market.members.iter().map(Into::into).collect(),
+        &config.variant,
+    );
     let root = std::env::temp_dir().join(format!("ipow-bench-store-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).unwrap();
@@ -59,17 +45,10 @@ pub fn bench(c: &mut Criterion) {
     let stored_run = |dir: &std::path::Path| {
         let mut w = StoreWriter::create(dir, &genesis).unwrap();
         let r = all.install(|| {
-            run_recorded(
-                &config,
-                &workload,
-                None,
-                ipow::run::Hooks {
-                    record: &mut |wl, out| w.append_period(wl, out).map(|_| ()),
-                    settle: &mut |_, _, _| Ok(()),
-                },
-                &mut |_, _| {},
-            )
-            .unwrap()
+            Pipeline::new(&config, &workload)
+                .record(&mut w)
+                .run(&mut |_, _| {})
+                .unwrap()
         });
         assert_eq!(w.periods(), r.blocks.len() as u64);
         r
@@ -80,7 +59,9 @@ pub fn bench(c: &mut Criterion) {
     g.bench_function(
         BenchmarkId::new("run_without_store", format!("{cores}t")),
         |b| {
-            b.iter(|| all.install(|| black_box(run_with(&config, &workload, None, &mut |_, _| {}))))
+            b.iter(|| {
+                all.install(|| black_box(Pipeline::new(&config, &workload).run(&mut |_, _| {})))
+            })
         },
     );
     g.bench_function(
@@ -133,7 +114,7 @@ pub fn bench(c: &mut Criterion) {
                             [d, d, d]
                         })
                         .collect();
-                    black_box((ok, ipow::merkle::root_32(&digests)))
+                    black_box((ok, ipow::crypto::merkle::root_32(&digests)))
                 })
             })
         },

@@ -34,24 +34,24 @@
 // `workload::MAX_TRANSACTIONS` (u32::MAX) transactions, checked where workloads are made.
 #![allow(clippy::cast_possible_truncation)]
 
+use super::proof::{Proof, certificate_leaf, proof_message, validator_key};
+use crate::market::priority::PriorityRule;
 use std::collections::HashSet;
 use std::time::Instant;
 
 use rayon::prelude::*;
 use ring::hmac;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use super::{
-    Consensus, Decision, Outcome, PeriodInput, PeriodOutput, PriorityRule, SealedBlock, StageTimes,
-    Work,
+    Consensus, Decision, Outcome, PeriodInput, PeriodOutput, SealedBlock, StageTimes, Work,
 };
-use crate::block::{BlockHeader, contract_root};
+use crate::base::rng::Rng;
 use crate::contract::Signer;
-use crate::merkle::{Hash, root_32};
-use crate::rng::Rng;
+use crate::contract::block::{BlockHeader, contract_root};
+use crate::crypto::merkle::root_32;
+use crate::market::rules::Truth;
 use crate::validate::{Reason, Verdict};
-use crate::workload::Truth;
 
 /// How a Byzantine validator misbehaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
@@ -143,6 +143,28 @@ impl FaultMix {
 }
 
 impl IpowParams {
+    /// Honest validators only (no Byzantine fraction, no fault mix).
+    pub fn honest(validators: u32, quorum: u32, extra_max: u32, seed: u64) -> Self {
+        Self {
+            validators,
+            quorum,
+            extra_max,
+            byzantine_fraction: 0.0,
+            behaviour: Behaviour::Liar,
+            seed,
+            mix: FaultMix::default(),
+        }
+    }
+
+    /// The same validators with a fraction of them Byzantine, behaving as `behaviour`.
+    pub fn with_byzantine(self, byzantine_fraction: f64, behaviour: Behaviour) -> Self {
+        Self {
+            byzantine_fraction,
+            behaviour,
+            ..self
+        }
+    }
+
     /// Checks the ranges the engine relies on.
     pub fn check(&self) -> Result<(), String> {
         if !(4..=10_000).contains(&self.validators) {
@@ -188,19 +210,6 @@ impl IpowParams {
     }
 }
 
-/// Z(Tk, e): one validator's authenticated verdict on one transaction.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Proof {
-    /// Workload index of the transaction.
-    pub tx: u32,
-    /// The validator.
-    pub validator: u32,
-    /// Its verdict.
-    pub verdict: Verdict,
-    /// HMAC-SHA256 tag over (period, tx, contract id, verdict, validator).
-    pub tag: [u8; 32],
-}
-
 struct ValidatorNode {
     key: hmac::Key,
     fault: Option<Behaviour>,
@@ -216,8 +225,6 @@ struct ValidatorNode {
     priority: u64,
 }
 
-/// Stream purposes.
-const STREAM_KEYS: u64 = 10;
 const STREAM_BYZANTINE: u64 = 11;
 const STREAM_ASSIGN: u64 = 12;
 const STREAM_SLOW: u64 = 13;
@@ -227,32 +234,6 @@ pub struct Ipow {
     params: IpowParams,
     nodes: Vec<ValidatorNode>,
     rounds_total: u64,
-}
-
-/// The message a proof's tag authenticates: period, transaction, contract id, verdict code and
-/// validator, big-endian.
-pub fn proof_message(
-    period: u64,
-    tx: u32,
-    id: &[u8; 32],
-    verdict_code: u8,
-    validator: u32,
-) -> [u8; 49] {
-    let mut m = [0u8; 49];
-    m[..8].copy_from_slice(&period.to_be_bytes());
-    m[8..12].copy_from_slice(&tx.to_be_bytes());
-    m[12..44].copy_from_slice(id);
-    m[44] = verdict_code;
-    m[45..49].copy_from_slice(&validator.to_be_bytes());
-    m
-}
-
-/// The MAC key validator `v` shares with the supervision node, derived from the IPOW seed (the
-/// supervisor, and an auditor acting as the supervisor, derive the same keys).
-pub fn validator_key(seed: u64, v: u32) -> hmac::Key {
-    let mut r = Rng::stream(seed, &[STREAM_KEYS, u64::from(v)]);
-    let key_bytes: Vec<u8> = (0..4).flat_map(|_| r.next_u64().to_le_bytes()).collect();
-    hmac::Key::new(hmac::HMAC_SHA256, &key_bytes)
 }
 
 /// What a liar reports for a transaction it found valid.
@@ -608,30 +589,4 @@ fn majority_reason(proofs: &[Proof]) -> Verdict {
     }
     counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     counts.first().map_or(Verdict::Invalid(LIE_REASON), |c| c.2)
-}
-
-/// The quorum certificate's leaf for one accepted transaction: SHA-256 of its contract id and
-/// every proof counted for it (validator, verdict code, tag), in the order they arrived.
-pub fn certificate_leaf(id: &Hash, proofs: &[Proof]) -> Hash {
-    certificate_leaf_of(
-        id,
-        proofs
-            .iter()
-            .map(|p| (p.validator, p.verdict.code(), &p.tag)),
-    )
-}
-
-/// [`certificate_leaf`] from (validator, verdict code, tag) triples, as a store holds them.
-pub fn certificate_leaf_of<'a>(
-    id: &Hash,
-    proofs: impl Iterator<Item = (u32, u8, &'a [u8; 32])>,
-) -> Hash {
-    let mut h = Sha256::new();
-    h.update(id);
-    for (validator, code, tag) in proofs {
-        h.update(validator.to_be_bytes());
-        h.update([code]);
-        h.update(tag);
-    }
-    h.finalize().into()
 }

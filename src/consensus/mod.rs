@@ -7,16 +7,19 @@
 //! the thread count (tested on 1, 2 and 7 threads).
 
 pub mod ipow;
+pub mod model;
 pub mod pow;
+pub mod proof;
 
+use crate::market::priority::PriorityRule;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::block::BlockHeader;
-use crate::merkle::Hash;
+use crate::contract::block::BlockHeader;
+use crate::crypto::merkle::Hash;
+use crate::market::rules::Workload;
 use crate::validate::{Checks, Verdict};
-use crate::workload::Workload;
 
 /// What a variant decided about one transaction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -134,33 +137,7 @@ pub struct PeriodOutput {
     pub work: Work,
     /// IPOW: every proof counted this period (tags checked), in arrival order; empty for PoW.
     /// The engine drops them after the period; tests and audits read them.
-    pub proofs: Vec<ipow::Proof>,
-}
-
-/// The incentive mechanism's transaction priority, as published for a period: validator v
-/// owns the participants whose address is congruent to v modulo the validator count, and a
-/// transaction's priority is the sum of its seller's and purchaser's owners' priorities.
-/// Without validators (plain PoW) every priority is 0.
-#[derive(Clone, Debug, Default)]
-pub struct PriorityRule {
-    owners: Vec<u64>,
-}
-
-impl PriorityRule {
-    /// The rule over these validators' priorities.
-    pub fn new(owners: Vec<u64>) -> Self {
-        Self { owners }
-    }
-
-    /// A transaction's priority.
-    pub fn of(&self, c: &crate::contract::Contract) -> u64 {
-        let n = self.owners.len();
-        if n == 0 {
-            return 0;
-        }
-        let owner = |a: u32| self.owners[a as usize % n];
-        owner(c.seller.0).saturating_add(owner(c.purchaser.0))
-    }
+    pub proofs: Vec<proof::Proof>,
 }
 
 /// A consensus variant.

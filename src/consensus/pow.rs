@@ -22,8 +22,8 @@ use sha2::block_api::compress256;
 use super::{
     Consensus, Decision, Outcome, PeriodInput, PeriodOutput, SealedBlock, StageTimes, Work,
 };
-use crate::block::{BlockHeader, HEADER_LEN, SealKind};
-use crate::sha_lanes::{LANES, SHA256_IV, compress_lanes};
+use crate::contract::block::{BlockHeader, HEADER_LEN, SealKind};
+use crate::crypto::sha_lanes::{LANES, SHA256_IV, compress_lanes};
 
 /// Nonces per chunk a worker takes: large enough that the shared counter is touched rarely
 /// (a chunk is ~0.3 ms at 60 M tries/s), small enough that stopping is prompt.

@@ -1,0 +1,586 @@
+//! Scenario files: one JSON document naming the grid, the market (generated, or a dataset
+//! file), the consensus variants with their parameters, the load and the repetitions;
+//! `ipow run --scenario FILE` runs it. Paths inside are relative to the scenario file.
+//!
+//! ```json
+//! { "format": "ipow-scenario/1",
+//!   "name": "case118-100k",
+//!   "grid": "../grids/pglib_opf_case118_ieee.m",
+//!   "market": { "participants": 2000, "contracts": 100000, "seed": 118,
+//!               "invalid": 0.05, "defaults": 0.02, "skew": 1.16 },
+//!   "variants": [ { "consensus": "ipow", "validators": 64, "quorum": 3, "extra": 4,
+//!                   "byzantine": 0.1, "behaviour": "liar" },
+//!                 { "consensus": "pow", "difficulty": 16 } ],
+//!   "load": { "kind": "closed_loop" },
+//!   "period_txs": 10000,
+//!   "repetitions": 3 }
+//! ```
+//! `market` may instead be `{ "dataset": "../markets/case57-2k.ipowm" }`. `load` is
+//! `closed_loop`, `{ "kind": "open_loop", "rate": 5000 }` or `{ "kind": "curve", "steps":
+//! [{ "from_s": 0, "rate": 1000 }, { "from_s": 5, "rate": 4000 }] }`. A scenario with a
+//! `stress` block (`{ "sizes": [1000, 10000000], "batch": 1048576 }`) runs `ipow stress`'s
+//! pipeline over those sizes instead of one in-memory run per repetition.
+//!
+//! Repetitions interleave the variants (A B A B ...), so drift of a shared machine falls on all
+//! of them alike, and every variant runs on the same workload.
+//!
+//! **Sweeps.** A variant's `validators`, `quorum`, `extra`, `byzantine`, `behaviour` and
+//! `difficulty`, the market's `contracts` and the scenario's `threads` may each be a list. With
+//! `"sweep": "product"` (the default) the scenario runs every combination; with `"sweep":
+//! "pairs"` every list must have the same length and the k-th case takes the k-th value of each
+//! (a list of one, or a plain value, is held fixed). Each combination is one [`Case`].
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::base::input::InputError;
+use crate::consensus::ipow::{Behaviour, IpowParams};
+use crate::consensus::pow::PowParams;
+use crate::market::rules::{WorkloadParams, fraction_ppm, pareto_alpha_milli};
+use crate::pipeline::{Load, RunConfig, VariantConfig};
+
+/// The format tag a scenario must carry.
+pub const FORMAT: &str = "ipow-scenario/1";
+/// The largest scenario file read.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// A value, or a list of values to sweep.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    /// One value.
+    One(T),
+    /// Values to sweep.
+    Many(Vec<T>),
+}
+
+impl<T: Clone> OneOrMany<T> {
+    fn values(&self) -> Vec<T> {
+        match self {
+            OneOrMany::One(v) => vec![v.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// How swept lists combine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SweepMode {
+    /// Every combination.
+    #[default]
+    Product,
+    /// The k-th value of every list together.
+    Pairs,
+}
+
+/// A generated market's parameters in a scenario.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarketSpec {
+    /// Participants of every role.
+    pub participants: u32,
+    /// Contracts (a list sweeps the market size).
+    pub contracts: OneOrMany<usize>,
+    /// Seed.
+    pub seed: u64,
+    /// Fraction planted invalid (default 0.05).
+    #[serde(default = "default_invalid")]
+    pub invalid: f64,
+    /// Fraction of readings with a default (default 0.02).
+    #[serde(default = "default_defaults")]
+    pub defaults: f64,
+    /// Pareto alpha of who trades (0: uniform).
+    #[serde(default)]
+    pub skew: f64,
+}
+
+fn default_invalid() -> f64 {
+    0.05
+}
+
+fn default_defaults() -> f64 {
+    0.02
+}
+
+/// Where the market comes from.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum MarketSource {
+    /// A dataset file (binary or JSON).
+    Dataset {
+        /// Its path, relative to the scenario file.
+        dataset: PathBuf,
+    },
+    /// Generated.
+    Generated(MarketSpec),
+}
+
+/// One consensus variant.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "consensus", rename_all = "snake_case", deny_unknown_fields)]
+pub enum VariantSpec {
+    /// IPOW.
+    Ipow {
+        /// Validators.
+        #[serde(default = "default_validators")]
+        validators: OneOrMany<u32>,
+        /// Quorum.
+        #[serde(default = "default_quorum")]
+        quorum: OneOrMany<u32>,
+        /// Extra validators that may be asked.
+        #[serde(default = "default_extra")]
+        extra: OneOrMany<u32>,
+        /// Byzantine fraction.
+        #[serde(default = "default_byzantine")]
+        byzantine: OneOrMany<f64>,
+        /// Byzantine behaviour (default liar).
+        #[serde(default = "default_behaviour")]
+        behaviour: OneOrMany<Behaviour>,
+    },
+    /// Plain proof of work.
+    Pow {
+        /// Leading zero bits.
+        difficulty: OneOrMany<u8>,
+    },
+}
+
+fn default_validators() -> OneOrMany<u32> {
+    OneOrMany::One(64)
+}
+
+fn default_quorum() -> OneOrMany<u32> {
+    OneOrMany::One(3)
+}
+
+fn default_extra() -> OneOrMany<u32> {
+    OneOrMany::One(4)
+}
+
+fn default_byzantine() -> OneOrMany<f64> {
+    OneOrMany::One(0.0)
+}
+
+fn default_behaviour() -> OneOrMany<Behaviour> {
+    OneOrMany::One(Behaviour::Liar)
+}
+
+/// A stress block: sizes through the batched pipeline.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StressSpec {
+    /// Sizes in contracts.
+    pub sizes: Vec<u64>,
+    /// Most contracts held at once.
+    #[serde(default = "default_batch")]
+    pub batch: u64,
+}
+
+fn default_batch() -> u64 {
+    1 << 20
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    format: String,
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    grid: Option<PathBuf>,
+    market: MarketSource,
+    variants: Vec<VariantSpec>,
+    #[serde(default = "default_load")]
+    load: Load,
+    #[serde(default = "default_period")]
+    period_txs: usize,
+    #[serde(default = "default_repetitions")]
+    repetitions: u32,
+    #[serde(default)]
+    threads: Option<OneOrMany<usize>>,
+    #[serde(default)]
+    sweep: SweepMode,
+    #[serde(default)]
+    stress: Option<StressSpec>,
+}
+
+fn default_load() -> Load {
+    Load::ClosedLoop
+}
+
+fn default_period() -> usize {
+    10_000
+}
+
+fn default_repetitions() -> u32 {
+    1
+}
+
+/// A checked scenario, paths resolved.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// Its name.
+    pub name: String,
+    /// What it is for.
+    pub description: Option<String>,
+    /// The grid file, resolved.
+    pub grid: Option<PathBuf>,
+    /// The market: a dataset path (resolved) or generator parameters (with the first of the
+    /// swept market sizes).
+    pub market: Market,
+    /// Every combination to run, in the order one repetition runs them.
+    pub cases: Vec<Case>,
+    /// Repetitions of every case.
+    pub repetitions: u32,
+    /// How swept lists were combined.
+    pub sweep: SweepMode,
+    /// The names of the parameters that take more than one value.
+    pub swept: Vec<String>,
+    /// The stress block, if any.
+    pub stress: Option<StressSpec>,
+}
+
+/// One combination of a scenario's parameters.
+#[derive(Clone, Debug, Serialize)]
+pub struct Case {
+    /// A name unique within the scenario ("ipow q=3 n=64 f=0.1 liar").
+    pub label: String,
+    /// Index of the variant in the scenario's `variants` list.
+    pub variant: usize,
+    /// The run configuration.
+    pub config: RunConfig,
+    /// Worker threads (None: every core).
+    pub threads: Option<usize>,
+    /// Contracts in the generated market (None: a dataset's).
+    pub contracts: Option<usize>,
+}
+
+/// The most cases a sweep may expand to.
+pub const MAX_CASES: usize = 1000;
+
+/// The market of a checked scenario.
+#[derive(Clone, Debug)]
+pub enum Market {
+    /// A dataset file.
+    Dataset(PathBuf),
+    /// Generator parameters.
+    Generated(WorkloadParams),
+}
+
+/// Reads and checks a scenario file.
+pub fn load(path: &Path) -> Result<Scenario, InputError> {
+    let file = path.display().to_string();
+    let io = |e: std::io::Error| InputError::new(&file, "document", "-", e.to_string());
+    let size = std::fs::metadata(path).map_err(io)?.len();
+    if size > MAX_FILE_BYTES {
+        return Err(InputError::new(
+            &file,
+            "document",
+            "-",
+            format!("{size} bytes; scenarios are read up to {MAX_FILE_BYTES}"),
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(io)?;
+    parse(&file, &text, path.parent().unwrap_or(Path::new(".")))
+}
+
+/// Parses scenario `text` (named `file`), resolving paths against `base`.
+pub fn parse(file: &str, text: &str, base: &Path) -> Result<Scenario, InputError> {
+    let err = |record: &str, field: &str, m: String| InputError::new(file, record, field, m);
+    let raw: RawScenario = crate::base::input::json_document(file, text)?;
+    crate::base::input::check_format(file, &raw.format, FORMAT)?;
+    if raw.variants.is_empty() {
+        return Err(err("document", "variants", "no variant to run".into()));
+    }
+    if raw.repetitions == 0 {
+        return Err(err("document", "repetitions", "must be at least 1".into()));
+    }
+    if raw.period_txs == 0 {
+        return Err(err("document", "period_txs", "must be at least 1".into()));
+    }
+    raw.load.check().map_err(|m| err("load", "kind", m))?;
+    let (market, sizes) = match raw.market {
+        MarketSource::Dataset { dataset } => (Market::Dataset(base.join(dataset)), vec![None]),
+        MarketSource::Generated(m) => {
+            let sizes = m.contracts.values();
+            let Some(&first) = sizes.first() else {
+                return Err(err("market", "contracts", "an empty list".into()));
+            };
+            if let Some(&n) = sizes
+                .iter()
+                .find(|&&n| n == 0 || n > crate::market::rules::MAX_TRANSACTIONS)
+            {
+                return Err(err(
+                    "market",
+                    "contracts",
+                    format!(
+                        "{n} is outside 1..={}",
+                        crate::market::rules::MAX_TRANSACTIONS
+                    ),
+                ));
+            }
+            let mut p = WorkloadParams::for_participants(m.seed, m.participants, first);
+            p.invalid_ppm = fraction_ppm(m.invalid).map_err(|e| err("market", "invalid", e))?;
+            p.default_ppm = fraction_ppm(m.defaults).map_err(|e| err("market", "defaults", e))?;
+            p.pareto_alpha_milli =
+                pareto_alpha_milli(m.skew).map_err(|e| err("market", "skew", e))?;
+            (Market::Generated(p), sizes.into_iter().map(Some).collect())
+        }
+    };
+    let threads: Vec<Option<usize>> = match &raw.threads {
+        None => vec![None],
+        Some(t) => {
+            let t = t.values();
+            if t.is_empty() || t.contains(&0) {
+                return Err(err(
+                    "document",
+                    "threads",
+                    "thread counts must be at least 1".into(),
+                ));
+            }
+            t.into_iter().map(Some).collect()
+        }
+    };
+    let seed = match &market {
+        Market::Generated(p) => p.seed,
+        Market::Dataset(_) => 1,
+    };
+    let mut sweep = Sweep::default();
+    sweep.list("contracts", "market", sizes.len());
+    sweep.list("threads", "document", threads.len());
+    for (k, v) in raw.variants.iter().enumerate() {
+        let record = format!("variants[{k}]");
+        match v {
+            VariantSpec::Ipow {
+                validators,
+                quorum,
+                extra,
+                byzantine,
+                behaviour,
+            } => {
+                sweep.list("validators", &record, validators.values().len());
+                sweep.list("quorum", &record, quorum.values().len());
+                sweep.list("extra", &record, extra.values().len());
+                sweep.list("byzantine", &record, byzantine.values().len());
+                sweep.list("behaviour", &record, behaviour.values().len());
+            }
+            VariantSpec::Pow { difficulty } => {
+                sweep.list("difficulty", &record, difficulty.values().len());
+            }
+        }
+    }
+    if let Some((record, field)) = sweep.empty.first() {
+        return Err(err(record, field, "an empty list".into()));
+    }
+    let pairs = match raw.sweep {
+        SweepMode::Product => None,
+        SweepMode::Pairs => {
+            let mut len = None;
+            for (record, field, n) in &sweep.lists {
+                match len {
+                    None => len = Some(*n),
+                    Some(l) if l == *n => {}
+                    Some(l) => {
+                        return Err(err(
+                            record,
+                            field,
+                            format!(
+                                "{n} values; \"sweep\": \"pairs\" needs every list to have the same length ({l} before)"
+                            ),
+                        ));
+                    }
+                }
+            }
+            Some(len.unwrap_or(1))
+        }
+    };
+    let mut cases: Vec<Case> = Vec::new();
+    let mut push = |case: Case| -> Result<(), InputError> {
+        if cases.len() >= MAX_CASES {
+            return Err(err(
+                "document",
+                "variants",
+                format!("the sweep expands to more than {MAX_CASES} cases"),
+            ));
+        }
+        cases.push(case);
+        Ok(())
+    };
+    // Product: every size, every thread count, every variant's own product. Pairs: the k-th of
+    // every list.
+    let points: Vec<Option<usize>> = match pairs {
+        Some(n) => (0..n).map(Some).collect(),
+        None => vec![None],
+    };
+    for point in points {
+        let pick = |n: usize| -> Vec<usize> {
+            match point {
+                Some(k) if n > 1 => vec![k],
+                Some(_) => vec![0],
+                None => (0..n).collect(),
+            }
+        };
+        for &si in &pick(sizes.len()) {
+            for &ti in &pick(threads.len()) {
+                for (k, v) in raw.variants.iter().enumerate() {
+                    let record = format!("variants[{k}]");
+                    let configs: Vec<VariantConfig> = match v {
+                        VariantSpec::Ipow {
+                            validators,
+                            quorum,
+                            extra,
+                            byzantine,
+                            behaviour,
+                        } => {
+                            let (n, q, e, f, b) = (
+                                validators.values(),
+                                quorum.values(),
+                                extra.values(),
+                                byzantine.values(),
+                                behaviour.values(),
+                            );
+                            let mut out = Vec::new();
+                            for &ni in &pick(n.len()) {
+                                for &qi in &pick(q.len()) {
+                                    for &ei in &pick(e.len()) {
+                                        for &fi in &pick(f.len()) {
+                                            for &bi in &pick(b.len()) {
+                                                let p =
+                                                    IpowParams::honest(n[ni], q[qi], e[ei], seed)
+                                                        .with_byzantine(f[fi], b[bi]);
+                                                p.check()
+                                                    .map_err(|m| err(&record, "parameters", m))?;
+                                                out.push(VariantConfig::Ipow(p));
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                            out
+                        }
+                        VariantSpec::Pow { difficulty } => {
+                            let d = difficulty.values();
+                            let mut out = Vec::new();
+                            for &di in &pick(d.len()) {
+                                if d[di] > 64 {
+                                    return Err(err(
+                                        &record,
+                                        "difficulty",
+                                        format!("{} is above 64 bits", d[di]),
+                                    ));
+                                }
+                                out.push(VariantConfig::Pow(PowParams {
+                                    difficulty_bits: d[di],
+                                }));
+                            }
+                            out
+                        }
+                    };
+                    for variant in configs {
+                        let config = RunConfig {
+                            variant,
+                            period_txs: raw.period_txs,
+                            load: raw.load.clone(),
+                        };
+                        push(Case {
+                            label: String::new(),
+                            variant: k,
+                            config,
+                            threads: threads[ti],
+                            contracts: sizes[si],
+                        })?;
+                    }
+                }
+            }
+        }
+    }
+    label_cases(&mut cases, &sweep.swept());
+    if let Some(s) = &raw.stress
+        && (s.sizes.is_empty() || s.sizes.iter().any(|&n| n == 0 || n > u64::from(u32::MAX)))
+    {
+        return Err(err(
+            "stress",
+            "sizes",
+            format!("sizes must be 1 to {}", u32::MAX),
+        ));
+    }
+    Ok(Scenario {
+        name: raw.name,
+        description: raw.description,
+        grid: raw.grid.map(|g| base.join(g)),
+        market,
+        cases,
+        repetitions: raw.repetitions,
+        sweep: raw.sweep,
+        swept: sweep.swept(),
+        stress: raw.stress,
+    })
+}
+
+/// The lists a scenario holds: (record, field, length).
+#[derive(Default)]
+struct Sweep {
+    lists: Vec<(String, &'static str, usize)>,
+    empty: Vec<(String, &'static str)>,
+}
+
+impl Sweep {
+    fn list(&mut self, field: &'static str, record: &str, n: usize) {
+        if n == 0 {
+            self.empty.push((record.to_owned(), field));
+        } else if n > 1 {
+            self.lists.push((record.to_owned(), field, n));
+        }
+    }
+
+    /// Swept parameter names, each once, in first-seen order.
+    fn swept(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for (_, f, _) in &self.lists {
+            if !out.iter().any(|o| o == f) {
+                out.push((*f).to_owned());
+            }
+        }
+        out
+    }
+}
+
+/// Names every case by its variant and the parameters that tell it apart: the variant's main
+/// parameters always, the Byzantine set when there is one, threads and market size when swept.
+/// A name that would repeat gets `#k`.
+fn label_cases(cases: &mut [Case], swept: &[String]) {
+    let has = |f: &str| swept.iter().any(|s| s == f);
+    for c in cases.iter_mut() {
+        let mut label = match &c.config.variant {
+            VariantConfig::Ipow(p) => {
+                let mut l = format!("ipow q={} n={}", p.quorum, p.validators);
+                if has("extra") {
+                    l += &format!(" e={}", p.extra_max);
+                }
+                if p.byzantine_fraction > 0.0 {
+                    l += &format!(" f={} {}", p.byzantine_fraction, p.behaviour.name());
+                }
+                l
+            }
+            VariantConfig::Pow(p) => format!("pow d={}", p.difficulty_bits),
+        };
+        if has("threads")
+            && let Some(t) = c.threads
+        {
+            label += &format!(" t={t}");
+        }
+        if has("contracts")
+            && let Some(m) = c.contracts
+        {
+            label += &format!(" m={m}");
+        }
+        c.label = label;
+    }
+    for k in 0..cases.len() {
+        if cases[..k].iter().any(|c| c.label == cases[k].label) {
+            cases[k].label = format!("{}#{k}", cases[k].label);
+        }
+    }
+}

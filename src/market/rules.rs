@@ -1,0 +1,231 @@
+//! The market's ground types: what validators check against ([`MarketRules`]), a batch of
+//! transactions with their ground truth and readings ([`Workload`]), and the generator's
+//! parameters. The generator itself is [`crate::market::generator`].
+
+use crate::base::amount::{Energy, Price};
+use crate::base::domain::{Address, DeliveryTime};
+use crate::base::domain::{PURCHASER_BASE, SELLER_BASE, TRANSMISSION_MAX};
+use crate::contract::SignedContract;
+use crate::crypto::keys::KeyRegistry;
+use crate::ledger::Reading;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Why a planted transaction is invalid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlantedReason {
+    /// A signature made with the wrong key.
+    ForgedSignature,
+    /// An amount changed after signing.
+    TamperedAmount,
+    /// Energy above the seller's declared capacity.
+    EnergyOverCapacity,
+    /// An auxiliary-service contract with missing or empty service content.
+    MalformedAuxService,
+    /// A copy of an already committed contract.
+    ReplayedContract,
+    /// A trade that overloads a line on its own (planted only on a grid).
+    CongestingTrade,
+}
+
+impl PlantedReason {
+    /// All kinds, in the order they are drawn.
+    pub const ALL: [PlantedReason; 6] = [
+        PlantedReason::ForgedSignature,
+        PlantedReason::TamperedAmount,
+        PlantedReason::EnergyOverCapacity,
+        PlantedReason::MalformedAuxService,
+        PlantedReason::ReplayedContract,
+        PlantedReason::CongestingTrade,
+    ];
+}
+
+/// Ground truth for one transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Truth {
+    /// A valid contract.
+    Valid,
+    /// Planted invalid, for this reason.
+    Invalid(PlantedReason),
+}
+
+/// Parameters of a generated market. Serialized into dataset headers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadParams {
+    /// Seed of everything: keys, contracts, planted faults, readings.
+    pub seed: u64,
+    /// Contracts to generate.
+    pub contracts: usize,
+    /// Electricity sales companies.
+    pub sellers: u32,
+    /// Purchasers.
+    pub purchasers: u32,
+    /// Transmission companies (each owns a region of the grid).
+    pub transmission_companies: u32,
+    /// Grid operators (one per region; accounts, no contracts).
+    #[serde(default)]
+    pub grid_operators: u32,
+    /// Generators at the source end (accounts, no contracts).
+    #[serde(default)]
+    pub sources: u32,
+    /// Planted invalid transactions per million.
+    pub invalid_ppm: u32,
+    /// Contracts whose meter readings show a default, per million.
+    #[serde(default)]
+    pub default_ppm: u32,
+    /// Pareto skew of who trades, as alpha x 1000 (0: uniform). See [`Market`].
+    #[serde(default)]
+    pub pareto_alpha_milli: u32,
+}
+
+impl WorkloadParams {
+    /// The paper's market scaled up: 40 sellers, 400 purchasers, 4 transmission companies,
+    /// 5% of transactions planted invalid.
+    pub fn scaled_paper(seed: u64, contracts: usize) -> Self {
+        Self {
+            seed,
+            contracts,
+            sellers: 40,
+            purchasers: 400,
+            transmission_companies: 4,
+            grid_operators: 0,
+            sources: 0,
+            invalid_ppm: 50_000,
+            default_ppm: 0,
+            pareto_alpha_milli: 0,
+        }
+    }
+
+    /// `participants` split by role: 10% sellers, 2% transmission companies (at most 3,840),
+    /// as many grid operators, 2% sources, one government supervisor, the rest purchasers
+    /// (at least one of each role that signs).
+    pub fn for_participants(seed: u64, participants: u32, contracts: usize) -> Self {
+        let tenth = (participants / 10).max(1);
+        let fiftieth = (participants / 50).clamp(1, TRANSMISSION_MAX);
+        let others = tenth + 2 * fiftieth + (participants / 50).max(1) + 1;
+        Self {
+            seed,
+            contracts,
+            sellers: tenth,
+            purchasers: participants.saturating_sub(others).max(1),
+            transmission_companies: fiftieth,
+            grid_operators: fiftieth,
+            sources: (participants / 50).max(1),
+            invalid_ppm: 50_000,
+            default_ppm: 20_000,
+            pareto_alpha_milli: 0,
+        }
+    }
+
+    /// Every participant counted, the supervisor included.
+    pub fn participant_count(&self) -> u64 {
+        [
+            self.sellers,
+            self.purchasers,
+            self.transmission_companies,
+            self.grid_operators,
+            self.sources,
+            1,
+        ]
+        .iter()
+        .map(|&n| u64::from(n))
+        .sum()
+    }
+}
+
+/// A fraction from 0 to 1 as parts per million; the error says what is wrong with `x`.
+pub fn fraction_ppm(x: f64) -> Result<u32, String> {
+    if !(0.0..=1.0).contains(&x) {
+        return Err(format!("{x} is outside 0..=1"));
+    }
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    Ok((x * 1e6).round() as u32)
+}
+
+/// A Pareto alpha (0 for uniform, else 0.1 to 100) as alpha x 1000.
+pub fn pareto_alpha_milli(alpha: f64) -> Result<u32, String> {
+    if !(alpha == 0.0 || (alpha.is_finite() && (0.1..=100.0).contains(&alpha))) {
+        return Err(format!(
+            "{alpha} must be 0 (uniform) or a Pareto alpha from 0.1 to 100"
+        ));
+    }
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    Ok((alpha * 1000.0).round() as u32)
+}
+
+/// What every validator knows about the market: keys, declared limits, bounds, watermarks.
+#[derive(Clone, Debug)]
+pub struct MarketRules {
+    /// Admitted keys.
+    pub registry: KeyRegistry,
+    /// Seller capacities (MWh per contract), indexed by `Address.0 - SELLER_BASE`.
+    pub capacity: Vec<Energy>,
+    /// Purchaser demands (MWh per contract), indexed by `Address.0 - PURCHASER_BASE`.
+    pub demand: Vec<Energy>,
+    /// Lowest acceptable unit price.
+    pub price_min: Price,
+    /// Highest acceptable unit price.
+    pub price_max: Price,
+    /// Highest acceptable auxiliary-service price.
+    pub aux_price_max: Price,
+    /// Delivery window of the trading period, inclusive start, exclusive end.
+    pub window: (DeliveryTime, DeliveryTime),
+    /// Sequence numbers at or below this were committed before the run (replay watermark).
+    pub seq_watermark: u64,
+    /// The address of `capacity[0]` ([`SELLER_BASE`] in generated markets).
+    pub seller_base: u32,
+    /// The address of `demand[0]` ([`PURCHASER_BASE`] in generated markets).
+    pub purchaser_base: u32,
+}
+
+impl MarketRules {
+    /// No participants, zero bounds.
+    pub fn empty() -> Self {
+        Self {
+            registry: KeyRegistry::new(),
+            capacity: Vec::new(),
+            demand: Vec::new(),
+            price_min: Price::ZERO,
+            price_max: Price::ZERO,
+            aux_price_max: Price::ZERO,
+            window: (DeliveryTime(0), DeliveryTime(0)),
+            seq_watermark: 0,
+            seller_base: SELLER_BASE,
+            purchaser_base: PURCHASER_BASE,
+        }
+    }
+
+    /// The capacity the seller at `address` declared, if it is a seller.
+    pub fn seller_capacity(&self, address: Address) -> Option<Energy> {
+        let i = address.0.checked_sub(self.seller_base)?;
+        self.capacity.get(i as usize).copied()
+    }
+
+    /// The demand the purchaser at `address` declared, if it is a purchaser.
+    pub fn purchaser_demand(&self, address: Address) -> Option<Energy> {
+        let i = address.0.checked_sub(self.purchaser_base)?;
+        self.demand.get(i as usize).copied()
+    }
+}
+
+/// The most transactions a workload may hold: transaction indices are `u32` throughout.
+pub const MAX_TRANSACTIONS: usize = u32::MAX as usize;
+
+/// A generated workload (or one batch of a market): the market's rules, the transactions,
+/// their ground truth and their meter readings.
+#[derive(Clone, Debug)]
+pub struct Workload {
+    /// How it was made.
+    pub params: WorkloadParams,
+    /// What validators check against (shared by every batch of a market).
+    pub rules: Arc<MarketRules>,
+    /// Transactions in submission order.
+    pub transactions: Vec<SignedContract>,
+    /// Ground truth, one per transaction.
+    pub truth: Vec<Truth>,
+    /// What the meters read at delivery, one per transaction.
+    pub readings: Vec<Reading>,
+}

@@ -1,0 +1,850 @@
+//! The files of an `ipow compare` report: `report.md`, `report.html` (self-contained, plots
+//! inline), `summary.json`, `transactions.csv` and `plots/*.svg`. Every table is rendered from
+//! [`Comparison::rows`] and [`Comparison::summaries`], so the Markdown, the HTML and the JSON
+//! print the same figures; the CSV is the runs' per-transaction records.
+//!
+//! A report directory is written whole or not at all: the files go to a sibling temporary
+//! directory, which then replaces `DIR` (an existing `DIR` must be empty or hold an earlier
+//! report, recognised by its `summary.json`).
+
+pub mod paper;
+pub mod plot;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::consensus::Outcome;
+use crate::lab::compare::{Comparison, Row, Summary, approves_invalid, theoretical_wrong_rate};
+use crate::pipeline::VariantConfig;
+use crate::report::plot::{Panel, Series};
+use crate::validate::Verdict;
+
+/// The format tag of `summary.json`.
+pub const FORMAT: &str = "ipow-compare/1";
+
+/// A duration in microseconds, scaled to fit: "840 us", "12.50 ms", "1.204 s".
+pub fn duration_us(us: u64) -> String {
+    match us {
+        0..1_000 => format!("{us} us"),
+        1_000..1_000_000 => format!("{:.2} ms", us as f64 / 1e3),
+        _ => format!("{:.3} s", us as f64 / 1e6),
+    }
+}
+
+/// A rate as a percentage with three significant figures ("2.39%", "0.0120%", "0%").
+pub fn percent(rate: f64) -> String {
+    let p = rate * 100.0;
+    if p == 0.0 {
+        return "0%".into();
+    }
+    let digits = if p >= 10.0 {
+        1
+    } else if p >= 1.0 {
+        2
+    } else {
+        // p in (0, 1): -log10 is positive and small; clamped to 8 decimals.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let d = (2.0 - p.log10().floor()).clamp(2.0, 8.0) as usize;
+        d
+    };
+    format!("{p:.digits$}%")
+}
+
+/// One figure of the report.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Plot {
+    /// File name under `plots/`.
+    pub file: String,
+    /// What it shows.
+    pub title: String,
+    /// Why it is not drawn, when it is not (the scenario does not vary what it is against).
+    pub absent: Option<String>,
+    /// The SVG document, when drawn.
+    #[serde(skip)]
+    pub svg: String,
+}
+
+/// Why a report could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// A file or directory.
+    #[error("{path}: {message}")]
+    Io {
+        /// The path.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A chart.
+    #[error(transparent)]
+    Plot(#[from] crate::report::plot::PlotError),
+}
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> ReportError + '_ {
+    move |e| ReportError::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// The parameter a plot is drawn against: its name, the token that names it in case labels,
+/// and its value in a case's parameters.
+struct Axis {
+    key: &'static str,
+    token: &'static str,
+    label: &'static str,
+    file: &'static str,
+    log: bool,
+}
+
+const AXES: [Axis; 5] = [
+    Axis {
+        key: "quorum",
+        token: "q=",
+        label: "quorum q",
+        file: "vs-quorum.svg",
+        log: false,
+    },
+    Axis {
+        key: "validators",
+        token: "n=",
+        label: "validators",
+        file: "vs-validators.svg",
+        log: false,
+    },
+    Axis {
+        key: "difficulty",
+        token: "d=",
+        label: "PoW difficulty (bits)",
+        file: "vs-difficulty.svg",
+        log: false,
+    },
+    Axis {
+        key: "threads",
+        token: "t=",
+        label: "threads",
+        file: "vs-threads.svg",
+        log: false,
+    },
+    Axis {
+        key: "contracts",
+        token: "m=",
+        label: "contracts in the market",
+        file: "vs-contracts.svg",
+        log: true,
+    },
+];
+
+/// The case label without the token of `axis`: the name of the series a case belongs to.
+fn series_name(label: &str, token: &str) -> String {
+    label
+        .split(' ')
+        .filter(|t| !t.starts_with(token))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Every plot of the report, drawn or with the reason it is not.
+pub fn plots(c: &Comparison) -> Result<Vec<Plot>, ReportError> {
+    let summaries = c.summaries();
+    let mut out = Vec::new();
+    for axis in &AXES {
+        // Series: cases that have this parameter, grouped by everything else in their label.
+        let mut groups: Vec<(String, Vec<(f64, &Summary)>)> = Vec::new();
+        for s in &summaries {
+            let Some(x) = s.parameters[axis.key].as_f64() else {
+                continue;
+            };
+            let name = series_name(&s.label, axis.token);
+            match groups.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, pts)) => pts.push((x, s)),
+                None => groups.push((name, vec![(x, s)])),
+            }
+        }
+        let title = format!("Throughput and p99 latency against {}", axis.label);
+        if !groups.iter().any(|(_, pts)| {
+            pts.iter()
+                .any(|(x, _)| pts.iter().any(|(y, _)| (x - y).abs() > 0.0))
+        }) {
+            out.push(Plot {
+                file: axis.file.into(),
+                title,
+                absent: Some(format!("the scenario does not vary {}", axis.key)),
+                svg: String::new(),
+            });
+            continue;
+        }
+        let series = |f: &dyn Fn(&Summary) -> f64| -> Vec<Series> {
+            groups
+                .iter()
+                .map(|(name, pts)| {
+                    let mut p: Vec<(f64, f64)> = pts.iter().map(|(x, s)| (*x, f(s))).collect();
+                    p.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    Series {
+                        name: name.clone(),
+                        points: p,
+                        theory: false,
+                        markers: true,
+                    }
+                })
+                .collect()
+        };
+        let svg = crate::report::plot::svg(&[
+            Panel {
+                title: "committed tx/s (median)".into(),
+                x_label: axis.label.into(),
+                y_label: "tx/s".into(),
+                series: series(&|s| s.throughput_per_s.median),
+                log_x: axis.log,
+            },
+            Panel {
+                title: "p99 latency, submission to commit (median)".into(),
+                x_label: axis.label.into(),
+                y_label: "ms".into(),
+                series: series(&|s| s.latency_p99_us.median / 1e3),
+                log_x: axis.log,
+            },
+        ])?;
+        out.push(Plot {
+            file: axis.file.into(),
+            title,
+            absent: None,
+            svg,
+        });
+    }
+    out.push(byzantine_plot(c, &summaries)?);
+    out.push(cdf_plot(c)?);
+    Ok(out)
+}
+
+/// Measured wrong-accept rate against the Byzantine fraction, beside the protocol model's curve
+/// for each (validators, quorum, extra).
+fn byzantine_plot(c: &Comparison, summaries: &[Summary]) -> Result<Plot, ReportError> {
+    let title = "Wrong-accept rate against the Byzantine fraction, with the theoretical curve";
+    let file = "wrong-accepts-vs-byzantine.svg";
+    let mut groups: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    let mut curves: Vec<(u32, u32, u32)> = Vec::new();
+    let mut f_max: f64 = 0.5;
+    for s in summaries {
+        let VariantConfig::Ipow(p) = &c.cases[s.case].config.variant else {
+            continue;
+        };
+        if !approves_invalid(p.behaviour) {
+            continue;
+        }
+        let name = format!(
+            "{} {} (measured)",
+            series_name(&series_name(&s.label, "f="), p.behaviour.name()),
+            p.behaviour.name()
+        );
+        let point = (p.byzantine_fraction, s.wrong_accept_rate);
+        match groups.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, pts)) => pts.push(point),
+            None => groups.push((name, vec![point])),
+        }
+        let key = (p.validators, p.quorum, p.extra_max);
+        if !curves.contains(&key) {
+            curves.push(key);
+        }
+        f_max = f_max.max(p.byzantine_fraction);
+    }
+    if groups.is_empty() {
+        return Ok(Plot {
+            file: file.into(),
+            title: title.into(),
+            absent: Some("the scenario has no IPOW case whose Byzantine validators can approve an invalid transaction".into()),
+            svg: String::new(),
+        });
+    }
+    let mut series: Vec<Series> = groups
+        .into_iter()
+        .map(|(name, mut points)| {
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            Series {
+                name,
+                points,
+                theory: false,
+                markers: true,
+            }
+        })
+        .collect();
+    for (n, q, e) in curves {
+        let points = (0..=100)
+            .map(|i| {
+                let f = f_max * f64::from(i) / 100.0;
+                (f, theoretical_wrong_rate(n, q, e, f))
+            })
+            .collect();
+        series.push(Series {
+            name: format!("model q={q} n={n} e={e}"),
+            points,
+            theory: true,
+            markers: false,
+        });
+    }
+    let svg = crate::report::plot::svg(&[Panel {
+        title: "wrong accepts / transactions an honest validator rejects".into(),
+        x_label: "Byzantine fraction".into(),
+        y_label: "wrong-accept rate".into(),
+        series,
+        log_x: false,
+    }])?;
+    Ok(Plot {
+        file: file.into(),
+        title: title.into(),
+        absent: None,
+        svg,
+    })
+}
+
+/// Latency CDF (submission to commit) per case, over the committed transactions of its first
+/// repetition.
+fn cdf_plot(c: &Comparison) -> Result<Plot, ReportError> {
+    let mut series = Vec::new();
+    for run in c.runs.iter().filter(|r| r.repetition == 0) {
+        let mut lat: Vec<u64> = run
+            .report
+            .records
+            .iter()
+            .filter_map(|r| Some(r.committed_ns?.saturating_sub(r.submitted_ns) / 1000))
+            .collect();
+        if lat.is_empty() {
+            continue;
+        }
+        lat.sort_unstable();
+        let n = lat.len();
+        let steps = n.min(200);
+        let points = (1..=steps)
+            .map(|i| {
+                let k = (i * n).div_ceil(steps) - 1;
+                (lat[k].max(1) as f64 / 1e3, (k + 1) as f64 / n as f64)
+            })
+            .collect();
+        series.push(Series {
+            name: c.cases[run.case].label.clone(),
+            points,
+            theory: false,
+            markers: false,
+        });
+    }
+    let title = "Latency CDF per case, submission to commit (first repetition)";
+    if series.is_empty() {
+        return Ok(Plot {
+            file: "latency-cdf.svg".into(),
+            title: title.into(),
+            absent: Some("no transaction was committed".into()),
+            svg: String::new(),
+        });
+    }
+    let svg = crate::report::plot::svg(&[Panel {
+        title: "fraction committed within".into(),
+        x_label: "latency (ms, log scale)".into(),
+        y_label: "fraction of committed".into(),
+        series,
+        log_x: true,
+    }])?;
+    Ok(Plot {
+        file: "latency-cdf.svg".into(),
+        title: title.into(),
+        absent: None,
+        svg,
+    })
+}
+
+/// The results table's header, shared by Markdown and HTML.
+pub const RUN_COLUMNS: [&str; 17] = [
+    "case",
+    "rep",
+    "submitted",
+    "accepted",
+    "rejected",
+    "undecided",
+    "curtailed",
+    "throughput (tx/s)",
+    "p50",
+    "p95",
+    "p99",
+    "max",
+    "CPU-us / committed",
+    "validations",
+    "PoW nonces",
+    "wrong accepts (rate; expected ± sd)",
+    "wrong rejects (rate; expected ± sd)",
+];
+
+fn wrong(n: u64, of: u64, rate: f64, expected: f64, sd: f64) -> String {
+    let sd_rate = if of == 0 { 0.0 } else { sd / of as f64 };
+    format!(
+        "{n} / {of} ({}; {} ± {})",
+        percent(rate),
+        percent(expected),
+        percent(sd_rate)
+    )
+}
+
+fn run_cells(r: &Row) -> Vec<String> {
+    vec![
+        r.label.clone(),
+        r.repetition.to_string(),
+        r.submitted.to_string(),
+        r.accepted.to_string(),
+        r.rejected.to_string(),
+        r.undecided.to_string(),
+        r.curtailed.to_string(),
+        format!("{:.0}", r.throughput_per_s),
+        duration_us(r.latency_p50_us),
+        duration_us(r.latency_p95_us),
+        duration_us(r.latency_p99_us),
+        duration_us(r.latency_max_us),
+        format!("{:.1}", r.cpu_seconds_per_committed * 1e6),
+        r.validations.to_string(),
+        r.hashes.to_string(),
+        wrong(
+            r.wrong_accepts,
+            r.honest_invalid,
+            r.wrong_accept_rate,
+            r.expected_wrong_accept_rate,
+            r.wrong_accept_sd,
+        ),
+        wrong(
+            r.wrong_rejects,
+            r.honest_valid,
+            r.wrong_reject_rate,
+            r.expected_wrong_reject_rate,
+            r.wrong_reject_sd,
+        ),
+    ]
+}
+
+/// The ratio table's header.
+pub const SUMMARY_COLUMNS: [&str; 9] = [
+    "case",
+    "throughput (tx/s)",
+    "throughput ratio",
+    "p99",
+    "p99 ratio",
+    "CPU-us / committed",
+    "CPU ratio",
+    "wrong-accept rate (expected)",
+    "wrong-reject rate (expected)",
+];
+
+fn spread_ratio(s: &crate::lab::compare::Spread) -> String {
+    format!("{:.3} [{:.3}, {:.3}]", s.median, s.min, s.max)
+}
+
+fn summary_cells(s: &Summary) -> Vec<String> {
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let us = |v: f64| duration_us(v.round() as u64);
+    vec![
+        s.label.clone(),
+        format!(
+            "{:.0} [{:.0}, {:.0}]",
+            s.throughput_per_s.median, s.throughput_per_s.min, s.throughput_per_s.max
+        ),
+        spread_ratio(&s.throughput_ratio),
+        format!(
+            "{} [{}, {}]",
+            us(s.latency_p99_us.median),
+            us(s.latency_p99_us.min),
+            us(s.latency_p99_us.max)
+        ),
+        spread_ratio(&s.latency_p99_ratio),
+        format!("{:.1}", s.cpu_seconds_per_committed.median * 1e6),
+        spread_ratio(&s.cpu_ratio),
+        format!(
+            "{} ({})",
+            percent(s.wrong_accept_rate),
+            percent(s.expected_wrong_accept_rate)
+        ),
+        format!(
+            "{} ({})",
+            percent(s.wrong_reject_rate),
+            percent(s.expected_wrong_reject_rate)
+        ),
+    ]
+}
+
+fn setup_pairs(c: &Comparison) -> Vec<(&'static str, String)> {
+    let s = &c.setup;
+    let m = &s.machine;
+    vec![
+        (
+            "machine",
+            format!(
+                "{}, {} cores, {:.1} GiB, {}",
+                m.cpu,
+                m.cores,
+                m.memory_bytes as f64 / f64::from(1u32 << 30),
+                m.os
+            ),
+        ),
+        (
+            "build",
+            format!(
+                "ipow {} at git {}, {}",
+                m.ipow_version, m.git_revision, m.rustc
+            ),
+        ),
+        ("scenario", format!("{} ({})", s.scenario, s.source)),
+        ("grid", s.grid.clone().unwrap_or_else(|| "none".into())),
+        (
+            "market",
+            format!(
+                "seed {}; {}",
+                s.seed,
+                serde_json::to_string(&s.market).unwrap_or_default()
+            ),
+        ),
+        (
+            "load",
+            format!(
+                "{}, at most {} transactions per period",
+                s.load, s.period_txs
+            ),
+        ),
+        (
+            "repetitions",
+            format!(
+                "{}, interleaved (every case once per repetition, in case order)",
+                s.repetitions
+            ),
+        ),
+        (
+            "sweep",
+            if s.swept.is_empty() {
+                "none".into()
+            } else {
+                format!("{} over {}", s.sweep, s.swept.join(", "))
+            },
+        ),
+        ("baseline", s.baseline.clone()),
+    ]
+}
+
+const DEFINITIONS: [&str; 6] = [
+    "**throughput**: committed transactions / wall time of the run (workload generation excluded).",
+    "**latency**: from a transaction's intended submission to the commit of its block (closed loop: every transaction is submitted at the start), percentiles from an HDR histogram at 3 significant digits.",
+    "**CPU-us / committed**: user + system CPU time of the process over the run, all threads, per committed transaction.",
+    "**wrong accepts**: accepted transactions that an honest validator rejects in the period that decided them (planted invalid, replayed, or curtailed by the congestion rule), over all such transactions; **wrong rejects** the converse. *Expected* is the protocol model (validators drawn without replacement from the actual set, ties answered by asking one more, up to q + extra), ± one binomial standard deviation.",
+    "**ratios**: each case against the baseline run of the same repetition (they ran side by side); median [min, max] over repetitions.",
+    "**curtailed**: valid contracts rejected because the period's congestion rule curtails them (right rejections).",
+];
+
+/// `report.md`.
+pub fn markdown(c: &Comparison, plots: &[Plot]) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# ipow compare: {}\n", c.setup.scenario);
+    if let Some(d) = &c.setup.description {
+        let _ = writeln!(md, "{d}\n");
+    }
+    let _ = writeln!(md, "## Setup\n\n| | |\n|---|---|");
+    for (k, v) in setup_pairs(c) {
+        let _ = writeln!(md, "| {k} | {} |", v.replace('|', "\\|"));
+    }
+    let _ = writeln!(md, "\n## Results per run\n");
+    md_table(&mut md, &RUN_COLUMNS, c.rows().iter().map(run_cells));
+    let _ = writeln!(
+        md,
+        "\n## Against the baseline ({}): median [min, max] over repetitions\n",
+        c.setup.baseline
+    );
+    md_table(
+        &mut md,
+        &SUMMARY_COLUMNS,
+        c.summaries().iter().map(summary_cells),
+    );
+    let _ = writeln!(md, "\n## Plots\n");
+    for p in plots {
+        match &p.absent {
+            None => {
+                let _ = writeln!(md, "### {}\n\n![{}](plots/{})\n", p.title, p.title, p.file);
+            }
+            Some(why) => {
+                let _ = writeln!(md, "- *{}*: not drawn, {why}.", p.title);
+            }
+        }
+    }
+    let _ = writeln!(md, "\n## Definitions\n");
+    for d in DEFINITIONS {
+        let _ = writeln!(md, "- {d}");
+    }
+    let _ = writeln!(
+        md,
+        "\nEvery figure above is in `summary.json`; every transaction of every run is a row of `transactions.csv`."
+    );
+    md
+}
+
+fn md_table(out: &mut String, columns: &[&str], rows: impl Iterator<Item = Vec<String>>) {
+    let _ = writeln!(out, "| {} |", columns.join(" | "));
+    let _ = writeln!(out, "|{}", "---|".repeat(columns.len()));
+    for r in rows {
+        let cells: Vec<String> = r.iter().map(|c| c.replace('|', "\\|")).collect();
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
+    }
+}
+
+/// Escapes text for HTML.
+pub fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// `report.html`: the same as the Markdown, self-contained, the plots inline.
+pub fn html(c: &Comparison, plots: &[Plot]) -> String {
+    let mut h = String::new();
+    let title = escape(&format!("ipow compare: {}", c.setup.scenario));
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\n<style>\n\
+         body{{font-family:sans-serif;margin:2em;color:#111}}\
+         table{{border-collapse:collapse;margin:1em 0;font-size:13px}}\
+         td,th{{border:1px solid #bbb;padding:3px 7px;text-align:right}}\
+         td:first-child,th:first-child{{text-align:left}}\
+         th{{background:#eef}} #setup td,#setup th{{text-align:left}} figure{{margin:1em 0}} svg{{max-width:100%;height:auto}}\n\
+         </style></head><body>\n<h1>{title}</h1>\n"
+    );
+    if let Some(d) = &c.setup.description {
+        let _ = writeln!(h, "<p>{}</p>", escape(d));
+    }
+    let _ = writeln!(h, "<h2>Setup</h2>\n<table id=\"setup\">");
+    for (k, v) in setup_pairs(c) {
+        let _ = writeln!(h, "<tr><th>{k}</th><td>{}</td></tr>", escape(&v));
+    }
+    let _ = writeln!(h, "</table>\n<h2>Results per run</h2>");
+    html_table(&mut h, "runs", &RUN_COLUMNS, c.rows().iter().map(run_cells));
+    let _ = writeln!(
+        h,
+        "<h2>Against the baseline ({}): median [min, max] over repetitions</h2>",
+        escape(&c.setup.baseline)
+    );
+    html_table(
+        &mut h,
+        "ratios",
+        &SUMMARY_COLUMNS,
+        c.summaries().iter().map(summary_cells),
+    );
+    let _ = writeln!(h, "<h2>Plots</h2>");
+    for p in plots {
+        match &p.absent {
+            None => {
+                // The SVG documents are inline; their XML declaration-free root element embeds as is.
+                let _ = writeln!(
+                    h,
+                    "<figure><figcaption>{}</figcaption>\n{}\n</figure>",
+                    escape(&p.title),
+                    p.svg
+                );
+            }
+            Some(why) => {
+                let _ = writeln!(
+                    h,
+                    "<p><em>{}</em>: not drawn, {}.</p>",
+                    escape(&p.title),
+                    escape(why)
+                );
+            }
+        }
+    }
+    let _ = writeln!(h, "<h2>Definitions</h2>\n<ul>");
+    for d in DEFINITIONS {
+        let _ = writeln!(h, "<li>{}</li>", emphasis(&escape(d)));
+    }
+    let _ = writeln!(h, "</ul>\n</body></html>");
+    h
+}
+
+/// Markdown's `**bold**` and `*italic*` as HTML: the pieces between markers alternate.
+fn emphasis(text: &str) -> String {
+    let mut out = String::new();
+    for (k, part) in text.split("**").enumerate() {
+        if k > 0 {
+            out += if k % 2 == 1 { "<b>" } else { "</b>" };
+        }
+        for (j, piece) in part.split('*').enumerate() {
+            if j > 0 {
+                out += if j % 2 == 1 { "<i>" } else { "</i>" };
+            }
+            out += piece;
+        }
+    }
+    out
+}
+
+fn html_table(
+    out: &mut String,
+    id: &str,
+    columns: &[&str],
+    rows: impl Iterator<Item = Vec<String>>,
+) {
+    let _ = write!(out, "<table id=\"{id}\"><tr>");
+    for c in columns {
+        let _ = write!(out, "<th>{}</th>", escape(c));
+    }
+    let _ = writeln!(out, "</tr>");
+    for r in rows {
+        let _ = write!(out, "<tr>");
+        for c in r {
+            let _ = write!(out, "<td>{}</td>", escape(&c));
+        }
+        let _ = writeln!(out, "</tr>");
+    }
+    let _ = writeln!(out, "</table>");
+}
+
+/// `summary.json`: one object with every figure in the tables.
+pub fn summary_json(c: &Comparison, plots: &[Plot]) -> serde_json::Value {
+    let cases: Vec<serde_json::Value> = (0..c.cases.len())
+        .map(|k| serde_json::json!({ "label": c.cases[k].label, "parameters": c.parameters(k) }))
+        .collect();
+    serde_json::json!({
+        "format": FORMAT,
+        "setup": c.setup,
+        "cases": cases,
+        "runs": c.rows(),
+        "summaries": c.summaries(),
+        "plots": plots,
+    })
+}
+
+/// The CSV header of `transactions.csv`.
+pub const CSV_HEADER: &str = "case,variant,repetition,tx,contract,submitted_ns,decided_ns,committed_ns,outcome,verdict,reason,truth,honest_verdict,validators_asked";
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+/// Writes `transactions.csv`: one row per transaction per run.
+pub fn write_csv(c: &Comparison, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    writeln!(out, "{CSV_HEADER}")?;
+    let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
+    for run in &c.runs {
+        let label = csv_field(&c.cases[run.case].label);
+        let ids = c.contract_ids.get(&c.cases[run.case].contracts);
+        for r in &run.report.records {
+            let outcome = match r.outcome {
+                Outcome::Accepted => "accepted",
+                Outcome::Rejected => "rejected",
+                Outcome::Undecided => "undecided",
+            };
+            let (verdict, reason) = match r.verdict {
+                None => ("", ""),
+                Some(Verdict::Valid) => ("valid", ""),
+                Some(Verdict::Invalid(why)) => ("invalid", why.name()),
+            };
+            let honest = match r.honest_valid {
+                None => "",
+                Some(true) => "valid",
+                Some(false) => "invalid",
+            };
+            writeln!(
+                out,
+                "{},{label},{},{},{},{},{},{},{outcome},{verdict},{reason},{},{honest},{}",
+                run.case,
+                run.repetition,
+                r.tx,
+                ids.and_then(|ids| ids.get(r.tx as usize))
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                r.submitted_ns,
+                opt(r.decided_ns),
+                opt(r.committed_ns),
+                crate::market::dataset::truth_name(r.truth),
+                r.validators_asked
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the whole report into `dir`, replacing an earlier report there; returns the files
+/// written, relative to `dir`.
+pub fn write(c: &Comparison, dir: &Path) -> Result<Vec<String>, ReportError> {
+    if dir.exists() {
+        let mut entries = std::fs::read_dir(dir).map_err(io_err(dir))?;
+        let empty = entries.next().is_none();
+        if !empty && !dir.join("summary.json").is_file() {
+            return Err(ReportError::Io {
+                path: dir.display().to_string(),
+                message:
+                    "exists and holds something other than an ipow report; choose another --out"
+                        .into(),
+            });
+        }
+    }
+    let plots = plots(c)?;
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).map_err(io_err(&parent))?;
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "report".into());
+    let tmp = parent.join(format!(".{name}.partial-{}", std::process::id()));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
+    }
+    let result = (|| -> Result<Vec<String>, ReportError> {
+        std::fs::create_dir_all(tmp.join("plots")).map_err(io_err(&tmp))?;
+        let mut files = Vec::new();
+        let mut put = |rel: &str, bytes: &[u8]| -> Result<(), ReportError> {
+            let path = tmp.join(rel);
+            std::fs::write(&path, bytes).map_err(io_err(&path))?;
+            files.push(rel.to_owned());
+            Ok(())
+        };
+        put("report.md", markdown(c, &plots).as_bytes())?;
+        put("report.html", html(c, &plots).as_bytes())?;
+        let json = serde_json::to_string_pretty(&summary_json(c, &plots)).map_err(|e| {
+            ReportError::Io {
+                path: "summary.json".into(),
+                message: e.to_string(),
+            }
+        })?;
+        put("summary.json", json.as_bytes())?;
+        for p in plots.iter().filter(|p| p.absent.is_none()) {
+            put(&format!("plots/{}", p.file), p.svg.as_bytes())?;
+        }
+        let csv_path = tmp.join("transactions.csv");
+        let file = std::fs::File::create(&csv_path).map_err(io_err(&csv_path))?;
+        let mut w = std::io::BufWriter::new(file);
+        write_csv(c, &mut w).map_err(io_err(&csv_path))?;
+        let file = w
+            .into_inner()
+            .map_err(|e| io_err(&csv_path)(e.into_error()))?;
+        file.sync_all().map_err(io_err(&csv_path))?;
+        files.push("transactions.csv".into());
+        Ok(files)
+    })();
+    let files = match result {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+    };
+    // Swap: the old report moves aside, the new one takes its name, the old one goes.
+    let old = parent.join(format!(".{name}.old-{}", std::process::id()));
+    if dir.exists() {
+        std::fs::rename(dir, &old).map_err(io_err(dir))?;
+    }
+    if let Err(e) = std::fs::rename(&tmp, dir) {
+        if old.exists() {
+            let _ = std::fs::rename(&old, dir);
+        }
+        return Err(io_err(dir)(e));
+    }
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(io_err(&old))?;
+    }
+    Ok(files)
+}

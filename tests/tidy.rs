@@ -5,7 +5,12 @@
 //!   lines above it, with a comment saying why on one of the four lines above;
 //! - no `todo!`, `unimplemented!` or `dbg!` anywhere;
 //! - no `f32` or `f64` in the money and contract modules;
-//! - every module opens with a `//!` line.
+//! - every module opens with a `//!` line;
+//! - layers: each folder of `src/` may `use crate::` only the folders below it in [`LAYERS`],
+//!   and only the binary (`src/main.rs`, `src/cli/`) names clap, anyhow or indicatif;
+//! - a ratchet on function length: no function over [`MAX_FN_LINES`] lines but those in
+//!   [`LONG_FUNCTIONS`], none of which may grow (and an entry that no longer needs its
+//!   allowance must be removed, so the list only shrinks).
 //!
 //! Lines from a `#[cfg(test)]` line to the end of its file are tests (ipow keeps unit tests at
 //! the end of a file; the check that this holds is part of the rules).
@@ -13,13 +18,94 @@
 use std::path::{Path, PathBuf};
 
 /// Modules that hold money, energy or contracts: no floating point at all.
-const EXACT_MODULES: [&str; 6] = [
-    "src/amount.rs",
-    "src/contract.rs",
-    "src/settle.rs",
-    "src/settlement.rs",
-    "src/readings.rs",
-    "src/paper.rs",
+const EXACT_MODULES: [&str; 7] = [
+    "src/base/amount.rs",
+    "src/contract/mod.rs",
+    "src/ledger/mod.rs",
+    "src/pipeline/settle.rs",
+    "src/market/readings.rs",
+    "src/market/paper.rs",
+    "src/report/paper.rs",
+];
+
+/// The folders of `src/`, lowest first: each may `use crate::` only the folders before it (and
+/// itself). `fuzz.rs` stands above them all; the binary (`main.rs`, `cli/`) uses the library
+/// by its public paths.
+const LAYERS: [&str; 13] = [
+    "base",
+    "crypto",
+    "contract",
+    "ledger",
+    "grid",
+    "market",
+    "validate",
+    "consensus",
+    "chain",
+    "pipeline",
+    "lab",
+    "report",
+    "fuzz",
+];
+
+/// Crates only the binary may name: argument parsing, its error type, the progress bars.
+const BINARY_ONLY: [&str; 3] = ["clap", "anyhow", "indicatif"];
+
+/// The most lines a function may take (signature to closing brace).
+const MAX_FN_LINES: usize = 70;
+
+/// Functions allowed over [`MAX_FN_LINES`] today, with their length: none may grow, and none
+/// may be added. Shorten one and lower (or remove) its entry.
+const LONG_FUNCTIONS: &[(&str, &str, usize)] = &[
+    ("src/base/amount.rs", "parse_fixed", 72),
+    ("src/chain/audit.rs", "audit", 106),
+    ("src/chain/audit.rs", "audit_period", 328),
+    ("src/chain/audit.rs", "check_consensus", 145),
+    ("src/chain/audit.rs", "check_slave_contents", 195),
+    ("src/chain/audit.rs", "diagnose_list", 114),
+    ("src/chain/audit.rs", "prove", 139),
+    ("src/chain/audit.rs", "read_genesis", 72),
+    ("src/chain/mod.rs", "build_period", 100),
+    ("src/chain/mod.rs", "verify_proof", 81),
+    ("src/consensus/ipow.rs", "run_period", 167),
+    ("src/consensus/pow.rs", "run_period", 71),
+    ("src/contract/mod.rs", "fill_well_formed", 75),
+    ("src/fuzz.rs", "mutate", 74),
+    ("src/grid/mod.rs", "new", 106),
+    ("src/grid/mod.rs", "parse", 228),
+    ("src/lab/compare.rs", "execute", 125),
+    ("src/lab/scenario.rs", "parse", 231),
+    ("src/lab/simulate.rs", "check_seed", 163),
+    ("src/lab/simulate.rs", "damage_found", 104),
+    ("src/lab/simulate.rs", "run_once", 94),
+    ("src/lab/stress.rs", "stress_size", 104),
+    ("src/ledger/mod.rs", "contract_transfers", 80),
+    ("src/ledger/mod.rs", "record", 91),
+    ("src/main.rs", "dataset_command", 108),
+    ("src/main.rs", "generate_command", 75),
+    ("src/main.rs", "grid_command", 78),
+    ("src/main.rs", "render_audit", 76),
+    ("src/main.rs", "render_run", 127),
+    ("src/main.rs", "run", 98),
+    ("src/main.rs", "run_command", 96),
+    ("src/main.rs", "scenario_command", 86),
+    ("src/main.rs", "settle_command", 94),
+    ("src/main.rs", "stress_command", 105),
+    ("src/market/dataset.rs", "check_and_decode", 115),
+    ("src/market/dataset.rs", "from_json", 120),
+    ("src/market/dataset.rs", "read_batch", 71),
+    ("src/market/dataset.rs", "read_header", 147),
+    ("src/market/generator.rs", "new", 121),
+    ("src/market/paper.rs", "from_json", 99),
+    ("src/pipeline/metrics.rs", "report", 123),
+    ("src/pipeline/settle.rs", "settle_dataset", 86),
+    ("src/report/mod.rs", "byzantine_plot", 77),
+    ("src/report/mod.rs", "plots", 71),
+    ("src/report/mod.rs", "write", 82),
+    ("src/report/paper.rs", "build", 81),
+    ("src/report/paper.rs", "draw_tree", 83),
+    ("src/report/paper.rs", "render_text", 93),
+    ("src/report/plot.rs", "draw", 90),
+    ("src/validate/congestion.rs", "compute", 193),
 ];
 
 /// The code of a line: what comes before a `//` comment (strings holding `//` are rare enough
@@ -35,6 +121,84 @@ fn has_word(text: &str, word: &str) -> bool {
         let ident = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
         !ident(before) && !ident(after)
     })
+}
+
+/// The folder of `src/` a file belongs to (`fuzz` for `src/fuzz.rs`), or `None` for the
+/// binary and the crate root.
+fn layer_of(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("src/")?;
+    match rest.split_once('/') {
+        Some(("cli", _)) => None,
+        Some((folder, _)) => Some(folder),
+        None => rest.strip_suffix(".rs").filter(|m| *m == "fuzz"),
+    }
+}
+
+/// Imports that point up, or at a folder the layers do not know.
+fn layer_violations(path: &str, lines: &[&str], out: &mut Vec<String>) {
+    let binary = path == "src/main.rs" || path.starts_with("src/cli/");
+    let layer = layer_of(path).and_then(|l| LAYERS.iter().position(|x| *x == l));
+    if let (Some(folder), None) = (layer_of(path), layer) {
+        out.push(format!("{path}:1: folder `{folder}` is not in the layers"));
+    }
+    for (n, line) in lines.iter().enumerate() {
+        let c = code(line);
+        if !binary {
+            for name in BINARY_ONLY {
+                if has_word(c, name) {
+                    out.push(format!("{path}:{}: `{name}` outside the binary", n + 1));
+                }
+            }
+        }
+        let Some(own) = layer else { continue };
+        for (i, _) in c.match_indices("crate::") {
+            let target: String = c[i + 7..]
+                .chars()
+                .take_while(|ch| ch.is_alphanumeric() || *ch == '_')
+                .collect();
+            match LAYERS.iter().position(|x| *x == target) {
+                Some(t) if t <= own => {}
+                Some(_) => out.push(format!(
+                    "{path}:{}: `{}` imports `{target}`, a layer above it",
+                    n + 1,
+                    LAYERS[own]
+                )),
+                None => out.push(format!(
+                    "{path}:{}: `crate::{target}` is not a folder in the layers",
+                    n + 1
+                )),
+            }
+        }
+    }
+}
+
+/// Every function before the tests: (name, first line, lines from signature to closing brace).
+fn functions(lines: &[&str], test_start: usize) -> Vec<(String, usize, usize)> {
+    let mut out = Vec::new();
+    for (n, line) in lines[..test_start].iter().enumerate() {
+        let trimmed = line.trim_start();
+        let indent = &line[..line.len() - trimmed.len()];
+        let sig = ["pub ", "pub(crate) ", "pub(super) ", "const ", "unsafe "]
+            .iter()
+            .fold(trimmed, |s, p| s.strip_prefix(p).unwrap_or(s));
+        let Some(rest) = sig.strip_prefix("fn ") else {
+            continue;
+        };
+        let name: String = rest
+            .chars()
+            .take_while(|ch| ch.is_alphanumeric() || *ch == '_')
+            .collect();
+        let close = format!("{indent}}}");
+        let end = lines[n..test_start].iter().position(|l| {
+            *l == close || (l.trim_end().ends_with(';') && !l.contains('{') && *l == *line)
+        });
+        if let Some(e) = end
+            && !(e == 0 && line.trim_end().ends_with(';'))
+        {
+            out.push((name, n + 1, e + 1));
+        }
+    }
+    out
 }
 
 /// Every rule broken in `text` (a file at `path`, relative to the crate root).
@@ -56,6 +220,18 @@ fn violations(path: &str, text: &str) -> Vec<String> {
             out.push(format!(
                 "{path}:{}: a #[cfg(test)] module must be the last item of its file",
                 test_start + 1
+            ));
+        }
+    }
+    layer_violations(path, &lines, &mut out);
+    for (name, at, len) in functions(&lines, test_start) {
+        let allowed = LONG_FUNCTIONS
+            .iter()
+            .find(|(p, f, _)| *p == path && *f == name)
+            .map_or(MAX_FN_LINES, |e| e.2);
+        if len > allowed {
+            out.push(format!(
+                "{path}:{at}: fn `{name}` is {len} lines, over its allowance of {allowed}"
             ));
         }
     }
@@ -128,7 +304,39 @@ fn the_source_keeps_the_tidy_rules() {
             .replace('\\', "/");
         broken.extend(violations(&rel, &std::fs::read_to_string(f).unwrap()));
     }
+    for module in EXACT_MODULES {
+        if !root.join(module).is_file() {
+            broken.push(format!("{module}: listed as an exact module but not there"));
+        }
+    }
+    // The ratchet only tightens: an allowance its function no longer needs must go.
+    for (path, name, allowed) in LONG_FUNCTIONS {
+        let text = std::fs::read_to_string(root.join(path)).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let test_start = lines
+            .iter()
+            .position(|l| l.trim() == "#[cfg(test)]")
+            .unwrap_or(lines.len());
+        let longest = functions(&lines, test_start)
+            .into_iter()
+            .filter(|(f, _, _)| f == name)
+            .map(|(_, _, len)| len)
+            .max()
+            .unwrap_or(0);
+        if longest <= MAX_FN_LINES || longest < *allowed {
+            broken.push(format!(
+                "{path}: fn `{name}` is {longest} lines; lower its allowance of {allowed} \
+                 (remove it at {MAX_FN_LINES} or less)"
+            ));
+        }
+    }
     assert!(broken.is_empty(), "tidy:\n{}", broken.join("\n"));
+}
+
+/// A file holding one function of `lines` lines.
+fn long_fn(lines: usize) -> String {
+    let body = "    let _ = 1;\n".repeat(lines - 2);
+    format!("//! x\nfn f() {{\n{body}}}\n")
 }
 
 #[test]
@@ -154,7 +362,7 @@ fn each_tidy_rule_catches_what_it_names() {
         ("src/x.rs", "//! x\nfn f() { todo!() }\n", "todo!"),
         ("src/x.rs", "//! x\nfn f() { dbg!(1); }\n", "dbg!"),
         (
-            "src/amount.rs",
+            "src/base/amount.rs",
             "//! x\nfn f(x: f64) {}\n",
             "floating point",
         ),
@@ -163,6 +371,28 @@ fn each_tidy_rule_catches_what_it_names() {
             "//! x\n#[cfg(test)]\nmod tests {\n}\nfn after() {}\n",
             "last item",
         ),
+        (
+            "src/base/x.rs",
+            "//! x\nuse crate::market::rules::Workload;\n",
+            "a layer above it",
+        ),
+        (
+            "src/validate/x.rs",
+            "//! x\nfn f() { crate::pipeline::genesis(); }\n",
+            "a layer above it",
+        ),
+        (
+            "src/ledger/x.rs",
+            "//! x\nuse crate::nowhere::X;\n",
+            "not a folder",
+        ),
+        ("src/newfolder/x.rs", "//! x\n", "not in the layers"),
+        (
+            "src/report/x.rs",
+            "//! x\nuse anyhow::Context;\n",
+            "outside the binary",
+        ),
+        ("src/grid/x.rs", &long_fn(71), "over its allowance of 70"),
     ];
     for (path, text, expected) in bad {
         let v = violations(path, text);
@@ -183,10 +413,17 @@ fn each_tidy_rule_catches_what_it_names() {
         ),
         ("src/run.rs", "//! x\nfn f(x: f64) {}\n"),
         (
-            "src/amount.rs",
+            "src/base/amount.rs",
             "//! x\n// no f64 here, in a comment\nfn f(x: i64) {}\n",
         ),
-        ("src/amount.rs", "//! x\nfn f(x: my_f64) {}\n"),
+        ("src/base/amount.rs", "//! x\nfn f(x: my_f64) {}\n"),
+        (
+            "src/pipeline/x.rs",
+            "//! x\nuse crate::market::rules::Workload;\n",
+        ),
+        ("src/cli/x.rs", "//! x\nuse anyhow::Context;\n"),
+        ("src/grid/x.rs", &long_fn(70)),
+        ("src/grid/x.rs", "//! x\ntrait T {\n    fn f(&self);\n}\n"),
     ];
     for (path, text) in good {
         assert_eq!(violations(path, text), Vec::<String>::new(), "{text:?}");

@@ -36,6 +36,16 @@ pub struct PowParams {
     pub difficulty_bits: u8,
 }
 
+impl PowParams {
+    /// A difficulty of at most 64 bits (the target is a prefix of the hash's first 8 bytes).
+    pub fn new(difficulty_bits: u8) -> Result<Self, String> {
+        if difficulty_bits > 64 {
+            return Err(format!("{difficulty_bits} is above 64 bits"));
+        }
+        Ok(Self { difficulty_bits })
+    }
+}
+
 /// The result of a nonce search.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct MiningResult {

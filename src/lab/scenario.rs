@@ -464,16 +464,9 @@ pub fn parse(file: &str, text: &str, base: &Path) -> Result<Scenario, InputError
                             let d = difficulty.values();
                             let mut out = Vec::new();
                             for &di in &pick(d.len()) {
-                                if d[di] > 64 {
-                                    return Err(err(
-                                        &record,
-                                        "difficulty",
-                                        format!("{} is above 64 bits", d[di]),
-                                    ));
-                                }
-                                out.push(VariantConfig::Pow(PowParams {
-                                    difficulty_bits: d[di],
-                                }));
+                                let p = PowParams::new(d[di])
+                                    .map_err(|m| err(&record, "difficulty", m))?;
+                                out.push(VariantConfig::Pow(p));
                             }
                             out
                         }

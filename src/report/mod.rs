@@ -9,6 +9,7 @@
 
 pub mod paper;
 pub mod plot;
+pub mod text;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -382,7 +383,8 @@ fn wrong(n: u64, of: u64, rate: f64, expected: f64, sd: f64) -> String {
     )
 }
 
-fn run_cells(r: &Row) -> Vec<String> {
+/// One run's cells, in [`RUN_COLUMNS`]' order: the one cell renderer of every run table.
+pub fn run_cells(r: &Row) -> Vec<String> {
     vec![
         r.label.clone(),
         r.repetition.to_string(),

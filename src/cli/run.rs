@@ -1,0 +1,433 @@
+//! The commands that run the pipeline: `run`, a scenario, `compare` (and the main job),
+//! `stress` and `simulate`.
+
+use super::args::*;
+use super::progress::bar;
+use anyhow::Context as _;
+use ipow::market::rules::WorkloadParams;
+use ipow::pipeline::{Committed, Pipeline};
+use ipow::pipeline::{Load, RunConfig, RunReport};
+use ipow::report::duration_us;
+use ipow::report::text::*;
+
+pub(crate) fn run_command(args: &RunArgs) -> anyhow::Result<()> {
+    use std::io::IsTerminal as _;
+    if let Some(path) = &args.scenario {
+        return scenario_command(path, args.json);
+    }
+    if args.contracts > ipow::market::rules::MAX_TRANSACTIONS {
+        anyhow::bail!(
+            "--contracts {} is above the limit of {}",
+            args.contracts,
+            ipow::market::rules::MAX_TRANSACTIONS
+        );
+    }
+    let variant = variant_config(&args.variant, args.seed)?;
+    let pool = pool(args.threads)?;
+    let opening = ipow::base::amount::Money::parse(&args.opening_balance)
+        .with_context(|| format!("--opening-balance {:?}", args.opening_balance))?;
+    let settle_params = ipow::ledger::SettlementParams {
+        purchaser_share_bps: share_bps(&args.share)?,
+    };
+    let config = RunConfig {
+        variant,
+        period_txs: args.period_txs,
+        load: match args.rate {
+            Some(rate) => Load::OpenLoop { rate },
+            None => Load::ClosedLoop,
+        },
+    };
+    config
+        .load
+        .check()
+        .map_err(|m| anyhow::anyhow!("--{m} (transactions per second)"))?;
+    let mut params = WorkloadParams::scaled_paper(args.seed, args.contracts);
+    args.rates.apply(&mut params)?;
+    let terminal = std::io::stderr().is_terminal() && !args.json;
+    if terminal {
+        eprintln!("generating {} signed contracts...", args.contracts);
+    }
+    let market = args
+        .grid
+        .as_deref()
+        .map(load_grid_market(&params))
+        .transpose()?;
+    let announce = args.announce_commits;
+    let report = pool.install(|| -> anyhow::Result<RunReport> {
+        let generated = ipow::market::generator::Market::new(params.clone(), None);
+        let workload =
+            generated.batch(0..params.contracts.min(ipow::market::rules::MAX_TRANSACTIONS) as u64);
+        let mut writer = match &args.store {
+            Some(dir) => {
+                let members = generated.members.iter().map(Into::into).collect();
+                Some(ipow::chain::store::StoreWriter::create(
+                    dir,
+                    &ipow::pipeline::genesis(members, &config.variant),
+                )?)
+            }
+            None => None,
+        };
+        let bar = indicatif::ProgressBar::hidden();
+        bar.set_length(workload.transactions.len() as u64);
+        let started = std::time::Instant::now();
+        let addresses: Vec<_> = generated.members.iter().map(|m| m.address).collect();
+        let mut settler =
+            ipow::pipeline::settle::PeriodSettler::new(&addresses, opening, settle_params);
+        // --announce-commits: each period's consortium head once it is durable and settled.
+        let mut announce_commit = |c: &Committed<'_>| {
+            if let (true, Some(head)) = (announce, c.head) {
+                use std::io::Write as _;
+                let mut stdout = std::io::stdout().lock();
+                let _ = writeln!(stdout, "committed {} {}", c.period, hex::encode(head));
+                let _ = stdout.flush();
+            }
+        };
+        let mut pipeline = Pipeline::new(&config, &workload)
+            .grid(market.as_ref())
+            .settle(&mut settler)
+            .on_period(&mut announce_commit);
+        if let Some(writer) = writer.as_mut() {
+            pipeline = pipeline.record(writer);
+        }
+        let report = pipeline.run(&mut |done, _total| {
+            if terminal && bar.is_hidden() && started.elapsed().as_secs() >= 1 {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            }
+            bar.set_position(done);
+        })?;
+        bar.finish_and_clear();
+        Ok(report)
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render_run(&report));
+    }
+    Ok(())
+}
+
+pub(crate) fn simulate_command(
+    seeds: u64,
+    first: u64,
+    seed: Option<u64>,
+    json: bool,
+) -> anyhow::Result<()> {
+    use ipow::lab::simulate;
+    let work = simulate::work_dir();
+    if let Some(seed) = seed {
+        let result = simulate::run_seed(seed, &work);
+        let _ = std::fs::remove_dir_all(&work);
+        let report = result?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            println!(
+                "seed {seed}: every invariant holds (git {})",
+                simulate::REVISION
+            );
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        return Ok(());
+    }
+    let bar = bar(seeds, "seeds", json);
+    let summary = simulate::run_seeds(first, seeds, &work, &mut |r| {
+        if let Err(v) = r {
+            bar.suspend(|| eprintln!("FAILED {v}"));
+        }
+        bar.inc(1);
+    });
+    bar.finish_and_clear();
+    let _ = std::fs::remove_dir_all(&work);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print!("{}", render_simulation(&summary));
+    }
+    if !summary.failures.is_empty() {
+        anyhow::bail!(
+            "{} of {} seeds broke an invariant (git {}); the first: {}",
+            summary.failures.len(),
+            summary.seeds,
+            summary.revision,
+            summary.failures[0]
+        );
+    }
+    Ok(())
+}
+
+pub(crate) fn stress_command(args: &StressArgs) -> anyhow::Result<()> {
+    use ipow::lab::stress::{Step, StressConfig, stress_size};
+    let mut market = WorkloadParams::for_participants(args.seed, args.participants, 0);
+    args.rates.apply(&mut market)?;
+    if let Some(&s) = args
+        .sizes
+        .iter()
+        .find(|&&s| s == 0 || s > u64::from(u32::MAX))
+    {
+        anyhow::bail!("--sizes: {s} is outside 1..={}", u32::MAX);
+    }
+    let config = StressConfig {
+        sizes: args.sizes.clone(),
+        market: market.clone(),
+        run: RunConfig {
+            variant: variant_config(&args.variant, args.seed)?,
+            period_txs: args.period_txs,
+            load: Load::ClosedLoop,
+        },
+        batch: args.batch,
+        opening_balance: ipow::base::amount::Money::parse(&args.opening_balance)
+            .with_context(|| format!("--opening-balance {:?}", args.opening_balance))?,
+    };
+    let grid = args
+        .grid
+        .as_deref()
+        .map(load_grid_market(&market))
+        .transpose()?;
+    let pool = pool(args.threads)?;
+    if !args.json {
+        println!(
+            "stress: {} on {} threads, {} participants, batches of {}, grid {}",
+            config.run.variant_name(),
+            pool.current_num_threads(),
+            args.participants,
+            args.batch,
+            args.grid
+                .as_ref()
+                .map_or("none".into(), |g| g.display().to_string())
+        );
+        println!(
+            "{:>10} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6}",
+            "contracts",
+            "gen s",
+            "cons s",
+            "settle s",
+            "wall s",
+            "tx/s",
+            "commit/s",
+            "p50",
+            "p99",
+            "max",
+            "peak RSS",
+            "CPU s",
+            "money"
+        );
+    }
+    for &size in &config.sizes {
+        let multi = indicatif::MultiProgress::new();
+        let bars: Vec<indicatif::ProgressBar> = ["generate", "consensus", "settle"]
+            .iter()
+            .map(|w| multi.add(bar(size, w, args.json)))
+            .collect();
+        let row = pool.install(|| {
+            stress_size(&config, size, grid.as_ref(), &mut |step, done, _| {
+                let i = match step {
+                    Step::Generate => 0,
+                    Step::Consensus => 1,
+                    Step::Settle => 2,
+                };
+                bars[i].set_position(done);
+            })
+        })?;
+        for b in &bars {
+            b.finish_and_clear();
+        }
+        if args.json {
+            println!("{}", serde_json::to_string(&row)?);
+        } else {
+            let st = &row.stages;
+            #[allow(clippy::cast_precision_loss)]
+            let rss = row.peak_rss_bytes as f64 / f64::from(1u32 << 30);
+            println!(
+                "{:>10} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>10.0} {:>10.0} {:>9} {:>9} {:>9} {:>7.2}Gi {:>9.1} {:>6}",
+                row.contracts,
+                st.setup + st.generate,
+                st.consensus,
+                st.settle,
+                row.wall_seconds,
+                row.contracts_per_s,
+                row.committed_per_s,
+                duration_us(row.latency_commit.p50_us),
+                duration_us(row.latency_commit.p99_us),
+                duration_us(row.latency_commit.max_us),
+                rss,
+                row.cpu_seconds,
+                if row.conserved { "ok" } else { "LOST" }
+            );
+        }
+        if !row.conserved {
+            anyhow::bail!("size {size}: the ledger's total changed");
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn scenario_command(path: &std::path::Path, json: bool) -> anyhow::Result<()> {
+    use ipow::lab::scenario::{self, Market};
+    let sc = scenario::load(path)?;
+    if let Some(stress) = &sc.stress {
+        let Market::Generated(market) = &sc.market else {
+            anyhow::bail!(
+                "{}: stress: needs a generated market, not a dataset",
+                path.display()
+            );
+        };
+        let grid = sc
+            .grid
+            .as_deref()
+            .map(load_grid_market(market))
+            .transpose()?;
+        for (k, case) in sc.cases.iter().enumerate() {
+            let pool = pool(case.threads)?;
+            let config = ipow::lab::stress::StressConfig {
+                sizes: stress.sizes.clone(),
+                market: market.clone(),
+                run: case.config.clone(),
+                batch: stress.batch,
+                opening_balance: ipow::base::amount::Money::parse("100000000.00")?,
+            };
+            for &size in &stress.sizes {
+                let row = pool.install(|| {
+                    ipow::lab::stress::stress_size(&config, size, grid.as_ref(), &mut |_, _, _| {})
+                })?;
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"case": k, "name": case.label, "row": row})
+                    );
+                } else {
+                    println!(
+                        "{} {}: {size} contracts in {:.2} s ({:.0}/s), committed {}, peak RSS {:.2} GiB, money {}",
+                        sc.name,
+                        case.label,
+                        row.wall_seconds,
+                        row.contracts_per_s,
+                        row.accepted,
+                        f64::from(u32::try_from(row.peak_rss_bytes >> 20).unwrap_or(u32::MAX))
+                            / 1024.0,
+                        if row.conserved {
+                            "conserved"
+                        } else {
+                            "NOT CONSERVED"
+                        }
+                    );
+                }
+            }
+        }
+        return Ok(());
+    }
+    let grid = sc.grid.as_deref().map(ipow::grid::Grid::load).transpose()?;
+    let name = sc.grid.as_ref().map(|g| g.display().to_string());
+    let grid = grid.as_ref().zip(name.as_deref()).map(|(g, n)| (n, g));
+    let cmp = execute_with_progress(&sc, &path.display().to_string(), grid, json)?;
+    if json {
+        let runs: Vec<serde_json::Value> = cmp
+            .runs
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "repetition": r.repetition,
+                    "case": r.case,
+                    "label": cmp.cases[r.case].label,
+                    "report": r.report,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::json!({"scenario": sc.name, "runs": runs}));
+    } else {
+        println!(
+            "scenario {}: {} cases x {} repetitions (interleaved), grid {}",
+            sc.name,
+            sc.cases.len(),
+            sc.repetitions,
+            sc.grid
+                .as_ref()
+                .map_or("none".into(), |g| g.display().to_string())
+        );
+        print!("{}", render_rows(&cmp));
+    }
+    Ok(())
+}
+
+/// Runs a comparison with a progress bar over its runs when stderr is a terminal.
+pub(crate) fn execute_with_progress(
+    sc: &ipow::lab::scenario::Scenario,
+    source: &str,
+    grid: Option<(&str, &ipow::grid::Grid)>,
+    quiet: bool,
+) -> anyhow::Result<ipow::lab::compare::Comparison> {
+    let total = sc.cases.len() as u64 * u64::from(sc.repetitions);
+    let bar = bar(total, "runs", quiet);
+    let cmp = ipow::lab::compare::execute(sc, source, grid, &mut |done, _, label| {
+        bar.set_position(done as u64);
+        bar.set_message(label.to_owned());
+    })?;
+    bar.finish_and_clear();
+    Ok(cmp)
+}
+
+/// The built-in comparison `cargo run --release` runs: datasets/scenarios/default-compare.json
+/// on case118, both embedded in the binary.
+pub(crate) const DEFAULT_SCENARIO: &str =
+    include_str!("../../datasets/scenarios/default-compare.json");
+
+pub(crate) const DEFAULT_SCENARIO_NAME: &str = "datasets/scenarios/default-compare.json (embedded)";
+
+pub(crate) const DEFAULT_GRID: &str = include_str!("../../datasets/grids/pglib_opf_case118_ieee.m");
+
+pub(crate) const DEFAULT_GRID_NAME: &str = "pglib_opf_case118_ieee.m (embedded)";
+
+pub(crate) fn compare_command(args: &CompareArgs) -> anyhow::Result<()> {
+    let (sc, source, grid) = match &args.scenario {
+        Some(path) => {
+            let sc = ipow::lab::scenario::load(path)?;
+            if sc.stress.is_some() {
+                anyhow::bail!(
+                    "{}: stress: a stress scenario runs with `ipow run --scenario`, not compare",
+                    path.display()
+                );
+            }
+            let grid = sc.grid.as_deref().map(ipow::grid::Grid::load).transpose()?;
+            let grid = sc.grid.as_ref().map(|g| g.display().to_string()).zip(grid);
+            (sc, path.display().to_string(), grid)
+        }
+        None => {
+            let sc = ipow::lab::scenario::parse(
+                DEFAULT_SCENARIO_NAME,
+                DEFAULT_SCENARIO,
+                std::path::Path::new("datasets/scenarios"),
+            )?;
+            let grid = ipow::grid::Grid::parse(DEFAULT_GRID_NAME, DEFAULT_GRID)?;
+            (
+                sc,
+                DEFAULT_SCENARIO_NAME.to_owned(),
+                Some((DEFAULT_GRID_NAME.to_owned(), grid)),
+            )
+        }
+    };
+    eprintln!(
+        "ipow compare: {} ({}): {} cases x {} repetitions, interleaved",
+        sc.name,
+        source,
+        sc.cases.len(),
+        sc.repetitions
+    );
+    let started = std::time::Instant::now();
+    let cmp = execute_with_progress(
+        &sc,
+        &source,
+        grid.as_ref().map(|(n, g)| (n.as_str(), g)),
+        false,
+    )?;
+    let files = ipow::report::write(&cmp, &args.out)?;
+    print!("{}", render_rows(&cmp));
+    println!();
+    print!("{}", render_ratios(&cmp));
+    let shown = std::fs::canonicalize(&args.out).unwrap_or_else(|_| args.out.clone());
+    println!(
+        "\nreport written to {} in {:.1} s: {}",
+        shown.display(),
+        started.elapsed().as_secs_f64(),
+        files.join(", ")
+    );
+    Ok(())
+}

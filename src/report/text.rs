@@ -1,0 +1,420 @@
+//! The terminal's renderings of what the commands return: a run, an audit, a simulation, a
+//! comparison's rows and ratios, a grid's summary and flows, a dataset's settlement. Plain text,
+//! testable without the binary.
+
+use crate::pipeline::{RunReport, VariantConfig};
+use crate::report::duration_us;
+
+/// `ipow settle --dataset`: what settled, what was excluded and why, and the statements.
+pub fn render_dataset_settlement(r: &crate::pipeline::settle::DatasetSettlement) -> String {
+    const SHOWN: usize = 40;
+    let mut out = format!(
+        "settlement of {} (readings: {}), every account opening at {}, purchaser's share of \
+         transmission {} bps\n",
+        r.dataset, r.readings, r.opening_balance, r.purchaser_share_bps
+    );
+    let funds = r
+        .excluded
+        .iter()
+        .filter(|e| e.reason == "insufficient_funds")
+        .count();
+    out += &format!(
+        "contracts     {} in the file, {} pass the checks, {} settled, {} failed for lack of \
+         funds, {} rejected by the checks\n\n",
+        r.contracts,
+        r.accepted,
+        r.settled,
+        funds,
+        r.excluded.len() - funds
+    );
+    out += &crate::ledger::render_statements(&r.statements, "role", SHOWN);
+    out += &format!(
+        "\nbalance changes sum to zero: {}\n",
+        if r.conserved { "yes" } else { "NO" }
+    );
+    out
+}
+
+/// `ipow audit`: what was checked, the head verified, and every finding with its place.
+pub fn render_audit(r: &crate::chain::audit::AuditReport) -> String {
+    let mut out = format!(
+        "audit of {} as {}: {} complete periods; head {}\n",
+        r.store,
+        r.viewer,
+        r.periods,
+        r.head.as_deref().unwrap_or("(none)")
+    );
+    out += &format!(
+        "read          {} slave blocks ({} opened), {} master blocks, {} consortium blocks\n",
+        r.slave_blocks, r.slave_blocks_opened, r.master_blocks, r.consortium_blocks
+    );
+    out += &format!(
+        "checked       {} committed contracts, {} copies, {} signature sets, {} certificate \
+         entries, {} proof tags\n",
+        r.contracts_committed,
+        r.contract_copies_checked,
+        r.contracts_signature_checked,
+        r.certificate_entries_checked,
+        r.tags_checked
+    );
+    out += &format!(
+        "rate          {:.0} contracts/s over {:.3} s\n",
+        r.contracts_per_s, r.seconds
+    );
+    if let Some(b) = &r.baseline {
+        out += &format!(
+            "baseline      in memory {:.0} contracts/s over {:.3} s: the audit runs at {:.2}x\n",
+            b.contracts_per_s, b.seconds, b.audit_ratio
+        );
+    }
+    if r.torn_tail_bytes > 0 {
+        out += &format!(
+            "torn tail     {} bytes after the last complete period (a crash during a write), \
+             ignored\n",
+            r.torn_tail_bytes
+        );
+    }
+    if r.clean {
+        out += "clean: every link, root, signature and certificate verifies\n";
+    }
+    for f in &r.findings {
+        out += &format!("FINDING {}", f.chain);
+        if let Some(p) = f.period {
+            out += &format!(" period {p}");
+        }
+        if let Some(h) = f.height {
+            out += &format!(" height {h}");
+        }
+        if let Some(o) = f.offset {
+            out += &format!(" (log byte {o})");
+        }
+        if let Some(c) = &f.contract {
+            out += &format!(" contract {c}");
+        }
+        if let Some(p) = f.position {
+            out += &format!(" at position {p}");
+        }
+        if let Some(field) = &f.field {
+            out += &format!(" field {field}");
+        }
+        out += &format!(": {}\n", f.message);
+        for n in &f.path {
+            out += &format!(
+                "    node level {} index {} leaves [{}, {}): expected {} stored {}\n",
+                n.level,
+                n.index,
+                n.leaves.0,
+                n.leaves.1,
+                &n.expected[..16],
+                &n.stored[..16]
+            );
+        }
+    }
+    out
+}
+
+/// `ipow simulate`: seeds run, what they drew and every violation found.
+pub fn render_simulation(s: &crate::lab::simulate::Summary) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "seeds {}..{} (git {}): {} passed, {} failed, in {:.1} s",
+        s.first_seed,
+        s.first_seed + s.seeds,
+        s.revision,
+        s.passed,
+        s.failures.len(),
+        s.seconds
+    );
+    let _ = writeln!(
+        out,
+        "{} periods, {} transactions through validate, seal, settle and store",
+        s.periods, s.transactions
+    );
+    let _ = writeln!(
+        out,
+        "within the safety bound: {} seeds, {} wrong decisions",
+        s.seeds_within_bound, s.wrong_within_bound
+    );
+    let t = &s.tail_above_bound;
+    let _ = writeln!(
+        out,
+        "above it: {} wrong of {} decided in their first period, {:.1} expected (z = {:.2})",
+        t.wrong, t.decided, t.expected, s.tail_z
+    );
+    let _ = writeln!(out, "faults injected:");
+    for (k, v) in &s.faults {
+        let _ = writeln!(out, "  {k:<28} {v}");
+    }
+    for f in &s.failures {
+        let _ = writeln!(out, "FAILED {f}");
+    }
+    out
+}
+
+/// The report's run columns a terminal shows (the others are in `report.md`).
+const TERMINAL_RUN_COLUMNS: [&str; 12] = [
+    "case",
+    "rep",
+    "submitted",
+    "accepted",
+    "rejected",
+    "undecided",
+    "curtailed",
+    "throughput (tx/s)",
+    "p50",
+    "p99",
+    "CPU-us / committed",
+    "wrong accepts (rate; expected ± sd)",
+];
+
+/// The per-run results table for a terminal: the report's columns and cells
+/// ([`crate::report::RUN_COLUMNS`], [`crate::report::run_cells`]), a subset of them, aligned.
+pub fn render_rows(cmp: &crate::lab::compare::Comparison) -> String {
+    use crate::report::{RUN_COLUMNS, run_cells};
+    let pick: Vec<usize> = TERMINAL_RUN_COLUMNS
+        .iter()
+        .filter_map(|c| RUN_COLUMNS.iter().position(|r| r == c))
+        .collect();
+    let rows: Vec<Vec<String>> = cmp
+        .rows()
+        .iter()
+        .map(|r| {
+            let cells = run_cells(r);
+            pick.iter().map(|&k| cells[k].clone()).collect()
+        })
+        .collect();
+    text_table(&TERMINAL_RUN_COLUMNS, &rows)
+}
+
+/// Columns padded to their widest cell: the first left-aligned, the others right-aligned.
+pub fn text_table(columns: &[&str], rows: &[Vec<String>]) -> String {
+    let width = |k: usize| {
+        rows.iter()
+            .map(|r| r.get(k).map_or(0, |c| c.chars().count()))
+            .chain([columns[k].chars().count()])
+            .max()
+            .unwrap_or(0)
+    };
+    let widths: Vec<usize> = (0..columns.len()).map(width).collect();
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut out = String::new();
+        for (k, c) in cells.enumerate() {
+            let pad = widths[k].saturating_sub(c.chars().count());
+            if k == 0 {
+                out += c;
+                out += &" ".repeat(pad);
+            } else {
+                out += "  ";
+                out += &" ".repeat(pad);
+                out += c;
+            }
+        }
+        out.trim_end().to_owned() + "\n"
+    };
+    let mut out = line(&mut columns.iter().copied());
+    for r in rows {
+        out += &line(&mut r.iter().map(String::as_str));
+    }
+    out
+}
+
+/// The ratio table for a terminal.
+pub fn render_ratios(cmp: &crate::lab::compare::Comparison) -> String {
+    let mut out = format!(
+        "against {} (median [min, max] over repetitions):\n{:<26} {:>26} {:>26} {:>26}\n",
+        cmp.setup.baseline, "case", "throughput ratio", "p99 ratio", "CPU/tx ratio"
+    );
+    let s =
+        |x: &crate::lab::compare::Spread| format!("{:.3} [{:.3}, {:.3}]", x.median, x.min, x.max);
+    for c in cmp.summaries() {
+        out += &format!(
+            "{:<26} {:>26} {:>26} {:>26}\n",
+            c.label,
+            s(&c.throughput_ratio),
+            s(&c.latency_p99_ratio),
+            s(&c.cpu_ratio)
+        );
+    }
+    out
+}
+
+/// `ipow grid info`: buses, branches, slack bus and limits.
+pub fn render_grid_info(i: &crate::grid::GridInfo) -> String {
+    let mut out = format!("grid          {}\n", i.source);
+    out += &format!(
+        "buses         {} ({} with load, {:.1} MW in all); slack bus {}\n",
+        i.buses, i.load_buses, i.total_load_mw, i.slack_bus
+    );
+    out += &format!(
+        "branches      {} rows, {} in service, {} rows in parallel groups, negative reactance on rows {:?}\n",
+        i.branches, i.in_service_branches, i.parallel_branch_rows, i.negative_reactance_rows
+    );
+    out += &format!(
+        "limits        rateA on {} branches, {:.1} to {:.1} MVA; {} unlimited (rateA 0) or out of service\n",
+        i.limited_branches, i.rate_a_min, i.rate_a_max, i.unlimited_branches
+    );
+    out += &format!("generators    {}; baseMVA {}\n", i.generators, i.base_mva);
+    out
+}
+
+/// `ipow grid flows`: each branch's flow against its rating, overloaded branches marked.
+pub fn render_flows(r: &crate::grid::FlowReport, trades: usize) -> String {
+    let mut out = format!(
+        "{} trades; {} branches; {} overloaded\n",
+        trades,
+        r.flows.len(),
+        r.overloaded.len()
+    );
+    out += "branch   from     to        flow MW     rateA  loading\n";
+    let mut shown: Vec<&crate::grid::BranchFlow> = r.overloaded.iter().collect();
+    if shown.is_empty() {
+        // Nothing overloaded: the ten most loaded.
+        let mut all: Vec<&crate::grid::BranchFlow> = r.flows.iter().collect();
+        all.sort_by(|a, b| b.mw.abs().total_cmp(&a.mw.abs()));
+        shown = all.into_iter().take(10).collect();
+        out += "(no branch overloaded; the ten largest flows)\n";
+    }
+    for f in shown {
+        let loading = if f.rate_a > 0.0 {
+            format!("{:.3}", f.mw.abs() / f.rate_a)
+        } else {
+            "-".to_owned()
+        };
+        out += &format!(
+            "{:>6} {:>6} {:>6} {:>14.6} {:>9.1}  {}\n",
+            f.branch_index, f.from_bus, f.to_bus, f.mw, f.rate_a, loading
+        );
+    }
+    out
+}
+
+/// Microseconds with a unit that fits.
+pub fn render_run(r: &RunReport) -> String {
+    let mut out = String::new();
+    let params = match &r.config.variant {
+        VariantConfig::Ipow(p) => format!(
+            "validators {} quorum {} extra {} byzantine {:.3} ({} {:?})",
+            p.validators,
+            p.quorum,
+            p.extra_max,
+            p.byzantine_fraction,
+            p.byzantine_count(),
+            p.behaviour
+        ),
+        VariantConfig::Pow(p) => format!("difficulty {} bits", p.difficulty_bits),
+    };
+    let load = r.config.load.describe();
+    out += &format!(
+        "ipow run: {} ({params}), {load}, seed {}, {} threads\n",
+        r.variant, r.seed, r.threads
+    );
+    out += &format!(
+        "transactions  submitted {}  accepted {}  rejected {}  undecided {}\n",
+        r.submitted, r.accepted, r.rejected, r.undecided
+    );
+    out += &format!(
+        "safety        planted invalid {}  wrong accepts {} (expected {:.2})  wrong rejects {} (expected {:.2}); P(dishonest majority in a quorum) = {:.3e}\n",
+        r.planted_invalid,
+        r.wrong_accepts,
+        r.expected.wrong_accepts,
+        r.wrong_rejects,
+        r.expected.wrong_rejects,
+        r.expected.dishonest_majority_probability
+    );
+    out += &format!(
+        "throughput    {:.0} committed tx/s, {:.0} validations/s over {:.3} s\n",
+        r.committed_per_s, r.validations_per_s, r.wall_seconds
+    );
+    let l = &r.latency_commit;
+    out += &format!(
+        "latency       submission to commit: p50 {}  p95 {}  p99 {}  max {}\n",
+        duration_us(l.p50_us),
+        duration_us(l.p95_us),
+        duration_us(l.p99_us),
+        duration_us(l.max_us)
+    );
+    let s = &r.stages_seconds;
+    out += &format!(
+        "stages        assign {:.3} s  validate {:.3} s  tally {:.3} s  seal {:.3} s\n",
+        s.assign, s.validate, s.tally, s.seal
+    );
+    out += &format!(
+        "work          {} validations, {} timeouts, {} hashes; {:.2} CPU-s in all, {:.1} CPU-us per committed tx\n",
+        r.work.validations,
+        r.work.timeouts,
+        r.work.hashes,
+        r.cpu_seconds,
+        r.cpu_seconds_per_committed * 1e6
+    );
+    out += &format!("congestion    {}\n", r.congestion_stage);
+    if let Some(c) = &r.congestion {
+        out += &format!(
+            "              {} of {} periods overloaded (max loading {:.2}, {} branches); {} of {} scheme trades curtailed in {} cuts; {} rejected by consensus for congestion; O1 context {:.3} s\n",
+            c.periods_overloaded,
+            r.blocks.len(),
+            c.max_loading_before,
+            c.branches_overloaded.len(),
+            c.curtailed_trades,
+            c.scheme_trades,
+            c.cuts,
+            r.curtailed,
+            s.congestion
+        );
+    }
+    if let Some(st) = &r.settlement {
+        out += &format!(
+            "settlement    {} contracts settled in {} periods ({} failed for lack of funds), {} transfers, {:.3} s; {} accounts opening at {}\n",
+            st.settled,
+            st.periods,
+            st.failed_funds,
+            st.transfers,
+            s.settle,
+            st.accounts,
+            st.opening_balance
+        );
+        out += &format!(
+            "              purchases {}  transmission {}  damages {}  loss compensation {}; money conserved after every period: {}\n",
+            st.purchase_paid,
+            st.transmission_paid,
+            st.penalties_paid,
+            st.loss_compensation_paid,
+            if st.conserved { "yes" } else { "NO" }
+        );
+    }
+    out += &format!("blocks        {} sealed\n", r.blocks.len());
+    for b in r.blocks.iter().take(8) {
+        out += &format!(
+            "  height {:>3}  {:>6} tx  root {}  hash {}{}\n",
+            b.height,
+            b.transactions,
+            &b.merkle_root[..16],
+            &b.hash[..16],
+            if r.variant == "pow" {
+                format!("  nonce {}", b.nonce)
+            } else {
+                String::new()
+            }
+        );
+    }
+    if r.blocks.len() > 8 {
+        out += &format!("  ... {} more in --json\n", r.blocks.len() - 8);
+    }
+    if r.variant == "pow" {
+        let v = &r.variant_report;
+        out += &format!(
+            "mining        {:.2} M hashes/s; per block expected {:.3} s, measured {:.3} s\n",
+            v["hash_rate_per_s"].as_f64().unwrap_or(0.0) / 1e6,
+            v["expected_seconds_per_block"].as_f64().unwrap_or(0.0),
+            v["measured_seconds_per_block"].as_f64().unwrap_or(0.0)
+        );
+    } else {
+        let v = &r.variant_report["validations_per_validator"];
+        out += &format!(
+            "incentives    validations per validator: min {} median {} max {}; each validator's priority is in --json\n",
+            v["min"], v["median"], v["max"]
+        );
+    }
+    out
+}

@@ -494,6 +494,7 @@ fn short(h: &Hash) -> String {
     hex::encode(&h[..8])
 }
 
+/// One period of the log: its records' checks and order, then each chain's blocks in turn.
 fn audit_period(
     state: &mut State,
     records: &[RawRecord],
@@ -502,8 +503,28 @@ fn audit_period(
     report: &mut AuditReport,
 ) {
     let period = report.periods;
-    let findings = &mut report.findings;
-    // Record checks and the order of kinds.
+    check_record_order(records, period, &mut report.findings);
+    let consensus = consensus_block(state, records, period, report);
+    let slaves = decode_slaves(state.viewer, records, period, &mut report.findings);
+    check_slave_headers(state, &slaves, period, report);
+    check_slave_contents(state, &slaves, consensus.as_ref(), period, report);
+    let masters = check_masters(state, records, &slaves, period, report);
+    let consortium_hash =
+        check_consortium(state, records, &masters, consensus.as_ref(), period, report);
+    check_commit(
+        records,
+        index,
+        end,
+        consortium_hash,
+        period,
+        &mut report.findings,
+    );
+    report.periods += 1;
+    report.head = consortium_hash.map(hex::encode);
+}
+
+/// Every record's check, and the kinds in the order a period writes them.
+fn check_record_order(records: &[RawRecord], period: u64, findings: &mut Vec<Finding>) {
     for r in records {
         if !r.check_ok {
             findings.push(check_mismatch(r).in_block(period, None));
@@ -561,7 +582,16 @@ fn audit_period(
             );
         }
     }
-    // The consensus block.
+}
+
+/// The period's consensus block, decoded and checked against the period's proofs.
+fn consensus_block(
+    state: &mut State,
+    records: &[RawRecord],
+    period: u64,
+    report: &mut AuditReport,
+) -> Option<ConsensusBlock> {
+    let findings = &mut report.findings;
     let consensus_record = records.iter().find(|r| r.kind == kind::CONSENSUS);
     let consensus = consensus_record.and_then(|r| match decode_consensus(&r.payload) {
         Ok(b) => Some(b),
@@ -580,10 +610,17 @@ fn audit_period(
     if let (Some(b), Some(r)) = (&consensus, consensus_record) {
         check_consensus(state, b, r, period, report);
     }
-    let findings = &mut report.findings;
-    // Slave blocks: headers for everyone, contents for whom may see them.
+    consensus
+}
+
+/// The period's slave blocks, decoded in parallel, with the contracts of those the viewer sees.
+fn decode_slaves<'r>(
+    viewer: Viewer,
+    records: &'r [RawRecord],
+    period: u64,
+    findings: &mut Vec<Finding>,
+) -> Vec<SlaveView<'r>> {
     let slave_records: Vec<&RawRecord> = records.iter().filter(|r| r.kind == kind::SLAVE).collect();
-    let viewer = state.viewer;
     let decoded: Vec<Result<SlaveView<'_>, Box<Finding>>> = slave_records
         .par_iter()
         .map(|r| {
@@ -639,8 +676,19 @@ fn audit_period(
             Err(f) => findings.push(*f),
         }
     }
+    slaves
+}
+
+/// Slave headers: address order, membership, and each link on its chain.
+fn check_slave_headers(
+    state: &mut State,
+    slaves: &[SlaveView<'_>],
+    period: u64,
+    report: &mut AuditReport,
+) {
+    let findings = &mut report.findings;
     let mut last_address = None;
-    for s in &slaves {
+    for s in slaves {
         report.slave_blocks += 1;
         let ChainId::Slave(address) = s.header.chain else {
             continue;
@@ -669,9 +717,18 @@ fn audit_period(
         link_check(&state.tips, &s.header, period, s.record, findings);
         state.tips.advance(&s.header);
     }
-    check_slave_contents(state, &slaves, consensus.as_ref(), period, report);
+}
+
+/// The four master blocks: each in its end's place, linked, its root over that end's new slave
+/// headers.
+fn check_masters(
+    state: &mut State,
+    records: &[RawRecord],
+    slaves: &[SlaveView<'_>],
+    period: u64,
+    report: &mut AuditReport,
+) -> Vec<ChainHeader> {
     let findings = &mut report.findings;
-    // Master blocks.
     let master_records: Vec<&RawRecord> =
         records.iter().filter(|r| r.kind == kind::MASTER).collect();
     let mut masters: Vec<ChainHeader> = Vec::with_capacity(4);
@@ -727,7 +784,20 @@ fn audit_period(
         state.tips.advance(&h);
         masters.push(h);
     }
-    // The consortium block and the commit.
+    masters
+}
+
+/// The consortium block: linked, its root over the four master heads and the consensus block.
+/// Returns its hash, the period's head.
+fn check_consortium(
+    state: &mut State,
+    records: &[RawRecord],
+    masters: &[ChainHeader],
+    consensus: Option<&ConsensusBlock>,
+    period: u64,
+    report: &mut AuditReport,
+) -> Option<Hash> {
+    let findings = &mut report.findings;
     let consortium_record = records.iter().find(|r| r.kind == kind::CONSORTIUM);
     let mut consortium_hash = None;
     if let Some(r) = consortium_record {
@@ -743,7 +813,7 @@ fn audit_period(
                 }
                 link_check(&state.tips, &h, period, r, findings);
                 if let (Ok(m), Some(b)) =
-                    (<[ChainHeader; 4]>::try_from(masters.clone()), &consensus)
+                    (<[ChainHeader; 4]>::try_from(masters.to_vec()), consensus)
                 {
                     let leaves = consortium_leaves(&m, &b.header);
                     if root_32(&leaves) != h.root || h.leaf_count != 5 {
@@ -784,6 +854,18 @@ fn audit_period(
             ),
         }
     }
+    consortium_hash
+}
+
+/// The commit record and the index entry name this period and its head.
+fn check_commit(
+    records: &[RawRecord],
+    index: &[IndexEntry],
+    end: u64,
+    consortium_hash: Option<Hash>,
+    period: u64,
+    findings: &mut Vec<Finding>,
+) {
     if let Some(r) = records.last().filter(|r| r.kind == kind::COMMIT) {
         match decode_commit(&r.payload) {
             Ok((p, hash)) => {
@@ -819,8 +901,6 @@ fn audit_period(
             ),
         ));
     }
-    report.periods += 1;
-    report.head = consortium_hash.map(hex::encode);
 }
 
 fn check_consensus(
@@ -1013,6 +1093,62 @@ type Copy<'r> = (
     Result<(SignedContract, Hash), String>,
 );
 
+/// Every stored copy of a contract in a period, by record digest (same bytes, same digest),
+/// with whether its signatures verify (checked once per distinct record, in parallel).
+struct Copies<'c> {
+    distinct: HashMap<Hash, &'c SignedContract>,
+    by_id: HashMap<Hash, Vec<Hash>>,
+    verified: HashMap<Hash, bool>,
+}
+
+impl<'c> Copies<'c> {
+    fn verify(slaves: &'c [SlaveView<'_>], registry: &KeyRegistry) -> Self {
+        let mut distinct: HashMap<Hash, &SignedContract> = HashMap::new();
+        let mut by_id: HashMap<Hash, Vec<Hash>> = HashMap::new();
+        for s in slaves {
+            for (_, _, digest, c) in s.contracts.iter().flatten() {
+                if let Ok((c, id)) = c
+                    && distinct.insert(*digest, c).is_none()
+                {
+                    by_id.entry(*id).or_default().push(*digest);
+                }
+            }
+        }
+        let records: Vec<(Hash, &SignedContract)> =
+            distinct.iter().map(|(d, c)| (*d, *c)).collect();
+        let verified = records
+            .par_iter()
+            .map(|(d, c)| (*d, c.verify_signatures(registry).is_ok()))
+            .collect();
+        Self {
+            distinct,
+            by_id,
+            verified,
+        }
+    }
+
+    fn signatures_ok(&self, digest: &Hash) -> bool {
+        self.verified.get(digest).copied().unwrap_or(false)
+    }
+
+    /// The reference copy of an id: the first whose signatures verify.
+    fn reference(&self, id: &Hash) -> Option<(Hash, &'c SignedContract)> {
+        let digests = self.by_id.get(id)?;
+        let d = digests.iter().find(|d| self.signatures_ok(d))?;
+        self.distinct.get(d).map(|c| (*d, *c))
+    }
+
+    fn any_copy(&self, id: &Hash) -> Option<&'c SignedContract> {
+        self.by_id
+            .get(id)
+            .and_then(|v| v.first())
+            .and_then(|d| self.distinct.get(d).copied())
+    }
+}
+
+/// The slave blocks' contents the viewer may see: decoding, party, signatures, each list
+/// against the consensus block's order for that party, each root; as the supervisor, every
+/// committed contract on some chain.
 fn check_slave_contents(
     state: &mut State,
     slaves: &[SlaveView<'_>],
@@ -1020,70 +1156,20 @@ fn check_slave_contents(
     period: u64,
     report: &mut AuditReport,
 ) {
-    // Distinct records (by digest: same bytes, same digest) and the digests of each id's copies.
-    let mut distinct: HashMap<Hash, &SignedContract> = HashMap::new();
-    let mut by_id: HashMap<Hash, Vec<Hash>> = HashMap::new();
-    for s in slaves {
-        for (_, _, digest, c) in s.contracts.iter().flatten() {
-            if let Ok((c, id)) = c
-                && distinct.insert(*digest, c).is_none()
-            {
-                by_id.entry(*id).or_default().push(*digest);
-            }
-        }
-    }
-    let records: Vec<(Hash, &SignedContract)> = distinct.iter().map(|(d, c)| (*d, *c)).collect();
-    let verified: HashMap<Hash, bool> = records
-        .par_iter()
-        .map(|(d, c)| (*d, c.verify_signatures(&state.registry).is_ok()))
-        .collect();
-    report.contracts_signature_checked += records.len() as u64;
-    let signatures_ok = |digest: &Hash| verified.get(digest).copied().unwrap_or(false);
-    // The reference copy of an id: the first whose signatures verify.
-    let reference = |id: &Hash| -> Option<(Hash, &SignedContract)> {
-        let digests = by_id.get(id)?;
-        let d = digests.iter().find(|d| signatures_ok(d))?;
-        distinct.get(d).map(|c| (*d, *c))
-    };
-    let any_copy = |id: &Hash| -> Option<&SignedContract> {
-        by_id
-            .get(id)
-            .and_then(|v| v.first())
-            .and_then(|d| distinct.get(d).copied())
-    };
+    let copies = Copies::verify(slaves, &state.registry);
+    report.contracts_signature_checked += copies.distinct.len() as u64;
     if state.baseline
         && let Some(b) = consensus
     {
-        // The same work from memory: every distinct record's signatures, every slave root over
-        // its records' digests, the consensus root over the ids.
-        let t = Instant::now();
-        let ok = records
-            .par_iter()
-            .filter(|(_, c)| c.verify_signatures(&state.registry).is_ok())
-            .count();
-        let roots: Vec<Hash> = slaves
-            .par_iter()
-            .map(|s| {
-                let leaves: Vec<Hash> = s
-                    .contracts
-                    .iter()
-                    .flatten()
-                    .map(|(_, bytes, _, _)| crate::chain::record_digest(bytes))
-                    .collect();
-                root_32(&leaves)
-            })
-            .collect();
-        std::hint::black_box((ok, roots, b.id_root()));
-        state.baseline_seconds += t.elapsed().as_secs_f64();
+        baseline_checks(state, &copies, slaves, b);
     }
-    // Per slave: decode errors, signatures, party, the list against the consensus block, root.
     let committed: Vec<Hash> = consensus
         .map(|b| b.entries.iter().map(|e| e.id).collect())
         .unwrap_or_default();
     // What each party should hold: the committed contracts it is party to, in block order.
     let mut expected_of: HashMap<Address, Vec<Hash>> = HashMap::new();
     for id in &committed {
-        if let Some(c) = any_copy(id) {
+        if let Some(c) = copies.any_copy(id) {
             for (a, _) in parties(c) {
                 // A party in two roles of one contract keeps it once.
                 let list = expected_of.entry(a).or_default();
@@ -1093,7 +1179,6 @@ fn check_slave_contents(
             }
         }
     }
-    let findings = &mut report.findings;
     let mut on_some_chain: HashSet<Hash> = HashSet::new();
     for s in slaves {
         let ChainId::Slave(address) = s.header.chain else {
@@ -1103,97 +1188,26 @@ fn check_slave_contents(
             continue;
         };
         report.slave_blocks_opened += 1;
-        let chain = s.header.chain.to_string();
-        let here = |f: Finding| f.at(s.record).in_block(period, Some(s.header.height));
-        let mut stored: Vec<Hash> = Vec::with_capacity(contracts.len());
-        let mut stored_leaves: Vec<Hash> = Vec::with_capacity(contracts.len());
-        for (pos, (at, _, digest, c)) in contracts.iter().enumerate() {
-            report.contract_copies_checked += 1;
-            stored_leaves.push(*digest);
-            let (c, id) = match c {
-                Ok((c, id)) => (c, *id),
-                Err(e) => {
-                    findings.push(here(Finding {
-                        position: Some(pos),
-                        offset: Some(s.record.payload_offset() + *at as u64),
-                        ..Finding::new(&chain, format!("contract does not decode: {e}"))
-                    }));
-                    stored.push([0; 32]);
-                    continue;
-                }
-            };
-            stored.push(id);
-            if state.viewer != Viewer::Supervisor {
-                report.contracts_seen.push(hex::encode(id));
-            }
-            if !parties(c).iter().any(|(a, _)| *a == address) {
-                findings.push(here(Finding {
-                    contract: Some(hex::encode(id)),
-                    position: Some(pos),
-                    ..Finding::new(&chain, format!("{address} is not a party to this contract"))
-                }));
-            }
-            if !signatures_ok(digest) {
-                findings.push(here(Finding {
-                    contract: Some(hex::encode(id)),
-                    position: Some(pos),
-                    field: Some("signatures".into()),
-                    ..Finding::new(&chain, "the contract's signatures do not verify")
-                }));
-            }
-        }
+        let (stored, stored_leaves) =
+            check_copies(state.viewer, s, contracts, &copies, period, report);
         on_some_chain.extend(stored.iter().copied());
-        let stored_root = root_32(&stored_leaves);
         // What this slave should hold: the committed contracts it is party to, block order.
         let expected: Vec<Hash> = if consensus.is_some() {
             expected_of.remove(&address).unwrap_or_default()
         } else {
             stored.clone()
         };
-        if stored != expected {
-            diagnose_list(
-                &chain,
-                &stored,
-                &expected,
-                &|id| reference(id).map(|(_, c)| c),
-                &any_copy,
-                findings,
-                &here,
-            );
-        }
-        if stored_root != s.header.root || stored_leaves.len() as u64 != s.header.leaf_count {
-            // The leaves the committed contracts give (their verified copies), for the path.
-            let expected_leaves: Option<Vec<Hash>> = expected
-                .iter()
-                .map(|id| reference(id).map(|(d, _)| d))
-                .collect();
-            let path = match expected_leaves {
-                Some(e) if e.len() == stored_leaves.len() && root_32(&e) == s.header.root => {
-                    changed_path(&e, &stored_leaves)
-                }
-                _ => Vec::new(),
-            };
-            findings.push(here(Finding {
-                field: Some("root".into()),
-                path,
-                ..Finding::new(
-                    &chain,
-                    format!(
-                        "header commits {} contracts under root {}; the stored contracts give {} \
-                         under {}",
-                        s.header.leaf_count,
-                        short(&s.header.root),
-                        stored_leaves.len(),
-                        short(&stored_root)
-                    ),
-                )
-            }));
-        }
+        let lists = Lists {
+            stored: &stored,
+            stored_leaves: &stored_leaves,
+            expected: &expected,
+        };
+        check_slave_list(s, &lists, &copies, period, &mut report.findings);
     }
     if state.viewer == Viewer::Supervisor {
         for (k, id) in committed.iter().enumerate() {
             if !on_some_chain.contains(id) {
-                findings.push(
+                report.findings.push(
                     Finding {
                         contract: Some(hex::encode(id)),
                         position: Some(k),
@@ -1207,6 +1221,152 @@ fn check_slave_contents(
             }
         }
     }
+}
+
+/// `--baseline`: the same work from memory, timed: every distinct record's signatures, every
+/// slave root over its records' digests, the consensus root over the ids.
+fn baseline_checks(
+    state: &mut State,
+    copies: &Copies<'_>,
+    slaves: &[SlaveView<'_>],
+    b: &ConsensusBlock,
+) {
+    let records: Vec<&SignedContract> = copies.distinct.values().copied().collect();
+    let t = Instant::now();
+    let ok = records
+        .par_iter()
+        .filter(|c| c.verify_signatures(&state.registry).is_ok())
+        .count();
+    let roots: Vec<Hash> = slaves
+        .par_iter()
+        .map(|s| {
+            let leaves: Vec<Hash> = s
+                .contracts
+                .iter()
+                .flatten()
+                .map(|(_, bytes, _, _)| crate::chain::record_digest(bytes))
+                .collect();
+            root_32(&leaves)
+        })
+        .collect();
+    std::hint::black_box((ok, roots, b.id_root()));
+    state.baseline_seconds += t.elapsed().as_secs_f64();
+}
+
+/// One slave block's copies: each decodes, names the slave as a party and verifies. Returns the
+/// stored ids (zero for one that does not decode) and leaves, in block order.
+fn check_copies(
+    viewer: Viewer,
+    s: &SlaveView<'_>,
+    contracts: &[Copy<'_>],
+    copies: &Copies<'_>,
+    period: u64,
+    report: &mut AuditReport,
+) -> (Vec<Hash>, Vec<Hash>) {
+    let ChainId::Slave(address) = s.header.chain else {
+        return (Vec::new(), Vec::new());
+    };
+    let chain = s.header.chain.to_string();
+    let here = |f: Finding| f.at(s.record).in_block(period, Some(s.header.height));
+    let mut stored: Vec<Hash> = Vec::with_capacity(contracts.len());
+    let mut stored_leaves: Vec<Hash> = Vec::with_capacity(contracts.len());
+    for (pos, (at, _, digest, c)) in contracts.iter().enumerate() {
+        report.contract_copies_checked += 1;
+        stored_leaves.push(*digest);
+        let (c, id) = match c {
+            Ok((c, id)) => (c, *id),
+            Err(e) => {
+                report.findings.push(here(Finding {
+                    position: Some(pos),
+                    offset: Some(s.record.payload_offset() + *at as u64),
+                    ..Finding::new(&chain, format!("contract does not decode: {e}"))
+                }));
+                stored.push([0; 32]);
+                continue;
+            }
+        };
+        stored.push(id);
+        if viewer != Viewer::Supervisor {
+            report.contracts_seen.push(hex::encode(id));
+        }
+        if !parties(c).iter().any(|(a, _)| *a == address) {
+            report.findings.push(here(Finding {
+                contract: Some(hex::encode(id)),
+                position: Some(pos),
+                ..Finding::new(&chain, format!("{address} is not a party to this contract"))
+            }));
+        }
+        if !copies.signatures_ok(digest) {
+            report.findings.push(here(Finding {
+                contract: Some(hex::encode(id)),
+                position: Some(pos),
+                field: Some("signatures".into()),
+                ..Finding::new(&chain, "the contract's signatures do not verify")
+            }));
+        }
+    }
+    (stored, stored_leaves)
+}
+
+/// A slave block's stored list and leaves beside the list the consensus block gives it.
+struct Lists<'l> {
+    stored: &'l [Hash],
+    stored_leaves: &'l [Hash],
+    expected: &'l [Hash],
+}
+
+/// A slave block's list against the consensus block's order, and its root against its leaves
+/// (naming the changed tree nodes where the committed copies give the header's root).
+fn check_slave_list(
+    s: &SlaveView<'_>,
+    lists: &Lists<'_>,
+    copies: &Copies<'_>,
+    period: u64,
+    findings: &mut Vec<Finding>,
+) {
+    let chain = s.header.chain.to_string();
+    let here = |f: Finding| f.at(s.record).in_block(period, Some(s.header.height));
+    if lists.stored != lists.expected {
+        diagnose_list(
+            &chain,
+            lists.stored,
+            lists.expected,
+            &|id| copies.reference(id).map(|(_, c)| c),
+            &|id| copies.any_copy(id),
+            findings,
+            &here,
+        );
+    }
+    let stored_root = root_32(lists.stored_leaves);
+    if stored_root == s.header.root && lists.stored_leaves.len() as u64 == s.header.leaf_count {
+        return;
+    }
+    // The leaves the committed contracts give (their verified copies), for the path.
+    let expected_leaves: Option<Vec<Hash>> = lists
+        .expected
+        .iter()
+        .map(|id| copies.reference(id).map(|(d, _)| d))
+        .collect();
+    let path = match expected_leaves {
+        Some(e) if e.len() == lists.stored_leaves.len() && root_32(&e) == s.header.root => {
+            changed_path(&e, lists.stored_leaves)
+        }
+        _ => Vec::new(),
+    };
+    findings.push(here(Finding {
+        field: Some("root".into()),
+        path,
+        ..Finding::new(
+            &chain,
+            format!(
+                "header commits {} contracts under root {}; the stored contracts give {} under {}",
+                s.header.leaf_count,
+                short(&s.header.root),
+                lists.stored_leaves.len(),
+                short(&stored_root)
+            ),
+        )
+    }));
 }
 
 fn changed_path(expected: &[Hash], stored: &[Hash]) -> Vec<PathNode> {

@@ -373,116 +373,129 @@ struct Tally {
     decided: Option<(Outcome, Verdict)>,
 }
 
-impl Consensus for Ipow {
-    fn name(&self) -> &'static str {
-        "ipow"
+/// A period's state across its rounds.
+struct PeriodTally {
+    tallies: Vec<Tally>,
+    decided_at: Vec<Option<Instant>>,
+    /// Proofs still to ask for, per pending transaction.
+    need: Vec<u32>,
+    stages: StageTimes,
+    work: Work,
+}
+
+impl Ipow {
+    /// One round: W1/O2 assign the open slots, W2 validate in parallel, O3 check tags and
+    /// decide. `None` when no slot was open; else whether any slot was assigned.
+    fn round(&mut self, input: &PeriodInput<'_>, round: u32, p: &mut PeriodTally) -> Option<bool> {
+        let mut slots: Vec<u32> = Vec::new();
+        for (pos, &k) in p.need.iter().enumerate() {
+            slots.extend(std::iter::repeat_n(pos as u32, k as usize));
+        }
+        if slots.is_empty() {
+            return None;
+        }
+        // W1/O2.
+        let t = Instant::now();
+        let assignments = self.assign(input, round, &mut slots);
+        for &(pos, _) in &assignments {
+            p.tallies[pos as usize].asked += 1;
+        }
+        p.stages.assign += t.elapsed();
+        // W2: validators work in parallel; no shared state but read-only inputs.
+        let t = Instant::now();
+        let this = &*self;
+        let answers: Vec<(u32, Option<Proof>, bool)> = assignments
+            .par_iter()
+            .with_min_len(16)
+            .map(|&(pos, v)| {
+                let (proof, worked) = this.answer(input, v, input.pending[pos as usize]);
+                (pos, proof, worked)
+            })
+            .collect();
+        p.stages.validate += t.elapsed();
+        // O3: check tags, count, decide.
+        let t = Instant::now();
+        self.collect(input, &assignments, &answers, p);
+        self.decide(p);
+        p.stages.tally += t.elapsed();
+        Some(!assignments.is_empty())
     }
 
-    fn run_period(&mut self, input: &PeriodInput<'_>) -> PeriodOutput {
+    /// O3: counts each answer's work and keeps each proof whose tag verifies.
+    fn collect(
+        &mut self,
+        input: &PeriodInput<'_>,
+        assignments: &[(u32, u32)],
+        answers: &[(u32, Option<Proof>, bool)],
+        p: &mut PeriodTally,
+    ) {
+        for (&(_, v), (pos, proof, worked)) in assignments.iter().zip(answers) {
+            if *worked {
+                let node = &mut self.nodes[v as usize];
+                node.work_period += 1;
+                node.work_total += 1;
+                p.work.validations += 1;
+            }
+            match proof {
+                Some(proof) => {
+                    let id = input.workload.transactions[proof.tx as usize].id().0;
+                    let msg = proof_message(
+                        input.period,
+                        proof.tx,
+                        &id,
+                        proof.verdict.code(),
+                        proof.validator,
+                    );
+                    let key = &self.nodes[proof.validator as usize].key;
+                    if hmac::verify(key, &msg, &proof.tag).is_ok() {
+                        p.tallies[*pos as usize].proofs.push(*proof);
+                    }
+                }
+                None => p.work.timeouts += 1,
+            }
+        }
+    }
+
+    /// O3: decides each transaction with at least q proofs and a strict majority; asks again
+    /// for missing proofs (one more on a split) up to q + extra, then gives up for the period.
+    fn decide(&self, p: &mut PeriodTally) {
         let q = self.params.quorum;
         let bound = q.saturating_add(self.params.extra_max);
-        let count = input.pending.len();
-        let mut tallies = vec![Tally::default(); count];
-        let mut decided_at: Vec<Option<Instant>> = vec![None; count];
-        let mut stages = StageTimes::default();
-        let mut work = Work::default();
-        for node in &mut self.nodes {
-            node.work_period = 0;
-        }
-        // O1: every pending transaction needs a quorum.
-        let mut need: Vec<u32> = vec![q; count];
-        let mut round = 0u32;
-        loop {
-            let mut slots: Vec<u32> = Vec::new();
-            for (pos, &k) in need.iter().enumerate() {
-                slots.extend(std::iter::repeat_n(pos as u32, k as usize));
+        let now = Instant::now();
+        for (pos, tally) in p.tallies.iter_mut().enumerate() {
+            p.need[pos] = 0;
+            if tally.decided.is_some() || p.decided_at[pos].is_some() {
+                continue;
             }
-            if slots.is_empty() {
-                break;
-            }
-            round += 1;
-            // W1/O2.
-            let t = Instant::now();
-            let assignments = self.assign(input, round, &mut slots);
-            for &(pos, _) in &assignments {
-                tallies[pos as usize].asked += 1;
-            }
-            stages.assign += t.elapsed();
-            // W2: validators work in parallel; no shared state but read-only inputs.
-            let t = Instant::now();
-            let this = &*self;
-            let answers: Vec<(u32, Option<Proof>, bool)> = assignments
-                .par_iter()
-                .with_min_len(16)
-                .map(|&(pos, v)| {
-                    let (proof, worked) = this.answer(input, v, input.pending[pos as usize]);
-                    (pos, proof, worked)
-                })
-                .collect();
-            stages.validate += t.elapsed();
-            // O3: check tags, count, decide.
-            let t = Instant::now();
-            for (&(_, v), (pos, proof, worked)) in assignments.iter().zip(&answers) {
-                if *worked {
-                    let node = &mut self.nodes[v as usize];
-                    node.work_period += 1;
-                    node.work_total += 1;
-                    work.validations += 1;
-                }
-                match proof {
-                    Some(p) => {
-                        let id = input.workload.transactions[p.tx as usize].id().0;
-                        let msg =
-                            proof_message(input.period, p.tx, &id, p.verdict.code(), p.validator);
-                        if hmac::verify(&self.nodes[p.validator as usize].key, &msg, &p.tag).is_ok()
-                        {
-                            tallies[*pos as usize].proofs.push(*p);
-                        }
-                    }
-                    None => work.timeouts += 1,
-                }
-            }
-            let now = Instant::now();
-            for (pos, tally) in tallies.iter_mut().enumerate() {
-                need[pos] = 0;
-                if tally.decided.is_some() || decided_at[pos].is_some() {
-                    continue;
-                }
-                let received = tally.proofs.len() as u32;
-                let valid = tally.proofs.iter().filter(|p| p.verdict.is_valid()).count() as u32;
-                let invalid = received - valid;
-                if received >= q && 2 * valid.max(invalid) > received {
-                    let verdict = if valid > invalid {
-                        Verdict::Valid
-                    } else {
-                        majority_reason(&tally.proofs)
-                    };
-                    let outcome = if verdict.is_valid() {
-                        Outcome::Accepted
-                    } else {
-                        Outcome::Rejected
-                    };
-                    tally.decided = Some((outcome, verdict));
-                    decided_at[pos] = Some(now);
-                } else if tally.asked < bound {
-                    // Missing proofs (timeouts) are re-requested; a split asks one more.
-                    let missing = q.saturating_sub(received);
-                    need[pos] = missing.max(1).min(bound - tally.asked);
+            let received = tally.proofs.len() as u32;
+            let valid = tally.proofs.iter().filter(|p| p.verdict.is_valid()).count() as u32;
+            let invalid = received - valid;
+            if received >= q && 2 * valid.max(invalid) > received {
+                let verdict = if valid > invalid {
+                    Verdict::Valid
                 } else {
-                    decided_at[pos] = Some(now); // given up: undecided this period
-                }
-            }
-            // A transaction no idle validator can take any more stays as it is.
-            let assigned_any = !assignments.is_empty();
-            stages.tally += t.elapsed();
-            if !assigned_any {
-                break;
+                    majority_reason(&tally.proofs)
+                };
+                let outcome = if verdict.is_valid() {
+                    Outcome::Accepted
+                } else {
+                    Outcome::Rejected
+                };
+                tally.decided = Some((outcome, verdict));
+                p.decided_at[pos] = Some(now);
+            } else if tally.asked < bound {
+                // Missing proofs (timeouts) are re-requested; a split asks one more.
+                let missing = q.saturating_sub(received);
+                p.need[pos] = missing.max(1).min(bound - tally.asked);
+            } else {
+                p.decided_at[pos] = Some(now); // given up: undecided this period
             }
         }
-        self.rounds_total += u64::from(round);
+    }
 
-        // O4: seal the accepted transactions, by priority then submission order.
-        let t = Instant::now();
+    /// O4: seals the accepted transactions, by priority then submission order; the header
+    /// commits their ids and the quorum certificate.
+    fn seal(&self, input: &PeriodInput<'_>, tallies: &[Tally]) -> (BlockHeader, Vec<u32>) {
         let rule = self.priority_rule();
         let mut accepted: Vec<(u64, u32, usize)> = Vec::new();
         for (pos, tally) in tallies.iter().enumerate() {
@@ -510,13 +523,47 @@ impl Consensus for Ipow {
         let mut header = BlockHeader::seal(input.height, input.period, input.prev_hash, &contracts);
         debug_assert_eq!(header.merkle_root, contract_root(&contracts));
         header.consensus_root = root_32(&certificate_leaves);
-        stages.seal += t.elapsed();
+        (header, block_txs)
+    }
+}
+
+impl Consensus for Ipow {
+    fn name(&self) -> &'static str {
+        "ipow"
+    }
+
+    fn run_period(&mut self, input: &PeriodInput<'_>) -> PeriodOutput {
+        let count = input.pending.len();
+        let mut p = PeriodTally {
+            tallies: vec![Tally::default(); count],
+            decided_at: vec![None; count],
+            // O1: every pending transaction needs a quorum.
+            need: vec![self.params.quorum; count],
+            stages: StageTimes::default(),
+            work: Work::default(),
+        };
+        for node in &mut self.nodes {
+            node.work_period = 0;
+        }
+        let mut round = 0u32;
+        // A round with open slots counts even when no idle validator could take one (then the
+        // transactions stay as they are).
+        while let Some(assigned_any) = self.round(input, round + 1, &mut p) {
+            round += 1;
+            if !assigned_any {
+                break;
+            }
+        }
+        self.rounds_total += u64::from(round);
+        let t = Instant::now();
+        let (header, block_txs) = self.seal(input, &p.tallies);
+        p.stages.seal += t.elapsed();
         // Incentives: this period's workload is next period's priority.
         for node in &mut self.nodes {
             node.priority = node.work_period;
         }
-
-        let decisions = tallies
+        let decisions = p
+            .tallies
             .iter()
             .enumerate()
             .map(|(pos, tally)| {
@@ -529,20 +576,19 @@ impl Consensus for Ipow {
                     outcome,
                     verdict,
                     validators_asked: tally.asked,
-                    at: decided_at[pos].unwrap_or_else(Instant::now),
+                    at: p.decided_at[pos].unwrap_or_else(Instant::now),
                 }
             })
             .collect();
-        let proofs = tallies.into_iter().flat_map(|t| t.proofs).collect();
         PeriodOutput {
             decisions,
             block: SealedBlock {
                 header,
                 transactions: block_txs,
             },
-            stages,
-            work,
-            proofs,
+            stages: p.stages,
+            work: p.work,
+            proofs: p.tallies.into_iter().flat_map(|t| t.proofs).collect(),
         }
     }
 

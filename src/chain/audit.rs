@@ -1205,20 +1205,30 @@ fn check_slave_contents(
         check_slave_list(s, &lists, &copies, period, &mut report.findings);
     }
     if state.viewer == Viewer::Supervisor {
-        for (k, id) in committed.iter().enumerate() {
-            if !on_some_chain.contains(id) {
-                report.findings.push(
-                    Finding {
-                        contract: Some(hex::encode(id)),
-                        position: Some(k),
-                        ..Finding::new(
-                            "consensus block",
-                            "a committed contract is on none of its parties' slave chains",
-                        )
-                    }
-                    .in_block(period, Some(period)),
-                );
-            }
+        committed_on_no_chain(&committed, &on_some_chain, period, &mut report.findings);
+    }
+}
+
+/// As the supervisor: every committed contract is on one of its parties' slave chains.
+fn committed_on_no_chain(
+    committed: &[Hash],
+    on_some_chain: &HashSet<Hash>,
+    period: u64,
+    findings: &mut Vec<Finding>,
+) {
+    for (k, id) in committed.iter().enumerate() {
+        if !on_some_chain.contains(id) {
+            findings.push(
+                Finding {
+                    contract: Some(hex::encode(id)),
+                    position: Some(k),
+                    ..Finding::new(
+                        "consensus block",
+                        "a committed contract is on none of its parties' slave chains",
+                    )
+                }
+                .in_block(period, Some(period)),
+            );
         }
     }
 }

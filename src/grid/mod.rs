@@ -305,18 +305,7 @@ fn read_branches(
     branch_block: &Block,
     index: &HashMap<u32, usize>,
 ) -> Result<Vec<Branch>, GridError> {
-    let bus_at = |r: usize, field: &str, c: Cell| -> Result<(u32, usize), GridError> {
-        let n = integer(p, "branch", r, field, c, 1, u32::MAX.into())?;
-        let n = u32::try_from(n).unwrap_or(u32::MAX);
-        match index.get(&n) {
-            Some(&i) => Ok((n, i)),
-            None => Err(p.err(
-                c.line,
-                c.column,
-                format!("mpc.branch row {r} ({field}): bus {n} is not in mpc.bus"),
-            )),
-        }
-    };
+    let bus_at = |r: usize, field: &str, c: Cell| branch_bus(p, index, r, field, c);
     let mut branches = Vec::with_capacity(branch_block.rows.len());
     for (r, row) in branch_block.rows.iter().enumerate() {
         check_width(p, "branch", r, row, BRANCH_COLUMNS)?;
@@ -376,6 +365,26 @@ fn read_branches(
         });
     }
     Ok(branches)
+}
+
+/// The bus number in a branch row's `field` and its index, or an error naming the row.
+fn branch_bus(
+    p: &Parser<'_>,
+    index: &HashMap<u32, usize>,
+    r: usize,
+    field: &str,
+    c: Cell,
+) -> Result<(u32, usize), GridError> {
+    let n = integer(p, "branch", r, field, c, 1, u32::MAX.into())?;
+    let n = u32::try_from(n).unwrap_or(u32::MAX);
+    match index.get(&n) {
+        Some(&i) => Ok((n, i)),
+        None => Err(p.err(
+            c.line,
+            c.column,
+            format!("mpc.branch row {r} ({field}): bus {n} is not in mpc.bus"),
+        )),
+    }
 }
 
 /// The generators, each at a bus of `index`.

@@ -301,194 +301,25 @@ pub fn parse(file: &str, text: &str, base: &Path) -> Result<Scenario, InputError
         return Err(err("document", "period_txs", "must be at least 1".into()));
     }
     raw.load.check().map_err(|m| err("load", "kind", m))?;
-    let (market, sizes) = match raw.market {
-        MarketSource::Dataset { dataset } => (Market::Dataset(base.join(dataset)), vec![None]),
-        MarketSource::Generated(m) => {
-            let sizes = m.contracts.values();
-            let Some(&first) = sizes.first() else {
-                return Err(err("market", "contracts", "an empty list".into()));
-            };
-            if let Some(&n) = sizes
-                .iter()
-                .find(|&&n| n == 0 || n > crate::market::rules::MAX_TRANSACTIONS)
-            {
-                return Err(err(
-                    "market",
-                    "contracts",
-                    format!(
-                        "{n} is outside 1..={}",
-                        crate::market::rules::MAX_TRANSACTIONS
-                    ),
-                ));
-            }
-            let mut p = WorkloadParams::for_participants(m.seed, m.participants, first);
-            p.invalid_ppm = fraction_ppm(m.invalid).map_err(|e| err("market", "invalid", e))?;
-            p.default_ppm = fraction_ppm(m.defaults).map_err(|e| err("market", "defaults", e))?;
-            p.pareto_alpha_milli =
-                pareto_alpha_milli(m.skew).map_err(|e| err("market", "skew", e))?;
-            (Market::Generated(p), sizes.into_iter().map(Some).collect())
-        }
-    };
-    let threads: Vec<Option<usize>> = match &raw.threads {
-        None => vec![None],
-        Some(t) => {
-            let t = t.values();
-            if t.is_empty() || t.contains(&0) {
-                return Err(err(
-                    "document",
-                    "threads",
-                    "thread counts must be at least 1".into(),
-                ));
-            }
-            t.into_iter().map(Some).collect()
-        }
-    };
-    let seed = match &market {
-        Market::Generated(p) => p.seed,
-        Market::Dataset(_) => 1,
-    };
-    let mut sweep = Sweep::default();
-    sweep.list("contracts", "market", sizes.len());
-    sweep.list("threads", "document", threads.len());
-    for (k, v) in raw.variants.iter().enumerate() {
-        let record = format!("variants[{k}]");
-        match v {
-            VariantSpec::Ipow {
-                validators,
-                quorum,
-                extra,
-                byzantine,
-                behaviour,
-            } => {
-                sweep.list("validators", &record, validators.values().len());
-                sweep.list("quorum", &record, quorum.values().len());
-                sweep.list("extra", &record, extra.values().len());
-                sweep.list("byzantine", &record, byzantine.values().len());
-                sweep.list("behaviour", &record, behaviour.values().len());
-            }
-            VariantSpec::Pow { difficulty } => {
-                sweep.list("difficulty", &record, difficulty.values().len());
-            }
-        }
-    }
+    let (market, sizes) = read_market(file, &raw.market, base)?;
+    let threads = read_threads(file, raw.threads.as_ref())?;
+    let sweep = sweep_of(&raw.variants, sizes.len(), threads.len());
     if let Some((record, field)) = sweep.empty.first() {
         return Err(err(record, field, "an empty list".into()));
     }
     let pairs = match raw.sweep {
         SweepMode::Product => None,
-        SweepMode::Pairs => {
-            let mut len = None;
-            for (record, field, n) in &sweep.lists {
-                match len {
-                    None => len = Some(*n),
-                    Some(l) if l == *n => {}
-                    Some(l) => {
-                        return Err(err(
-                            record,
-                            field,
-                            format!(
-                                "{n} values; \"sweep\": \"pairs\" needs every list to have the same length ({l} before)"
-                            ),
-                        ));
-                    }
-                }
-            }
-            Some(len.unwrap_or(1))
-        }
+        SweepMode::Pairs => Some(pairs_len(file, &sweep)?),
     };
-    let mut cases: Vec<Case> = Vec::new();
-    let mut push = |case: Case| -> Result<(), InputError> {
-        if cases.len() >= MAX_CASES {
-            return Err(err(
-                "document",
-                "variants",
-                format!("the sweep expands to more than {MAX_CASES} cases"),
-            ));
-        }
-        cases.push(case);
-        Ok(())
+    let axes = Axes {
+        sizes: &sizes,
+        threads: &threads,
+        seed: match &market {
+            Market::Generated(p) => p.seed,
+            Market::Dataset(_) => 1,
+        },
     };
-    // Product: every size, every thread count, every variant's own product. Pairs: the k-th of
-    // every list.
-    let points: Vec<Option<usize>> = match pairs {
-        Some(n) => (0..n).map(Some).collect(),
-        None => vec![None],
-    };
-    for point in points {
-        let pick = |n: usize| -> Vec<usize> {
-            match point {
-                Some(k) if n > 1 => vec![k],
-                Some(_) => vec![0],
-                None => (0..n).collect(),
-            }
-        };
-        for &si in &pick(sizes.len()) {
-            for &ti in &pick(threads.len()) {
-                for (k, v) in raw.variants.iter().enumerate() {
-                    let record = format!("variants[{k}]");
-                    let configs: Vec<VariantConfig> = match v {
-                        VariantSpec::Ipow {
-                            validators,
-                            quorum,
-                            extra,
-                            byzantine,
-                            behaviour,
-                        } => {
-                            let (n, q, e, f, b) = (
-                                validators.values(),
-                                quorum.values(),
-                                extra.values(),
-                                byzantine.values(),
-                                behaviour.values(),
-                            );
-                            let mut out = Vec::new();
-                            for &ni in &pick(n.len()) {
-                                for &qi in &pick(q.len()) {
-                                    for &ei in &pick(e.len()) {
-                                        for &fi in &pick(f.len()) {
-                                            for &bi in &pick(b.len()) {
-                                                let p =
-                                                    IpowParams::honest(n[ni], q[qi], e[ei], seed)
-                                                        .with_byzantine(f[fi], b[bi]);
-                                                p.check()
-                                                    .map_err(|m| err(&record, "parameters", m))?;
-                                                out.push(VariantConfig::Ipow(p));
-                                            }
-                                        }
-                                    }
-                                }
-                            }
-                            out
-                        }
-                        VariantSpec::Pow { difficulty } => {
-                            let d = difficulty.values();
-                            let mut out = Vec::new();
-                            for &di in &pick(d.len()) {
-                                let p = PowParams::new(d[di])
-                                    .map_err(|m| err(&record, "difficulty", m))?;
-                                out.push(VariantConfig::Pow(p));
-                            }
-                            out
-                        }
-                    };
-                    for variant in configs {
-                        let config = RunConfig {
-                            variant,
-                            period_txs: raw.period_txs,
-                            load: raw.load.clone(),
-                        };
-                        push(Case {
-                            label: String::new(),
-                            variant: k,
-                            config,
-                            threads: threads[ti],
-                            contracts: sizes[si],
-                        })?;
-                    }
-                }
-            }
-        }
-    }
+    let mut cases = expand(file, &raw, &axes, pairs)?;
     label_cases(&mut cases, &sweep.swept());
     if let Some(s) = &raw.stress
         && (s.sizes.is_empty() || s.sizes.iter().any(|&n| n == 0 || n > u64::from(u32::MAX)))
@@ -510,6 +341,220 @@ pub fn parse(file: &str, text: &str, base: &Path) -> Result<Scenario, InputError
         swept: sweep.swept(),
         stress: raw.stress,
     })
+}
+
+/// The market (a dataset, or generated with its parameters checked) and its sizes.
+fn read_market(
+    file: &str,
+    source: &MarketSource,
+    base: &Path,
+) -> Result<(Market, Vec<Option<usize>>), InputError> {
+    let err = |field: &str, m: String| InputError::new(file, "market", field, m);
+    match source {
+        MarketSource::Dataset { dataset } => Ok((Market::Dataset(base.join(dataset)), vec![None])),
+        MarketSource::Generated(m) => {
+            let sizes = m.contracts.values();
+            let Some(&first) = sizes.first() else {
+                return Err(err("contracts", "an empty list".into()));
+            };
+            let max = crate::market::rules::MAX_TRANSACTIONS;
+            if let Some(&n) = sizes.iter().find(|&&n| n == 0 || n > max) {
+                return Err(err("contracts", format!("{n} is outside 1..={max}")));
+            }
+            let mut p = WorkloadParams::for_participants(m.seed, m.participants, first);
+            p.invalid_ppm = fraction_ppm(m.invalid).map_err(|e| err("invalid", e))?;
+            p.default_ppm = fraction_ppm(m.defaults).map_err(|e| err("defaults", e))?;
+            p.pareto_alpha_milli = pareto_alpha_milli(m.skew).map_err(|e| err("skew", e))?;
+            Ok((Market::Generated(p), sizes.into_iter().map(Some).collect()))
+        }
+    }
+}
+
+/// The thread counts to run (one `None`, every core, when the scenario names none).
+fn read_threads(
+    file: &str,
+    threads: Option<&OneOrMany<usize>>,
+) -> Result<Vec<Option<usize>>, InputError> {
+    match threads {
+        None => Ok(vec![None]),
+        Some(t) => {
+            let t = t.values();
+            if t.is_empty() || t.contains(&0) {
+                return Err(InputError::new(
+                    file,
+                    "document",
+                    "threads",
+                    "thread counts must be at least 1",
+                ));
+            }
+            Ok(t.into_iter().map(Some).collect())
+        }
+    }
+}
+
+/// Every list the scenario holds, with its record and length.
+fn sweep_of(variants: &[VariantSpec], sizes: usize, threads: usize) -> Sweep {
+    let mut sweep = Sweep::default();
+    sweep.list("contracts", "market", sizes);
+    sweep.list("threads", "document", threads);
+    for (k, v) in variants.iter().enumerate() {
+        let record = format!("variants[{k}]");
+        match v {
+            VariantSpec::Ipow {
+                validators,
+                quorum,
+                extra,
+                byzantine,
+                behaviour,
+            } => {
+                sweep.list("validators", &record, validators.values().len());
+                sweep.list("quorum", &record, quorum.values().len());
+                sweep.list("extra", &record, extra.values().len());
+                sweep.list("byzantine", &record, byzantine.values().len());
+                sweep.list("behaviour", &record, behaviour.values().len());
+            }
+            VariantSpec::Pow { difficulty } => {
+                sweep.list("difficulty", &record, difficulty.values().len());
+            }
+        }
+    }
+    sweep
+}
+
+/// `"sweep": "pairs"`: the one length every list shares.
+fn pairs_len(file: &str, sweep: &Sweep) -> Result<usize, InputError> {
+    let mut len = None;
+    for (record, field, n) in &sweep.lists {
+        match len {
+            None => len = Some(*n),
+            Some(l) if l == *n => {}
+            Some(l) => {
+                return Err(InputError::new(
+                    file,
+                    record,
+                    field,
+                    format!(
+                        "{n} values; \"sweep\": \"pairs\" needs every list to have the same length ({l} before)"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(len.unwrap_or(1))
+}
+
+/// The scenario-wide lists each case takes one value of.
+struct Axes<'a> {
+    sizes: &'a [Option<usize>],
+    threads: &'a [Option<usize>],
+    seed: u64,
+}
+
+/// The indices a list of `n` values contributes at a sweep point: all of them in a product
+/// (`point` None), the k-th in pairs (a single value stands for every k).
+fn pick(point: Option<usize>, n: usize) -> Vec<usize> {
+    match point {
+        Some(k) if n > 1 => vec![k],
+        Some(_) => vec![0],
+        None => (0..n).collect(),
+    }
+}
+
+/// The cases, unlabelled. Product: every size, every thread count, every variant's own
+/// product. Pairs: the k-th of every list.
+fn expand(
+    file: &str,
+    raw: &RawScenario,
+    axes: &Axes<'_>,
+    pairs: Option<usize>,
+) -> Result<Vec<Case>, InputError> {
+    let mut cases: Vec<Case> = Vec::new();
+    let points: Vec<Option<usize>> = match pairs {
+        Some(n) => (0..n).map(Some).collect(),
+        None => vec![None],
+    };
+    for point in points {
+        for &si in &pick(point, axes.sizes.len()) {
+            for &ti in &pick(point, axes.threads.len()) {
+                for (k, v) in raw.variants.iter().enumerate() {
+                    for variant in variant_configs(file, k, v, point, axes.seed)? {
+                        if cases.len() >= MAX_CASES {
+                            return Err(InputError::new(
+                                file,
+                                "document",
+                                "variants",
+                                format!("the sweep expands to more than {MAX_CASES} cases"),
+                            ));
+                        }
+                        cases.push(Case {
+                            label: String::new(),
+                            variant: k,
+                            config: RunConfig {
+                                variant,
+                                period_txs: raw.period_txs,
+                                load: raw.load.clone(),
+                            },
+                            threads: axes.threads[ti],
+                            contracts: axes.sizes[si],
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok(cases)
+}
+
+/// The configurations variant `k` gives at a sweep point, each checked.
+fn variant_configs(
+    file: &str,
+    k: usize,
+    v: &VariantSpec,
+    point: Option<usize>,
+    seed: u64,
+) -> Result<Vec<VariantConfig>, InputError> {
+    let record = format!("variants[{k}]");
+    let err = |field: &str, m: String| InputError::new(file, &record, field, m);
+    let mut out = Vec::new();
+    match v {
+        VariantSpec::Ipow {
+            validators,
+            quorum,
+            extra,
+            byzantine,
+            behaviour,
+        } => {
+            let (n, q, e, f, b) = (
+                validators.values(),
+                quorum.values(),
+                extra.values(),
+                byzantine.values(),
+                behaviour.values(),
+            );
+            for &ni in &pick(point, n.len()) {
+                for &qi in &pick(point, q.len()) {
+                    for &ei in &pick(point, e.len()) {
+                        for &fi in &pick(point, f.len()) {
+                            for &bi in &pick(point, b.len()) {
+                                let p = IpowParams::honest(n[ni], q[qi], e[ei], seed)
+                                    .with_byzantine(f[fi], b[bi]);
+                                p.check().map_err(|m| err("parameters", m))?;
+                                out.push(VariantConfig::Ipow(p));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        VariantSpec::Pow { difficulty } => {
+            let d = difficulty.values();
+            for &di in &pick(point, d.len()) {
+                let p = PowParams::new(d[di]).map_err(|m| err("difficulty", m))?;
+                out.push(VariantConfig::Pow(p));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The lists a scenario holds: (record, field, length).

@@ -45,7 +45,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::contract::SignedContract;
-use crate::grid::DcModel;
+use crate::grid::{DcModel, Grid};
 use crate::market::priority::PriorityRule;
 use crate::market::rules::Workload;
 use crate::validate::{Checks, CongestionStage};
@@ -496,7 +496,6 @@ impl Curtailment {
             ..
         } = chunked;
         // Distinct priorities, ascending; a trade's rank is its place among them.
-        let nranks = upto(prios.len());
         let mut live = live_by_rank(&chunks, prios.len());
         let mut out = Curtailment {
             scheme: scheme.len(),
@@ -506,25 +505,11 @@ impl Curtailment {
         let mut round = 0u32;
         loop {
             let flows = model.flows(&to_mw(&inj));
-            let overloaded: Vec<(usize, f64)> = grid
-                .branches
-                .iter()
-                .zip(&flows)
-                .enumerate()
-                .filter(|(_, (b, f))| b.is_limited() && f.abs() > b.rate_a)
-                .map(|(k, (b, f))| (k, f.abs() / b.rate_a))
-                .collect();
+            let overloaded = overloaded(grid, &flows);
             if round == 0 {
                 out.overloaded_before.clone_from(&overloaded);
             }
-            let pick = overloaded
-                .iter()
-                .filter(|(k, _)| !given_up.contains(k))
-                .fold(None::<(usize, f64)>, |best, &(k, l)| match best {
-                    Some((_, bl)) if bl >= l => best,
-                    _ => Some((k, l)),
-                });
-            let Some((l, _)) = pick else {
+            let Some(l) = most_loaded(&overloaded, &given_up) else {
                 out.residual = given_up;
                 break;
             };
@@ -538,121 +523,15 @@ impl Curtailment {
                 .into_iter()
                 .map(|x| f64::from(sign) * x)
                 .collect();
-            // Pass A: rank by rank from the lowest, in batches of at least BATCH live trades,
-            // until the cumulative sum reaches the excess.
-            let mut cum = 0i128;
-            let mut chosen: Option<(u32, i128)> = None;
-            let mut last_nonzero: Option<u32> = None;
-            let mut k0 = 0u32;
-            while k0 < nranks && chosen.is_none() {
-                let mut k1 = k0;
-                let mut batch = 0u64;
-                while k1 < nranks && (batch < BATCH || k1 == k0) {
-                    batch += live[k1 as usize];
-                    k1 += 1;
-                }
-                let row_ref = &row;
-                let by_rank = chunks
-                    .par_iter_mut()
-                    .map(|c| {
-                        let mut s = vec![0i128; (k1 - k0) as usize];
-                        for i in c.runs_in(k0..k1) {
-                            let v = c.run_sum(i, row_ref);
-                            c.sums[i] = v;
-                            s[(c.runs[i].rank - k0) as usize] += v;
-                        }
-                        s
-                    })
-                    .reduce(|| vec![0i128; (k1 - k0) as usize], add_into);
-                for (k, &s) in (k0..k1).zip(&by_rank) {
-                    if s == 0 {
-                        continue;
-                    }
-                    if cum + s >= i128::from(excess_w) {
-                        chosen = Some((k, i128::from(excess_w) - cum));
-                        break;
-                    }
-                    cum += s;
-                    last_nonzero = Some(k);
-                }
-                k0 = k1;
-            }
-            let (cut_rank, need) = match (chosen, last_nonzero) {
-                (Some(c), _) => c,
-                // Every aggravating trade goes, the highest rank with one being the last.
-                (None, Some(k)) => (k, i128::MAX),
-                (None, None) => {
-                    given_up.push(l);
-                    continue;
-                }
+            let Some((cut_rank, need)) = cut_rank(&mut chunks, &live, &row, excess_w) else {
+                given_up.push(l);
+                continue;
             };
             round += 1;
-            // In the cut rank, latest submitted first: find the chunk, then the trade, where the
-            // sum from the end reaches `need`. Chunks after it lose every aggravating trade of
-            // the rank; the cut chunk those from the cut-off on.
-            let mut from_end = 0i128;
-            let mut cut_at: Option<(usize, u32, i128)> = None;
-            let mut cutoff_order = 0u32;
-            for (ci, c) in chunks.iter().enumerate().rev() {
-                let Some(i) = c.runs_in(cut_rank..cut_rank + 1).next() else {
-                    continue;
-                };
-                if need == i128::MAX || from_end + c.sums[i] < need {
-                    from_end += c.sums[i];
-                    continue;
-                }
-                let r = c.runs[i];
-                let mut acc = from_end;
-                for at in (r.start..r.start + r.len).rev() {
-                    let q = rounded_w(c.slim[at as usize].raw_w(&row));
-                    if q > 0 {
-                        acc += i128::from(q);
-                        if acc >= need {
-                            cut_at = Some((ci, at - r.start, acc - from_end));
-                            cutoff_order = c.order[at as usize];
-                            break;
-                        }
-                    }
-                }
-                break;
-            }
-            // Pass B.
-            let (delta, curtailed, removed, first) = chunks
-                .par_iter_mut()
-                .enumerate()
-                .fold(
-                    || (vec![0i64; nbus], 0u32, 0i128, u32::MAX),
-                    |(mut d, mut n, mut w, mut first), (ci, c)| {
-                        for i in c.runs_in(0..cut_rank + 1) {
-                            // Where the run's curtailment starts, and the contribution it removes.
-                            let (from, w1) = match (c.runs[i].rank == cut_rank, cut_at) {
-                                (false, _) | (true, None) => (0, c.sums[i]),
-                                (true, Some((at, _, _))) if ci > at => (0, c.sums[i]),
-                                (true, Some((at, from, part))) if ci == at => (from, part),
-                                (true, Some(_)) => continue,
-                            };
-                            let before = c.runs[i].len;
-                            let (n1, f1) = c.curtail(i, from, &mut d);
-                            debug_assert!(c.runs[i].len + n1 == before);
-                            n += n1;
-                            w += w1;
-                            if c.runs[i].rank == cut_rank {
-                                first = first.min(f1);
-                            }
-                        }
-                        (d, n, w, first)
-                    },
-                )
-                .reduce(
-                    || (vec![0i64; nbus], 0u32, 0i128, u32::MAX),
-                    |(d, n, w, f), (d2, n2, w2, f2)| (add_into(d, d2), n + n2, w + w2, f.min(f2)),
-                );
-            if cut_at.is_none() {
-                // No limit: the cut-off is the earliest aggravating trade of the cut rank.
-                cutoff_order = first;
-            }
+            let (cut_at, cutoff_order) = cut_off(&chunks, cut_rank, need, &row);
+            let b = pass_b(&mut chunks, cut_rank, cut_at, nbus);
             live = live_by_rank(&chunks, prios.len());
-            inj.iter_mut().zip(delta).for_each(|(x, y)| *x += y);
+            inj.iter_mut().zip(b.delta).for_each(|(x, y)| *x += y);
             out.cuts.push(Cut {
                 round,
                 branch: l,
@@ -661,12 +540,17 @@ impl Curtailment {
                 rate_a: br.rate_a,
                 excess_w,
                 cutoff_priority: prios[cut_rank as usize],
-                cutoff_order,
-                curtailed,
-                removed_w: i64::try_from(removed).unwrap_or(i64::MAX),
+                // With no limit, the cut-off is the earliest aggravating trade of the cut rank.
+                cutoff_order: if cut_at.is_none() {
+                    b.first
+                } else {
+                    cutoff_order
+                },
+                curtailed: b.curtailed,
+                removed_w: i64::try_from(b.removed).unwrap_or(i64::MAX),
                 row,
             });
-            out.curtailed += curtailed as usize;
+            out.curtailed += b.curtailed as usize;
         }
         out.index = VerdictIndex::new(&out.cuts, nbus);
         out
@@ -717,6 +601,173 @@ impl Curtailment {
         self.cuts
             .iter()
             .position(|c| c.reaches(t) & (c.contribution_w(t) > 0))
+    }
+}
+
+/// Limited branches whose |flow| exceeds rateA, with their loading |flow| / rateA.
+fn overloaded(grid: &Grid, flows: &[f64]) -> Vec<(usize, f64)> {
+    grid.branches
+        .iter()
+        .zip(flows)
+        .enumerate()
+        .filter(|(_, (b, f))| b.is_limited() && f.abs() > b.rate_a)
+        .map(|(k, (b, f))| (k, f.abs() / b.rate_a))
+        .collect()
+}
+
+/// The most loaded branch not given up (ties to the lower row).
+fn most_loaded(overloaded: &[(usize, f64)], given_up: &[usize]) -> Option<usize> {
+    overloaded
+        .iter()
+        .filter(|(k, _)| !given_up.contains(k))
+        .fold(None::<(usize, f64)>, |best, &(k, l)| match best {
+            Some((_, bl)) if bl >= l => best,
+            _ => Some((k, l)),
+        })
+        .map(|(k, _)| k)
+}
+
+/// Pass A: rank by rank from the lowest, in batches of at least `BATCH` live trades, each run's
+/// contribution summed (and kept in `sums`) until the cumulative sum reaches the excess. Returns
+/// the cut rank and what is still needed from it (`i128::MAX`: every aggravating trade goes, the
+/// highest rank with one being the last), or `None` when no trade aggravates the branch.
+fn cut_rank(chunks: &mut [Chunk], live: &[u64], row: &[f64], excess_w: i64) -> Option<(u32, i128)> {
+    let nranks = upto(live.len());
+    let mut cum = 0i128;
+    let mut chosen: Option<(u32, i128)> = None;
+    let mut last_nonzero: Option<u32> = None;
+    let mut k0 = 0u32;
+    while k0 < nranks && chosen.is_none() {
+        let mut k1 = k0;
+        let mut batch = 0u64;
+        while k1 < nranks && (batch < BATCH || k1 == k0) {
+            batch += live[k1 as usize];
+            k1 += 1;
+        }
+        let row_ref = row;
+        let by_rank = chunks
+            .par_iter_mut()
+            .map(|c| {
+                let mut s = vec![0i128; (k1 - k0) as usize];
+                for i in c.runs_in(k0..k1) {
+                    let v = c.run_sum(i, row_ref);
+                    c.sums[i] = v;
+                    s[(c.runs[i].rank - k0) as usize] += v;
+                }
+                s
+            })
+            .reduce(|| vec![0i128; (k1 - k0) as usize], add_into);
+        for (k, &s) in (k0..k1).zip(&by_rank) {
+            if s == 0 {
+                continue;
+            }
+            if cum + s >= i128::from(excess_w) {
+                chosen = Some((k, i128::from(excess_w) - cum));
+                break;
+            }
+            cum += s;
+            last_nonzero = Some(k);
+        }
+        k0 = k1;
+    }
+    match (chosen, last_nonzero) {
+        (Some(c), _) => Some(c),
+        (None, Some(k)) => Some((k, i128::MAX)),
+        (None, None) => None,
+    }
+}
+
+/// In the cut rank, latest submitted first: the chunk, then the trade, where the sum from the
+/// end reaches `need` (chunk, place in its run, what its run gives from there) and the cut-off's
+/// submission index. Chunks after it lose every aggravating trade of the rank; the cut chunk
+/// those from the cut-off on. `None` when everything of the rank goes.
+fn cut_off(
+    chunks: &[Chunk],
+    cut_rank: u32,
+    need: i128,
+    row: &[f64],
+) -> (Option<(usize, u32, i128)>, u32) {
+    let mut from_end = 0i128;
+    let mut cut_at: Option<(usize, u32, i128)> = None;
+    let mut cutoff_order = 0u32;
+    for (ci, c) in chunks.iter().enumerate().rev() {
+        let Some(i) = c.runs_in(cut_rank..cut_rank + 1).next() else {
+            continue;
+        };
+        if need == i128::MAX || from_end + c.sums[i] < need {
+            from_end += c.sums[i];
+            continue;
+        }
+        let r = c.runs[i];
+        let mut acc = from_end;
+        for at in (r.start..r.start + r.len).rev() {
+            let q = rounded_w(c.slim[at as usize].raw_w(row));
+            if q > 0 {
+                acc += i128::from(q);
+                if acc >= need {
+                    cut_at = Some((ci, at - r.start, acc - from_end));
+                    cutoff_order = c.order[at as usize];
+                    break;
+                }
+            }
+        }
+        break;
+    }
+    (cut_at, cutoff_order)
+}
+
+/// What pass B took from the scheme.
+struct Removed {
+    /// Injections to add back per bus.
+    delta: Vec<i64>,
+    curtailed: u32,
+    removed: i128,
+    /// The earliest submission index curtailed in the cut rank.
+    first: u32,
+}
+
+/// Pass B: every chunk compacts away its curtailed trades and adds their power back per bus.
+fn pass_b(
+    chunks: &mut [Chunk],
+    cut_rank: u32,
+    cut_at: Option<(usize, u32, i128)>,
+    nbus: usize,
+) -> Removed {
+    let (delta, curtailed, removed, first) = chunks
+        .par_iter_mut()
+        .enumerate()
+        .fold(
+            || (vec![0i64; nbus], 0u32, 0i128, u32::MAX),
+            |(mut d, mut n, mut w, mut first), (ci, c)| {
+                for i in c.runs_in(0..cut_rank + 1) {
+                    // Where the run's curtailment starts, and the contribution it removes.
+                    let (from, w1) = match (c.runs[i].rank == cut_rank, cut_at) {
+                        (false, _) | (true, None) => (0, c.sums[i]),
+                        (true, Some((at, _, _))) if ci > at => (0, c.sums[i]),
+                        (true, Some((at, from, part))) if ci == at => (from, part),
+                        (true, Some(_)) => continue,
+                    };
+                    let before = c.runs[i].len;
+                    let (n1, f1) = c.curtail(i, from, &mut d);
+                    debug_assert!(c.runs[i].len + n1 == before);
+                    n += n1;
+                    w += w1;
+                    if c.runs[i].rank == cut_rank {
+                        first = first.min(f1);
+                    }
+                }
+                (d, n, w, first)
+            },
+        )
+        .reduce(
+            || (vec![0i64; nbus], 0u32, 0i128, u32::MAX),
+            |(d, n, w, f), (d2, n2, w2, f2)| (add_into(d, d2), n + n2, w + w2, f.min(f2)),
+        );
+    Removed {
+        delta,
+        curtailed,
+        removed,
+        first,
     }
 }
 

@@ -153,12 +153,24 @@ struct Parser<'a> {
 
 type Lines<'t> = std::iter::Peekable<std::iter::Enumerate<std::str::Lines<'t>>>;
 
+/// What [`read_blocks`] finds.
+struct Blocks {
+    base_mva: Option<f64>,
+    blocks: HashMap<&'static str, Block>,
+    /// The last line read.
+    end: usize,
+}
+
+/// The buses, their index by number, and the slack bus's index.
+struct Buses {
+    buses: Vec<Bus>,
+    index: HashMap<u32, usize>,
+    slack: usize,
+}
+
 /// The file's `mpc.baseMVA` and its `bus`, `gen` and `branch` blocks (other blocks are read and
 /// skipped), with the last line read.
-fn read_blocks(
-    p: &Parser<'_>,
-    text: &str,
-) -> Result<(Option<f64>, HashMap<&'static str, Block>, usize), GridError> {
+fn read_blocks(p: &Parser<'_>, text: &str) -> Result<Blocks, GridError> {
     let mut base_mva: Option<f64> = None;
     let mut blocks: HashMap<&'static str, Block> = HashMap::new();
     let mut lines = text.lines().enumerate().peekable();
@@ -208,7 +220,11 @@ fn read_blocks(
             base_mva = Some(v);
         }
     }
-    Ok((base_mva, blocks, last_line.max(1)))
+    Ok(Blocks {
+        base_mva,
+        blocks,
+        end: last_line.max(1),
+    })
 }
 
 /// One `[ ... ]` block from the content after its `[` (line, text, column) to its `]`; rows end
@@ -261,10 +277,7 @@ fn read_block(
 }
 
 /// The buses, their index by number, and the first reference bus (the slack).
-fn read_buses(
-    p: &Parser<'_>,
-    bus_block: &Block,
-) -> Result<(Vec<Bus>, HashMap<u32, usize>, usize), GridError> {
+fn read_buses(p: &Parser<'_>, bus_block: &Block) -> Result<Buses, GridError> {
     let mut buses = Vec::with_capacity(bus_block.rows.len());
     let mut index = HashMap::with_capacity(bus_block.rows.len());
     let mut slack = None;
@@ -296,7 +309,11 @@ fn read_buses(
             "no reference bus (type 3) in mpc.bus: the DC model needs a slack",
         )
     })?;
-    Ok((buses, index, slack))
+    Ok(Buses {
+        buses,
+        index,
+        slack,
+    })
 }
 
 /// The branches, their buses looked up in `index`, each in-service branch's susceptance.
@@ -442,7 +459,11 @@ impl Grid {
     /// Parses the text of a case; `file` names it in errors.
     pub fn parse(file: &str, text: &str) -> Result<Grid, GridError> {
         let p = Parser { file };
-        let (base_mva, mut blocks, end) = read_blocks(&p, crate::base::input::strip_bom(text))?;
+        let Blocks {
+            base_mva,
+            mut blocks,
+            end,
+        } = read_blocks(&p, crate::base::input::strip_bom(text))?;
         let base_mva = base_mva.ok_or_else(|| p.err(end, 1, "no mpc.baseMVA in the file"))?;
         let bus_block = blocks
             .remove("bus")
@@ -450,7 +471,11 @@ impl Grid {
         let branch_block = blocks
             .remove("branch")
             .ok_or_else(|| p.err(end, 1, "no mpc.branch block in the file"))?;
-        let (buses, index, slack) = read_buses(&p, &bus_block)?;
+        let Buses {
+            buses,
+            index,
+            slack,
+        } = read_buses(&p, &bus_block)?;
         let branches = read_branches(&p, &branch_block, &index)?;
         let generators = match blocks.remove("gen") {
             Some(gb) => read_generators(&p, &gb, &index)?,

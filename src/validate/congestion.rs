@@ -37,6 +37,44 @@
 //!
 //! The supervision node computes the cuts at O1 from the period's data alone (the scheme, the
 //! published priorities, the grid); they do not depend on thread count or scheduling.
+//!
+//! **How the rounds are computed.** [`Curtailment::compute`]: the scheme is copied once into
+//! chunks of 65,536 trades in submission order, each chunk's trades grouped by priority rank
+//! (stably; a chunk's priorities get ids from a small hash table as the trades pass, sorted into
+//! ranks once per chunk); a round sums contributions rank by rank from the lowest and marks which
+//! trades aggravate (pass A), stops at the rank whose sum reaches the excess, finds the cut-off
+//! from the end of that rank with per-chunk sums, and removes the marked trades from their chunks
+//! (pass B, which only compacts: the removed watts are pass A's run sums), so a round reads only
+//! the ranks at or below its cut-off and never a trade curtailed before. Both passes are branch-
+//! free per trade (whether a trade aggravates is random per trade; `positive_w` and `aggravates`
+//! are unit-tested against the rounding rule). Chunk boundaries depend only on the scheme's length
+//! and every sum is an exact integer, so the cuts are the same on any thread count; they equal
+//! those of the rule written plainly in the test
+//! (`the_chunked_rule_equals_the_rule_written_plainly`, up to 520 rounds, more than one chunk,
+//! more than 1024 distinct priorities in one chunk). The verdict (`curtailing_cut`) reads the
+//! cuts' rows bus-major, padded to blocks of 8 cuts, and evaluates a block at once without a
+//! branch per cut: curtailment order is one number per trade, key = class x 2^32 + (2^32 - 1 -
+//! submission order), where with P the cut-offs' distinct priorities a trade's class is 2 x #{P
+//! below its priority} + [its priority in P] and a cut's is 2i + 1 for P_i; a cut reaches a trade
+//! exactly when the trade's key is at most the cut's. Keys are integers below 2^53 (fewer than
+//! 2^20 distinct cut-off priorities; past that the verdict goes cut by cut), so they compare
+//! exactly as f64 beside the factors; the unit test `the_keyed_verdict_is_the_verdict_cut_by_cut`
+//! checks it at the ends of the u64 and u32 ranges. The verdict uses the same rounding expression
+//! as the rounds, so both agree to the bit. Before the scheme is formed, a trade that would
+//! overload a branch even as the only trade of the period (power above its pair's transfer limit
+//! floor(1000 / max_k |PTDF_k[s] - PTDF_k[b]| / rateA_k) in 0.001 MW) is left out and rejected for
+//! congestion: each validator computes that limit for its own trade from the bus-major
+//! sensitivities (a maximum of exact per-branch values, so the same on every node).
+//!
+//! **Known consequence.** A transaction that passes the local checks but carries a forged
+//! signature still counts in the scheme (checking every signature at O1 would duplicate the
+//! validators' work), so a forger can cause honest low-priority trades on the same line to be
+//! curtailed; the forged one itself is rejected for its signature.
+//!
+//! **Priority.** IPOW publishes, for each period, each validator's priority (its previous period's
+//! workload); a transaction's priority is the sum of its seller's and purchaser's owners'
+//! priorities (`market::priority::PriorityRule`). The same rule orders the block and drives
+//! curtailment; plain PoW publishes none (all 0, so submission order decides).
 
 use crate::grid::placement::{GridMarket, SchemeTrade};
 use std::hint::select_unpredictable;

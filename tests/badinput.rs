@@ -230,37 +230,6 @@ fn every_bad_file_exits_non_zero_naming_file_place_and_field() {
 }
 
 #[test]
-fn a_byte_order_mark_and_crlf_line_ends_are_read_like_plain_text() {
-    let plain = ipow(&args(
-        READINGS,
-        "../../../datasets/paper/readings-full-delivery.json",
-    ));
-    let bom = ipow(&args(READINGS, "readings-bom.json"));
-    assert!(
-        bom.status.success(),
-        "{}",
-        String::from_utf8_lossy(&bom.stderr)
-    );
-    assert_eq!(bom.stdout, plain.stdout);
-    let case = good("datasets/grids/pglib_opf_case14_ieee.m");
-    let plain = ipow(&["grid".into(), "info".into(), "--grid".into(), case]);
-    let crlf = ipow(&args(GRID, "grid-bom-crlf.m"));
-    assert!(
-        crlf.status.success(),
-        "{}",
-        String::from_utf8_lossy(&crlf.stderr)
-    );
-    let body = |o: &std::process::Output| {
-        String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .skip(1)
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    assert_eq!(body(&crlf), body(&plain), "the same grid, line ends aside");
-}
-
-#[test]
 fn commands_asked_to_write_leave_nothing_on_bad_input() {
     let dir: PathBuf = std::env::temp_dir().join(format!("ipow-badinput-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

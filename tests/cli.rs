@@ -1,11 +1,6 @@
 use std::process::Command;
 
-fn ipow(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_ipow"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use crate::util::{check_error, ipow};
 
 #[test]
 fn paper_json_has_the_documented_shape() {
@@ -115,21 +110,15 @@ fn a_bad_market_file_exits_non_zero_naming_file_record_and_field() {
     let path = dir.join("bad-market.json");
     let text = ipow::market::paper::EMBEDDED_MARKET.replace("\"10.98\"", "\"10.98.1\"");
     std::fs::write(&path, text).unwrap();
-    let out = ipow(&["paper", "--market", path.to_str().unwrap()]);
-    assert!(!out.status.success());
-    assert!(out.stdout.is_empty(), "no partial output");
-    let err = String::from_utf8(out.stderr).unwrap();
-    assert!(
-        err.contains("bad-market.json") && err.contains("matrix_f[0][4]") && err.contains("energy"),
-        "{err}"
+    check_error(
+        &["paper", "--market", path.to_str().unwrap()],
+        &["bad-market.json", "matrix_f[0][4]", "energy"],
     );
-    let missing = ipow(&[
-        "paper",
-        "--market",
-        dir.join("absent.json").to_str().unwrap(),
-    ]);
-    assert!(!missing.status.success());
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("absent.json"));
+    let absent = dir.join("absent.json");
+    check_error(
+        &["paper", "--market", absent.to_str().unwrap()],
+        &["absent.json"],
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -179,15 +168,9 @@ fn settle_refuses_bad_input_with_file_record_and_field() {
     .unwrap();
     let bad = dir.join("bad-readings.json");
     std::fs::write(&bad, full.replace("\"f27\"", "\"f99\"")).unwrap();
-    let out = ipow(&["settle", "--readings", bad.to_str().unwrap()]);
-    assert!(!out.status.success());
-    assert!(out.stdout.is_empty(), "no partial output");
-    let err = String::from_utf8(out.stderr).unwrap();
-    assert!(
-        err.contains("bad-readings.json")
-            && err.contains("readings[3]")
-            && err.contains("contract"),
-        "{err}"
+    check_error(
+        &["settle", "--readings", bad.to_str().unwrap()],
+        &["bad-readings.json", "readings[3]", "contract"],
     );
     let good = format!(
         "{}/datasets/paper/readings-full-delivery.json",
@@ -198,12 +181,7 @@ fn settle_refuses_bad_input_with_file_record_and_field() {
         ("--share", "half"),
         ("--opening-balance", "1.001"),
     ] {
-        let out = ipow(&["settle", "--readings", &good, flag, value]);
-        assert!(!out.status.success(), "{flag} {value}");
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains(flag),
-            "{flag} named in the error"
-        );
+        check_error(&["settle", "--readings", &good, flag, value], &[flag]);
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -422,14 +400,10 @@ fn a_corrupt_dataset_exits_non_zero_naming_file_offset_and_field() {
     bytes[n / 2] ^= 4;
     let bad = dir.join("flipped.ipowm");
     std::fs::write(&bad, &bytes).unwrap();
-    let out = ipow(&["dataset", "verify", &bad.display().to_string()]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("flipped.ipowm: offset ") && err.contains("chunk"),
-        "{err}"
+    check_error(
+        &["dataset", "verify", &bad.display().to_string()],
+        &["flipped.ipowm: offset ", "chunk"],
     );
-    assert!(out.stdout.is_empty());
     // Converting it writes nothing under the output name.
     let target = dir.join("out.json");
     let out = ipow(&[
@@ -513,12 +487,9 @@ fn a_scenario_runs_every_variant_interleaved_and_bad_ones_name_the_field() {
             "{record} {field}: the edit must change the scenario"
         );
         std::fs::write(&path, &edit).unwrap();
-        let out = ipow(&["run", "--scenario", &path.display().to_string()]);
-        assert!(!out.status.success());
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            err.contains(&format!("tiny.json: {record}: {field}")),
-            "{err}"
+        check_error(
+            &["run", "--scenario", &path.display().to_string()],
+            &[&format!("tiny.json: {record}: {field}")],
         );
     }
 }
@@ -630,24 +601,17 @@ fn settle_a_dataset_with_its_own_or_a_files_readings() {
     let mut missing = entries.clone();
     missing.remove(accepted);
     let file = write("missing.json", &missing);
-    let out = ipow(&["settle", "--dataset", &market, "--readings", &file]);
-    assert!(!out.status.success());
-    assert!(out.stdout.is_empty(), "no partial output");
-    let err = String::from_utf8(out.stderr).unwrap();
-    assert!(
-        err.contains("missing.json") && err.contains("readings") && err.contains("contract"),
-        "{err}"
+    check_error(
+        &["settle", "--dataset", &market, "--readings", &file],
+        &["missing.json", "readings", "contract"],
     );
     // An unknown contract names its record.
     let mut unknown = entries.clone();
     unknown[2]["contract"] = serde_json::json!("ff".repeat(32));
     let file = write("unknown.json", &unknown);
-    let out = ipow(&["settle", "--dataset", &market, "--readings", &file]);
-    assert!(!out.status.success());
-    let err = String::from_utf8(out.stderr).unwrap();
-    assert!(
-        err.contains("unknown.json") && err.contains("readings[2]"),
-        "{err}"
+    check_error(
+        &["settle", "--dataset", &market, "--readings", &file],
+        &["unknown.json", "readings[2]"],
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }

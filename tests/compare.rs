@@ -14,10 +14,7 @@ fn manifest() -> &'static Path {
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ipow-compare-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    crate::util::scratch(&format!("compare-{name}"))
 }
 
 fn tiny(extra: serde_json::Value) -> serde_json::Value {

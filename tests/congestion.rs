@@ -12,12 +12,7 @@ use ipow::validate::{Reason, Verdict};
 
 use crate::grids::{CASES, load};
 
-fn pool(threads: usize) -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap()
-}
+use crate::util::pool;
 
 /// A random scheme heavy enough to overload some branches: trades between random buses,
 /// priorities from a handful of values.

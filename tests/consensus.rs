@@ -9,12 +9,7 @@ use ipow::market::rules::{Truth, Workload, WorkloadParams};
 use ipow::pipeline::{Pipeline, RunConfig, RunReport, VariantConfig};
 use ipow::validate::{Checks, NoCongestionStage, Verdict};
 
-fn pool(threads: usize) -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap()
-}
+use crate::util::pool;
 
 fn ipow_params(
     validators: u32,

@@ -7,17 +7,10 @@ use ipow::market::rules::WorkloadParams;
 use crate::markets::{grid_market, params};
 
 fn dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ipow-ds-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    crate::util::scratch(&format!("ds-{tag}"))
 }
 
-fn pool(threads: usize) -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap()
-}
+use crate::util::pool;
 
 /// Generates a market in several batches and streams it to `path`, as `ipow generate` does.
 fn generate(path: &Path, p: &WorkloadParams, grid: Option<&ipow::grid::placement::GridMarket>) {

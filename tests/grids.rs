@@ -401,3 +401,20 @@ fn case300_bus_numbers_keep_their_gaps_and_comments_are_ignored() {
     assert_eq!(pegase.buses[pegase.slack].number, 4231);
     assert_eq!(pegase.generators.len(), 510);
 }
+
+#[test]
+fn a_grid_without_generators_or_loads_cannot_place_a_market_and_says_which() {
+    use ipow::grid::placement::GridMarket;
+    let mut no_gens = load("pglib_opf_case14_ieee.m");
+    no_gens
+        .generators
+        .iter_mut()
+        .for_each(|g| g.in_service = false);
+    let e = GridMarket::place(DcModel::new(no_gens).unwrap(), 4, 4).unwrap_err();
+    assert!(e.file.ends_with("pglib_opf_case14_ieee.m"), "{e}");
+    assert!(e.to_string().contains("no in-service generator"), "{e}");
+    let mut no_loads = load("pglib_opf_case14_ieee.m");
+    no_loads.buses.iter_mut().for_each(|b| b.pd = 0.0);
+    let e = GridMarket::place(DcModel::new(no_loads).unwrap(), 4, 4).unwrap_err();
+    assert!(e.to_string().contains("no bus with a positive load"), "{e}");
+}

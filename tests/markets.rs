@@ -10,12 +10,7 @@ use ipow::validate::{Checks, NoCongestionStage, Reason, Verdict};
 
 use crate::grids::load;
 
-fn pool(threads: usize) -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap()
-}
+use crate::util::pool;
 
 /// A 300-participant market with every kind planted often, skewed, with defaults.
 pub fn params(seed: u64, contracts: usize) -> WorkloadParams {
@@ -146,20 +141,15 @@ fn readings_default_at_about_the_configured_rate_and_never_exceed_the_contract()
 
 #[test]
 fn stress_runs_every_size_through_the_pipeline_conserving_money_on_any_thread_count() {
-    use ipow::consensus::ipow::IpowParams;
     use ipow::lab::stress::{StressConfig, stress_size};
-    use ipow::pipeline::{RunConfig, VariantConfig};
+
     let mut market = WorkloadParams::for_participants(4, 200, 0);
     market.default_ppm = 200_000;
     market.pareto_alpha_milli = 1_160;
     let config = StressConfig {
         sizes: ipow::lab::stress::sizes(100, 1500),
         market: market.clone(),
-        run: RunConfig {
-            variant: VariantConfig::Ipow(IpowParams::honest(16, 3, 4, 4)),
-            period_txs: 200,
-            load: ipow::pipeline::Load::ClosedLoop,
-        },
+        run: crate::util::honest_ipow(16, 3, 4, 200),
         batch: 400,
         opening_balance: ipow::base::amount::Money::parse("1000.00").unwrap(),
     };

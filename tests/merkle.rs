@@ -32,13 +32,7 @@ fn ct_leaves() -> Vec<Vec<u8>> {
     CT_LEAVES.iter().map(|h| hex::decode(h).unwrap()).collect()
 }
 
-fn pool(threads: usize) -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("merkle-test-{i}"))
-        .build()
-        .unwrap()
-}
+use crate::util::pool;
 
 /// Deterministic 32-byte leaves: SHA-256 of the index.
 fn leaves32(n: usize) -> Vec<[u8; 32]> {

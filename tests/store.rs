@@ -6,12 +6,7 @@ use ipow::chain::store::{LogReader, RawRecord, decode_slave, frame, kind, read_i
 use ipow::chain::{ChainId, ContractProof, verify_proof};
 use ipow::contract::SignedContract;
 
-fn ipow(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_ipow"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use crate::util::ipow;
 
 /// A fresh path under the temporary directory (removed if it exists).
 fn fresh(name: &str) -> PathBuf {

@@ -35,6 +35,8 @@ mod markets;
 mod merkle;
 /// The paper's example: Table 3 figures, the tamper, and market-file validation.
 mod paper;
+/// One test per bug found so far, named after the bug.
+mod regression;
 /// Settlement: the rules on hand-computed examples, the ledger against a sequential model,
 /// conservation, overdraft and overflow.
 mod settlement;
@@ -46,3 +48,6 @@ mod store;
 /// The tidy check on the source text: no unwrap, expect or panic outside tests and documented
 /// invariants, no floating point in money and contract modules, no todo or dbg, module docs.
 mod tidy;
+/// Helpers the modules share: the binary, pools, scratch directories, an honest IPOW config,
+/// the CLI's error check.
+mod util;

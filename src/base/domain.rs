@@ -273,3 +273,13 @@ pub const SOURCE_BASE: u32 = 0x5000_0000;
 
 /// The government supervisor's address.
 pub const SUPERVISOR: Address = Address(0x01);
+
+/// Where a market's sellers and purchasers start in the address space: seller i is at
+/// `seller + i`, purchaser j at `purchaser + j`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddressBases {
+    /// The first seller's address.
+    pub seller: u32,
+    /// The first purchaser's address.
+    pub purchaser: u32,
+}

@@ -1,9 +1,19 @@
 //! A market placed on a grid: sellers at generator buses, purchasers at load buses, and a
 //! contract as a trade between two buses ([`SchemeTrade`]).
 
-use crate::base::domain::{PURCHASER_BASE, SELLER_BASE};
+use crate::base::domain::AddressBases;
 use crate::contract::SignedContract;
-use crate::grid::{DcModel, GridError};
+use crate::grid::DcModel;
+
+/// A market that cannot be placed on a grid.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct PlacementError {
+    /// The grid's file.
+    pub file: String,
+    /// What is missing.
+    pub message: String,
+}
 
 /// One trade of a period's scheme.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,12 +47,14 @@ pub struct GridMarket {
 
 impl GridMarket {
     /// Places `sellers` and `purchasers` on the model's grid.
-    pub fn place(model: DcModel, sellers: u32, purchasers: u32) -> Result<GridMarket, GridError> {
+    pub fn place(
+        model: DcModel,
+        sellers: u32,
+        purchasers: u32,
+    ) -> Result<GridMarket, PlacementError> {
         let grid = model.grid();
-        let err = |m: &str| GridError {
+        let err = |m: &str| PlacementError {
             file: grid.source.clone(),
-            line: 0,
-            column: 0,
             message: m.to_owned(),
         };
         let gens: Vec<u32> = grid
@@ -143,11 +155,18 @@ impl GridMarket {
         &self.model
     }
 
-    /// The scheme trade of a transaction (None when a party is not placed).
-    pub fn trade(&self, order: u32, priority: u64, tx: &SignedContract) -> Option<SchemeTrade> {
+    /// The scheme trade of a transaction in a market whose addresses start at `bases` (None
+    /// when a party is not placed).
+    pub fn trade(
+        &self,
+        bases: AddressBases,
+        order: u32,
+        priority: u64,
+        tx: &SignedContract,
+    ) -> Option<SchemeTrade> {
         let c = &tx.contract;
-        let s = c.seller.0.checked_sub(SELLER_BASE)?;
-        let b = c.purchaser.0.checked_sub(PURCHASER_BASE)?;
+        let s = c.seller.0.checked_sub(bases.seller)?;
+        let b = c.purchaser.0.checked_sub(bases.purchaser)?;
         Some(SchemeTrade {
             order,
             priority,

@@ -27,6 +27,9 @@ pub enum CompareError {
     /// The dataset.
     #[error(transparent)]
     Dataset(#[from] crate::market::dataset::DatasetError),
+    /// The market cannot be placed on the grid.
+    #[error(transparent)]
+    Placement(#[from] crate::grid::placement::PlacementError),
     /// A run stopped in a period.
     #[error(transparent)]
     Run(#[from] crate::pipeline::PeriodError),

@@ -4,7 +4,7 @@
 
 use crate::base::amount::{Energy, Price};
 use crate::base::domain::{Address, DeliveryTime};
-use crate::base::domain::{PURCHASER_BASE, SELLER_BASE, TRANSMISSION_MAX};
+use crate::base::domain::{AddressBases, PURCHASER_BASE, SELLER_BASE, TRANSMISSION_MAX};
 use crate::contract::SignedContract;
 use crate::crypto::keys::KeyRegistry;
 use crate::ledger::Reading;
@@ -182,6 +182,14 @@ pub struct MarketRules {
 }
 
 impl MarketRules {
+    /// Where this market's sellers and purchasers start.
+    pub fn bases(&self) -> AddressBases {
+        AddressBases {
+            seller: self.seller_base,
+            purchaser: self.purchaser_base,
+        }
+    }
+
     /// No participants, zero bounds.
     pub fn empty() -> Self {
         Self {

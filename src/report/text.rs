@@ -153,30 +153,23 @@ pub fn render_simulation(s: &crate::lab::simulate::Summary) -> String {
     out
 }
 
-/// The report's run columns a terminal shows (the others are in `report.md`).
-const TERMINAL_RUN_COLUMNS: [&str; 12] = [
-    "case",
-    "rep",
-    "submitted",
-    "accepted",
-    "rejected",
-    "undecided",
-    "curtailed",
-    "throughput (tx/s)",
-    "p50",
-    "p99",
-    "CPU-us / committed",
-    "wrong accepts (rate; expected ± sd)",
+/// The report's run columns a terminal leaves out (they are in `report.md`).
+const TERMINAL_HIDES: [&str; 5] = [
+    "p95",
+    "max",
+    "validations",
+    "PoW nonces",
+    "wrong rejects (rate; expected ± sd)",
 ];
 
 /// The per-run results table for a terminal: the report's columns and cells
-/// ([`crate::report::RUN_COLUMNS`], [`crate::report::run_cells`]), a subset of them, aligned.
+/// ([`crate::report::RUN_COLUMNS`], [`crate::report::run_cells`]) but those it hides, aligned.
 pub fn render_rows(cmp: &crate::lab::compare::Comparison) -> String {
     use crate::report::{RUN_COLUMNS, run_cells};
-    let pick: Vec<usize> = TERMINAL_RUN_COLUMNS
-        .iter()
-        .filter_map(|c| RUN_COLUMNS.iter().position(|r| r == c))
+    let pick: Vec<usize> = (0..RUN_COLUMNS.len())
+        .filter(|&k| !TERMINAL_HIDES.contains(&RUN_COLUMNS[k]))
         .collect();
+    let columns: Vec<&str> = pick.iter().map(|&k| RUN_COLUMNS[k]).collect();
     let rows: Vec<Vec<String>> = cmp
         .rows()
         .iter()
@@ -185,7 +178,7 @@ pub fn render_rows(cmp: &crate::lab::compare::Comparison) -> String {
             pick.iter().map(|&k| cells[k].clone()).collect()
         })
         .collect();
-    text_table(&TERMINAL_RUN_COLUMNS, &rows)
+    text_table(&columns, &rows)
 }
 
 /// Columns padded to their widest cell: the first left-aligned, the others right-aligned.
@@ -417,4 +410,26 @@ pub fn render_run(r: &RunReport) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_text_table_aligns_columns_to_their_widest_cell() {
+        let rows = vec![
+            vec!["ipow q=3".to_owned(), "12".to_owned()],
+            vec!["pow".to_owned(), "3456".to_owned()],
+        ];
+        let t = text_table(&["case", "tx/s"], &rows);
+        assert_eq!(t, "case      tx/s\nipow q=3    12\npow       3456\n");
+    }
+
+    #[test]
+    fn every_column_the_terminal_hides_is_a_report_column() {
+        for c in TERMINAL_HIDES {
+            assert!(crate::report::RUN_COLUMNS.contains(&c), "{c}");
+        }
+    }
 }

@@ -82,6 +82,7 @@ use std::hint::select_unpredictable;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::base::domain::AddressBases;
 use crate::contract::SignedContract;
 use crate::grid::{DcModel, Grid};
 use crate::market::priority::PriorityRule;
@@ -965,6 +966,7 @@ fn to_mw(inj: &[i64]) -> Vec<f64> {
 #[derive(Debug)]
 pub struct PeriodCongestion<'a> {
     market: &'a GridMarket,
+    bases: AddressBases,
     /// The rule's outcome.
     pub curtailment: Curtailment,
     priority: PriorityRule,
@@ -972,10 +974,8 @@ pub struct PeriodCongestion<'a> {
 
 impl CongestionStage for PeriodCongestion<'_> {
     fn allows(&self, tx: u32, contract: &SignedContract) -> bool {
-        match self
-            .market
-            .trade(tx, self.priority.of(&contract.contract), contract)
-        {
+        let priority = self.priority.of(&contract.contract);
+        match self.market.trade(self.bases, tx, priority, contract) {
             Some(t) => {
                 !self.market.overloads_alone(&t) && self.curtailment.curtailing_cut(&t).is_none()
             }
@@ -996,6 +996,7 @@ pub fn period<'g>(
     checks: &Checks<'_>,
     priority: PriorityRule,
 ) -> PeriodCongestion<'g> {
+    let bases = workload.rules.bases();
     let scheme: Vec<SchemeTrade> = pending
         .par_iter()
         .filter_map(|&tx| {
@@ -1003,12 +1004,13 @@ pub fn period<'g>(
             if checks.local_failure(signed).is_some() {
                 return None;
             }
-            grid.trade(tx, priority.of(&signed.contract), signed)
+            grid.trade(bases, tx, priority.of(&signed.contract), signed)
                 .filter(|t| !grid.overloads_alone(t))
         })
         .collect();
     PeriodCongestion {
         market: grid,
+        bases,
         curtailment: Curtailment::compute(grid.model(), &scheme),
         priority,
     }

@@ -195,7 +195,7 @@ fn a_bad_json_dataset_names_the_record_and_field() {
 }
 
 /// A binary dataset's chunks as (offset, records, body_len), walked from the layout in
-/// `src/dataset.rs`, and where each chunk's records start.
+/// `src/market/dataset/mod.rs`, and where each chunk's records start.
 fn chunks(bytes: &[u8], members: usize) -> Vec<(usize, usize, usize, Vec<usize>)> {
     let u32_at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().unwrap()) as usize;
     let params_len = u32_at(40);

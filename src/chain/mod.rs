@@ -32,7 +32,7 @@
 //! period (u64), previous header hash (32), root (32), leaf count (u64). The block hash is
 //! SHA-256 of those bytes.
 
-// Positions in a block are u32: a block holds at most `workload::MAX_TRANSACTIONS` contracts.
+// Positions in a block are u32: a block holds at most `rules::MAX_TRANSACTIONS` contracts.
 #![allow(clippy::cast_possible_truncation)]
 
 pub mod audit;

@@ -41,7 +41,7 @@
 //!    two syncs); every index entry must match the log's commit record.
 
 // Lengths and counts written as u32/u16 are bounded first: payloads by `MAX_RECORD_BYTES`
-// (checked in `frame`), contracts per block by `workload::MAX_TRANSACTIONS`, proofs per contract
+// (checked in `frame`), contracts per block by `rules::MAX_TRANSACTIONS`, proofs per contract
 // by `IpowParams::check` (quorum + extra at most 10,000 + 64).
 #![allow(clippy::cast_possible_truncation)]
 

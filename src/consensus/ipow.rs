@@ -31,7 +31,7 @@
 //! rest honestly), `lazy` (answer valid without checking) or `crash` (never answer).
 
 // Transaction indices and per-transaction proof counts are u32: a workload holds at most
-// `workload::MAX_TRANSACTIONS` (u32::MAX) transactions, checked where workloads are made.
+// `rules::MAX_TRANSACTIONS` (u32::MAX) transactions, checked where workloads are made.
 #![allow(clippy::cast_possible_truncation)]
 
 use super::proof::{Proof, certificate_leaf, proof_message, validator_key};

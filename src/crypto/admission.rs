@@ -16,7 +16,7 @@
 //! whoever wrote it: to slip an off-curve key past this check they would have to find a list
 //! whose hash draws 128 even subsets, 2^128 tries. Even then nothing is forged: ring refuses to
 //! decode such a key, so every signature under it fails verification. The exact per-key rule is
-//! `PublicKey::admit`; `crypto::admit_all` falls back to it to name the first bad key.
+//! `PublicKey::admit`; `crypto::keys::admit_all` falls back to it to name the first bad key.
 
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};

@@ -16,7 +16,7 @@
 //! Every figure in [`RunReport`] is computed from per-transaction records and the variants'
 //! stage timers; nothing is estimated.
 
-// Transaction indices are u32: a workload holds at most `workload::MAX_TRANSACTIONS`.
+// Transaction indices are u32: a workload holds at most `rules::MAX_TRANSACTIONS`.
 #![allow(clippy::cast_possible_truncation)]
 
 pub mod admit;

@@ -1,0 +1,641 @@
+//! `ipow audit`: re-verifies a store as the government supervisor or as one participant, and
+//! says precisely what no longer matches; and `ipow prove`'s contract proofs.
+//!
+//! What each viewer checks (the paper's visibility: a slave's private chain content is visible
+//! to that slave and its master, headers and roots to every master, everything to the
+//! supervisor):
+//!
+//! | check | supervisor | participant |
+//! |---|---|---|
+//! | record checks, framing, index | all | all |
+//! | every header's link (height, previous hash, period) on every chain | all | all |
+//! | master roots over slave headers; consortium roots over master heads and the consensus block | all | all |
+//! | consensus block: Merkle root over its ids, certificate root, quorum and majority per contract, PoW | all | all |
+//! | quorum certificate tags (HMAC keys are the supervisor's) | yes | no |
+//! | slave block contents: decoding, signatures, root, the contract list against the consensus block | every slave | its own chain |
+//!
+//! A tampered contract is located by its slave chain, block, position and record offset; the
+//! field is named by comparing it with another party's copy of the same contract (the copy
+//! whose signatures verify); the path of Merkle nodes whose hashes no longer match is the diff
+//! of the tree over the stored ids against the tree over the ids the consensus block commits.
+
+// Periods and positions index in-memory vectors of the same store: they fit in usize.
+#![allow(clippy::cast_possible_truncation)]
+
+mod consensus;
+mod diagnose;
+mod period;
+mod slave;
+
+use consensus::check_consensus;
+use diagnose::{changed_path, diagnose_list};
+use period::{SlaveView, audit_period};
+pub use slave::field_diff;
+use slave::{Copy, check_slave_contents};
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::base::domain::Address;
+use crate::chain::store::{
+    Genesis, IndexEntry, LogReader, RawRecord, StoreError, StoredConsensus, decode_commit,
+    decode_consensus, decode_genesis, decode_header_record, decode_slave, genesis_hash, kind,
+    read_index,
+};
+use crate::chain::{
+    ChainHeader, ChainId, ConsensusBlock, ContractProof, ENDS, PROOF_FORMAT, Tips, Topology,
+    consortium_leaves, master_leaves, parties, proof_level,
+};
+use crate::contract::{Contract, SignedContract};
+use crate::crypto::keys::KeyRegistry;
+use crate::crypto::merkle::{Hash, MerkleTree, root_32};
+
+/// Who audits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Viewer {
+    /// The government supervisor: sees everything.
+    Supervisor,
+    /// A participant: sees its own slave chain's contents and every header.
+    Participant(Address),
+}
+
+impl Viewer {
+    fn sees(self, slave: Address) -> bool {
+        match self {
+            Viewer::Supervisor => true,
+            Viewer::Participant(a) => a == slave,
+        }
+    }
+}
+
+impl std::fmt::Display for Viewer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Viewer::Supervisor => f.write_str("supervisor"),
+            Viewer::Participant(a) => write!(f, "{a}"),
+        }
+    }
+}
+
+/// A Merkle node whose hash no longer matches.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct PathNode {
+    /// Level (0 = leaves).
+    pub level: usize,
+    /// Index within the level.
+    pub index: usize,
+    /// Leaves it covers, [first, end).
+    pub leaves: (usize, usize),
+    /// The hash the consensus block's contracts give, hex.
+    pub expected: String,
+    /// The hash the stored contracts give, hex.
+    pub stored: String,
+}
+
+/// One thing that does not verify, located as precisely as the store allows.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Finding {
+    /// The chain (`slave chain 0x1003`, `master chain BCS (sales)`, `consortium chain`,
+    /// `consensus block`, `log`, `index`).
+    pub chain: String,
+    /// The period, when known.
+    pub period: Option<u64>,
+    /// The block's height on its chain, when known.
+    pub height: Option<u64>,
+    /// Byte offset of the record in the log, when known.
+    pub offset: Option<u64>,
+    /// The contract, hex id (as stored), when one is concerned.
+    pub contract: Option<String>,
+    /// Its position in the block, when one is concerned.
+    pub position: Option<usize>,
+    /// The field, when it can be told.
+    pub field: Option<String>,
+    /// What does not match.
+    pub message: String,
+    /// Merkle nodes from the changed leaf up to the root whose hashes no longer match.
+    pub path: Vec<PathNode>,
+}
+
+impl Finding {
+    fn new(chain: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            chain: chain.into(),
+            period: None,
+            height: None,
+            offset: None,
+            contract: None,
+            position: None,
+            field: None,
+            message: message.into(),
+            path: Vec::new(),
+        }
+    }
+
+    fn at(mut self, record: &RawRecord) -> Self {
+        self.offset = Some(record.offset);
+        self
+    }
+
+    fn in_block(mut self, period: u64, height: Option<u64>) -> Self {
+        self.period = Some(period);
+        self.height = height;
+        self
+    }
+}
+
+/// The finding for a record whose check no longer matches its bytes.
+fn check_mismatch(r: &RawRecord) -> Finding {
+    Finding::new(
+        kind::name(r.kind),
+        "record check mismatch: its bytes changed after they were written",
+    )
+    .at(r)
+}
+
+/// The in-memory baseline: the same contracts' signatures and Merkle roots checked again from
+/// memory, timed beside the audit in the same process.
+#[derive(Clone, Debug, Serialize, Default)]
+pub struct Baseline {
+    /// Seconds spent on the in-memory checks.
+    pub seconds: f64,
+    /// Contracts per second in memory.
+    pub contracts_per_s: f64,
+    /// The audit's rate over the in-memory rate.
+    pub audit_ratio: f64,
+}
+
+/// What an audit found.
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditReport {
+    /// The store directory.
+    pub store: String,
+    /// Who audited.
+    pub viewer: String,
+    /// Complete periods read.
+    pub periods: u64,
+    /// The consortium head hash (hex) after the last complete period.
+    pub head: Option<String>,
+    /// Slave blocks read.
+    pub slave_blocks: u64,
+    /// Slave blocks whose contents this viewer checked.
+    pub slave_blocks_opened: u64,
+    /// Master blocks read.
+    pub master_blocks: u64,
+    /// Consortium blocks read.
+    pub consortium_blocks: u64,
+    /// Distinct contracts the consensus blocks commit.
+    pub contracts_committed: u64,
+    /// Contract copies this viewer decoded and checked.
+    pub contract_copies_checked: u64,
+    /// Distinct contracts whose signatures this viewer checked (three each).
+    pub contracts_signature_checked: u64,
+    /// Quorum certificate entries checked.
+    pub certificate_entries_checked: u64,
+    /// Proof tags checked (supervisor only).
+    pub tags_checked: u64,
+    /// Bytes after the last complete period (a crash during a write), ignored.
+    pub torn_tail_bytes: u64,
+    /// Hex ids of the contracts this viewer saw (participants only; empty for the supervisor).
+    pub contracts_seen: Vec<String>,
+    /// Everything that does not verify.
+    pub findings: Vec<Finding>,
+    /// True when there is no finding.
+    pub clean: bool,
+    /// Wall seconds of the audit.
+    pub seconds: f64,
+    /// Contracts (committed) per second.
+    pub contracts_per_s: f64,
+    /// The in-memory baseline, when asked for.
+    pub baseline: Option<Baseline>,
+}
+
+/// Options of an audit.
+#[derive(Clone, Copy, Debug)]
+pub struct AuditOptions {
+    /// Who audits.
+    pub viewer: Viewer,
+    /// Also time the in-memory baseline (supervisor only).
+    pub baseline: bool,
+}
+
+struct State {
+    viewer: Viewer,
+    genesis: Genesis,
+    topology: Topology,
+    registry: KeyRegistry,
+    keys: Vec<ring::hmac::Key>,
+    tips: Tips,
+    prev_consensus: Hash,
+    baseline: bool,
+    baseline_seconds: f64,
+}
+
+/// Audits the store at `dir`. Errors are only for a store that cannot be opened at all (no
+/// log, unreadable); everything else is a finding.
+pub fn audit(dir: &Path, options: AuditOptions) -> Result<AuditReport, StoreError> {
+    let started = Instant::now();
+    let mut report = AuditReport {
+        store: dir.display().to_string(),
+        viewer: options.viewer.to_string(),
+        periods: 0,
+        head: None,
+        slave_blocks: 0,
+        slave_blocks_opened: 0,
+        master_blocks: 0,
+        consortium_blocks: 0,
+        contracts_committed: 0,
+        contract_copies_checked: 0,
+        contracts_signature_checked: 0,
+        certificate_entries_checked: 0,
+        tags_checked: 0,
+        torn_tail_bytes: 0,
+        contracts_seen: Vec::new(),
+        findings: Vec::new(),
+        clean: false,
+        seconds: 0.0,
+        contracts_per_s: 0.0,
+        baseline: None,
+    };
+    let mut reader = LogReader::open(dir)?;
+    let index = match read_index(dir) {
+        Ok(i) => i,
+        Err(e) => {
+            report.findings.push(Finding::new("index", e.to_string()));
+            Vec::new()
+        }
+    };
+    let index_end = index.last().map_or(0, |e| e.end);
+    let Some(mut state) = read_genesis(&mut reader, options, &mut report.findings) else {
+        return Ok(finish(report, started, 0.0));
+    };
+    let mut pending: Vec<RawRecord> = Vec::new();
+    let mut pending_start = reader.offset();
+    loop {
+        match reader.next_record() {
+            Ok(Some(record)) => {
+                let is_commit = record.kind == kind::COMMIT;
+                pending.push(record);
+                if is_commit {
+                    let end = reader.offset();
+                    let records = std::mem::take(&mut pending);
+                    audit_period(&mut state, &records, end, &index, &mut report);
+                    pending_start = end;
+                }
+            }
+            Ok(None) => break,
+            Err(stop) => {
+                if stop.offset < index_end {
+                    // The period cannot be audited whole; still say which of its records no
+                    // longer match their checks, so that the damage is located.
+                    for r in pending.iter().filter(|r| !r.check_ok) {
+                        report.findings.push(check_mismatch(r));
+                    }
+                    report.findings.push(Finding {
+                        offset: Some(stop.offset),
+                        ..Finding::new(
+                            "log",
+                            format!(
+                                "{}; the index says a committed period ends at byte {index_end}, \
+                                 so this is damage, not a torn write",
+                                stop.message
+                            ),
+                        )
+                    });
+                } else {
+                    report.torn_tail_bytes = reader.len() - pending_start;
+                }
+                break;
+            }
+        }
+    }
+    if !pending.is_empty() && report.torn_tail_bytes == 0 {
+        if pending_start < index_end {
+            report.findings.push(Finding {
+                offset: Some(pending_start),
+                ..Finding::new(
+                    "log",
+                    "records without a commit record before a period the index says is committed",
+                )
+            });
+        } else {
+            report.torn_tail_bytes = reader.len() - pending_start;
+        }
+    }
+    let committed_in_log = usize::try_from(report.periods).unwrap_or(usize::MAX);
+    if index.len() > committed_in_log {
+        report.findings.push(Finding::new(
+            "index",
+            format!(
+                "the index lists {} committed periods, the log holds {committed_in_log}",
+                index.len()
+            ),
+        ));
+    }
+    let baseline = state.baseline_seconds;
+    Ok(finish(
+        report,
+        started,
+        if options.baseline { baseline } else { 0.0 },
+    ))
+}
+
+fn finish(mut report: AuditReport, started: Instant, baseline_seconds: f64) -> AuditReport {
+    report.seconds = started.elapsed().as_secs_f64() - baseline_seconds;
+    report.contracts_per_s = if report.seconds > 0.0 {
+        report.contracts_committed as f64 / report.seconds
+    } else {
+        0.0
+    };
+    if baseline_seconds > 0.0 {
+        let rate = report.contracts_committed as f64 / baseline_seconds;
+        report.baseline = Some(Baseline {
+            seconds: baseline_seconds,
+            contracts_per_s: rate,
+            audit_ratio: if rate > 0.0 {
+                report.contracts_per_s / rate
+            } else {
+                0.0
+            },
+        });
+    }
+    report.clean = report.findings.is_empty();
+    report
+}
+
+fn read_genesis(
+    reader: &mut LogReader,
+    options: AuditOptions,
+    findings: &mut Vec<Finding>,
+) -> Option<State> {
+    let record = match reader.next_record() {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            findings.push(Finding::new("log", "empty: no genesis record"));
+            return None;
+        }
+        Err(stop) => {
+            findings.push(Finding {
+                offset: Some(stop.offset),
+                ..Finding::new("genesis", stop.message)
+            });
+            return None;
+        }
+    };
+    if record.kind != kind::GENESIS {
+        findings.push(
+            Finding::new(
+                "genesis",
+                format!("first record is a {}", kind::name(record.kind)),
+            )
+            .at(&record),
+        );
+        return None;
+    }
+    if !record.check_ok {
+        findings.push(check_mismatch(&record));
+    }
+    let genesis = match decode_genesis(&record.payload) {
+        Ok(g) => g,
+        Err(e) => {
+            findings.push(Finding {
+                field: Some(e.field.clone()),
+                offset: Some(record.payload_offset() + e.at as u64),
+                ..Finding::new("genesis", e.to_string())
+            });
+            return None;
+        }
+    };
+    let mut registry = KeyRegistry::new();
+    for m in &genesis.members {
+        if let Err(e) = registry.register(m.address, m.public_key) {
+            findings.push(Finding {
+                field: Some(format!("public key of {}", m.address)),
+                ..Finding::new("genesis", e.to_string()).at(&record)
+            });
+        }
+    }
+    let keys = match genesis.consensus {
+        StoredConsensus::Ipow {
+            seed, validators, ..
+        } if options.viewer == Viewer::Supervisor => (0..validators.min(10_000))
+            .map(|v| crate::consensus::proof::validator_key(seed, v))
+            .collect(),
+        _ => Vec::new(),
+    };
+    Some(State {
+        viewer: options.viewer,
+        topology: Topology::new(&genesis.members, genesis.slaves_per_master),
+        registry,
+        keys,
+        tips: Tips::new(genesis_hash(&record.payload)),
+        prev_consensus: [0; 32],
+        genesis,
+        baseline: options.baseline && options.viewer == Viewer::Supervisor,
+        baseline_seconds: 0.0,
+    })
+}
+
+fn link_check(
+    tips: &Tips,
+    header: &ChainHeader,
+    period: u64,
+    record: &RawRecord,
+    findings: &mut Vec<Finding>,
+) {
+    let (height, prev) = tips.next(header.chain);
+    let chain = header.chain.to_string();
+    if header.height != height {
+        findings.push(
+            Finding {
+                field: Some("height".into()),
+                ..Finding::new(
+                    &chain,
+                    format!("height {}, expected {height}", header.height),
+                )
+            }
+            .at(record)
+            .in_block(period, Some(header.height)),
+        );
+    }
+    if header.prev_hash != prev {
+        findings.push(
+            Finding {
+                field: Some("previous hash".into()),
+                ..Finding::new(
+                    &chain,
+                    format!(
+                        "previous hash {} is not the hash of the block before it ({})",
+                        short(&header.prev_hash),
+                        short(&prev)
+                    ),
+                )
+            }
+            .at(record)
+            .in_block(period, Some(header.height)),
+        );
+    }
+    if header.period != period {
+        findings.push(
+            Finding {
+                field: Some("period".into()),
+                ..Finding::new(
+                    &chain,
+                    format!("records period {}, inside period {period}", header.period),
+                )
+            }
+            .at(record)
+            .in_block(period, Some(header.height)),
+        );
+    }
+}
+
+fn short(h: &Hash) -> String {
+    hex::encode(&h[..8])
+}
+
+/// Builds the proof that contract `id` is committed, through the slave chain of `party` (the
+/// seller when not given), up to the store's consortium head. Reads the store in order and
+/// refuses records whose checks fail.
+pub fn prove(dir: &Path, id: &Hash, party: Option<Address>) -> Result<ContractProof, StoreError> {
+    let log = dir
+        .join(crate::chain::store::LOG_FILE)
+        .display()
+        .to_string();
+    let err = |offset: Option<u64>, message: String| StoreError {
+        file: log.clone(),
+        offset,
+        message,
+    };
+    let mut reader = LogReader::open(dir)?;
+    let genesis = match reader.next_record() {
+        Ok(Some(r)) if r.kind == kind::GENESIS && r.check_ok => {
+            decode_genesis(&r.payload).map_err(|e| err(Some(r.payload_offset()), e.to_string()))?
+        }
+        _ => return Err(err(Some(0), "no intact genesis record".into())),
+    };
+    let topology = Topology::new(&genesis.members, genesis.slaves_per_master);
+    let mut pending: Vec<RawRecord> = Vec::new();
+    let mut proof: Option<ContractProof> = None;
+    while let Ok(Some(record)) = reader.next_record() {
+        if !record.check_ok {
+            return Err(err(
+                Some(record.offset),
+                format!(
+                    "{} record check mismatch; run ipow audit",
+                    kind::name(record.kind)
+                ),
+            ));
+        }
+        if record.kind != kind::COMMIT {
+            pending.push(record);
+            continue;
+        }
+        let records = std::mem::take(&mut pending);
+        let header_of = |r: &RawRecord| -> Result<ChainHeader, StoreError> {
+            let p = if r.kind == kind::SLAVE {
+                decode_slave(&r.payload).map(|s| s.header)
+            } else {
+                decode_header_record(&r.payload)
+            };
+            p.map_err(|e| err(Some(r.offset), e.to_string()))
+        };
+        if let Some(p) = &mut proof {
+            if let Some(r) = records.iter().find(|r| r.kind == kind::CONSORTIUM) {
+                p.later.push(hex::encode(header_of(r)?.encode()));
+            }
+            continue;
+        }
+        // Is the contract in this period, on the chosen party's slave chain?
+        let mut found = None;
+        let mut slave_headers = Vec::new();
+        for r in records.iter().filter(|r| r.kind == kind::SLAVE) {
+            let s = decode_slave(&r.payload).map_err(|e| err(Some(r.offset), e.to_string()))?;
+            if found.is_none() {
+                let contracts: Vec<Option<SignedContract>> = s
+                    .contracts
+                    .iter()
+                    .map(|(_, b)| SignedContract::decode(b).ok())
+                    .collect();
+                if let Some((pos, Some(c))) = contracts
+                    .iter()
+                    .enumerate()
+                    .find(|(_, c)| c.as_ref().is_some_and(|c| c.id().0 == *id))
+                {
+                    let wanted = party.unwrap_or(c.contract.seller);
+                    if s.header.chain == ChainId::Slave(wanted) {
+                        let leaves: Vec<Hash> = s
+                            .contracts
+                            .iter()
+                            .map(|(_, b)| crate::chain::record_digest(b))
+                            .collect();
+                        found = Some((s.header, leaves, pos, c.encode()));
+                    }
+                }
+            }
+            slave_headers.push(s.header);
+        }
+        let Some((slave, ids, pos, bytes)) = found else {
+            continue;
+        };
+        let ChainId::Slave(address) = slave.chain else {
+            continue;
+        };
+        let end = topology
+            .master_of(address)
+            .map(|m| m.end)
+            .ok_or_else(|| err(None, format!("{address} is not a slave of the market")))?;
+        let masters: Vec<ChainHeader> = records
+            .iter()
+            .filter(|r| r.kind == kind::MASTER)
+            .map(header_of)
+            .collect::<Result<_, _>>()?;
+        let end_k = usize::from(crate::chain::end_code(end));
+        let master = *masters
+            .get(end_k)
+            .ok_or_else(|| err(None, "a period without its four master blocks".into()))?;
+        let m_leaves = master_leaves(&topology, end, slave_headers.iter());
+        let m_index = m_leaves
+            .iter()
+            .position(|h| *h == slave.hash())
+            .ok_or_else(|| err(None, "slave header not among its master's leaves".into()))?;
+        let consortium = records
+            .iter()
+            .find(|r| r.kind == kind::CONSORTIUM)
+            .map(header_of)
+            .transpose()?
+            .ok_or_else(|| err(None, "a period without its consortium block".into()))?;
+        let consensus = records
+            .iter()
+            .find(|r| r.kind == kind::CONSENSUS)
+            .ok_or_else(|| err(None, "a period without its consensus block".into()))?;
+        let consensus = decode_consensus(&consensus.payload)
+            .map_err(|e| err(Some(consensus.offset), e.to_string()))?;
+        let masters: [ChainHeader; 4] = masters
+            .try_into()
+            .map_err(|_| err(None, "a period without its four master blocks".into()))?;
+        let c_leaves = consortium_leaves(&masters, &consensus.header);
+        let missing = || err(None, "cannot build an audit path".to_owned());
+        proof = Some(ContractProof {
+            format: PROOF_FORMAT.to_owned(),
+            contract: hex::encode(bytes),
+            slave: proof_level(&slave, &ids, pos).ok_or_else(missing)?,
+            master: proof_level(&master, &m_leaves, m_index).ok_or_else(missing)?,
+            consortium: proof_level(&consortium, &c_leaves, end_k).ok_or_else(missing)?,
+            later: Vec::new(),
+        });
+    }
+    proof.ok_or_else(|| {
+        err(
+            None,
+            format!(
+                "contract {} is not on {} slave chain in any committed period",
+                hex::encode(id),
+                party.map_or("its seller's".to_owned(), |a| format!("{a}'s"))
+            ),
+        )
+    })
+}

@@ -199,3 +199,36 @@ fn the_allocation_limit_catches_an_allocation_by_declared_length() {
     assert!(caught.is_err());
     check("trusting", trusting, &[1], "test");
 }
+
+/// The readers of outside text bound what they read while reading: a 4 GiB file (sparse, so
+/// nothing is written) under a 1 MiB limit is refused after at most the limit plus one byte in
+/// memory, and `/dev/zero` is refused before it is opened, allocating only its error.
+#[test]
+fn a_reader_of_outside_text_allocates_at_most_its_limit() {
+    let _alone = ALONE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dir = std::env::temp_dir().join(format!("ipow-fuzz-bound-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let big = dir.join("big.json");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(4 << 30)
+        .unwrap();
+    let limit: u64 = 1 << 20;
+    for (path, what) in [(big.as_path(), "limit"), (Path::new("/dev/zero"), "device")] {
+        let before = LIVE.load(Ordering::Relaxed);
+        PEAK.store(before, Ordering::Relaxed);
+        let result = ipow::base::input::read_text(path, limit);
+        let peak = PEAK.load(Ordering::Relaxed) - before;
+        let message = result.expect_err("refused");
+        assert!(message.contains(what), "{path:?}: {message}");
+        // The buffer is sized to what the file says, up to the limit plus one byte.
+        assert!(
+            peak <= isize::try_from(limit).unwrap() + (64 << 10),
+            "{path:?}: peak {peak} bytes for a {limit}-byte limit"
+        );
+        eprintln!("{path:?}: refused after a peak of {peak} bytes ({message})");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

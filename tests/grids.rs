@@ -418,3 +418,26 @@ fn a_grid_without_generators_or_loads_cannot_place_a_market_and_says_which() {
     let e = GridMarket::place(DcModel::new(no_loads).unwrap(), 4, 4).unwrap_err();
     assert!(e.to_string().contains("no bus with a positive load"), "{e}");
 }
+
+#[test]
+fn a_second_reference_bus_is_an_error_naming_both() {
+    let text = case14_text();
+    // Bus 2 (a PV bus, type 2) made a reference bus beside bus 1.
+    let line = line_of(&text, "\t2\t 2\t");
+    let edited: String = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i + 1 == line {
+                l.replacen("\t2\t 2\t", "\t2\t 3\t", 1)
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let e = parse_err(&edited);
+    assert_eq!(e.line, line, "{e}");
+    assert!(e.message.contains("bus 2 is a second reference bus"), "{e}");
+    assert!(e.message.contains("after bus 1"), "{e}");
+}

@@ -29,6 +29,8 @@ mod contracts;
 mod datasets;
 /// MATPOWER parsing, DC power flow against a dense reference, malformed grid files.
 mod grids;
+/// Hostile input through the CLI: devices, FIFOs, oversize files, values that cannot work.
+mod hostile;
 /// Generated markets: planted reasons, thread-count independence, skew, readings.
 mod markets;
 /// RFC 6962 vectors, parallel build against the sequential reference, proofs, diffs, headers.

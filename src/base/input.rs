@@ -60,3 +60,70 @@ pub fn check_format(file: &str, found: &str, expected: &str) -> Result<(), Input
         format!("expected {expected:?}, found {found:?}"),
     ))
 }
+
+/// What kind of thing `meta` describes, for an error that refuses it.
+fn kind_of(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt as _;
+    let t = meta.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Opens `path` for reading if it is a regular file (links followed). A device, a FIFO, a
+/// socket or a directory is refused before it is opened: opening a FIFO with no writer blocks,
+/// and a device has no end. The message names what it is.
+pub fn open_regular(path: &std::path::Path) -> Result<std::fs::File, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("{}: ipow reads regular files only", kind_of(&meta)));
+    }
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    // The path may have been replaced between the check and the open.
+    match file.metadata() {
+        Ok(m) if m.is_file() => Ok(file),
+        Ok(m) => Err(format!("{}: ipow reads regular files only", kind_of(&m))),
+        Err(e) => Err(format!("cannot read: {e}")),
+    }
+}
+
+/// Reads a regular file of at most `limit` bytes as UTF-8 text. The read stops one byte past
+/// the limit, so a file longer than it says (or growing while read) is refused with the limit
+/// named, and memory stays bounded by the limit; invalid UTF-8 is named by its byte offset.
+pub fn read_text(path: &std::path::Path, limit: u64) -> Result<String, String> {
+    use std::io::Read as _;
+    let file = open_regular(path)?;
+    // Room for what the file says it holds, up to the limit plus the one byte that proves a
+    // file longer than the limit: an honest file is read without the buffer growing.
+    let said = file.metadata().map_or(0, |m| m.len());
+    let room = usize::try_from(said.min(limit).saturating_add(1)).unwrap_or(usize::MAX);
+    let mut bytes = Vec::with_capacity(room);
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.len() as u64 > limit {
+        return Err(format!("over the {limit}-byte limit for this kind of file"));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "not UTF-8 text: the byte at offset {} is not valid UTF-8",
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+/// [`read_text`] with its error as an [`InputError`] on the whole document.
+pub fn read_document(path: &std::path::Path, limit: u64) -> Result<String, InputError> {
+    read_text(path, limit)
+        .map_err(|m| InputError::new(&path.display().to_string(), "document", "-", m))
+}

@@ -6,6 +6,22 @@ pub mod domain;
 pub mod input;
 pub mod rng;
 
+/// The most worker threads a run may ask for. Every stage is CPU-bound, so threads beyond the
+/// cores only add scheduling; past a thousand, starting them and splitting work across them
+/// stalls a run for longer than the work (10,000 threads took minutes where 300 took 0.3 s).
+pub const MAX_THREADS: usize = 1024;
+
+/// Checks a thread count asked for; the message says why there is a bound.
+pub fn check_threads(threads: usize) -> Result<(), String> {
+    if threads == 0 || threads > MAX_THREADS {
+        return Err(format!(
+            "{threads} threads is outside 1..={MAX_THREADS} (stages are CPU-bound: threads \
+             beyond the cores only add scheduling)"
+        ));
+    }
+    Ok(())
+}
+
 /// An error and its sources, joined by ": " (what `anyhow`'s `{:#}` prints), for callers that
 /// keep errors as text.
 pub fn error_chain(e: &dyn std::error::Error) -> String {

@@ -527,10 +527,28 @@ pub struct IndexEntry {
     pub hash: Hash,
 }
 
+/// The most bytes an index may hold: 2^24 periods.
+pub const MAX_INDEX_BYTES: u64 = (INDEX_ENTRY_BYTES as u64) << 24;
+
 /// Reads the index; an entry whose check fails is an error naming it.
 pub fn read_index(dir: &Path) -> Result<Vec<IndexEntry>, StoreError> {
+    use std::io::Read as _;
     let path = dir.join(INDEX_FILE);
-    let bytes = std::fs::read(&path).map_err(|e| StoreError::io(&path, &e))?;
+    let refused = |message: String| StoreError {
+        file: path.display().to_string(),
+        offset: None,
+        message,
+    };
+    let file = crate::base::input::open_regular(&path).map_err(refused)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_INDEX_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| StoreError::io(&path, &e))?;
+    if bytes.len() as u64 > MAX_INDEX_BYTES {
+        return Err(refused(format!(
+            "over the {MAX_INDEX_BYTES}-byte limit of an index"
+        )));
+    }
     let mut out = Vec::with_capacity(bytes.len() / INDEX_ENTRY_BYTES);
     for (k, e) in bytes.chunks(INDEX_ENTRY_BYTES).enumerate() {
         let offset = Some((k * INDEX_ENTRY_BYTES) as u64);
@@ -761,7 +779,11 @@ impl LogReader {
     /// Opens `dir`'s log.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let path = dir.join(LOG_FILE);
-        let f = File::open(&path).map_err(|e| StoreError::io(&path, &e))?;
+        let f = crate::base::input::open_regular(&path).map_err(|message| StoreError {
+            file: path.display().to_string(),
+            offset: None,
+            message,
+        })?;
         let len = f.metadata().map_err(|e| StoreError::io(&path, &e))?.len();
         Ok(Self {
             r: Box::new(BufReader::with_capacity(1 << 20, f)),

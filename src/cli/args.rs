@@ -410,22 +410,14 @@ pub(crate) fn share_bps(share: &str) -> anyhow::Result<u32> {
 
 /// Reads a file of at most `limit` bytes as text, naming it in errors.
 pub(crate) fn read_bounded(path: &std::path::Path, limit: u64) -> anyhow::Result<String> {
-    let name = path.display().to_string();
-    let size = std::fs::metadata(path)
-        .with_context(|| format!("{name}: cannot read"))?
-        .len();
-    if size > limit {
-        anyhow::bail!("{name}: {size} bytes is over the {limit} byte limit");
-    }
-    std::fs::read_to_string(path).with_context(|| format!("{name}: cannot read"))
+    Ok(ipow::base::input::read_document(path, limit)?)
 }
 
 /// The market in `path`, or the embedded paper market.
 pub(crate) fn load_market(path: Option<&std::path::Path>) -> anyhow::Result<PaperMarket> {
     Ok(match path {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("{}: cannot read", path.display()))?;
+            let text = read_bounded(path, ipow::market::paper::MAX_FILE_BYTES)?;
             PaperMarket::from_json(&text, &path.display().to_string())?
         }
         None => {
@@ -451,6 +443,7 @@ pub(crate) fn variant_config(v: &VariantArgs, seed: u64) -> anyhow::Result<Varia
 pub(crate) fn pool(threads: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
     let threads =
         threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    ipow::base::check_threads(threads).map_err(|m| anyhow::anyhow!("--threads {m}"))?;
     Ok(rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(|i| format!("ipow-worker-{i}"))
@@ -469,4 +462,13 @@ pub(crate) fn load_grid_market(
             params.purchasers,
         )?)
     }
+}
+
+/// `--contracts` from 1 to the most a workload holds.
+pub(crate) fn check_contracts(contracts: usize) -> anyhow::Result<()> {
+    let max = ipow::market::rules::MAX_TRANSACTIONS;
+    if !(1..=max).contains(&contracts) {
+        anyhow::bail!("--contracts {contracts} is outside 1..={max}");
+    }
+    Ok(())
 }

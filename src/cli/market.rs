@@ -160,9 +160,9 @@ pub(crate) fn paper_store(market: &PaperMarket, dir: &std::path::Path) -> anyhow
 
 pub(crate) fn generate_command(args: &GenerateArgs) -> anyhow::Result<()> {
     use ipow::market::dataset;
-    if args.contracts > ipow::market::rules::MAX_TRANSACTIONS {
-        anyhow::bail!("--contracts {} is above the limit", args.contracts);
-    }
+    check_contracts(args.contracts)?;
+    WorkloadParams::check_participants(args.participants)
+        .map_err(|m| anyhow::anyhow!("--participants {m}"))?;
     let mut params = WorkloadParams::for_participants(args.seed, args.participants, args.contracts);
     args.rates.apply(&mut params)?;
     let grid = args

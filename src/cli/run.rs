@@ -15,12 +15,9 @@ pub(crate) fn run_command(args: &RunArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.scenario {
         return scenario_command(path, args.json);
     }
-    if args.contracts > ipow::market::rules::MAX_TRANSACTIONS {
-        anyhow::bail!(
-            "--contracts {} is above the limit of {}",
-            args.contracts,
-            ipow::market::rules::MAX_TRANSACTIONS
-        );
+    check_contracts(args.contracts)?;
+    if args.period_txs == 0 {
+        anyhow::bail!("--period-txs 0: a period takes at least 1 transaction");
     }
     let variant = variant_config(&args.variant, args.seed)?;
     let pool = pool(args.threads)?;
@@ -37,10 +34,8 @@ pub(crate) fn run_command(args: &RunArgs) -> anyhow::Result<()> {
             None => Load::ClosedLoop,
         },
     };
-    config
-        .load
-        .check()
-        .map_err(|m| anyhow::anyhow!("--{m} (transactions per second)"))?;
+    config.load.check().map_err(|m| anyhow::anyhow!("--{m}"))?;
+    warn_if_long(&config.load, args.contracts);
     let mut params = WorkloadParams::scaled_paper(args.seed, args.contracts);
     args.rates.apply(&mut params)?;
     let terminal = std::io::stderr().is_terminal() && !args.json;
@@ -157,15 +152,9 @@ pub(crate) fn simulate_command(
 
 pub(crate) fn stress_command(args: &StressArgs) -> anyhow::Result<()> {
     use ipow::lab::stress::{Step, StressConfig, stress_size};
+    check_stress_args(args)?;
     let mut market = WorkloadParams::for_participants(args.seed, args.participants, 0);
     args.rates.apply(&mut market)?;
-    if let Some(&s) = args
-        .sizes
-        .iter()
-        .find(|&&s| s == 0 || s > u64::from(u32::MAX))
-    {
-        anyhow::bail!("--sizes: {s} is outside 1..={}", u32::MAX);
-    }
     let config = StressConfig {
         sizes: args.sizes.clone(),
         market: market.clone(),
@@ -429,5 +418,36 @@ pub(crate) fn compare_command(args: &CompareArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64(),
         files.join(", ")
     );
+    Ok(())
+}
+
+/// Warns on stderr when an open-loop run's last arrival is due more than a minute after its
+/// start: the run cannot end before it.
+fn warn_if_long(load: &Load, contracts: usize) {
+    let last = load.intended(contracts.saturating_sub(1));
+    if last > std::time::Duration::from_secs(60) {
+        eprintln!(
+            "warning: {} : the last of {contracts} transactions is due {} after the start, and \
+             the run takes at least that long",
+            load.describe(),
+            duration_us(u64::try_from(last.as_micros()).unwrap_or(u64::MAX))
+        );
+    }
+}
+
+/// `ipow stress`'s sizes, participants, periods and batches, before any work.
+fn check_stress_args(args: &StressArgs) -> anyhow::Result<()> {
+    WorkloadParams::check_participants(args.participants)
+        .map_err(|m| anyhow::anyhow!("--participants {m}"))?;
+    if args.period_txs == 0 || args.batch == 0 {
+        anyhow::bail!("--period-txs and --batch take at least 1");
+    }
+    if let Some(&s) = args
+        .sizes
+        .iter()
+        .find(|&&s| s == 0 || s > u64::from(u32::MAX))
+    {
+        anyhow::bail!("--sizes: {s} is outside 1..={}", u32::MAX);
+    }
     Ok(())
 }

@@ -3,16 +3,20 @@
 
 use super::*;
 
+/// The most bytes a case file may hold (case2869pegase is 1.3 MB).
+pub const MAX_GRID_BYTES: u64 = 64 << 20;
+
 impl Grid {
-    /// Reads and parses a case file.
+    /// Reads and parses a case file (a regular file of at most [`MAX_GRID_BYTES`]).
     pub fn load(path: &std::path::Path) -> Result<Grid, GridError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| GridError {
-            file: file.clone(),
-            line: 0,
-            column: 0,
-            message: format!("cannot read: {e}"),
-        })?;
+        let text =
+            crate::base::input::read_text(path, MAX_GRID_BYTES).map_err(|message| GridError {
+                file: file.clone(),
+                line: 0,
+                column: 0,
+                message,
+            })?;
         Grid::parse(&file, &text)
     }
 
@@ -221,7 +225,19 @@ pub(super) fn read_buses(p: &Parser<'_>, bus_block: &Block) -> Result<Buses, Gri
             let c = row.cells[0];
             return Err(p.err(c.line, c.column, format!("bus {number} appears twice")));
         }
-        if kind == 3 && slack.is_none() {
+        if kind == 3 {
+            if let Some(first) = slack {
+                let c = row.cells[1];
+                let first_number = buses.get(first).map_or(0, |b: &Bus| b.number);
+                return Err(p.err(
+                    c.line,
+                    c.column,
+                    format!(
+                        "bus {number} is a second reference bus (type 3) after bus \
+                         {first_number}: the DC model has one slack"
+                    ),
+                ));
+            }
             slack = Some(buses.len());
         }
         buses.push(Bus {

@@ -21,7 +21,8 @@ pub mod placement;
 mod trades;
 
 pub use dc::{BranchFlow, DcModel, FlowReport};
-pub use trades::{Trade, parse_trades, read_trades};
+pub use matpower::MAX_GRID_BYTES;
+pub use trades::{MAX_TRADES_BYTES, Trade, parse_trades, read_trades};
 
 use std::collections::HashMap;
 use std::fmt;

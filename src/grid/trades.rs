@@ -13,14 +13,18 @@ pub struct Trade {
     pub mw: f64,
 }
 
+/// The largest trade a trades file may hold, MW: a hundred times the load of the largest PGLib
+/// case; past it flows lose every digit that matters.
+pub const MAX_TRADE_MW: f64 = 1e7;
+
+/// The most bytes a trades file may hold.
+pub const MAX_TRADES_BYTES: u64 = 256 << 20;
+
 /// Reads a trades file: a JSON object with a `trades` list of
 /// `{"seller_bus": int, "buyer_bus": int, "mw": number}` (other keys ignored).
 pub fn read_trades(path: &std::path::Path) -> Result<Vec<Trade>, crate::base::input::InputError> {
-    let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        crate::base::input::InputError::new(&file, "document", "-", format!("cannot read: {e}"))
-    })?;
-    parse_trades(&file, &text)
+    let text = crate::base::input::read_document(path, MAX_TRADES_BYTES)?;
+    parse_trades(&path.display().to_string(), &text)
 }
 
 /// Parses the text of a trades file; `file` names it in errors.
@@ -67,6 +71,18 @@ pub fn parse_trades(file: &str, text: &str) -> Result<Vec<Trade>, crate::base::i
             .as_f64()
             .filter(|v| v.is_finite())
             .ok_or_else(|| InputError::new(file, &record, "mw", format!("{mw} is not a number")))?;
+        // A trade flows from seller to buyer: a negative one would silently be the reverse
+        // trade, and one past any grid's size makes every flow infinite.
+        if !(0.0..=MAX_TRADE_MW).contains(&mw) {
+            return Err(InputError::new(
+                file,
+                &record,
+                "mw",
+                format!(
+                    "{mw} is outside 0..={MAX_TRADE_MW} MW (a trade flows from seller to buyer)"
+                ),
+            ));
+        }
         out.push(Trade {
             seller_bus,
             buyer_bus,

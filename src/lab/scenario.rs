@@ -272,17 +272,7 @@ pub enum Market {
 /// Reads and checks a scenario file.
 pub fn load(path: &Path) -> Result<Scenario, InputError> {
     let file = path.display().to_string();
-    let io = |e: std::io::Error| InputError::new(&file, "document", "-", e.to_string());
-    let size = std::fs::metadata(path).map_err(io)?.len();
-    if size > MAX_FILE_BYTES {
-        return Err(InputError::new(
-            &file,
-            "document",
-            "-",
-            format!("{size} bytes; scenarios are read up to {MAX_FILE_BYTES}"),
-        ));
-    }
-    let text = std::fs::read_to_string(path).map_err(io)?;
+    let text = crate::base::input::read_document(path, MAX_FILE_BYTES)?;
     parse(&file, &text, path.parent().unwrap_or(Path::new(".")))
 }
 
@@ -361,6 +351,8 @@ fn read_market(
             if let Some(&n) = sizes.iter().find(|&&n| n == 0 || n > max) {
                 return Err(err("contracts", format!("{n} is outside 1..={max}")));
             }
+            WorkloadParams::check_participants(m.participants)
+                .map_err(|e| err("participants", e))?;
             let mut p = WorkloadParams::for_participants(m.seed, m.participants, first);
             p.invalid_ppm = fraction_ppm(m.invalid).map_err(|e| err("invalid", e))?;
             p.default_ppm = fraction_ppm(m.defaults).map_err(|e| err("defaults", e))?;
@@ -379,13 +371,17 @@ fn read_threads(
         None => Ok(vec![None]),
         Some(t) => {
             let t = t.values();
-            if t.is_empty() || t.contains(&0) {
+            if t.is_empty() {
                 return Err(InputError::new(
                     file,
                     "document",
                     "threads",
-                    "thread counts must be at least 1",
+                    "an empty list",
                 ));
+            }
+            for &n in &t {
+                crate::base::check_threads(n)
+                    .map_err(|m| InputError::new(file, "document", "threads", m))?;
             }
             Ok(t.into_iter().map(Some).collect())
         }

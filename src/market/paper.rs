@@ -14,6 +14,9 @@ use crate::crypto::keys::{KeyPair, KeyRegistry};
 /// The paper's market as shipped in the repository.
 pub const EMBEDDED_MARKET: &str = include_str!("../../datasets/paper/market.json");
 /// The name errors use for the embedded market.
+/// The most bytes a paper market file may hold (the example is 2 KB).
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+/// Where the embedded market comes from.
 pub const EMBEDDED_MARKET_NAME: &str = "datasets/paper/market.json";
 
 /// The format tag a market file must carry.

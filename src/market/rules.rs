@@ -120,6 +120,18 @@ impl WorkloadParams {
         }
     }
 
+    /// Refuses fewer participants than a market of every role needs ([`MIN_PARTICIPANTS`]):
+    /// below it the roles' minimums would silently make the market larger than asked.
+    pub fn check_participants(participants: u32) -> Result<(), String> {
+        if participants < MIN_PARTICIPANTS {
+            return Err(format!(
+                "{participants} is below {MIN_PARTICIPANTS}: a market needs a seller, a purchaser, a \
+                 transmission company, a grid operator, a source and the supervisor"
+            ));
+        }
+        Ok(())
+    }
+
     /// Every participant counted, the supervisor included.
     pub fn participant_count(&self) -> u64 {
         [
@@ -218,6 +230,9 @@ impl MarketRules {
         self.demand.get(i as usize).copied()
     }
 }
+
+/// The fewest participants a generated market has: one of each role and the supervisor.
+pub const MIN_PARTICIPANTS: u32 = 6;
 
 /// The most transactions a workload may hold: transaction indices are `u32` throughout.
 pub const MAX_TRANSACTIONS: usize = u32::MAX as usize;

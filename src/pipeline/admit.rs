@@ -43,14 +43,24 @@ pub struct RateStep {
     pub rate: f64,
 }
 
+/// The slowest open-loop rate: one transaction a day. Below it a run would wait longer between
+/// two arrivals than anyone watches it.
+pub const MIN_RATE: f64 = 1.0 / 86_400.0;
+
+/// The latest a curve step may start: a year after the run's start.
+pub const MAX_FROM_S: f64 = 365.0 * 86_400.0;
+
 impl Load {
     /// Checks the parameters; the message names what is wrong.
     pub fn check(&self) -> Result<(), String> {
-        let ok = |r: f64| r.is_finite() && r >= 0.0;
+        let ok = |r: f64| r.is_finite() && (r == 0.0 || r >= MIN_RATE);
         match self {
             Load::ClosedLoop => Ok(()),
-            Load::OpenLoop { rate } if ok(*rate) && *rate > 0.0 => Ok(()),
-            Load::OpenLoop { rate } => Err(format!("rate {rate} must be a positive number")),
+            Load::OpenLoop { rate } if rate.is_finite() && *rate >= MIN_RATE => Ok(()),
+            Load::OpenLoop { rate } => Err(format!(
+                "rate {rate} must be a number of transactions per second of at least {MIN_RATE:.3e} \
+                 (one a day)"
+            )),
             Load::Curve { steps } => {
                 let Some(last) = steps.last() else {
                     return Err("a curve needs at least one step".into());
@@ -60,11 +70,12 @@ impl Load {
                 }
                 if let Some(k) = (0..steps.len()).find(|&k| {
                     !ok(steps[k].rate)
-                        || !steps[k].from_s.is_finite()
+                        || !(0.0..=MAX_FROM_S).contains(&steps[k].from_s)
                         || (k > 0 && steps[k].from_s <= steps[k - 1].from_s)
                 }) {
                     return Err(format!(
-                        "steps[{k}]: rates must be finite and non-negative, from_s increasing"
+                        "steps[{k}]: rates must be 0 or at least {MIN_RATE:.3e} (one a day), \
+                         from_s increasing from 0 to at most {MAX_FROM_S} (a year)"
                     ));
                 }
                 if last.rate <= 0.0 {
@@ -75,13 +86,15 @@ impl Load {
         }
     }
 
-    /// When transaction `i` is due, from the start of the run.
+    /// When transaction `i` is due, from the start of the run (saturating at `Duration::MAX`
+    /// for a time no `Duration` holds; [`Load::check`] keeps checked loads far below it).
     #[allow(clippy::cast_precision_loss)]
     pub fn intended(&self, i: usize) -> Duration {
+        let secs = |s: f64| Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX);
         let i = i as f64;
         match self {
             Load::ClosedLoop => Duration::ZERO,
-            Load::OpenLoop { rate } if *rate > 0.0 => Duration::from_secs_f64(i / rate),
+            Load::OpenLoop { rate } if *rate > 0.0 => secs(i / rate),
             Load::OpenLoop { .. } => Duration::ZERO,
             Load::Curve { steps } => {
                 let mut before = 0.0;
@@ -89,7 +102,7 @@ impl Load {
                     let end = steps.get(k + 1).map_or(f64::INFINITY, |n| n.from_s);
                     let here = st.rate * (end - st.from_s);
                     if i < before + here {
-                        return Duration::from_secs_f64(st.from_s + (i - before) / st.rate);
+                        return secs(st.from_s + (i - before) / st.rate);
                     }
                     before += here;
                 }

@@ -234,32 +234,53 @@ struct State {
     baseline_seconds: f64,
 }
 
+impl AuditReport {
+    /// Nothing checked yet.
+    fn empty(dir: &Path, viewer: Viewer) -> Self {
+        AuditReport {
+            store: dir.display().to_string(),
+            viewer: viewer.to_string(),
+            periods: 0,
+            head: None,
+            slave_blocks: 0,
+            slave_blocks_opened: 0,
+            master_blocks: 0,
+            consortium_blocks: 0,
+            contracts_committed: 0,
+            contract_copies_checked: 0,
+            contracts_signature_checked: 0,
+            certificate_entries_checked: 0,
+            tags_checked: 0,
+            torn_tail_bytes: 0,
+            contracts_seen: Vec::new(),
+            findings: Vec::new(),
+            clean: false,
+            seconds: 0.0,
+            contracts_per_s: 0.0,
+            baseline: None,
+        }
+    }
+}
+
+/// A viewer who is no member of the store's market would see nothing and call it clean.
+fn check_viewer(state: &State, dir: &Path) -> Result<(), StoreError> {
+    match state.viewer {
+        Viewer::Participant(a) if !state.genesis.members.iter().any(|m| m.address == a) => {
+            Err(StoreError {
+                file: dir.display().to_string(),
+                offset: None,
+                message: format!("--as {a}: not a participant of this store's market"),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Audits the store at `dir`. Errors are only for a store that cannot be opened at all (no
 /// log, unreadable); everything else is a finding.
 pub fn audit(dir: &Path, options: AuditOptions) -> Result<AuditReport, StoreError> {
     let started = Instant::now();
-    let mut report = AuditReport {
-        store: dir.display().to_string(),
-        viewer: options.viewer.to_string(),
-        periods: 0,
-        head: None,
-        slave_blocks: 0,
-        slave_blocks_opened: 0,
-        master_blocks: 0,
-        consortium_blocks: 0,
-        contracts_committed: 0,
-        contract_copies_checked: 0,
-        contracts_signature_checked: 0,
-        certificate_entries_checked: 0,
-        tags_checked: 0,
-        torn_tail_bytes: 0,
-        contracts_seen: Vec::new(),
-        findings: Vec::new(),
-        clean: false,
-        seconds: 0.0,
-        contracts_per_s: 0.0,
-        baseline: None,
-    };
+    let mut report = AuditReport::empty(dir, options.viewer);
     let mut reader = LogReader::open(dir)?;
     let index = match read_index(dir) {
         Ok(i) => i,
@@ -272,6 +293,7 @@ pub fn audit(dir: &Path, options: AuditOptions) -> Result<AuditReport, StoreErro
     let Some(mut state) = read_genesis(&mut reader, options, &mut report.findings) else {
         return Ok(finish(report, started, 0.0));
     };
+    check_viewer(&state, dir)?;
     let mut pending: Vec<RawRecord> = Vec::new();
     let mut pending_start = reader.offset();
     loop {

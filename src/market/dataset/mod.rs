@@ -407,18 +407,14 @@ pub fn is_json(path: &Path) -> bool {
 pub fn read_any(path: &Path) -> Result<Dataset, DatasetError> {
     if is_json(path) {
         let name = path.display().to_string();
-        let size = std::fs::metadata(path)
-            .map_err(|e| DatasetError::io(&name, &e))?
-            .len();
-        if size > MAX_JSON_BYTES {
-            return Err(DatasetError {
-                file: name,
+        let text = crate::base::input::read_text(path, MAX_JSON_BYTES).map_err(|message| {
+            DatasetError {
+                file: name.clone(),
                 at: "file".into(),
                 field: "-".into(),
-                message: format!("{size} bytes; the JSON form is read up to {MAX_JSON_BYTES}"),
-            });
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| DatasetError::io(&name, &e))?;
+                message,
+            }
+        })?;
         from_json(&name, &text)
     } else {
         read_binary(path)

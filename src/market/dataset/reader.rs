@@ -243,7 +243,12 @@ impl Reader {
     /// Opens `path` and reads and checks its header and members.
     pub fn open(path: &Path) -> Result<Self, DatasetError> {
         let name = path.display().to_string();
-        let file = std::fs::File::open(path).map_err(|e| DatasetError::io(&name, &e))?;
+        let file = crate::base::input::open_regular(path).map_err(|message| DatasetError {
+            file: name.clone(),
+            at: "file".into(),
+            field: "-".into(),
+            message,
+        })?;
         let size = file
             .metadata()
             .map_err(|e| DatasetError::io(&name, &e))?

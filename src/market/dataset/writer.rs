@@ -32,7 +32,9 @@ pub(super) fn encode_record(tx: &SignedContract, truth: Truth, r: &Reading, out:
 pub struct Writer {
     path: PathBuf,
     partial: PathBuf,
-    out: BufWriter<std::fs::File>,
+    /// `None` once [`Writer::finish`] has taken it; a writer dropped before that removes its
+    /// partial file.
+    out: Option<BufWriter<std::fs::File>>,
     header: Header,
     /// SHA-256 of every byte written: the file's identity, returned by [`Writer::finish`].
     sha256: Sha256,
@@ -48,6 +50,14 @@ impl Writer {
     /// Starts a dataset with this header (its `contracts` is what must be written) and members.
     pub fn create(path: &Path, header: Header, members: &[Member]) -> Result<Self, DatasetError> {
         let name = path.display().to_string();
+        if path.is_dir() {
+            return Err(DatasetError::at(
+                &name,
+                0,
+                "-",
+                "is a directory; name the dataset file to write",
+            ));
+        }
         let partial = path.with_extension("partial");
         let file = std::fs::File::create(&partial).map_err(|e| DatasetError::io(&name, &e))?;
         let params = serde_json::to_vec(&header.params)
@@ -77,7 +87,7 @@ impl Writer {
         let mut w = Self {
             path: path.to_owned(),
             partial,
-            out: BufWriter::with_capacity(1 << 20, file),
+            out: Some(BufWriter::with_capacity(1 << 20, file)),
             header,
             sha256: Sha256::new(),
             checksums: [head_sum, members_sum].concat(),
@@ -97,9 +107,17 @@ impl Writer {
     /// Writes `bytes` and adds them to the file's SHA-256.
     fn put(&mut self, bytes: &[u8]) -> Result<(), DatasetError> {
         self.sha256.update(bytes);
-        self.out
-            .write_all(bytes)
-            .map_err(|e| DatasetError::io(&self.path.display().to_string(), &e))
+        let name = self.name();
+        let Some(out) = self.out.as_mut() else {
+            return Err(DatasetError::at(
+                &name,
+                0,
+                "-",
+                "the writer was already finished",
+            ));
+        };
+        out.write_all(bytes)
+            .map_err(|e| DatasetError::io(&name, &e))
     }
 
     /// Appends a batch of transactions (with truth and readings), encoding in parallel.
@@ -144,7 +162,8 @@ impl Writer {
     }
 
     /// Writes the last chunk and the trailer, syncs, and renames into place. Returns the SHA-256
-    /// of the whole file (what `sha256sum` prints). Fails (leaving only the partial file) if the
+    /// of the whole file (what `sha256sum` prints). Fails (leaving nothing: the partial file goes
+    /// when the writer drops) if the
     /// count written is not the header's.
     pub fn finish(mut self) -> Result<[u8; 32], DatasetError> {
         self.flush_chunk()?;
@@ -166,12 +185,27 @@ impl Writer {
         self.put(&trailer)?;
         let io = |e: std::io::Error| DatasetError::io(&name, &e);
         let sha256: [u8; 32] = self.sha256.clone().finalize().into();
-        let file = self
-            .out
+        let Some(out) = self.out.take() else {
+            return Err(DatasetError::at(
+                &name,
+                0,
+                "-",
+                "the writer was already finished",
+            ));
+        };
+        let file = out
             .into_inner()
             .map_err(|e| DatasetError::io(&name, e.error()))?;
         file.sync_all().map_err(io)?;
         std::fs::rename(&self.partial, &self.path).map_err(io)?;
         Ok(sha256)
+    }
+}
+
+impl Drop for Writer {
+    /// A writer that did not finish leaves nothing behind: its partial file goes (a finished
+    /// one was renamed into place, so there is nothing to remove).
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.partial);
     }
 }

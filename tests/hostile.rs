@@ -1,0 +1,273 @@
+//! Hostile input through the CLI: devices, FIFOs and oversize files refused while reading, rates
+//! and thread counts that cannot work refused with a message, values that were accepted wrongly
+//! now refused, and no `.partial` file left behind.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{check_error, ipow, scratch};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn grid14() -> String {
+    root()
+        .join("datasets/grids/pglib_opf_case14_ieee.m")
+        .display()
+        .to_string()
+}
+
+/// Runs `ipow args` with a deadline; a run still going then is killed through its handle and
+/// the test fails (it would have hung).
+fn within(deadline: Duration, args: &[&str]) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ipow"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{args:?} still running after {deadline:?}; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Every reader of outside text refuses a device before reading it (a device has no end).
+#[test]
+fn a_device_is_refused_by_every_reader_before_it_is_read() {
+    let cases: [&[&str]; 6] = [
+        &["grid", "info", "--grid", "/dev/zero"],
+        &["settle", "--readings", "/dev/zero"],
+        &["run", "--scenario", "/dev/urandom"],
+        &["paper", "--market", "/dev/zero"],
+        &["verify-proof", "--proof", "/dev/zero", "--head", "00"],
+        &["dataset", "verify", "/dev/zero"],
+    ];
+    for args in cases {
+        let out = within(Duration::from_secs(20), args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(err.contains("/dev/"), "{args:?}: {err}");
+        assert!(err.contains("character device"), "{args:?}: {err}");
+    }
+}
+
+/// A FIFO with no writer would block the reader forever in `open`; it is refused instead.
+#[test]
+fn a_fifo_with_no_writer_is_refused_not_waited_on() {
+    let dir = scratch("hostile-fifo");
+    let fifo = dir.join("readings.json");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("SKIPPED: no mkfifo on this machine");
+        return;
+    }
+    let f = fifo.display().to_string();
+    for args in [
+        vec!["settle", "--readings", f.as_str()],
+        vec!["grid", "info", "--grid", f.as_str()],
+        vec!["run", "--scenario", f.as_str()],
+    ] {
+        let out = within(Duration::from_secs(20), &args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(err.contains("a FIFO"), "{args:?}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A file over its reader's limit is refused with the limit named; invalid UTF-8 is named by
+/// its byte offset.
+#[test]
+fn an_oversize_file_names_the_limit_and_bad_utf8_its_offset() {
+    let dir = scratch("hostile-size");
+    let big = dir.join("big.json");
+    let f = std::fs::File::create(&big).unwrap();
+    f.set_len(ipow::lab::scenario::MAX_FILE_BYTES + 1).unwrap();
+    drop(f);
+    check_error(
+        &["run", "--scenario", &big.display().to_string()],
+        &[
+            "big.json",
+            &format!("{}-byte limit", ipow::lab::scenario::MAX_FILE_BYTES),
+        ],
+    );
+    let bad = dir.join("bad.m");
+    let mut text = std::fs::read(grid14()).unwrap();
+    text.splice(100..100, [0xff, 0xfe]);
+    std::fs::write(&bad, text).unwrap();
+    check_error(
+        &["grid", "info", "--grid", &bad.display().to_string()],
+        &["bad.m", "offset 100"],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Rates, thread counts and sizes that cannot work are refused with a message, never a panic
+/// or a stall.
+#[test]
+fn values_that_cannot_work_are_refused_with_a_message() {
+    check_error(
+        &["run", "--contracts", "10", "--rate", "1e-300"],
+        &["--rate", "one a day"],
+    );
+    check_error(
+        &["run", "--contracts", "10", "--threads", "10000"],
+        &["--threads", "10000", "1..=1024"],
+    );
+    check_error(&["run", "--contracts", "0"], &["--contracts 0"]);
+    check_error(&["run", "--period-txs", "0"], &["--period-txs 0"]);
+    let dir = scratch("hostile-values");
+    let out = dir.join("m.ipowm").display().to_string();
+    check_error(
+        &["generate", "--contracts", "0", "--out", &out],
+        &["--contracts 0"],
+    );
+    check_error(
+        &["generate", "--participants", "1", "--out", &out],
+        &["--participants 1", "6"],
+    );
+    check_error(
+        &[
+            "generate",
+            "--contracts",
+            "10",
+            "--threads",
+            "0",
+            "--out",
+            &out,
+        ],
+        &["--threads"],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A scenario asks the same of its values as the flags do.
+#[test]
+fn a_scenario_refuses_what_the_flags_refuse() {
+    let dir = scratch("hostile-scenario");
+    let grids = root().join("datasets/grids").display().to_string();
+    let base = serde_json::json!({
+        "format": "ipow-scenario/1",
+        "name": "t",
+        "grid": format!("{grids}/pglib_opf_case14_ieee.m"),
+        "market": { "participants": 40, "contracts": 20, "seed": 1 },
+        "variants": [{ "consensus": "ipow", "validators": 8, "quorum": 3 }],
+        "load": { "kind": "closed_loop" },
+        "period_txs": 10,
+        "repetitions": 1
+    });
+    let path = dir.join("s.json");
+    for (edit, record, field) in [
+        (
+            serde_json::json!({ "load": { "kind": "open_loop", "rate": 1e-300 } }),
+            "load",
+            "kind",
+        ),
+        (
+            serde_json::json!({ "threads": [10000] }),
+            "document",
+            "threads",
+        ),
+        (
+            serde_json::json!({ "market": { "participants": 2, "contracts": 20, "seed": 1 } }),
+            "market",
+            "participants",
+        ),
+    ] {
+        let mut s = base.clone();
+        for (k, v) in edit.as_object().unwrap() {
+            s[k] = v.clone();
+        }
+        std::fs::write(&path, s.to_string()).unwrap();
+        check_error(
+            &["run", "--scenario", &path.display().to_string()],
+            &[&format!("s.json: {record}: {field}")],
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `generate --out` an existing directory is refused before any work and leaves nothing.
+#[test]
+fn generate_into_a_directory_is_refused_and_leaves_no_partial_file() {
+    let dir = scratch("hostile-generate");
+    let target = dir.join("already-a-dir");
+    std::fs::create_dir(&target).unwrap();
+    check_error(
+        &[
+            "generate",
+            "--contracts",
+            "10",
+            "--out",
+            &target.display().to_string(),
+        ],
+        &["already-a-dir", "is a directory"],
+    );
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("already-a-dir")]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `audit --as` an address that is no participant is an error, not a clean audit of nothing.
+#[test]
+fn an_audit_as_a_stranger_is_refused() {
+    let dir = scratch("hostile-audit");
+    let store = dir.join("store");
+    let s = store.display().to_string();
+    let out = ipow(&["run", "--contracts", "50", "--store", &s, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    check_error(
+        &["audit", "--store", &s, "--as", "0x7fffffff"],
+        &["--as 0x7fffffff", "not a participant"],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A trade's power must be a flow from seller to buyer a grid can hold: a negative one is not
+/// silently the reverse trade, and 1e308 MW does not make every flow infinite.
+#[test]
+fn a_negative_or_absurd_trade_is_refused_naming_its_record() {
+    let dir = scratch("hostile-trades");
+    for (name, mw) in [("negative.json", "-5"), ("huge.json", "1e308")] {
+        let path = dir.join(name);
+        let text = format!(
+            r#"{{"trades": [{{"seller_bus": 1, "buyer_bus": 2, "mw": 10}},
+                {{"seller_bus": 2, "buyer_bus": 3, "mw": {mw}}}]}}"#
+        );
+        std::fs::write(&path, text).unwrap();
+        check_error(
+            &[
+                "grid",
+                "flows",
+                "--grid",
+                &grid14(),
+                "--trades",
+                &path.display().to_string(),
+            ],
+            &[name, "trades[1]", "mw"],
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -99,7 +99,6 @@ const LONG_FUNCTIONS: &[(&str, &str, usize)] = &[
     ("src/report/plot.rs", "draw", 90),
     ("src/report/text.rs", "render_audit", 76),
     ("src/report/text.rs", "render_run", 127),
-    ("src/validate/congestion.rs", "compute", 77),
 ];
 
 /// The code of a line: what comes before a `//` comment (strings holding `//` are rare enough

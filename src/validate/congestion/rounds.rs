@@ -1,0 +1,581 @@
+//! The supervision node's rounds ([`Curtailment::compute`]): the scheme in chunks grouped by
+//! priority rank, pass A's sums rank by rank to the cut rank, the cut-off from the end of that
+//! rank, pass B's compaction. How and why: the module doc of `congestion`.
+
+use super::*;
+
+/// Trades per chunk of the rounds' working copy: chunks are the unit of parallel work, and
+/// their boundaries depend only on the scheme's length, so sums are the same on any thread
+/// count.
+pub(super) const CHUNK: usize = 1 << 16;
+
+/// A pass over the ranks takes at least this many live trades at once (fewer, larger passes
+/// when priorities take many values).
+pub(super) const BATCH: u64 = 1 << 16;
+
+/// A trade as the rounds keep it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Slim {
+    pub(super) seller: u32,
+    pub(super) buyer: u32,
+    pub(super) milli_mw: i64,
+}
+
+impl Slim {
+    pub(super) fn of(t: &SchemeTrade) -> Self {
+        Slim {
+            seller: t.seller,
+            buyer: t.buyer,
+            milli_mw: t.milli_mw,
+        }
+    }
+
+    /// Its contribution to the branch whose sign-adjusted row is `row`, before rounding.
+    pub(super) fn raw_w(&self, row: &[f64]) -> f64 {
+        raw_w(
+            self.milli_mw,
+            row[self.seller as usize],
+            row[self.buyer as usize],
+        )
+    }
+}
+
+/// The trades of one rank inside a chunk: `slim[start..start + len]`, in submission order.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Run {
+    pub(super) rank: u32,
+    pub(super) start: u32,
+    pub(super) len: u32,
+}
+
+/// A stretch of the scheme in submission order, its trades grouped by rank (stably). Curtailed
+/// trades are removed from their run (the rest keep their order), so later rounds never read
+/// them again.
+#[derive(Debug)]
+pub(super) struct Chunk {
+    pub(super) slim: Vec<Slim>,
+    pub(super) order: Vec<u32>,
+    /// Ascending rank; only ranks present.
+    pub(super) runs: Vec<Run>,
+    /// Positive contributions of each run's live trades to this round's branch (pass A).
+    pub(super) sums: Vec<i128>,
+    /// Whether each trade aggravates this round's branch (pass A, for the ranks it read).
+    pub(super) aggravating: Vec<bool>,
+    /// While the chunk is built: its own distinct priorities (runs' ranks index them).
+    pub(super) local: Vec<u64>,
+    /// Submission order of its first and last trade as given.
+    pub(super) first_order: u32,
+    pub(super) last_order: u32,
+}
+
+impl Chunk {
+    /// Index range of the runs whose rank is in `ranks`.
+    pub(super) fn runs_in(&self, ranks: std::ops::Range<u32>) -> std::ops::Range<usize> {
+        let a = self.runs.partition_point(|r| r.rank < ranks.start);
+        let b = self.runs.partition_point(|r| r.rank < ranks.end);
+        a..b
+    }
+
+    /// Sum of the positive rounded contributions of run `i`'s live trades to the branch whose
+    /// sign-adjusted row is `row`; marks which of them aggravate it.
+    pub(super) fn run_sum(&mut self, i: usize, row: &[f64]) -> i128 {
+        let r = self.runs[i];
+        let at = r.start as usize..(r.start + r.len) as usize;
+        // Each contribution is an i64 (saturated for absurd powers); their sum could overflow
+        // an i64, so it is kept in i128 (one extra add per trade).
+        let mut sum = 0i128;
+        for (t, a) in self.slim[at.clone()].iter().zip(&mut self.aggravating[at]) {
+            let q = positive_w(t.raw_w(row));
+            *a = q > 0;
+            sum += i128::from(q);
+        }
+        sum
+    }
+
+    /// Removes, from run `i`, the trades at position `from` (within the run) or later that
+    /// aggravate (as marked by `run_sum` this round); adds their power back out of `delta`
+    /// (per bus, 0.001 MW). Returns (count, lowest submission order removed).
+    pub(super) fn curtail(&mut self, i: usize, from: u32, delta: &mut [i64]) -> (u32, u32) {
+        let r = self.runs[i];
+        let (start, end) = (r.start as usize, (r.start + r.len) as usize);
+        let begin = start + from as usize;
+        let mut keep = begin;
+        let mut first = u32::MAX;
+        // Branch-free: whether a trade aggravates is random per trade, so every trade is
+        // written at `keep` (which only advances past a kept one) and counted under a select.
+        for at in begin..end {
+            let t = self.slim[at];
+            let o = self.order[at];
+            let cut = self.aggravating[at];
+            let gone = select_unpredictable(cut, t.milli_mw, 0);
+            first = first.min(select_unpredictable(cut, o, u32::MAX));
+            delta[t.seller as usize] -= gone;
+            delta[t.buyer as usize] += gone;
+            self.slim[keep] = t;
+            self.order[keep] = o;
+            keep += usize::from(!cut);
+        }
+        self.runs[i].len = upto(keep - start);
+        (upto(end - keep), first)
+    }
+}
+
+/// What one pass over the scheme gives: its chunks grouped by rank, its injections per bus
+/// (0.001 MW), its distinct priorities ascending, and whether it was in submission order.
+pub(super) struct Chunked {
+    pub(super) chunks: Vec<Chunk>,
+    pub(super) injections: Vec<i64>,
+    pub(super) priorities: Vec<u64>,
+    pub(super) in_order: bool,
+}
+
+/// The scheme in chunks: one pass finds the order, the injections, the priorities and the
+/// chunks; a scheme not in submission order is sorted and passed over again.
+pub(super) fn chunked(scheme: &[SchemeTrade], nbus: usize) -> Chunked {
+    let chunked = chunks_of(scheme, nbus);
+    if chunked.in_order {
+        return chunked;
+    }
+    let mut v = scheme.to_vec();
+    v.par_sort_unstable_by_key(|t| t.order);
+    chunks_of(&v, nbus)
+}
+
+/// Splits `trades` into chunks of CHUNK in the given order, each grouped by rank, in one pass
+/// (each chunk finds its own distinct priorities; ranks are relabelled to the scheme's after).
+/// The chunks are the rounds' working copy only when `in_order` comes back true.
+pub(super) fn chunks_of(trades: &[SchemeTrade], nbus: usize) -> Chunked {
+    let mut out = trades
+        .par_chunks(CHUNK)
+        .fold(
+            || Chunked {
+                chunks: Vec::new(),
+                injections: vec![0i64; nbus],
+                priorities: Vec::new(),
+                in_order: true,
+            },
+            |mut acc, part| {
+                let inj = &mut acc.injections;
+                // Each trade's priority gets an id (its value's first appearance in the chunk)
+                // from a small hash table; ids become ranks once the chunk's values are sorted.
+                let mut distinct = Distinct::new();
+                let mut ids: Vec<u32> = Vec::with_capacity(part.len());
+                let mut in_order = true;
+                let mut prev: Option<u32> = None;
+                for t in part {
+                    inj[t.seller as usize] += t.milli_mw;
+                    inj[t.buyer as usize] -= t.milli_mw;
+                    in_order &= prev.is_none_or(|p| p < t.order);
+                    prev = Some(t.order);
+                    ids.push(distinct.id(t.priority));
+                }
+                acc.in_order &= in_order;
+                let chunk = group_by_rank(part, &ids, distinct.values);
+                acc.priorities.extend_from_slice(&chunk.local);
+                acc.chunks.push(chunk);
+                acc
+            },
+        )
+        .reduce(
+            || Chunked {
+                chunks: Vec::new(),
+                injections: vec![0i64; nbus],
+                priorities: Vec::new(),
+                in_order: true,
+            },
+            |mut a, b| {
+                // Folds cover contiguous stretches in order, so appending keeps the order.
+                a.in_order &= b.in_order;
+                a.chunks.extend(b.chunks);
+                a.injections = add_into(a.injections, b.injections);
+                a.priorities.extend(b.priorities);
+                a
+            },
+        );
+    out.priorities.sort_unstable();
+    out.priorities.dedup();
+    // Order across chunks: each chunk's last order below the next one's first.
+    out.in_order &= out
+        .chunks
+        .windows(2)
+        .all(|w| w[0].last_order < w[1].first_order);
+    let global = &out.priorities;
+    out.chunks.par_iter_mut().for_each(|c| {
+        for r in &mut c.runs {
+            r.rank = upto(global.partition_point(|&p| p < c.local[r.rank as usize]));
+        }
+        c.local = Vec::new();
+    });
+    out
+}
+
+/// The distinct values among a chunk's priorities, each with an id in order of first
+/// appearance: an open-addressing hash table (kept at most half full), so a trade costs one
+/// multiply and, almost always, one probe that finds its value. (A binary search in a sorted
+/// list, or a count over it, cost a data-dependent chain per trade: ~12% of the rounds' time.)
+pub(super) struct Distinct {
+    /// Id in each slot, u32::MAX when empty.
+    pub(super) slots: Vec<u32>,
+    /// The values, by id.
+    pub(super) values: Vec<u64>,
+}
+
+impl Distinct {
+    pub(super) fn new() -> Self {
+        Distinct {
+            slots: vec![u32::MAX; 64],
+            values: Vec::new(),
+        }
+    }
+
+    /// The slot where the search for `p` starts: Fibonacci hashing, the product's top bits.
+    pub(super) fn home(p: u64, slots: usize) -> usize {
+        let bits = slots.trailing_zeros();
+        usize::try_from(p.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)).unwrap_or(0)
+    }
+
+    #[inline]
+    pub(super) fn id(&mut self, p: u64) -> u32 {
+        let mask = self.slots.len() - 1;
+        let mut h = Self::home(p, self.slots.len());
+        loop {
+            let id = self.slots[h];
+            if id == u32::MAX {
+                return self.insert(h, p);
+            }
+            if self.values[id as usize] == p {
+                return id;
+            }
+            h = (h + 1) & mask;
+        }
+    }
+
+    #[cold]
+    pub(super) fn insert(&mut self, h: usize, p: u64) -> u32 {
+        let id = upto(self.values.len());
+        self.values.push(p);
+        self.slots[h] = id;
+        if self.values.len() * 2 > self.slots.len() {
+            let n = self.slots.len() * 2;
+            self.slots = vec![u32::MAX; n];
+            for (i, &v) in self.values.iter().enumerate() {
+                let mut h = Self::home(v, n);
+                while self.slots[h] != u32::MAX {
+                    h = (h + 1) & (n - 1);
+                }
+                self.slots[h] = upto(i);
+            }
+        }
+        id
+    }
+}
+
+/// One chunk's trades grouped by rank, stably, by a counting sort: `ids[i]` is trade i's
+/// priority as an index into `values` (the chunk's distinct priorities, any order).
+pub(super) fn group_by_rank(part: &[SchemeTrade], ids: &[u32], values: Vec<u64>) -> Chunk {
+    // Sort the distinct values; an id's rank is its value's place among them.
+    let mut by_value: Vec<u32> = (0..upto(values.len())).collect();
+    by_value.sort_unstable_by_key(|&id| values[id as usize]);
+    let local: Vec<u64> = by_value.iter().map(|&id| values[id as usize]).collect();
+    let mut c = Chunk {
+        slim: vec![Slim::default(); part.len()],
+        order: vec![0; part.len()],
+        runs: Vec::new(),
+        sums: Vec::new(),
+        aggravating: vec![false; part.len()],
+        local,
+        first_order: part.first().map_or(0, |t| t.order),
+        last_order: part.last().map_or(0, |t| t.order),
+    };
+    // Counted and placed by id (no rank per trade): each id's next slot starts where its rank's
+    // run does.
+    let mut next = vec![0u32; values.len()];
+    for &id in ids {
+        next[id as usize] += 1;
+    }
+    let mut start = 0u32;
+    for (rank, &id) in by_value.iter().enumerate() {
+        let len = next[id as usize];
+        c.runs.push(Run {
+            rank: upto(rank),
+            start,
+            len,
+        });
+        next[id as usize] = start;
+        start += len;
+    }
+    for (t, &id) in part.iter().zip(ids) {
+        let at = next[id as usize] as usize;
+        next[id as usize] += 1;
+        c.slim[at] = Slim::of(t);
+        c.order[at] = t.order;
+    }
+    c.sums = vec![0; c.runs.len()];
+    c
+}
+
+/// Live trades per rank.
+pub(super) fn live_by_rank(chunks: &[Chunk], ranks: usize) -> Vec<u64> {
+    let mut live = vec![0u64; ranks];
+    for r in chunks.iter().flat_map(|c| &c.runs) {
+        live[r.rank as usize] += u64::from(r.len);
+    }
+    live
+}
+
+/// `i` as u32: positions inside a chunk (below 2^16) and ranks (at most one per trade, and a
+/// scheme's submission orders are u32).
+pub(super) fn upto(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(u32::MAX)
+}
+
+/// Limited branches whose |flow| exceeds rateA, with their loading |flow| / rateA.
+pub(super) fn overloaded(grid: &Grid, flows: &[f64]) -> Vec<(usize, f64)> {
+    grid.branches
+        .iter()
+        .zip(flows)
+        .enumerate()
+        .filter(|(_, (b, f))| b.is_limited() && f.abs() > b.rate_a)
+        .map(|(k, (b, f))| (k, f.abs() / b.rate_a))
+        .collect()
+}
+
+/// The most loaded branch not given up (ties to the lower row).
+pub(super) fn most_loaded(overloaded: &[(usize, f64)], given_up: &[usize]) -> Option<usize> {
+    overloaded
+        .iter()
+        .filter(|(k, _)| !given_up.contains(k))
+        .fold(None::<(usize, f64)>, |best, &(k, l)| match best {
+            Some((_, bl)) if bl >= l => best,
+            _ => Some((k, l)),
+        })
+        .map(|(k, _)| k)
+}
+
+/// Pass A: rank by rank from the lowest, in batches of at least `BATCH` live trades, each run's
+/// contribution summed (and kept in `sums`) until the cumulative sum reaches the excess. Returns
+/// the cut rank and what is still needed from it (`i128::MAX`: every aggravating trade goes, the
+/// highest rank with one being the last), or `None` when no trade aggravates the branch.
+pub(super) fn cut_rank(
+    chunks: &mut [Chunk],
+    live: &[u64],
+    row: &[f64],
+    excess_w: i64,
+) -> Option<(u32, i128)> {
+    let nranks = upto(live.len());
+    let mut cum = 0i128;
+    let mut chosen: Option<(u32, i128)> = None;
+    let mut last_nonzero: Option<u32> = None;
+    let mut k0 = 0u32;
+    while k0 < nranks && chosen.is_none() {
+        let mut k1 = k0;
+        let mut batch = 0u64;
+        while k1 < nranks && (batch < BATCH || k1 == k0) {
+            batch += live[k1 as usize];
+            k1 += 1;
+        }
+        let row_ref = row;
+        let by_rank = chunks
+            .par_iter_mut()
+            .map(|c| {
+                let mut s = vec![0i128; (k1 - k0) as usize];
+                for i in c.runs_in(k0..k1) {
+                    let v = c.run_sum(i, row_ref);
+                    c.sums[i] = v;
+                    s[(c.runs[i].rank - k0) as usize] += v;
+                }
+                s
+            })
+            .reduce(|| vec![0i128; (k1 - k0) as usize], add_into);
+        for (k, &s) in (k0..k1).zip(&by_rank) {
+            if s == 0 {
+                continue;
+            }
+            if cum + s >= i128::from(excess_w) {
+                chosen = Some((k, i128::from(excess_w) - cum));
+                break;
+            }
+            cum += s;
+            last_nonzero = Some(k);
+        }
+        k0 = k1;
+    }
+    match (chosen, last_nonzero) {
+        (Some(c), _) => Some(c),
+        (None, Some(k)) => Some((k, i128::MAX)),
+        (None, None) => None,
+    }
+}
+
+/// In the cut rank, latest submitted first: the chunk, then the trade, where the sum from the
+/// end reaches `need` (chunk, place in its run, what its run gives from there) and the cut-off's
+/// submission index. Chunks after it lose every aggravating trade of the rank; the cut chunk
+/// those from the cut-off on. `None` when everything of the rank goes.
+pub(super) fn cut_off(
+    chunks: &[Chunk],
+    cut_rank: u32,
+    need: i128,
+    row: &[f64],
+) -> (Option<(usize, u32, i128)>, u32) {
+    let mut from_end = 0i128;
+    let mut cut_at: Option<(usize, u32, i128)> = None;
+    let mut cutoff_order = 0u32;
+    for (ci, c) in chunks.iter().enumerate().rev() {
+        let Some(i) = c.runs_in(cut_rank..cut_rank + 1).next() else {
+            continue;
+        };
+        if need == i128::MAX || from_end + c.sums[i] < need {
+            from_end += c.sums[i];
+            continue;
+        }
+        let r = c.runs[i];
+        let mut acc = from_end;
+        for at in (r.start..r.start + r.len).rev() {
+            let q = rounded_w(c.slim[at as usize].raw_w(row));
+            if q > 0 {
+                acc += i128::from(q);
+                if acc >= need {
+                    cut_at = Some((ci, at - r.start, acc - from_end));
+                    cutoff_order = c.order[at as usize];
+                    break;
+                }
+            }
+        }
+        break;
+    }
+    (cut_at, cutoff_order)
+}
+
+/// What pass B took from the scheme.
+pub(super) struct Removed {
+    /// Injections to add back per bus.
+    pub(super) delta: Vec<i64>,
+    pub(super) curtailed: u32,
+    pub(super) removed: i128,
+    /// The earliest submission index curtailed in the cut rank.
+    pub(super) first: u32,
+}
+
+/// Pass B: every chunk compacts away its curtailed trades and adds their power back per bus.
+pub(super) fn pass_b(
+    chunks: &mut [Chunk],
+    cut_rank: u32,
+    cut_at: Option<(usize, u32, i128)>,
+    nbus: usize,
+) -> Removed {
+    let (delta, curtailed, removed, first) = chunks
+        .par_iter_mut()
+        .enumerate()
+        .fold(
+            || (vec![0i64; nbus], 0u32, 0i128, u32::MAX),
+            |(mut d, mut n, mut w, mut first), (ci, c)| {
+                for i in c.runs_in(0..cut_rank + 1) {
+                    // Where the run's curtailment starts, and the contribution it removes.
+                    let (from, w1) = match (c.runs[i].rank == cut_rank, cut_at) {
+                        (false, _) | (true, None) => (0, c.sums[i]),
+                        (true, Some((at, _, _))) if ci > at => (0, c.sums[i]),
+                        (true, Some((at, from, part))) if ci == at => (from, part),
+                        (true, Some(_)) => continue,
+                    };
+                    let before = c.runs[i].len;
+                    let (n1, f1) = c.curtail(i, from, &mut d);
+                    debug_assert!(c.runs[i].len + n1 == before);
+                    n += n1;
+                    w += w1;
+                    if c.runs[i].rank == cut_rank {
+                        first = first.min(f1);
+                    }
+                }
+                (d, n, w, first)
+            },
+        )
+        .reduce(
+            || (vec![0i64; nbus], 0u32, 0i128, u32::MAX),
+            |(d, n, w, f), (d2, n2, w2, f2)| (add_into(d, d2), n + n2, w + w2, f.min(f2)),
+        );
+    Removed {
+        delta,
+        curtailed,
+        removed,
+        first,
+    }
+}
+
+impl Curtailment {
+    /// Runs the rule on `scheme` (any order; `order` values unique).
+    ///
+    /// How: the trades are copied once into chunks (fixed stretches of submission order) with
+    /// each chunk's trades grouped by rank; a round sums contributions rank by rank from the
+    /// lowest (pass A) and stops at the rank where the sum reaches the excess, then removes the
+    /// curtailed trades from their runs (pass B). A round reads only the ranks at or below its
+    /// cut-off, and never a trade curtailed before.
+    pub fn compute(model: &DcModel, scheme: &[SchemeTrade]) -> Curtailment {
+        let grid = model.grid();
+        let nbus = grid.buses.len();
+        let Chunked {
+            mut chunks,
+            injections: mut inj,
+            priorities: prios,
+            ..
+        } = chunked(scheme, nbus);
+        // Distinct priorities, ascending; a trade's rank is its place among them.
+        let mut live = live_by_rank(&chunks, prios.len());
+        let mut out = Curtailment {
+            scheme: scheme.len(),
+            ..Curtailment::default()
+        };
+        let mut given_up: Vec<usize> = Vec::new();
+        let mut round = 0u32;
+        loop {
+            let flows = model.flows(&to_mw(&inj));
+            let overloaded = overloaded(grid, &flows);
+            if round == 0 {
+                out.overloaded_before.clone_from(&overloaded);
+            }
+            let Some(l) = most_loaded(&overloaded, &given_up) else {
+                out.residual = given_up;
+                break;
+            };
+            let br = &grid.branches[l];
+            let flow = flows[l];
+            let sign: i8 = if flow > 0.0 { 1 } else { -1 };
+            #[allow(clippy::cast_possible_truncation)]
+            let excess_w = (((flow.abs() - br.rate_a) * 1e6).ceil() as i64).max(1);
+            let row: Vec<f64> = model
+                .ptdf_row(l)
+                .iter()
+                .map(|x| f64::from(sign) * x)
+                .collect();
+            let Some((cut_rank, need)) = cut_rank(&mut chunks, &live, &row, excess_w) else {
+                given_up.push(l);
+                continue;
+            };
+            round += 1;
+            let (cut_at, cutoff_order) = cut_off(&chunks, cut_rank, need, &row);
+            let b = pass_b(&mut chunks, cut_rank, cut_at, nbus);
+            live = live_by_rank(&chunks, prios.len());
+            inj.iter_mut().zip(b.delta).for_each(|(x, y)| *x += y);
+            out.cuts.push(Cut {
+                round,
+                branch: l,
+                sign,
+                flow_mw: flow.abs(),
+                rate_a: br.rate_a,
+                excess_w,
+                cutoff_priority: prios[cut_rank as usize],
+                // With no limit, the cut-off is the earliest aggravating trade of the cut rank.
+                cutoff_order: if cut_at.is_none() {
+                    b.first
+                } else {
+                    cutoff_order
+                },
+                curtailed: b.curtailed,
+                removed_w: i64::try_from(b.removed).unwrap_or(i64::MAX),
+                row,
+            });
+            out.curtailed += b.curtailed as usize;
+        }
+        out.index = VerdictIndex::new(&out.cuts, nbus);
+        out
+    }
+}

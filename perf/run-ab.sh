@@ -2,7 +2,7 @@
 # Same bench, two revisions, alternating on this machine: the check that a change which should
 # not change speed (a refactor, a layout move) did not. Builds REV in a git worktree under
 # target/ab-REV (its own target dir), then runs GROUP from REV and from the working tree in turn,
-# ROUNDS times, and writes perf/runs/<date>-<machine>-ab/ with every criterion line and the
+# ROUNDS times, and writes perf/runs/<date>-<machine>-ab-GROUP/ with every criterion line and the
 # medians per side.
 # Usage: perf/run-ab.sh REV [GROUP] [ROUNDS]
 #   e.g. perf/run-ab.sh 66cba4d end_to_end_period_case57 2   (about 12 minutes on 2 cores)
@@ -20,7 +20,7 @@ cargo bench --bench bench_main --no-run >/dev/null 2>&1
 find_bench() { realpath "$(ls -t "$1"/target/release/deps/bench_main-* | grep -v '\.d$' | head -1)"; }
 old_bin=$(find_bench "$old")
 new_bin=$(find_bench .)
-run=$(perf/start-run.sh ab "perf/run-ab.sh $rev $group $rounds")
+run=$(perf/start-run.sh "ab-$group" "perf/run-ab.sh $rev $group $rounds")
 log="$run/criterion.txt"
 for round in $(seq 1 "$rounds"); do
     for side in old new; do

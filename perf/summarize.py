@@ -44,6 +44,7 @@ for k in sorted(rows):
     lines.append(f"| {r['group']} | {r['function']} | {r['threads']} | {r['elements']} | {r['mean_ns']/1e6:.2f} ms | {r['rate_per_s']/1e6:.2f} M/s |")
 
 ratios = []
+extra = []
 def ratio(label, num, den, target=None):
     if num is None or den is None:
         return
@@ -65,6 +66,19 @@ ratio(f"contract path / bare ring loop, {all_t}", rate(s, "ipow_contract_path", 
 ratio("contract path / bare ring loop, 1t", rate(s, "ipow_contract_path", "1t"), rate(s, "ring_bare_loop", "1t"))
 ratio(f"dalek batch-1024 / bare ring loop, {all_t} (speed-up)", rate(s, "dalek_batch_1024", all_t), rate(s, "ring_bare_loop", all_t))
 ratio("dalek batch-1024 / bare ring loop, 1t (speed-up)", rate(s, "dalek_batch_1024", "1t"), rate(s, "ring_bare_loop", "1t"))
+sr_ = "signature_rule"
+ring1 = rate(sr_, "ring_bare_loop", "1t")
+for fn, what, target in (("single", "single check", 2.2), ("batch_64", "valid batches of 64", 4.0),
+                         ("batch_256", "valid batches of 256", 5.0), ("batch_1024", "valid batches of 1024", 5.0),
+                         ("contracts_b32_valid", "contract path, B = 32, valid contracts", None),
+                         ("contracts_b32_ipow_mix", "contract path, B = 32, ipow's mix (5% planted invalid)", 3.3),
+                         ("contracts_b32_5pct_bad", "contract path, B = 32, 5% of contracts with a bad signature", 2.8)):
+    ratio(f"rule: {what} / bare ring loop, 1t", rate(sr_, fn, "1t"), ring1, target)
+ratio(f"rule: batches of 1024, {all_t} / 1t", rate(sr_, "batch_1024", all_t), rate(sr_, "batch_1024", "1t"), 1.8)
+ratio(f"rule: batches of 1024 / bare ring loop, {all_t}", rate(sr_, "batch_1024", all_t), rate(sr_, "ring_bare_loop", all_t))
+if ring1:
+    extra.append(f"- ring (signature_rule group): {ring1/1e3:.1f} k signatures/s on 1 thread; the rule's batches of 1024: "
+                 f"{(rate(sr_, 'batch_1024', '1t') or 0)/1e3:.1f} k/s on 1 thread")
 pw = "pow_nonce_search"
 ratio(f"PoW nonce search / compress256 one-block limit, {all_t}", rate(pw, "ipow_pow_search", all_t), rate(pw, "compress256_one_block_limit", all_t), 0.90)
 ip = "ipow_period"
@@ -120,7 +134,6 @@ ratio(f"IPOW run (4096 tx, q=3, 4 periods) with --store / without, {all_t}",
 sa = "store_audit"
 ratio(f"audit of that store as supervisor / the same signatures and roots checked in memory, {all_t}",
       rate(sa, "audit_supervisor", all_t), rate(sa, "in_memory_checks", all_t), 0.70)
-extra = []
 if rate("grid_ptdf_case2869", "ipow_ptdf_full", all_t):
     extra.append(f"- full PTDF of case2869pegase (criterion, warm): "
                  f"{rows[('grid_ptdf_case2869', 'ipow_ptdf_full', all_t)]['mean_ns']/1e6:.1f} ms on {all_t}")

@@ -345,9 +345,7 @@ fn same_seed_same_decisions_and_roots_on_1_2_and_7_threads() {
     for variant in [
         VariantConfig::Ipow(ipow_params(24, 3, 0.2, Behaviour::Liar, 52)),
         VariantConfig::Ipow(ipow_params(24, 4, 0.25, Behaviour::Crash, 53)),
-        VariantConfig::Pow(PowParams {
-            difficulty_bits: 10,
-        }),
+        VariantConfig::Pow(PowParams::new(10).unwrap()),
     ] {
         let runs: Vec<RunReport> = [1, 2, 7]
             .iter()
@@ -398,14 +396,7 @@ fn closed_loop_commits_once_per_block() {
 #[test]
 fn pow_blocks_verify_and_any_change_breaks_them() {
     let w = workload(300, 61, 100_000);
-    let r = run_on(
-        2,
-        VariantConfig::Pow(PowParams {
-            difficulty_bits: 12,
-        }),
-        &w,
-        300,
-    );
+    let r = run_on(2, VariantConfig::Pow(PowParams::new(12).unwrap()), &w, 300);
     accounting_adds_up(&r);
     assert_eq!((r.wrong_accepts, r.wrong_rejects), (0, 0));
     assert!(r.work.hashes > 0);
@@ -551,7 +542,7 @@ fn a_contract_submitted_twice_is_committed_once() {
     ));
     for variant in [
         VariantConfig::Ipow(ipow_params(8, 3, 0.0, Behaviour::Liar, 96)),
-        VariantConfig::Pow(PowParams { difficulty_bits: 4 }),
+        VariantConfig::Pow(PowParams::new(4).unwrap()),
     ] {
         let r = run_on(2, variant, &w, 50);
         accounting_adds_up(&r);
@@ -566,4 +557,76 @@ fn a_contract_submitted_twice_is_committed_once() {
             .collect();
         assert_eq!(ids.len(), 200);
     }
+}
+
+#[test]
+fn signature_batches_and_threads_change_no_decision_verdict_or_root() {
+    use ipow::contract::Signer;
+    use ipow::market::rules::PlantedReason;
+    use ipow::validate::Reason;
+    let w = workload(600, 71, 100_000);
+    let variants = |b: usize| {
+        [
+            VariantConfig::Ipow(
+                ipow_params(16, 3, 0.0, Behaviour::Liar, 72).with_signature_batch(b),
+            ),
+            VariantConfig::Pow(PowParams::new(6).unwrap().with_signature_batch(b).unwrap()),
+        ]
+    };
+    let key = |r: &RunReport| {
+        let records: Vec<_> = r
+            .records
+            .iter()
+            .map(|x| (x.outcome, x.verdict, x.validators_asked))
+            .collect();
+        let roots: Vec<_> = r
+            .blocks
+            .iter()
+            .map(|b| {
+                (
+                    b.merkle_root.clone(),
+                    b.consensus_root.clone(),
+                    b.hash.clone(),
+                )
+            })
+            .collect();
+        (records, roots)
+    };
+    for (v, _) in variants(1).iter().enumerate() {
+        let mut first: Option<RunReport> = None;
+        for b in [1usize, 4, 32, 1024] {
+            for threads in [1, 2, 7] {
+                let r = run_on(threads, variants(b)[v].clone(), &w, 200);
+                assert!(r.work.signatures.batches > 0);
+                match &first {
+                    None => first = Some(r),
+                    Some(f) => assert_eq!(key(&r), key(f), "variant {v}, B {b}, {threads} threads"),
+                }
+            }
+        }
+        // Tampered amounts fail the seller's signature, forged ones the purchaser's, as before.
+        let f = first.unwrap();
+        let mut seen = [0; 2];
+        for x in &f.records {
+            let want = match x.truth {
+                Truth::Invalid(PlantedReason::TamperedAmount) => Reason::Signature(Signer::Seller),
+                Truth::Invalid(PlantedReason::ForgedSignature) => {
+                    Reason::Signature(Signer::Purchaser)
+                }
+                _ => continue,
+            };
+            seen[usize::from(want == Reason::Signature(Signer::Purchaser))] += 1;
+            assert_eq!(x.verdict, Some(Verdict::Invalid(want)), "{x:?}");
+        }
+        assert!(seen[0] > 0 && seen[1] > 0, "{seen:?}");
+    }
+}
+
+#[test]
+fn a_batch_size_outside_its_range_is_refused() {
+    assert!(PowParams::new(4).unwrap().with_signature_batch(0).is_err());
+    let p = ipow_params(8, 3, 0.0, Behaviour::Liar, 1);
+    assert!(p.clone().with_signature_batch(0).check().is_err());
+    assert!(p.clone().with_signature_batch(1 << 17).check().is_err());
+    assert!(p.with_signature_batch(1 << 16).check().is_ok());
 }

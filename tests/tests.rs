@@ -42,6 +42,9 @@ mod regression;
 /// Settlement: the rules on hand-computed examples, the ledger against a sequential model,
 /// conservation, overdraft and overflow.
 mod settlement;
+/// The signature rule: edge-case vectors (speccheck, CCTV), holder-built edges, batches at every
+/// position, bisection, and the differential against ed25519-zebra.
+mod signatures;
 /// The seeded fault simulator: 200 seeds with every invariant, replay, the model of wrong
 /// decisions against the protocol model.
 mod simulate;

@@ -45,10 +45,7 @@ pub fn bench(c: &mut Criterion) {
             "ipow_q3",
             VariantConfig::Ipow(IpowParams::honest(64, 3, 4, 57)),
         ),
-        (
-            "pow_8_bits",
-            VariantConfig::Pow(PowParams { difficulty_bits: 8 }),
-        ),
+        ("pow_8_bits", VariantConfig::Pow(PowParams::new(8).unwrap())),
     ];
     let mut g = c.benchmark_group("end_to_end_period_case57");
     g.sample_size(10);

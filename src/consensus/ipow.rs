@@ -47,9 +47,10 @@ use super::{
     Consensus, Decision, Outcome, PeriodInput, PeriodOutput, SealedBlock, StageTimes, Work,
 };
 use crate::base::rng::Rng;
-use crate::contract::Signer;
 use crate::contract::block::{BlockHeader, contract_root};
+use crate::contract::{SignedContract, Signer};
 use crate::crypto::merkle::root_32;
+use crate::crypto::verify::{BatchStats, DEFAULT_BATCH, check_batch};
 use crate::market::rules::Truth;
 use crate::validate::{Reason, Verdict};
 
@@ -113,6 +114,8 @@ pub struct IpowParams {
     /// Faults beside `byzantine_fraction`'s validators (the simulator draws a mix).
     #[serde(skip_serializing_if = "FaultMix::is_empty")]
     pub mix: FaultMix,
+    /// Most signatures a validator verifies in one batch (whole contracts; at least one).
+    pub signature_batch: usize,
 }
 
 /// Validators with faults beside the `byzantine_fraction` ones: further Byzantine validators of
@@ -153,6 +156,15 @@ impl IpowParams {
             behaviour: Behaviour::Liar,
             seed,
             mix: FaultMix::default(),
+            signature_batch: DEFAULT_BATCH,
+        }
+    }
+
+    /// The same validators verifying at most `signatures` signatures per batch.
+    pub fn with_signature_batch(self, signatures: usize) -> Self {
+        Self {
+            signature_batch: signatures,
+            ..self
         }
     }
 
@@ -193,6 +205,7 @@ impl IpowParams {
                 self.validators
             ));
         }
+        check_batch(self.signature_batch)?;
         if self.mix.slow_miss_ppm > 1_000_000 {
             return Err(format!(
                 "slow_miss_ppm {} is above 1,000,000",
@@ -228,6 +241,10 @@ struct ValidatorNode {
 const STREAM_BYZANTINE: u64 = 11;
 const STREAM_ASSIGN: u64 = 12;
 const STREAM_SLOW: u64 = 13;
+
+/// A validator's answer to one assignment: its proof (`None`: none arrived this period) and
+/// whether it performed the checks.
+type Answer = (Option<Proof>, bool);
 
 /// The IPOW variant: the supervision node and its validators.
 pub struct Ipow {
@@ -283,27 +300,65 @@ impl Ipow {
         }
     }
 
-    /// W2 for one assignment: what validator `v` answers about transaction `tx`, and whether it
-    /// performed the checks.
-    fn answer(&self, input: &PeriodInput<'_>, v: u32, tx: u32) -> (Option<Proof>, bool) {
+    /// Whether validator `v` checks transaction `tx` before answering (honest validators, liars
+    /// and colluders on a valid transaction do; lazy, crashed and colluders on a planted invalid
+    /// one do not).
+    fn checks_before_answering(&self, input: &PeriodInput<'_>, v: u32, tx: u32) -> bool {
+        match self.nodes[v as usize].fault {
+            None | Some(Behaviour::Liar) => true,
+            Some(Behaviour::Colluder) => input.workload.truth[tx as usize] == Truth::Valid,
+            Some(Behaviour::Lazy) | Some(Behaviour::Crash) => false,
+        }
+    }
+
+    /// W2 for one validator's assignments of a round, in assignment order: it checks the
+    /// transactions its behaviour checks, their signatures in batches of its own (never pooled
+    /// with another validator's), and answers each.
+    fn answer_all(
+        &self,
+        input: &PeriodInput<'_>,
+        v: u32,
+        txs: &[u32],
+        stats: &mut BatchStats,
+    ) -> Vec<Answer> {
+        let checked: Vec<(u32, &SignedContract)> = txs
+            .iter()
+            .filter(|&&tx| self.checks_before_answering(input, v, tx))
+            .map(|&tx| (tx, &input.workload.transactions[tx as usize]))
+            .collect();
+        let verdicts = input
+            .checks
+            .validate_batched(&checked, self.params.signature_batch, stats);
+        let mut honest = verdicts.into_iter();
+        txs.iter()
+            .map(|&tx| {
+                let verdict = if self.checks_before_answering(input, v, tx) {
+                    honest.next()
+                } else {
+                    None
+                };
+                self.answer(input, v, tx, verdict)
+            })
+            .collect()
+    }
+
+    /// What validator `v` answers about transaction `tx` given its own check's verdict (`None`
+    /// when it did not check), and whether it performed the checks.
+    fn answer(
+        &self,
+        input: &PeriodInput<'_>,
+        v: u32,
+        tx: u32,
+        honest: Option<Verdict>,
+    ) -> (Option<Proof>, bool) {
         let node = &self.nodes[v as usize];
         let signed = &input.workload.transactions[tx as usize];
-        let honest = || input.checks.validate(tx, signed);
-        let (verdict, worked) = match node.fault {
-            None => (honest(), true),
-            Some(Behaviour::Liar) => {
-                let v = match honest() {
-                    Verdict::Valid => Verdict::Invalid(LIE_REASON),
-                    Verdict::Invalid(_) => Verdict::Valid,
-                };
-                (v, true)
-            }
-            Some(Behaviour::Colluder) => match input.workload.truth[tx as usize] {
-                Truth::Invalid(_) => (Verdict::Valid, false),
-                Truth::Valid => (honest(), true),
-            },
-            Some(Behaviour::Lazy) => (Verdict::Valid, false),
-            Some(Behaviour::Crash) => return (None, false),
+        let (verdict, worked) = match (node.fault, honest) {
+            (Some(Behaviour::Crash), _) => return (None, false),
+            (Some(Behaviour::Liar), Some(Verdict::Valid)) => (Verdict::Invalid(LIE_REASON), true),
+            (Some(Behaviour::Liar), Some(Verdict::Invalid(_))) => (Verdict::Valid, true),
+            (_, Some(verdict)) => (verdict, true),
+            (_, None) => (Verdict::Valid, false), // lazy, or a colluder on a planted invalid
         };
         if node.slow
             && Rng::stream(
@@ -401,17 +456,34 @@ impl Ipow {
             p.tallies[pos as usize].asked += 1;
         }
         p.stages.assign += t.elapsed();
-        // W2: validators work in parallel; no shared state but read-only inputs.
+        // W2: validators work in parallel, each on its own assignments in assignment order;
+        // no shared state but read-only inputs. Answers go back in assignment order.
         let t = Instant::now();
+        let mut order: Vec<usize> = (0..assignments.len()).collect();
+        order.sort_by_key(|&i| assignments[i].1); // stable: assignment order per validator
+        let groups: Vec<&[usize]> = order
+            .chunk_by(|&a, &b| assignments[a].1 == assignments[b].1)
+            .collect();
         let this = &*self;
-        let answers: Vec<(u32, Option<Proof>, bool)> = assignments
+        let answered: Vec<(Vec<Answer>, BatchStats)> = groups
             .par_iter()
-            .with_min_len(16)
-            .map(|&(pos, v)| {
-                let (proof, worked) = this.answer(input, v, input.pending[pos as usize]);
-                (pos, proof, worked)
+            .map(|group| {
+                let v = assignments[group[0]].1;
+                let txs: Vec<u32> = group
+                    .iter()
+                    .map(|&i| input.pending[assignments[i].0 as usize])
+                    .collect();
+                let mut stats = BatchStats::default();
+                (this.answer_all(input, v, &txs, &mut stats), stats)
             })
             .collect();
+        let mut answers: Vec<(u32, Option<Proof>, bool)> = vec![(0, None, false); order.len()];
+        for (group, (group_answers, stats)) in groups.iter().zip(answered) {
+            p.work.signatures.add(&stats);
+            for (&i, (proof, worked)) in group.iter().zip(group_answers) {
+                answers[i] = (assignments[i].0, proof, worked);
+            }
+        }
         p.stages.validate += t.elapsed();
         // O3: check tags, count, decide.
         let t = Instant::now();

@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::contract::block::BlockHeader;
 use crate::crypto::merkle::Hash;
+use crate::crypto::verify::BatchStats;
 use crate::market::rules::Workload;
 use crate::validate::{Checks, Verdict};
 
@@ -89,6 +90,8 @@ pub struct Work {
     pub timeouts: u64,
     /// Nonces tried (PoW).
     pub hashes: u64,
+    /// How the validators' signature checks were batched.
+    pub signatures: BatchStats,
 }
 
 impl Work {
@@ -97,6 +100,7 @@ impl Work {
         self.validations += other.validations;
         self.timeouts += other.timeouts;
         self.hashes += other.hashes;
+        self.signatures.add(&other.signatures);
     }
 }
 

@@ -22,18 +22,26 @@ use sha2::block_api::compress256;
 use super::{
     Consensus, Decision, Outcome, PeriodInput, PeriodOutput, SealedBlock, StageTimes, Work,
 };
+use crate::contract::SignedContract;
 use crate::contract::block::{BlockHeader, HEADER_LEN, SealKind};
 use crate::crypto::sha_lanes::{LANES, SHA256_IV, compress_lanes};
+use crate::crypto::verify::{BatchStats, DEFAULT_BATCH, check_batch};
+use crate::validate::Verdict;
 
 /// Nonces per chunk a worker takes: large enough that the shared counter is touched rarely
 /// (a chunk is ~0.3 ms at 60 M tries/s), small enough that stopping is prompt.
 const NONCE_CHUNK: u64 = 1 << 14;
+
+/// Fewest transactions per piece of the miner's validation spread over its threads.
+const MINER_PIECE: usize = 256;
 
 /// PoW parameters.
 #[derive(Clone, Debug, Serialize)]
 pub struct PowParams {
     /// Leading zero bits the block hash must have.
     pub difficulty_bits: u8,
+    /// Most signatures the miner verifies in one batch (whole contracts; at least one).
+    pub signature_batch: usize,
 }
 
 impl PowParams {
@@ -42,7 +50,19 @@ impl PowParams {
         if difficulty_bits > 64 {
             return Err(format!("{difficulty_bits} is above 64 bits"));
         }
-        Ok(Self { difficulty_bits })
+        Ok(Self {
+            difficulty_bits,
+            signature_batch: DEFAULT_BATCH,
+        })
+    }
+
+    /// The same miner verifying at most `signatures` signatures per batch.
+    pub fn with_signature_batch(self, signatures: usize) -> Result<Self, String> {
+        check_batch(signatures)?;
+        Ok(Self {
+            signature_batch: signatures,
+            ..self
+        })
     }
 }
 
@@ -216,6 +236,36 @@ impl Pow {
     }
 }
 
+impl Pow {
+    /// The miner validates its pending transactions, batching their signatures in order; the
+    /// pieces it spreads over its threads are fixed runs of transactions, so batches do not
+    /// depend on the thread count.
+    fn validate_pending(&self, input: &PeriodInput<'_>) -> (Vec<Verdict>, BatchStats) {
+        let per_piece = self.params.signature_batch.div_ceil(3).max(MINER_PIECE);
+        let pieces: Vec<(Vec<Verdict>, BatchStats)> = input
+            .pending
+            .par_chunks(per_piece)
+            .map(|piece| {
+                let txs: Vec<(u32, &SignedContract)> = piece
+                    .iter()
+                    .map(|&tx| (tx, &input.workload.transactions[tx as usize]))
+                    .collect();
+                let mut stats = BatchStats::default();
+                let batch = self.params.signature_batch;
+                let verdicts = input.checks.validate_batched(&txs, batch, &mut stats);
+                (verdicts, stats)
+            })
+            .collect();
+        let mut signatures = BatchStats::default();
+        let mut verdicts = Vec::with_capacity(input.pending.len());
+        for (piece, stats) in pieces {
+            verdicts.extend(piece);
+            signatures.add(&stats);
+        }
+        (verdicts, signatures)
+    }
+}
+
 impl Consensus for Pow {
     fn name(&self) -> &'static str {
         "pow"
@@ -224,16 +274,7 @@ impl Consensus for Pow {
     fn run_period(&mut self, input: &PeriodInput<'_>) -> PeriodOutput {
         let mut stages = StageTimes::default();
         let t = Instant::now();
-        let verdicts: Vec<_> = input
-            .pending
-            .par_iter()
-            .with_min_len(16)
-            .map(|&tx| {
-                input
-                    .checks
-                    .validate(tx, &input.workload.transactions[tx as usize])
-            })
-            .collect();
+        let (verdicts, signatures) = self.validate_pending(input);
         stages.validate = t.elapsed();
         let decided = Instant::now();
 
@@ -280,6 +321,7 @@ impl Consensus for Pow {
             validations: input.pending.len() as u64,
             timeouts: 0,
             hashes: result.hashes,
+            signatures,
         };
         PeriodOutput {
             decisions,

@@ -34,6 +34,7 @@ use sha2::{Digest, Sha256};
 use crate::base::amount::{AmountError, Energy, Money, Price};
 use crate::base::domain::{Address, AuxServiceKind, BusinessCategory, DeliveryTime};
 use crate::crypto::keys::{KeyError, KeyPair, KeyRegistry, SIGNATURE_LEN, Signature};
+use crate::crypto::verify::{BatchStats, Item, prepare, verify_batch, verify_one};
 
 /// The encoding version this build writes and reads.
 pub const ENCODING_VERSION: u8 = 1;
@@ -624,22 +625,83 @@ impl SignedContract {
         })
     }
 
-    /// Checks all three signatures against the registered keys of the three parties, stopping
-    /// at the first that fails.
+    /// Checks all three signatures against the registered keys of the three parties, one by
+    /// one, stopping at the first that fails (seller, purchaser, transmission company).
     pub fn verify_signatures(&self, registry: &KeyRegistry) -> Result<(), SignatureError> {
         let canonical = self.contract.encode();
-        let mut message = Vec::with_capacity(32 + canonical.len());
         for signer in Signer::ALL {
-            let key = registry.get(self.contract.signer_address(signer))?;
-            message.clear();
-            message.extend_from_slice(signer.domain_tag());
-            message.extend_from_slice(&canonical);
-            if !key.verify(&message, self.signature(signer)) {
+            let key = registry.verifying(self.contract.signer_address(signer))?;
+            let parts = [signer.domain_tag(), canonical.as_slice()];
+            if !verify_one(key, &parts, self.signature(signer)) {
                 return Err(SignatureError::Invalid(signer));
             }
         }
         Ok(())
     }
+}
+
+/// Verifies the signatures of many contracts in batches, with exactly the result
+/// [`SignedContract::verify_signatures`] gives each one. A batch holds whole contracts (a
+/// contract's signatures up to its first signer without a key), at most `batch` signatures but
+/// at least one contract; batches form in the order given, so their boundaries depend only on
+/// the list and `batch`.
+pub fn verify_signatures_batched(
+    contracts: &[&SignedContract],
+    registry: &KeyRegistry,
+    batch: usize,
+    stats: &mut BatchStats,
+) -> Vec<Result<(), SignatureError>> {
+    let mut results = Vec::with_capacity(contracts.len());
+    let mut items: Vec<Option<Item<'_>>> = Vec::with_capacity(batch.max(3));
+    // Per contract of the open batch: its signatures in `items` and its first missing key.
+    let mut open: Vec<(usize, Option<KeyError>)> = Vec::new();
+    let mut verdicts: Vec<bool> = Vec::new();
+    let mut flush = |items: &mut Vec<Option<Item<'_>>>,
+                     open: &mut Vec<(usize, Option<KeyError>)>,
+                     results: &mut Vec<Result<(), SignatureError>>| {
+        verdicts.clear();
+        verdicts.resize(items.len(), false);
+        verify_batch(items, &mut verdicts, stats);
+        let mut at = 0;
+        for (n, key_error) in open.drain(..) {
+            let failed = verdicts[at..at + n].iter().position(|ok| !ok);
+            at += n;
+            results.push(match (failed, key_error) {
+                (Some(j), _) => Err(SignatureError::Invalid(Signer::ALL[j])),
+                (None, Some(e)) => Err(SignatureError::Key(e)),
+                (None, None) => Ok(()),
+            });
+        }
+        items.clear();
+    };
+    for signed in contracts {
+        let canonical = signed.contract.encode();
+        let mut mine: [Option<Item<'_>>; 3] = [None; 3];
+        let mut n = 0;
+        let mut key_error = None;
+        for signer in Signer::ALL {
+            match registry.verifying(signed.contract.signer_address(signer)) {
+                Ok(key) => {
+                    let parts = [signer.domain_tag(), canonical.as_slice()];
+                    mine[n] = prepare(key, &parts, signed.signature(signer));
+                    n += 1;
+                }
+                Err(e) => {
+                    key_error = Some(e);
+                    break;
+                }
+            }
+        }
+        if !open.is_empty() && items.len() + n > batch {
+            flush(&mut items, &mut open, &mut results);
+        }
+        items.extend_from_slice(&mine[..n]);
+        open.push((n, key_error));
+    }
+    if !open.is_empty() {
+        flush(&mut items, &mut open, &mut results);
+    }
+    results
 }
 
 #[cfg(test)]

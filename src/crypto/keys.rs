@@ -1,20 +1,22 @@
-//! Ed25519 keys and signatures: deterministic key derivation, key admission, signing and
-//! verification with `ring`.
+//! Ed25519 keys and signatures: deterministic key derivation, key admission and signing (with
+//! `ring`), and the registry of a market's admitted keys.
 //!
-//! Acceptance rule for a signature (one rule, used everywhere): the public key was admitted
+//! Acceptance rule for a signature (one rule, used everywhere, single or in batches): the
+//! cofactored rule of [`crate::crypto::verify`]. The public key must have been admitted
 //! ([`PublicKey::admit`]: a canonical encoding of a point on the curve that is not of small
-//! order), and `ring` verifies the signature, which means `S < L` (ring rejects a non-canonical
-//! `S`) and `[S]B = R + [k]A` checked as ring checks it (the cofactorless equation, with `R`
-//! compared by its encoding).
+//! order); the rule accepts the trivial forgery under the identity key, so admission is part of
+//! it.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use curve25519_dalek::edwards::CompressedEdwardsY;
 use rayon::prelude::*;
-use ring::signature::{ED25519, Ed25519KeyPair, KeyPair as _, UnparsedPublicKey};
+use ring::signature::{Ed25519KeyPair, KeyPair as _};
 use sha2::{Digest, Sha256};
 
 use crate::base::domain::Address;
+use crate::crypto::verify::VerifyingKey;
 
 /// Bytes of an Ed25519 signature.
 pub const SIGNATURE_LEN: usize = 64;
@@ -71,11 +73,10 @@ impl PublicKey {
         &self.0
     }
 
-    /// Verifies `signature` over `message` under this key with ring.
+    /// Verifies `signature` over `message` under this key by the rule (single check; the key
+    /// is decompressed for this one call: [`KeyRegistry::verifying`] keeps it decompressed).
     pub fn verify(&self, message: &[u8], signature: &Signature) -> bool {
-        UnparsedPublicKey::new(&ED25519, &self.0)
-            .verify(message, signature)
-            .is_ok()
+        crate::crypto::verify::verify_one(&VerifyingKey::new(self), &[message], signature)
     }
 }
 
@@ -85,7 +86,7 @@ impl PublicKey {
 /// except that x = 0 has no negative. So `compress` gives back the same bytes exactly when
 /// y < p = 2^255 - 19 and not (the top bit is set and x = 0), and x = 0 exactly when y = 1 or
 /// y = p - 1 (on -x^2 + y^2 = 1 + d x^2 y^2, x = 0 gives y^2 = 1, and 1 + d is not 0).
-fn canonical_encoding(bytes: &[u8; PUBLIC_KEY_LEN]) -> bool {
+pub(crate) fn canonical_encoding(bytes: &[u8; PUBLIC_KEY_LEN]) -> bool {
     let top = bytes[31] & 0x7f;
     let sign = bytes[31] >> 7;
     let middle_all = |v: u8| bytes[1..31].iter().all(|&b| b == v);
@@ -108,6 +109,11 @@ const SMALL_ORDER: [[u8; PUBLIC_KEY_LEN]; 8] = [
     from_hex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa"),
     from_hex("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
 ];
+
+/// Whether these bytes are one of the 8 canonical encodings of a small-order point.
+pub(crate) fn is_small_order_encoding(bytes: &[u8; PUBLIC_KEY_LEN]) -> bool {
+    SMALL_ORDER.contains(bytes)
+}
 
 /// 32 bytes from 64 lowercase hex digits, at compile time.
 const fn from_hex(hex: &str) -> [u8; PUBLIC_KEY_LEN] {
@@ -216,10 +222,18 @@ impl KeyPair {
     }
 }
 
-/// The admitted public keys of a market, by address.
+/// The admitted public keys of a market, by address, each decompressed the first time a
+/// signature is checked under it (decompressing per signature cost about 30% of a check, and
+/// decompressing every key when a dataset opens would cost its loading as much again).
 #[derive(Clone, Debug, Default)]
 pub struct KeyRegistry {
-    keys: HashMap<Address, PublicKey>,
+    keys: HashMap<Address, Registered>,
+}
+
+#[derive(Clone, Debug)]
+struct Registered {
+    key: PublicKey,
+    verifying: OnceLock<VerifyingKey>,
 }
 
 impl KeyRegistry {
@@ -241,14 +255,25 @@ impl KeyRegistry {
 
     /// Registers a key already admitted for `address`, replacing any earlier key.
     pub fn insert(&mut self, address: Address, key: PublicKey) {
-        self.keys.insert(address, key);
+        let verifying = OnceLock::new();
+        self.keys.insert(address, Registered { key, verifying });
     }
 
     /// The key registered for `address`.
     pub fn get(&self, address: Address) -> Result<&PublicKey, KeyError> {
         self.keys
             .get(&address)
+            .map(|r| &r.key)
             .ok_or(KeyError::UnknownAddress(address))
+    }
+
+    /// The key registered for `address`, decompressed (once per key and registry).
+    pub fn verifying(&self, address: Address) -> Result<&VerifyingKey, KeyError> {
+        let r = self
+            .keys
+            .get(&address)
+            .ok_or(KeyError::UnknownAddress(address))?;
+        Ok(r.verifying.get_or_init(|| VerifyingKey::new(&r.key)))
     }
 
     /// How many keys are registered.

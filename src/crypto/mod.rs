@@ -1,6 +1,8 @@
-//! Keys and signatures, key admission, SHA-256 lanes and Merkle trees.
+//! Keys and signatures, key admission, the signature rule and its batch verifier, SHA-256 lanes
+//! and Merkle trees.
 
 pub mod admission;
 pub mod keys;
 pub mod merkle;
 pub mod sha_lanes;
+pub mod verify;

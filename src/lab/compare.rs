@@ -60,6 +60,8 @@ pub struct Machine {
     pub git_revision: String,
     /// ipow's version.
     pub ipow_version: String,
+    /// The curve backend the signature equations run on.
+    pub curve_backend: crate::crypto::verify::Backend,
 }
 
 impl Machine {
@@ -93,6 +95,7 @@ impl Machine {
             rustc: env!("IPOW_RUSTC_VERSION").to_owned(),
             git_revision: env!("IPOW_GIT_REVISION").to_owned(),
             ipow_version: env!("CARGO_PKG_VERSION").to_owned(),
+            curve_backend: crate::crypto::verify::backend(),
         }
     }
 }
@@ -351,6 +354,12 @@ pub struct Row {
     pub validations: u64,
     /// Nonces tried by the PoW miner (0 for IPOW, which mines none).
     pub hashes: u64,
+    /// Signature batches verified (each validator's own, or the miner's).
+    pub signature_batches: u64,
+    /// Batch equations run to bisect failed batches.
+    pub bisection_tests: u64,
+    /// Signatures checked one by one (pieces of failed batches).
+    pub single_checks: u64,
     /// Decided transactions an honest validator rejects.
     pub honest_invalid: u64,
     /// Of those, accepted.
@@ -413,6 +422,9 @@ impl Row {
             cpu_seconds_per_committed: r.cpu_seconds_per_committed,
             validations: r.work.validations,
             hashes: r.work.hashes,
+            signature_batches: r.work.signatures.batches,
+            bisection_tests: r.work.signatures.bisection_tests,
+            single_checks: r.work.signatures.single_checks,
             honest_invalid: r.honest_invalid,
             wrong_accepts: r.wrong_accepts,
             wrong_accept_rate: ratio(r.wrong_accepts, r.honest_invalid),

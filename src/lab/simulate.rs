@@ -215,6 +215,7 @@ impl Draw {
             byzantine_fraction: 0.0,
             behaviour: Behaviour::Liar,
             seed: self.seed ^ 0x1b0f,
+            signature_batch: crate::crypto::verify::DEFAULT_BATCH,
             mix: FaultMix {
                 byzantine: vec![
                     (Behaviour::Liar, self.liars),

@@ -353,7 +353,7 @@ fn cdf_plot(c: &Comparison) -> Result<Plot, ReportError> {
 }
 
 /// The results table's header, shared by Markdown and HTML.
-pub const RUN_COLUMNS: [&str; 17] = [
+pub const RUN_COLUMNS: [&str; 18] = [
     "case",
     "rep",
     "submitted",
@@ -368,6 +368,7 @@ pub const RUN_COLUMNS: [&str; 17] = [
     "max",
     "CPU-us / committed",
     "validations",
+    "signature batches (bisections, singles)",
     "PoW nonces",
     "wrong accepts (rate; expected ± sd)",
     "wrong rejects (rate; expected ± sd)",
@@ -400,6 +401,10 @@ pub fn run_cells(r: &Row) -> Vec<String> {
         duration_us(r.latency_max_us),
         format!("{:.1}", r.cpu_seconds_per_committed * 1e6),
         r.validations.to_string(),
+        format!(
+            "{} ({}, {})",
+            r.signature_batches, r.bisection_tests, r.single_checks
+        ),
         r.hashes.to_string(),
         wrong(
             r.wrong_accepts,
@@ -486,6 +491,14 @@ fn setup_pairs(c: &Comparison) -> Vec<(&'static str, String)> {
             format!(
                 "ipow {} at git {}, {}",
                 m.ipow_version, m.git_revision, m.rustc
+            ),
+        ),
+        (
+            "signatures",
+            format!(
+                "{}; curve backend {}",
+                crate::crypto::verify::RULE,
+                m.curve_backend
             ),
         ),
         ("scenario", format!("{} ({})", s.scenario, s.source)),

@@ -57,10 +57,9 @@ pub fn render_audit(r: &crate::chain::audit::AuditReport) -> String {
         r.certificate_entries_checked,
         r.tags_checked
     );
-    out += &format!(
-        "rate          {:.0} contracts/s over {:.3} s\n",
-        r.contracts_per_s, r.seconds
-    );
+    let (rate, seconds) = (r.contracts_per_s, r.seconds);
+    out += &signature_line(&r.signatures);
+    out += &format!("rate          {rate:.0} contracts/s over {seconds:.3} s\n");
     if let Some(b) = &r.baseline {
         out += &format!(
             "baseline      in memory {:.0} contracts/s over {:.3} s: the audit runs at {:.2}x\n",
@@ -153,11 +152,39 @@ pub fn render_simulation(s: &crate::lab::simulate::Summary) -> String {
     out
 }
 
+/// How the run's signatures were verified: batches, bisection, single checks, batch sizes, the
+/// rule and the curve backend.
+fn signature_line(b: &crate::crypto::verify::BatchStats) -> String {
+    let sizes: Vec<String> = b
+        .sizes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| **n > 0)
+        .map(|(i, n)| format!("{}: {n}", crate::crypto::verify::BatchStats::size_label(i)))
+        .collect();
+    format!(
+        "signatures    {} verified in {} batches ({} refused before any equation, {} bisection tests, {} single checks); batch sizes {}\n              rule: {}; curve backend {}\n",
+        b.signatures,
+        b.batches,
+        b.refused_early,
+        b.bisection_tests,
+        b.single_checks,
+        if sizes.is_empty() {
+            "none".to_string()
+        } else {
+            sizes.join(", ")
+        },
+        crate::crypto::verify::RULE,
+        crate::crypto::verify::backend()
+    )
+}
+
 /// The report's run columns a terminal leaves out (they are in `report.md`).
-const TERMINAL_HIDES: [&str; 5] = [
+const TERMINAL_HIDES: [&str; 6] = [
     "p95",
     "max",
     "validations",
+    "signature batches (bisections, singles)",
     "PoW nonces",
     "wrong rejects (rate; expected ± sd)",
 ];
@@ -283,21 +310,30 @@ pub fn render_flows(r: &crate::grid::FlowReport, trades: usize) -> String {
     out
 }
 
-/// Microseconds with a unit that fits.
-pub fn render_run(r: &RunReport) -> String {
-    let mut out = String::new();
-    let params = match &r.config.variant {
+/// The variant's parameters in one phrase.
+fn variant_params(variant: &VariantConfig) -> String {
+    match variant {
         VariantConfig::Ipow(p) => format!(
-            "validators {} quorum {} extra {} byzantine {:.3} ({} {:?})",
+            "validators {} quorum {} extra {} byzantine {:.3} ({} {:?}), signature batches of {}",
             p.validators,
             p.quorum,
             p.extra_max,
             p.byzantine_fraction,
             p.byzantine_count(),
-            p.behaviour
+            p.behaviour,
+            p.signature_batch
         ),
-        VariantConfig::Pow(p) => format!("difficulty {} bits", p.difficulty_bits),
-    };
+        VariantConfig::Pow(p) => format!(
+            "difficulty {} bits, signature batches of {}",
+            p.difficulty_bits, p.signature_batch
+        ),
+    }
+}
+
+/// Microseconds with a unit that fits.
+pub fn render_run(r: &RunReport) -> String {
+    let mut out = String::new();
+    let params = variant_params(&r.config.variant);
     let load = r.config.load.describe();
     out += &format!(
         "ipow run: {} ({params}), {load}, seed {}, {} threads\n",
@@ -341,6 +377,7 @@ pub fn render_run(r: &RunReport) -> String {
         r.cpu_seconds,
         r.cpu_seconds_per_committed * 1e6
     );
+    out += &signature_line(&r.work.signatures);
     out += &format!("congestion    {}\n", r.congestion_stage);
     if let Some(c) = &r.congestion {
         out += &format!(

@@ -23,7 +23,8 @@ use serde::Serialize;
 
 use crate::base::amount::Energy;
 use crate::base::domain::BusinessCategory;
-use crate::contract::{SignatureError, SignedContract, Signer};
+use crate::contract::{SignatureError, SignedContract, Signer, verify_signatures_batched};
+use crate::crypto::verify::BatchStats;
 use crate::market::rules::MarketRules;
 
 /// Why a validator found a transaction invalid.
@@ -167,6 +168,44 @@ impl Checks<'_> {
             return Some(Reason::Congestion);
         }
         None
+    }
+
+    /// Runs every check on many transactions, as [`Checks::validate`] would on each, with the
+    /// signatures of those that pass the local checks verified in batches of at most `batch`
+    /// signatures (whole contracts, in the order given; see
+    /// [`verify_signatures_batched`]). The verdicts are exactly the one-by-one verdicts.
+    pub fn validate_batched(
+        &self,
+        txs: &[(u32, &SignedContract)],
+        batch: usize,
+        stats: &mut BatchStats,
+    ) -> Vec<Verdict> {
+        let local: Vec<Option<Reason>> = txs.iter().map(|(_, tx)| self.local_failure(tx)).collect();
+        let to_sign: Vec<&SignedContract> = txs
+            .iter()
+            .zip(&local)
+            .filter(|(_, l)| l.is_none())
+            .map(|((_, tx), _)| *tx)
+            .collect();
+        let mut signed =
+            verify_signatures_batched(&to_sign, &self.rules.registry, batch, stats).into_iter();
+        txs.iter()
+            .zip(local)
+            .map(|(&(index, tx), local)| {
+                let reason = match local {
+                    Some(reason) => Some(reason),
+                    None => match signed.next() {
+                        Some(Ok(())) if self.congestion.allows(index, tx) => None,
+                        Some(Ok(())) => Some(Reason::Congestion),
+                        Some(Err(SignatureError::Invalid(signer))) => {
+                            Some(Reason::Signature(signer))
+                        }
+                        Some(Err(SignatureError::Key(_))) | None => Some(Reason::UnknownParty),
+                    },
+                };
+                reason.map_or(Verdict::Valid, Verdict::Invalid)
+            })
+            .collect()
     }
 
     /// The first failing local check (replay, energy, parties, price, time, auxiliary

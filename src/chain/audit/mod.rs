@@ -50,9 +50,11 @@ use crate::chain::{
     ChainHeader, ChainId, ConsensusBlock, ContractProof, ENDS, PROOF_FORMAT, Tips, Topology,
     consortium_leaves, master_leaves, parties, proof_level,
 };
+use crate::contract::verify_signatures_batched;
 use crate::contract::{Contract, SignedContract};
 use crate::crypto::keys::KeyRegistry;
 use crate::crypto::merkle::{Hash, MerkleTree, root_32};
+use crate::crypto::verify::BatchStats;
 
 /// Who audits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -193,6 +195,8 @@ pub struct AuditReport {
     pub contract_copies_checked: u64,
     /// Distinct contracts whose signatures this viewer checked (three each).
     pub contracts_signature_checked: u64,
+    /// How those signatures were verified: batches of distinct records, bisection, singles.
+    pub signatures: BatchStats,
     /// Quorum certificate entries checked.
     pub certificate_entries_checked: u64,
     /// Proof tags checked (supervisor only).
@@ -249,6 +253,7 @@ impl AuditReport {
             contracts_committed: 0,
             contract_copies_checked: 0,
             contracts_signature_checked: 0,
+            signatures: BatchStats::default(),
             certificate_entries_checked: 0,
             tags_checked: 0,
             torn_tail_bytes: 0,

@@ -56,7 +56,7 @@ pub(super) struct Copies<'c> {
 }
 
 impl<'c> Copies<'c> {
-    fn verify(slaves: &'c [SlaveView<'_>], registry: &KeyRegistry) -> Self {
+    fn verify(slaves: &'c [SlaveView<'_>], registry: &KeyRegistry, stats: &mut BatchStats) -> Self {
         let mut distinct: HashMap<Hash, &SignedContract> = HashMap::new();
         let mut by_id: HashMap<Hash, Vec<Hash>> = HashMap::new();
         for s in slaves {
@@ -68,12 +68,11 @@ impl<'c> Copies<'c> {
                 }
             }
         }
-        let records: Vec<(Hash, &SignedContract)> =
+        let mut records: Vec<(Hash, &SignedContract)> =
             distinct.iter().map(|(d, c)| (*d, *c)).collect();
-        let verified = records
-            .par_iter()
-            .map(|(d, c)| (*d, c.verify_signatures(registry).is_ok()))
-            .collect();
+        records.sort_unstable_by_key(|r| r.0);
+        let (verified, batch_stats) = verify_records(&records, registry);
+        stats.add(&batch_stats);
         Self {
             distinct,
             by_id,
@@ -110,7 +109,7 @@ pub(super) fn check_slave_contents(
     period: u64,
     report: &mut AuditReport,
 ) {
-    let copies = Copies::verify(slaves, &state.registry);
+    let copies = Copies::verify(slaves, &state.registry, &mut report.signatures);
     report.contracts_signature_checked += copies.distinct.len() as u64;
     if state.baseline
         && let Some(b) = consensus
@@ -187,6 +186,41 @@ pub(super) fn committed_on_no_chain(
     }
 }
 
+/// Signatures per batch in the audit: distinct records are many and mostly valid, so batches
+/// are large; a damaged record costs a bisection.
+pub const AUDIT_BATCH: usize = 256;
+
+/// Verifies distinct records (sorted by digest, so batches are the same on every run) in batches
+/// of [`AUDIT_BATCH`] signatures, batches in parallel; each record's verdict is its single
+/// check's.
+fn verify_records(
+    records: &[(Hash, &SignedContract)],
+    registry: &KeyRegistry,
+) -> (HashMap<Hash, bool>, BatchStats) {
+    let per_batch = AUDIT_BATCH / 3;
+    let pieces: Vec<(Vec<(Hash, bool)>, BatchStats)> = records
+        .par_chunks(per_batch)
+        .map(|piece| {
+            let contracts: Vec<&SignedContract> = piece.iter().map(|r| r.1).collect();
+            let mut stats = BatchStats::default();
+            let results = verify_signatures_batched(&contracts, registry, AUDIT_BATCH, &mut stats);
+            let verdicts = piece
+                .iter()
+                .zip(results)
+                .map(|(r, ok)| (r.0, ok.is_ok()))
+                .collect();
+            (verdicts, stats)
+        })
+        .collect();
+    let mut stats = BatchStats::default();
+    let mut verified = HashMap::with_capacity(records.len());
+    for (verdicts, s) in pieces {
+        verified.extend(verdicts);
+        stats.add(&s);
+    }
+    (verified, stats)
+}
+
 /// `--baseline`: the same work from memory, timed: every distinct record's signatures, every
 /// slave root over its records' digests, the consensus root over the ids.
 pub(super) fn baseline_checks(
@@ -195,11 +229,14 @@ pub(super) fn baseline_checks(
     slaves: &[SlaveView<'_>],
     b: &ConsensusBlock,
 ) {
-    let records: Vec<&SignedContract> = copies.distinct.values().copied().collect();
+    let mut records: Vec<(Hash, &SignedContract)> =
+        copies.distinct.iter().map(|(d, c)| (*d, *c)).collect();
+    records.sort_unstable_by_key(|r| r.0);
     let t = Instant::now();
-    let ok = records
-        .par_iter()
-        .filter(|c| c.verify_signatures(&state.registry).is_ok())
+    let ok = verify_records(&records, &state.registry)
+        .0
+        .values()
+        .filter(|&&ok| ok)
         .count();
     let roots: Vec<Hash> = slaves
         .par_iter()

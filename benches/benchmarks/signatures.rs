@@ -17,7 +17,8 @@ use rayon::prelude::*;
 
 use super::{all_cores, pool, ring_verify_all, signature_triples};
 
-const CONTRACTS: usize = 3 * 1024;
+/// 4096 contracts: 12 batches of 1024 signatures, even on 2 threads.
+const CONTRACTS: usize = 4 * 1024;
 const PARTICIPANTS: u32 = 64;
 const KEY_SEED: u64 = 42;
 /// Signatures per ed25519-dalek batch.
@@ -142,6 +143,18 @@ pub fn bench(c: &mut Criterion) {
     assert!(tampered.verify_signatures(&f.registry).is_err());
 }
 
+/// `n` signatures, each under a key of its own.
+fn distinct_key_triples(n: usize) -> Vec<(Vec<u8>, [u8; 64], [u8; 32])> {
+    (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let kp = KeyPair::derive(7, Address(i as u32));
+            let msg = format!("distinct {i}").into_bytes();
+            (msg.clone(), kp.sign(&msg), *kp.public_key().as_bytes())
+        })
+        .collect()
+}
+
 /// Contracts with a bad signature at every `every`-th contract (a tampered amount, or a
 /// signature over another message when `forge`), starting at `first`.
 fn spoil(contracts: &[SignedContract], first: usize, every: usize) -> Vec<SignedContract> {
@@ -225,6 +238,36 @@ fn rule(c: &mut Criterion, f: &Fixture) {
             b.iter(|| one.install(|| check(size)))
         });
     }
+    // The fixture's 64 participants repeat keys in every batch (the equation merges their
+    // terms); here every signature has a key of its own, the batch's worst case.
+    let distinct = distinct_key_triples(f.triples.len());
+    let distinct_keys: Vec<VerifyingKey> = distinct
+        .iter()
+        .map(|t| VerifyingKey::new(&PublicKey::admit(t.2).unwrap()))
+        .collect();
+    let check_distinct = |size: usize| {
+        distinct
+            .chunks(size)
+            .zip(distinct_keys.chunks(size))
+            .map(|(ts, ks)| {
+                let items: Vec<Option<Item<'_>>> = ts
+                    .iter()
+                    .zip(ks)
+                    .map(|(t, k)| prepare(k, &[&t.0], &t.1))
+                    .collect();
+                let mut verdicts = vec![false; items.len()];
+                verify_batch(&items, &mut verdicts, &mut BatchStats::default());
+                verdicts.iter().filter(|&&v| v).count()
+            })
+            .sum::<usize>()
+    };
+    for size in [64, 1024] {
+        g.bench_function(
+            BenchmarkId::new(format!("batch_{size}_distinct_keys"), "1t"),
+            |b| b.iter(|| check_distinct(size)),
+        );
+    }
+    assert_eq!(check_distinct(1024), distinct.len());
     for (name, set) in [
         ("contracts_b32_valid", &f.contracts),
         ("contracts_b32_ipow_mix", &mix),

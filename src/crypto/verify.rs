@@ -34,7 +34,9 @@ use std::sync::LazyLock;
 use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint, VartimeEdwardsPrecomputation};
 use curve25519_dalek::scalar::Scalar;
-use curve25519_dalek::traits::{IsIdentity, VartimePrecomputedMultiscalarMul};
+use curve25519_dalek::traits::{
+    IsIdentity, VartimeMultiscalarMul, VartimePrecomputedMultiscalarMul,
+};
 use serde::Serialize;
 use sha2::{Digest, Sha512};
 
@@ -96,6 +98,7 @@ impl VerifyingKey {
 /// One signature with everything its equation needs computed once: S, R's point and k.
 #[derive(Clone, Copy, Debug)]
 pub struct Item<'k> {
+    key: &'k [u8; 32],
     a: &'k EdwardsPoint,
     r: EdwardsPoint,
     s: Scalar,
@@ -128,6 +131,7 @@ pub fn prepare<'k>(
     }
     let wide: [u8; 64] = h.finalize().into();
     Some(Item {
+        key: &key.bytes,
         a,
         r,
         s,
@@ -263,22 +267,43 @@ fn single(items: &[(usize, Item<'_>)], verdicts: &mut [bool], stats: &mut BatchS
 }
 
 /// [8](Σ zᵢ([Sᵢ]B − Rᵢ − [kᵢ]Aᵢ)) = O, the zᵢ from SHA-512 of the items (k binds R, A and M;
-/// S is added).
+/// S is added). Terms under the same key are one term (Σ zᵢkᵢ)A: a batch of contracts repeats
+/// keys (a transmission company signs many). Below [`PIPPENGER_FROM`] points the base point's
+/// table serves (Straus); from there on Pippenger's buckets are faster.
 fn equation(items: &[(usize, Item<'_>)]) -> bool {
     let zs = multipliers(items);
     let b_scalar: Scalar = items.iter().zip(&zs).map(|((_, it), z)| z * it.s).sum();
-    let dynamic_scalars = zs
+    let mut a_terms: Vec<(&[u8; 32], &EdwardsPoint, Scalar)> = items
         .iter()
-        .map(|z| -z)
-        .chain(items.iter().zip(&zs).map(|((_, it), z)| -(z * it.k)));
-    let dynamic_points = items
+        .zip(&zs)
+        .map(|((_, it), z)| (it.key, it.a, -(z * it.k)))
+        .collect();
+    a_terms.sort_unstable_by(|x, y| x.0.cmp(y.0));
+    a_terms.dedup_by(|later, kept| {
+        let same = later.0 == kept.0;
+        if same {
+            kept.2 += later.2;
+        }
+        same
+    });
+    let scalars = zs.iter().map(|z| -z).chain(a_terms.iter().map(|t| t.2));
+    let points = items
         .iter()
         .map(|(_, it)| it.r)
-        .chain(items.iter().map(|(_, it)| *it.a));
-    BASE.vartime_mixed_multiscalar_mul([b_scalar], dynamic_scalars, dynamic_points)
-        .mul_by_cofactor()
-        .is_identity()
+        .chain(a_terms.iter().map(|t| *t.1));
+    let sum = if items.len() + a_terms.len() + 1 < PIPPENGER_FROM {
+        BASE.vartime_mixed_multiscalar_mul([b_scalar], scalars, points)
+    } else {
+        EdwardsPoint::vartime_multiscalar_mul(
+            std::iter::once(b_scalar).chain(scalars),
+            std::iter::once(ED25519_BASEPOINT_POINT).chain(points),
+        )
+    };
+    sum.mul_by_cofactor().is_identity()
 }
+
+/// Points from which curve25519-dalek's multiscalar multiplication switches to Pippenger.
+const PIPPENGER_FROM: usize = 190;
 
 /// 128-bit multipliers, four per SHA-512 block of (tag ‖ digest of the items ‖ counter).
 fn multipliers(items: &[(usize, Item<'_>)]) -> Vec<Scalar> {

@@ -297,6 +297,76 @@ pub fn proof(data: &[u8]) -> Result<bool, Finding> {
     Ok(true)
 }
 
+/// An oracle for [`signature_rule`]: (key, message, signature) to its verdict.
+pub type SignatureOracle = dyn Fn(&[u8; 32], &[u8], &[u8; 64]) -> bool;
+
+/// The signature rule against an oracle of the same equation (ed25519-zebra in `fuzz/` and in
+/// `tests/signatures.rs`; the library does not depend on it). The input's first 32 bytes seed a
+/// key pair that signs the rest as a message; the next 96 bytes (zero when short) are XORed
+/// onto the signature and then the key. Where the key passes admission and R is canonical and
+/// not of small order, the rule must agree with the oracle; elsewhere it must reject; and among
+/// seven honest neighbours a batch must give the single verdict and pass the neighbours.
+pub fn signature_rule(data: &[u8], oracle: &SignatureOracle) -> Result<bool, Finding> {
+    use crate::crypto::keys::{KeyPair, PublicKey};
+    use crate::crypto::verify::{BatchStats, VerifyingKey, prepare, verify_batch, verify_one};
+    use curve25519_dalek::edwards::CompressedEdwardsY;
+    let mut seed = [0u8; 32];
+    let n = data.len().min(32);
+    seed[..n].copy_from_slice(&data[..n]);
+    let mask: Vec<u8> = data.iter().skip(32).take(96).copied().collect();
+    let message = data.get(128..).unwrap_or(&[]);
+    let pair = KeyPair::from_seed(&seed);
+    let mut signature = pair.sign(message);
+    let mut key = *pair.public_key().as_bytes();
+    for (i, m) in mask.iter().enumerate() {
+        match i {
+            0..64 => signature[i] ^= m,
+            _ => key[i - 64] ^= m,
+        }
+    }
+    let Ok(admitted) = PublicKey::admit(key) else {
+        return Ok(false);
+    };
+    let verifying = VerifyingKey::new(&admitted);
+    let ours = verify_one(&verifying, &[message], &signature);
+    let mut r = [0u8; 32];
+    r.copy_from_slice(&signature[..32]);
+    let equation = CompressedEdwardsY(r)
+        .decompress()
+        .is_some_and(|p| p.compress().0 == r && !p.is_small_order());
+    if equation && ours != oracle(&key, message, &signature) {
+        return Err(format!("the rule says {ours}, the oracle the opposite"));
+    }
+    if !equation && ours {
+        return Err("accepted a non-canonical or small-order R".into());
+    }
+    let neighbours: Vec<(KeyPair, Vec<u8>)> = (0..7u8)
+        .map(|i| (KeyPair::from_seed(&[i; 32]), vec![i; 5]))
+        .collect();
+    let keys: Vec<VerifyingKey> = neighbours
+        .iter()
+        .map(|(k, _)| VerifyingKey::new(&k.public_key()))
+        .collect();
+    let signatures: Vec<_> = neighbours.iter().map(|(k, m)| k.sign(m)).collect();
+    let at = usize::from(seed[0] % 8);
+    let mut items: Vec<_> = neighbours
+        .iter()
+        .zip(&keys)
+        .zip(&signatures)
+        .map(|(((_, m), k), s)| prepare(k, &[m.as_slice()], s))
+        .collect();
+    items.insert(at, prepare(&verifying, &[message], &signature));
+    let mut verdicts = vec![false; items.len()];
+    verify_batch(&items, &mut verdicts, &mut BatchStats::default());
+    let others_pass = verdicts.iter().enumerate().all(|(i, v)| i == at || *v);
+    if verdicts[at] != ours || !others_pass {
+        return Err(format!(
+            "batch verdicts {verdicts:?} differ from single {ours} at {at}"
+        ));
+    }
+    Ok(ours)
+}
+
 /// Interesting replacements for a run of ASCII digits.
 const NUMBERS: [&str; 12] = [
     "0",

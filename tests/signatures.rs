@@ -495,3 +495,34 @@ fn check_one_equals_prepare_then_single() {
         assert!(check_one(&item), "message parts concatenate");
     }
 }
+
+fn zebra_oracle(key: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> bool {
+    zebra(&Case {
+        key: *key,
+        msg: msg.to_vec(),
+        sig: *sig,
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    /// The fuzz target `signature_rule` (fuzz/ runs it under libFuzzer) on inputs with a few
+    /// flipped bits in the signature or key: the rule agrees with zebra, and batches with single.
+    #[test]
+    fn the_signature_fuzz_target_holds(
+        seed in any::<[u8; 32]>(),
+        flips in proptest::collection::vec((0usize..96, any::<u8>()), 0..3),
+        msg in proptest::collection::vec(any::<u8>(), 0..40),
+    ) {
+        let mut mask = [0u8; 96];
+        for (at, bits) in flips {
+            mask[at] ^= bits;
+        }
+        let data: Vec<u8> = seed.iter().chain(&mask).chain(&msg).copied().collect();
+        let verdict = ipow::fuzz::signature_rule(&data, &zebra_oracle);
+        prop_assert!(verdict.is_ok(), "{:?}", verdict);
+        if mask == [0u8; 96] {
+            prop_assert_eq!(verdict, Ok(true), "an honest signature verifies");
+        }
+    }
+}

@@ -343,6 +343,10 @@ pub(crate) struct VariantArgs {
     /// PoW: leading zero bits the block hash must have.
     #[arg(long, default_value_t = 20)]
     pub(crate) difficulty: u8,
+    /// Most signatures a validator (or the miner) verifies in one batch, whole contracts, at
+    /// least one (1 to 65536); verdicts are the same at every size.
+    #[arg(long, default_value_t = ipow::crypto::verify::DEFAULT_BATCH)]
+    pub(crate) signature_batch: usize,
 }
 
 #[derive(clap::Args)]
@@ -430,12 +434,16 @@ pub(crate) fn variant_config(v: &VariantArgs, seed: u64) -> anyhow::Result<Varia
     Ok(match v.consensus {
         ConsensusArg::Ipow => {
             let p = IpowParams::honest(v.validators, v.quorum, v.extra, seed)
-                .with_byzantine(v.byzantine, v.behaviour);
+                .with_byzantine(v.byzantine, v.behaviour)
+                .with_signature_batch(v.signature_batch);
             p.check().map_err(anyhow::Error::msg)?;
             VariantConfig::Ipow(p)
         }
         ConsensusArg::Pow => VariantConfig::Pow(
-            PowParams::new(v.difficulty).map_err(|m| anyhow::anyhow!("--difficulty {m}"))?,
+            PowParams::new(v.difficulty)
+                .map_err(|m| anyhow::anyhow!("--difficulty {m}"))?
+                .with_signature_batch(v.signature_batch)
+                .map_err(anyhow::Error::msg)?,
         ),
     })
 }

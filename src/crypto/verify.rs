@@ -58,7 +58,7 @@ pub fn check_batch(signatures: usize) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "a signature batch of {signatures} is outside 1..={MAX_BATCH}"
+            "--signature-batch {signatures} is outside 1..={MAX_BATCH}"
         ))
     }
 }

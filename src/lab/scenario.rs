@@ -29,6 +29,9 @@
 //! `"sweep": "product"` (the default) the scenario runs every combination; with `"sweep":
 //! "pairs"` every list must have the same length and the k-th case takes the k-th value of each
 //! (a list of one, or a plain value, is held fixed). Each combination is one [`Case`].
+//!
+//! Either variant may set `signature_batch` (one number, default 32): the most signatures a
+//! validator or the miner verifies in one batch. Verdicts do not depend on it; speed does.
 
 use std::path::{Path, PathBuf};
 
@@ -138,12 +141,22 @@ pub enum VariantSpec {
         /// Byzantine behaviour (default liar).
         #[serde(default = "default_behaviour")]
         behaviour: OneOrMany<Behaviour>,
+        /// Most signatures a validator verifies in one batch (default 32).
+        #[serde(default = "default_signature_batch")]
+        signature_batch: usize,
     },
     /// Plain proof of work.
     Pow {
         /// Leading zero bits.
         difficulty: OneOrMany<u8>,
+        /// Most signatures the miner verifies in one batch (default 32).
+        #[serde(default = "default_signature_batch")]
+        signature_batch: usize,
     },
+}
+
+fn default_signature_batch() -> usize {
+    crate::crypto::verify::DEFAULT_BATCH
 }
 
 fn default_validators() -> OneOrMany<u32> {
@@ -402,6 +415,7 @@ fn sweep_of(variants: &[VariantSpec], sizes: usize, threads: usize) -> Sweep {
                 extra,
                 byzantine,
                 behaviour,
+                ..
             } => {
                 sweep.list("validators", &record, validators.values().len());
                 sweep.list("quorum", &record, quorum.values().len());
@@ -409,7 +423,7 @@ fn sweep_of(variants: &[VariantSpec], sizes: usize, threads: usize) -> Sweep {
                 sweep.list("byzantine", &record, byzantine.values().len());
                 sweep.list("behaviour", &record, behaviour.values().len());
             }
-            VariantSpec::Pow { difficulty } => {
+            VariantSpec::Pow { difficulty, .. } => {
                 sweep.list("difficulty", &record, difficulty.values().len());
             }
         }
@@ -519,6 +533,7 @@ fn variant_configs(
             extra,
             byzantine,
             behaviour,
+            signature_batch,
         } => {
             let (n, q, e, f, b) = (
                 validators.values(),
@@ -533,7 +548,8 @@ fn variant_configs(
                         for &fi in &pick(point, f.len()) {
                             for &bi in &pick(point, b.len()) {
                                 let p = IpowParams::honest(n[ni], q[qi], e[ei], seed)
-                                    .with_byzantine(f[fi], b[bi]);
+                                    .with_byzantine(f[fi], b[bi])
+                                    .with_signature_batch(*signature_batch);
                                 p.check().map_err(|m| err("parameters", m))?;
                                 out.push(VariantConfig::Ipow(p));
                             }
@@ -542,10 +558,16 @@ fn variant_configs(
                 }
             }
         }
-        VariantSpec::Pow { difficulty } => {
+        VariantSpec::Pow {
+            difficulty,
+            signature_batch,
+        } => {
             let d = difficulty.values();
             for &di in &pick(point, d.len()) {
-                let p = PowParams::new(d[di]).map_err(|m| err("difficulty", m))?;
+                let p = PowParams::new(d[di])
+                    .map_err(|m| err("difficulty", m))?
+                    .with_signature_batch(*signature_batch)
+                    .map_err(|m| err("signature_batch", m))?;
                 out.push(VariantConfig::Pow(p));
             }
         }

@@ -7,7 +7,9 @@
 //!    period's window;
 //! 3. auxiliary-service content: an auxiliary-service contract carries a service with a positive
 //!    quantity no larger than the energy and a price within bounds; other categories carry none;
-//! 4. the three signatures (seller, purchaser, transmission company);
+//! 4. the three signatures (seller, purchaser, transmission company), under the rule of
+//!    `crypto::verify`; [`Checks::validate_batched`] verifies many transactions' signatures in
+//!    batches, with exactly the verdicts [`Checks::validate`] gives one by one;
 //! 5. line congestion, through a [`CongestionStage`]: the period's published curtailment
 //!    (`congestion::PeriodCongestion`, on a grid), or [`NoCongestionStage`] when no grid is
 //!    configured, which passes every contract and says so in its name.
@@ -200,6 +202,8 @@ impl Checks<'_> {
                         Some(Err(SignatureError::Invalid(signer))) => {
                             Some(Reason::Signature(signer))
                         }
+                        // `None` cannot happen: one result per contract that passed the local
+                        // checks, in order.
                         Some(Err(SignatureError::Key(_))) | None => Some(Reason::UnknownParty),
                     },
                 };

@@ -163,7 +163,9 @@ pub struct BatchStats {
     pub bisection_tests: u64,
     /// Single checks run (pieces of at most [`SINGLE_UP_TO`] of a failed batch).
     pub single_checks: u64,
-    /// Batches by size in prepared signatures: 1, 2-3, 4-7, ..., 512-1023, 1024 and more.
+    /// Batches by size in prepared signatures: 1, 2-3, 4-7, ..., 512-1023, 1024 and more (in
+    /// JSON, a map from each non-empty bucket's label to its count).
+    #[serde(serialize_with = "sizes_by_label")]
     pub sizes: [u64; SIZE_BUCKETS],
 }
 
@@ -193,13 +195,29 @@ impl BatchStats {
     }
 }
 
+fn sizes_by_label<S: serde::Serializer>(
+    sizes: &[u64; SIZE_BUCKETS],
+    out: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = out.serialize_map(None)?;
+    for (i, n) in sizes.iter().enumerate().filter(|(_, n)| **n > 0) {
+        map.serialize_entry(&BatchStats::size_label(i), n)?;
+    }
+    map.end()
+}
+
 fn size_bucket(n: usize) -> usize {
     let log2 = n.max(1).ilog2() as usize; // at most 63: the cast cannot truncate
     log2.min(SIZE_BUCKETS - 1)
 }
 
 /// Verifies a batch of prepared signatures (`None` are refused ones) and writes each verdict to
-/// `verdicts` (same length): exactly the single check's verdicts (see the module doc).
+/// `verdicts`: exactly the single check's verdicts (see the module doc).
+///
+/// # Panics
+///
+/// When `verdicts` is not as long as `items` (a caller's bug, not an input's).
 pub fn verify_batch(items: &[Option<Item<'_>>], verdicts: &mut [bool], stats: &mut BatchStats) {
     assert_eq!(items.len(), verdicts.len(), "one verdict per item");
     stats.signatures += items.len() as u64;

@@ -92,6 +92,8 @@ pub struct BlockSummary {
     pub hash: String,
     /// Nonce (PoW).
     pub nonce: u64,
+    /// How the period's signatures were verified (batches, bisection tests, single checks).
+    pub signatures: crate::crypto::verify::BatchStats,
 }
 
 /// What theory expects from the Byzantine model, beside what was measured.
@@ -388,7 +390,11 @@ impl Tally {
     }
 
     /// Links the sealed block after the previous one; returns its hash.
-    pub(super) fn seal(&mut self, header: &BlockHeader) -> Hash {
+    pub(super) fn seal(
+        &mut self,
+        header: &BlockHeader,
+        signatures: crate::crypto::verify::BatchStats,
+    ) -> Hash {
         let hash = header.hash();
         self.blocks.push(BlockSummary {
             height: header.height,
@@ -398,6 +404,7 @@ impl Tally {
             consensus_root: hex::encode(header.consensus_root),
             hash: hex::encode(hash),
             nonce: header.nonce,
+            signatures,
         });
         hash
     }

@@ -287,7 +287,7 @@ impl<'a> Pipeline<'a> {
                 .map_err(StageError::Settle)?;
         }
         tally.stages.settle += t.elapsed();
-        let hash = tally.seal(&out.block.header);
+        let hash = tally.seal(&out.block.header, out.work.signatures);
         if let Some(observe) = self.observer.as_deref_mut() {
             observe(&Committed {
                 period: at.period,

@@ -27,7 +27,7 @@ grid=datasets/grids/pglib_opf_case14_ieee.m
 strip() {
     python3 -c '
 import csv, json, re, sys
-TIMED = re.compile(r"(latency|wall|throughput|cpu|seconds|_per_s|_ratio|^threads$|^machine$|_ns$|^store$|^source$|^grid$|hashes|hash_rate)")
+TIMED = re.compile(r"(latency|wall|throughput|cpu|seconds|_per_s|_ratio|^threads$|^machine$|_ns$|^store$|^source$|^grid$|hashes|hash_rate|^curve_backend$)")
 def clean(v):
     if isinstance(v, dict):
         return {k: clean(x) for k, x in v.items() if not TIMED.search(k)}

@@ -45,6 +45,8 @@ fn supervisor(dir: &Path) -> AuditReport {
         AuditOptions {
             viewer: Viewer::Supervisor,
             baseline: false,
+            head: None,
+            genesis: None,
         },
     )
     .unwrap()
@@ -129,6 +131,8 @@ fn a_fresh_store_audits_clean_and_a_participant_sees_only_its_own_contracts() {
         AuditOptions {
             viewer: Viewer::Participant(address),
             baseline: false,
+            head: None,
+            genesis: None,
         },
     )
     .unwrap();
@@ -738,4 +742,111 @@ fn damage_is_located_at_the_record_it_hit() {
     assert!(overwritten >= 3, "{overwritten}");
     std::fs::write(&path, &original).unwrap();
     assert!(supervisor(&dir).clean);
+}
+
+fn pinned(dir: &Path, head: Option<[u8; 32]>, genesis: Option<[u8; 32]>) -> AuditReport {
+    audit(
+        dir,
+        AuditOptions {
+            viewer: Viewer::Supervisor,
+            baseline: false,
+            head,
+            genesis,
+        },
+    )
+    .unwrap()
+}
+
+fn hash_of(hex_text: &str) -> [u8; 32] {
+    let mut h = [0u8; 32];
+    hex::decode_to_slice(hex_text, &mut h).unwrap();
+    h
+}
+
+/// Attack (b) of the tamper issue: the last periods cut from the log and the index. Without a
+/// head kept elsewhere the shorter store is a valid store (the audit says it cannot exclude
+/// this); with the head `ipow run --store` printed, it is a finding.
+#[test]
+fn a_rollback_passes_without_a_pinned_head_and_is_caught_with_one() {
+    use ipow::chain::store::{INDEX_ENTRY_BYTES, INDEX_FILE};
+    let dir = fresh("rollback");
+    run_store(&dir, &["--contracts", "600", "--period-txs", "100"]);
+    let before = supervisor(&dir);
+    assert!(before.clean, "{:#?}", before.findings);
+    assert_eq!(before.periods, 6);
+    let head = hash_of(before.head.as_deref().unwrap());
+    let genesis = hash_of(before.genesis_hash.as_deref().unwrap());
+    let r = pinned(&dir, Some(head), Some(genesis));
+    assert!(r.clean, "{:#?}", r.findings);
+    assert_eq!(r.pinned_head_period, Some(5));
+
+    // Roll back two periods: the log cut at period 3's end, the index two entries shorter.
+    let index = read_index(&dir).unwrap();
+    let mid_head = index[3].hash;
+    let log = std::fs::read(log_path(&dir)).unwrap();
+    std::fs::write(
+        log_path(&dir),
+        &log[..usize::try_from(index[3].end).unwrap()],
+    )
+    .unwrap();
+    let idx = std::fs::read(dir.join(INDEX_FILE)).unwrap();
+    std::fs::write(dir.join(INDEX_FILE), &idx[..4 * INDEX_ENTRY_BYTES]).unwrap();
+    let r = supervisor(&dir);
+    assert!(
+        r.clean,
+        "without a pinned head a rollback is a valid store: {:#?}",
+        r.findings
+    );
+    assert_eq!(r.periods, 4);
+    let r = pinned(&dir, Some(head), Some(genesis));
+    assert!(!r.clean);
+    let finding = r.findings.iter().find(|f| f.chain == "head").unwrap();
+    assert!(
+        finding.message.contains("rolled back"),
+        "{}",
+        finding.message
+    );
+    assert!(finding.message.contains(&hex::encode(head)));
+    // An older head the store still passes through is fine.
+    let r = pinned(&dir, Some(mid_head), Some(genesis));
+    assert!(r.clean, "{:#?}", r.findings);
+    assert_eq!(r.pinned_head_period, Some(3));
+    // Another genesis: another market's store, or a rewritten one.
+    let r = pinned(&dir, None, Some([7; 32]));
+    assert!(r.findings.iter().any(|f| f.chain == "genesis"));
+
+    // The CLI: run --store prints what to keep; audit --head checks it; a bad hash is refused.
+    let again = fresh("rollback-cli");
+    let d = again.to_str().unwrap();
+    let out = ipow(&[
+        "run",
+        "--store",
+        d,
+        "--contracts",
+        "300",
+        "--period-txs",
+        "100",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let pin = text.lines().find(|l| l.starts_with("pin ")).unwrap();
+    let audit_args: Vec<&str> = pin.split('`').nth(1).unwrap().split(' ').skip(1).collect();
+    let out = ipow(&audit_args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("is period 2's consortium head"));
+    let out = ipow(&["audit", "--store", d]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("a rollback to an earlier head cannot be excluded")
+    );
+    let out = ipow(&["audit", "--store", d, "--head", "abc"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--head \"abc\": expected 64 hex digits")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&again);
 }

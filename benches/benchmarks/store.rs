@@ -85,6 +85,8 @@ pub fn bench(c: &mut Criterion) {
     let supervisor = AuditOptions {
         viewer: Viewer::Supervisor,
         baseline: false,
+        head: None,
+        genesis: None,
     };
     let check = all.install(|| audit(&dir, supervisor).unwrap());
     assert!(check.clean, "{:#?}", check.findings);

@@ -134,6 +134,14 @@ pub(crate) struct AuditArgs {
     /// process, and print the audit's rate as a ratio of that (supervisor only).
     #[arg(long)]
     pub(crate) baseline: bool,
+    /// A consortium head (64 hex digits) kept outside the store, as `ipow run --store` or an
+    /// earlier audit printed it: the store must pass through it, so a rollback past it or a
+    /// rewritten history before it is a finding. Without it a rollback cannot be excluded.
+    #[arg(long, value_name = "HASH")]
+    pub(crate) head: Option<String>,
+    /// The genesis hash (64 hex digits) kept outside the store: the store must start from it.
+    #[arg(long, value_name = "HASH")]
+    pub(crate) genesis: Option<String>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub(crate) json: bool,

@@ -28,6 +28,8 @@ pub(crate) fn audit_command(args: &AuditArgs) -> anyhow::Result<()> {
         AuditOptions {
             viewer,
             baseline: args.baseline,
+            head: pinned_hash("--head", args.head.as_deref())?,
+            genesis: pinned_hash("--genesis", args.genesis.as_deref())?,
         },
     )?;
     if args.json {
@@ -43,6 +45,17 @@ pub(crate) fn audit_command(args: &AuditArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// A hash given on the command line: 64 hex digits.
+fn pinned_hash(flag: &str, text: Option<&str>) -> anyhow::Result<Option<[u8; 32]>> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    let mut hash = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut hash)
+        .map_err(|e| anyhow::anyhow!("{flag} {text:?}: expected 64 hex digits ({e})"))?;
+    Ok(Some(hash))
 }
 
 /// `ipow prove`: the proof that a contract is committed, as JSON.

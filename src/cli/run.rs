@@ -48,20 +48,15 @@ pub(crate) fn run_command(args: &RunArgs) -> anyhow::Result<()> {
         .map(load_grid_market(&params))
         .transpose()?;
     let announce = args.announce_commits;
-    let report = pool.install(|| -> anyhow::Result<RunReport> {
+    let (report, pin) = pool.install(|| -> anyhow::Result<(RunReport, Option<Pin>)> {
         let generated = ipow::market::generator::Market::new(params.clone(), None);
         let workload =
             generated.batch(0..params.contracts.min(ipow::market::rules::MAX_TRANSACTIONS) as u64);
-        let mut writer = match &args.store {
-            Some(dir) => {
-                let members = generated.members.iter().map(Into::into).collect();
-                Some(ipow::chain::store::StoreWriter::create(
-                    dir,
-                    &ipow::pipeline::genesis(members, &config.variant),
-                )?)
-            }
-            None => None,
+        let (mut writer, genesis) = match &args.store {
+            Some(dir) => open_store(dir, &generated, &config.variant)?,
+            None => (None, None),
         };
+        let mut last_head = None;
         let bar = indicatif::ProgressBar::hidden();
         bar.set_length(workload.transactions.len() as u64);
         let started = std::time::Instant::now();
@@ -70,6 +65,7 @@ pub(crate) fn run_command(args: &RunArgs) -> anyhow::Result<()> {
             ipow::pipeline::settle::PeriodSettler::new(&addresses, opening, settle_params);
         // --announce-commits: each period's consortium head once it is durable and settled.
         let mut announce_commit = |c: &Committed<'_>| {
+            last_head = c.head.or(last_head);
             if let (true, Some(head)) = (announce, c.head) {
                 use std::io::Write as _;
                 let mut stdout = std::io::stdout().lock();
@@ -91,14 +87,66 @@ pub(crate) fn run_command(args: &RunArgs) -> anyhow::Result<()> {
             bar.set_position(done);
         })?;
         bar.finish_and_clear();
-        Ok(report)
+        let pin = genesis.map(|genesis| Pin {
+            genesis,
+            head: last_head,
+        });
+        Ok((report, pin))
     })?;
+    print_run(&report, pin, args)
+}
+
+/// The run's report, and with a store what to keep to pin it (on stdout with the text report;
+/// on stderr beside JSON, which stays one object).
+fn print_run(report: &RunReport, pin: Option<Pin>, args: &RunArgs) -> anyhow::Result<()> {
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!("{}", serde_json::to_string_pretty(report)?);
     } else {
-        print!("{}", render_run(&report));
+        print!("{}", render_run(report));
+    }
+    if let (Some(pin), Some(dir)) = (pin, &args.store) {
+        let line = pin.line(dir);
+        if args.json {
+            eprint!("{line}")
+        } else {
+            print!("{line}")
+        }
     }
     Ok(())
+}
+
+/// What a user keeps outside a store to pin it: its genesis hash and the last head written.
+struct Pin {
+    genesis: ipow::crypto::merkle::Hash,
+    head: Option<ipow::crypto::merkle::Hash>,
+}
+
+impl Pin {
+    fn line(&self, dir: &std::path::Path) -> String {
+        let head = self.head.map_or_else(|| "(none)".to_string(), hex::encode);
+        let genesis = hex::encode(self.genesis);
+        format!(
+            "pin           keep these outside the store: `ipow audit --store {} --head {head} \
+             --genesis {genesis}` then catches a rollback or a rewritten history\n",
+            dir.display()
+        )
+    }
+}
+
+/// Creates the store with the run's genesis; returns the writer and the genesis hash.
+fn open_store(
+    dir: &std::path::Path,
+    generated: &ipow::market::generator::Market,
+    variant: &ipow::pipeline::VariantConfig,
+) -> anyhow::Result<(
+    Option<ipow::chain::store::StoreWriter>,
+    Option<ipow::crypto::merkle::Hash>,
+)> {
+    let members = generated.members.iter().map(Into::into).collect();
+    let genesis = ipow::pipeline::genesis(members, variant);
+    let hash = ipow::chain::store::genesis_hash(&ipow::chain::store::encode_genesis(&genesis));
+    let writer = ipow::chain::store::StoreWriter::create(dir, &genesis)?;
+    Ok((Some(writer), Some(hash)))
 }
 
 pub(crate) fn simulate_command(

@@ -36,7 +36,7 @@ use sha2::{Digest, Sha256};
 
 use crate::base::amount::Money;
 use crate::base::rng::Rng;
-use crate::chain::audit::{AuditOptions, Viewer, audit};
+use crate::chain::audit::{AuditOptions, audit};
 use crate::chain::store::{LogReader, StoreWriter};
 use crate::consensus::Outcome;
 use crate::consensus::ipow::{Behaviour, FaultMix, IpowParams};
@@ -618,11 +618,8 @@ fn check_seed(
         ));
     }
     // 5. The store audits clean.
-    let supervisor = AuditOptions {
-        viewer: Viewer::Supervisor,
-        baseline: false,
-    };
-    let a = audit(dir, supervisor).map_err(|e| fail("the store reopens", e.to_string()))?;
+    let a = audit(dir, AuditOptions::supervisor())
+        .map_err(|e| fail("the store reopens", e.to_string()))?;
     // A forgery or tampered amount that Byzantine validators accepted is sealed; the audit,
     // which checks every signature again, must name exactly those contracts and nothing else.
     let named: HashSet<String> = a
@@ -655,7 +652,7 @@ fn check_seed(
         ));
     }
     // 6. Damage is found where it was done.
-    damage_found(d, dir, supervisor, &a.findings)
+    damage_found(d, dir, AuditOptions::supervisor(), &a.findings)
         .map_err(|e| fail("damage is found at its record", e))?;
     // 7. The same seed on another thread count.
     let other = if d.threads == 1 { 2 } else { 1 };

@@ -162,6 +162,10 @@ pub struct RunReport {
     pub stages_seconds: StageSeconds,
     /// Work.
     pub work: Work,
+    /// The signature acceptance rule.
+    pub signature_rule: &'static str,
+    /// The curve backend the signature equations ran on (this machine's, not the run's).
+    pub curve_backend: crate::crypto::verify::Backend,
     /// CPU seconds (user + system, all threads) of the consensus run.
     pub cpu_seconds: f64,
     /// CPU seconds per committed transaction.
@@ -422,6 +426,11 @@ fn unreachable_histogram() -> Histogram<u64> {
     Histogram::new(1).expect("precision 1 is valid")
 }
 
+/// `n` per second of `wall` seconds; 0 for no time.
+fn per_second(n: u64, wall: f64) -> f64 {
+    if wall > 0.0 { n as f64 / wall } else { 0.0 }
+}
+
 pub(super) fn report(
     config: &RunConfig,
     workload: &Workload,
@@ -513,20 +522,14 @@ pub(super) fn report(
         wrong_rejects,
         expected,
         wall_seconds: clocks.wall,
-        committed_per_s: if clocks.wall > 0.0 {
-            accepted as f64 / clocks.wall
-        } else {
-            0.0
-        },
-        validations_per_s: if clocks.wall > 0.0 {
-            t.work.validations as f64 / clocks.wall
-        } else {
-            0.0
-        },
+        committed_per_s: per_second(accepted, clocks.wall),
+        validations_per_s: per_second(t.work.validations, clocks.wall),
         latency_commit: Latency::from_histogram(&t.commit_hist),
         latency_decide: Latency::from_histogram(&t.decide_hist),
         stages_seconds: t.stages.into(),
         work: t.work,
+        signature_rule: crate::crypto::verify::RULE,
+        curve_backend: crate::crypto::verify::backend(),
         cpu_seconds: clocks.cpu,
         cpu_seconds_per_committed: if accepted > 0 {
             clocks.cpu / accepted as f64

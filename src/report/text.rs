@@ -35,6 +35,61 @@ pub fn render_dataset_settlement(r: &crate::pipeline::settle::DatasetSettlement)
     out
 }
 
+/// One audit finding with its place: chain, period, height, log byte, contract, position, field,
+/// and the Merkle path that differs.
+fn render_finding(f: &crate::chain::audit::Finding) -> String {
+    let mut out = String::new();
+    out += &format!("FINDING {}", f.chain);
+    if let Some(p) = f.period {
+        out += &format!(" period {p}");
+    }
+    if let Some(h) = f.height {
+        out += &format!(" height {h}");
+    }
+    if let Some(o) = f.offset {
+        out += &format!(" (log byte {o})");
+    }
+    if let Some(c) = &f.contract {
+        out += &format!(" contract {c}");
+    }
+    if let Some(p) = f.position {
+        out += &format!(" at position {p}");
+    }
+    if let Some(field) = &f.field {
+        out += &format!(" field {field}");
+    }
+    out += &format!(": {}\n", f.message);
+    for n in &f.path {
+        out += &format!(
+            "    node level {} index {} leaves [{}, {}): expected {} stored {}\n",
+            n.level,
+            n.index,
+            n.leaves.0,
+            n.leaves.1,
+            &n.expected[..16],
+            &n.stored[..16]
+        );
+    }
+    out
+}
+
+/// What the audit was pinned to, or how to pin the next one.
+fn pin_line(r: &crate::chain::audit::AuditReport) -> String {
+    let genesis = r.genesis_hash.as_deref().unwrap_or("(none)");
+    match (&r.pinned_head, r.pinned_head_period) {
+        (Some(_), Some(p)) => format!(
+            "pinned        the --head given is period {p}'s consortium head: no rollback past it and \
+             no rewrite before it\n"
+        ),
+        (Some(_), None) => String::new(), // a finding says so
+        (None, _) => format!(
+            "pinned        nothing: a rollback to an earlier head cannot be excluded; keep \
+             --head {} --genesis {genesis} for the next audit\n",
+            r.head.as_deref().unwrap_or("(none)")
+        ),
+    }
+}
+
 /// `ipow audit`: what was checked, the head verified, and every finding with its place.
 pub fn render_audit(r: &crate::chain::audit::AuditReport) -> String {
     let mut out = format!(
@@ -73,41 +128,12 @@ pub fn render_audit(r: &crate::chain::audit::AuditReport) -> String {
             r.torn_tail_bytes
         );
     }
+    out += &pin_line(r);
     if r.clean {
         out += "clean: every link, root, signature and certificate verifies\n";
     }
     for f in &r.findings {
-        out += &format!("FINDING {}", f.chain);
-        if let Some(p) = f.period {
-            out += &format!(" period {p}");
-        }
-        if let Some(h) = f.height {
-            out += &format!(" height {h}");
-        }
-        if let Some(o) = f.offset {
-            out += &format!(" (log byte {o})");
-        }
-        if let Some(c) = &f.contract {
-            out += &format!(" contract {c}");
-        }
-        if let Some(p) = f.position {
-            out += &format!(" at position {p}");
-        }
-        if let Some(field) = &f.field {
-            out += &format!(" field {field}");
-        }
-        out += &format!(": {}\n", f.message);
-        for n in &f.path {
-            out += &format!(
-                "    node level {} index {} leaves [{}, {}): expected {} stored {}\n",
-                n.level,
-                n.index,
-                n.leaves.0,
-                n.leaves.1,
-                &n.expected[..16],
-                &n.stored[..16]
-            );
-        }
+        out += &render_finding(f);
     }
     out
 }

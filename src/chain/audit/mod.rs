@@ -181,6 +181,12 @@ pub struct AuditReport {
     pub periods: u64,
     /// The consortium head hash (hex) after the last complete period.
     pub head: Option<String>,
+    /// The genesis record's hash (hex): with the head, what a user keeps to pin the store.
+    pub genesis_hash: Option<String>,
+    /// The head given with `--head`, when one was.
+    pub pinned_head: Option<String>,
+    /// The period whose consortium head is the pinned head (absent: not found, or none given).
+    pub pinned_head_period: Option<u64>,
     /// Slave blocks read.
     pub slave_blocks: u64,
     /// Slave blocks whose contents this viewer checked.
@@ -217,6 +223,18 @@ pub struct AuditReport {
     pub baseline: Option<Baseline>,
 }
 
+impl AuditOptions {
+    /// The supervisor's audit, nothing pinned, no baseline.
+    pub fn supervisor() -> Self {
+        Self {
+            viewer: Viewer::Supervisor,
+            baseline: false,
+            head: None,
+            genesis: None,
+        }
+    }
+}
+
 /// Options of an audit.
 #[derive(Clone, Copy, Debug)]
 pub struct AuditOptions {
@@ -224,10 +242,16 @@ pub struct AuditOptions {
     pub viewer: Viewer,
     /// Also time the in-memory baseline (supervisor only).
     pub baseline: bool,
+    /// A consortium head kept outside the store: the store must pass through it, so a rollback
+    /// past it or a rewritten history before it is a finding.
+    pub head: Option<Hash>,
+    /// The genesis hash kept outside the store: the store must start from it.
+    pub genesis: Option<Hash>,
 }
 
 struct State {
     viewer: Viewer,
+    pinned_head: Option<Hash>,
     genesis: Genesis,
     topology: Topology,
     registry: KeyRegistry,
@@ -246,6 +270,9 @@ impl AuditReport {
             viewer: viewer.to_string(),
             periods: 0,
             head: None,
+            genesis_hash: None,
+            pinned_head: None,
+            pinned_head_period: None,
             slave_blocks: 0,
             slave_blocks_opened: 0,
             master_blocks: 0,
@@ -295,7 +322,7 @@ pub fn audit(dir: &Path, options: AuditOptions) -> Result<AuditReport, StoreErro
         }
     };
     let index_end = index.last().map_or(0, |e| e.end);
-    let Some(mut state) = read_genesis(&mut reader, options, &mut report.findings) else {
+    let Some(mut state) = read_genesis(&mut reader, options, &mut report) else {
         return Ok(finish(report, started, 0.0));
     };
     check_viewer(&state, dir)?;
@@ -352,6 +379,18 @@ pub fn audit(dir: &Path, options: AuditOptions) -> Result<AuditReport, StoreErro
             report.torn_tail_bytes = reader.len() - pending_start;
         }
     }
+    check_index_length(&index, &mut report);
+    check_pinned_head(options.head, &mut report);
+    let baseline = state.baseline_seconds;
+    Ok(finish(
+        report,
+        started,
+        if options.baseline { baseline } else { 0.0 },
+    ))
+}
+
+/// An index longer than the log's committed periods.
+fn check_index_length(index: &[IndexEntry], report: &mut AuditReport) {
     let committed_in_log = usize::try_from(report.periods).unwrap_or(usize::MAX);
     if index.len() > committed_in_log {
         report.findings.push(Finding::new(
@@ -362,12 +401,27 @@ pub fn audit(dir: &Path, options: AuditOptions) -> Result<AuditReport, StoreErro
             ),
         ));
     }
-    let baseline = state.baseline_seconds;
-    Ok(finish(
-        report,
-        started,
-        if options.baseline { baseline } else { 0.0 },
-    ))
+}
+
+/// A pinned head the store does not pass through: it was rolled back past it, or its history
+/// before it was rewritten (every later head hashes its predecessors).
+fn check_pinned_head(head: Option<Hash>, report: &mut AuditReport) {
+    report.pinned_head = head.map(hex::encode);
+    if let Some(h) = head
+        && report.pinned_head_period.is_none()
+    {
+        report.findings.push(Finding::new(
+            "head",
+            format!(
+                "the pinned head {} is not the consortium head of any of the {} complete \
+                 periods (last verified head {}): the store was rolled back past it or its \
+                 history rewritten",
+                hex::encode(h),
+                report.periods,
+                report.head.as_deref().unwrap_or("none")
+            ),
+        ));
+    }
 }
 
 fn finish(mut report: AuditReport, started: Instant, baseline_seconds: f64) -> AuditReport {
@@ -393,19 +447,58 @@ fn finish(mut report: AuditReport, started: Instant, baseline_seconds: f64) -> A
     report
 }
 
+/// The genesis record's hash, and a finding when a pinned genesis differs.
+fn check_pinned_genesis(
+    record: &RawRecord,
+    pinned: Option<Hash>,
+    report: &mut AuditReport,
+) -> Hash {
+    let hash = genesis_hash(&record.payload);
+    report.genesis_hash = Some(hex::encode(hash));
+    if let Some(pinned) = pinned.filter(|&g| g != hash) {
+        report.findings.push(
+            Finding::new(
+                "genesis",
+                format!(
+                    "the genesis hash is {}, not the pinned {}: another market's store, or a \
+                     rewritten genesis",
+                    hex::encode(hash),
+                    hex::encode(pinned)
+                ),
+            )
+            .at(record),
+        );
+    }
+    hash
+}
+
+/// The validators' proof keys, for the supervisor of an IPOW store.
+fn validator_keys(genesis: &Genesis, viewer: Viewer) -> Vec<ring::hmac::Key> {
+    match genesis.consensus {
+        StoredConsensus::Ipow {
+            seed, validators, ..
+        } if viewer == Viewer::Supervisor => (0..validators.min(10_000))
+            .map(|v| crate::consensus::proof::validator_key(seed, v))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 fn read_genesis(
     reader: &mut LogReader,
     options: AuditOptions,
-    findings: &mut Vec<Finding>,
+    report: &mut AuditReport,
 ) -> Option<State> {
     let record = match reader.next_record() {
         Ok(Some(r)) => r,
         Ok(None) => {
-            findings.push(Finding::new("log", "empty: no genesis record"));
+            report
+                .findings
+                .push(Finding::new("log", "empty: no genesis record"));
             return None;
         }
         Err(stop) => {
-            findings.push(Finding {
+            report.findings.push(Finding {
                 offset: Some(stop.offset),
                 ..Finding::new("genesis", stop.message)
             });
@@ -413,7 +506,7 @@ fn read_genesis(
         }
     };
     if record.kind != kind::GENESIS {
-        findings.push(
+        report.findings.push(
             Finding::new(
                 "genesis",
                 format!("first record is a {}", kind::name(record.kind)),
@@ -423,12 +516,13 @@ fn read_genesis(
         return None;
     }
     if !record.check_ok {
-        findings.push(check_mismatch(&record));
+        report.findings.push(check_mismatch(&record));
     }
+    let hash = check_pinned_genesis(&record, options.genesis, report);
     let genesis = match decode_genesis(&record.payload) {
         Ok(g) => g,
         Err(e) => {
-            findings.push(Finding {
+            report.findings.push(Finding {
                 field: Some(e.field.clone()),
                 offset: Some(record.payload_offset() + e.at as u64),
                 ..Finding::new("genesis", e.to_string())
@@ -439,26 +533,20 @@ fn read_genesis(
     let mut registry = KeyRegistry::new();
     for m in &genesis.members {
         if let Err(e) = registry.register(m.address, m.public_key) {
-            findings.push(Finding {
+            report.findings.push(Finding {
                 field: Some(format!("public key of {}", m.address)),
                 ..Finding::new("genesis", e.to_string()).at(&record)
             });
         }
     }
-    let keys = match genesis.consensus {
-        StoredConsensus::Ipow {
-            seed, validators, ..
-        } if options.viewer == Viewer::Supervisor => (0..validators.min(10_000))
-            .map(|v| crate::consensus::proof::validator_key(seed, v))
-            .collect(),
-        _ => Vec::new(),
-    };
+    let keys = validator_keys(&genesis, options.viewer);
     Some(State {
         viewer: options.viewer,
         topology: Topology::new(&genesis.members, genesis.slaves_per_master),
         registry,
         keys,
-        tips: Tips::new(genesis_hash(&record.payload)),
+        tips: Tips::new(hash),
+        pinned_head: options.head,
         prev_consensus: [0; 32],
         genesis,
         baseline: options.baseline && options.viewer == Viewer::Supervisor,

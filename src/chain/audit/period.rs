@@ -36,6 +36,9 @@ pub(super) fn audit_period(
         period,
         &mut report.findings,
     );
+    if consortium_hash.is_some() && consortium_hash == state.pinned_head {
+        report.pinned_head_period = Some(period);
+    }
     report.periods += 1;
     report.head = consortium_hash.map(hex::encode);
 }

@@ -100,6 +100,19 @@ while at < len(log):
 head = json.loads(run("audit", "--store", store, "--json"))["head"]
 for k, cid in enumerate(ids[:3]):
     put("proof", f"proof-{k}.txt", head + "\n" + run("prove", "--store", store, "--contract", cid))
+
+# The signature rule: a 32-byte key seed, a 96-byte mask XORed onto the signature then the key,
+# a message. An honest signature, and one bit flipped in R, S's high bit, S, and the key.
+def sig_seed(name, seed, flips, msg):
+    mask = bytearray(96)
+    for at, bits in flips:
+        mask[at] ^= bits
+    put("signature_rule", name, bytes([seed]) * 32 + bytes(mask) + msg)
+sig_seed("honest.bin", 1, [], b"a contract")
+sig_seed("r-flipped.bin", 2, [(3, 0x10)], b"another")
+sig_seed("s-high-bit.bin", 3, [(63, 0x80)], b"x")
+sig_seed("key-flipped.bin", 4, [(70, 0x01)], b"key")
+sig_seed("s-flipped.bin", 5, [(40, 0x01)], b"")
 shutil.rmtree(tmp)
 for t in sorted(os.listdir(corpus)):
     files = os.listdir(os.path.join(corpus, t))

@@ -211,7 +211,10 @@ fn settle(file: &str) -> ipow::report::paper::SettlementReport {
     .unwrap();
     let lookup = |n: &str| market.contracts.iter().position(|c| c.name == n);
     let readings =
-        ipow::market::readings::parse(&text, file, market.contracts.len(), &lookup).unwrap();
+        ipow::market::readings::parse(&text, file, market.contracts.len(), &lookup, &|i| {
+            market.contracts[i].signed.contract.energy
+        })
+        .unwrap();
     ipow::report::paper::SettlementReport::build(
         &market,
         &readings,
@@ -299,7 +302,10 @@ fn bad_readings_name_file_record_and_field() {
     .unwrap();
     let lookup = |n: &str| market.contracts.iter().position(|c| c.name == n);
     let check = |text: String, parts: &[&str]| {
-        let e = ipow::market::readings::parse(&text, "r.json", market.contracts.len(), &lookup)
+        let e =
+            ipow::market::readings::parse(&text, "r.json", market.contracts.len(), &lookup, &|i| {
+                market.contracts[i].signed.contract.energy
+            })
             .unwrap_err()
             .to_string();
         for p in parts {
@@ -332,4 +338,27 @@ fn bad_readings_name_file_record_and_field() {
         &["document", "format"],
     );
     check(String::new(), &["r.json", "document"]);
+    // Far above the contract: refused, naming the record and field (10% over is the limit).
+    check(
+        full.replace(
+            "\"delivered\": \"10.98\"",
+            "\"delivered\": \"1000000000000000\"",
+        ),
+        &[
+            "r.json",
+            "readings[0]",
+            "delivered",
+            "10% above the contract's 10.980",
+        ],
+    );
+    check(
+        full.replace("\"received\": \"10.98\"", "\"received\": \"12.079\""),
+        &["readings[0]", "received", "more than 10%"],
+    );
+    // At the limit (10.98 + 1.098 = 12.078) it settles, paying at most the contract.
+    let at_limit = full.replace("\"delivered\": \"10.98\"", "\"delivered\": \"12.078\"");
+    ipow::market::readings::parse(&at_limit, "r.json", market.contracts.len(), &lookup, &|i| {
+        market.contracts[i].signed.contract.energy
+    })
+    .unwrap();
 }

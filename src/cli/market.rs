@@ -60,8 +60,9 @@ pub(crate) fn settle_command(
                 .iter()
                 .position(|c| c.name == name || c.signed.id().to_string() == name)
         };
-        let readings =
-            ipow::market::readings::parse(&text, &path, market.contracts.len(), &lookup)?;
+        let contracted = |i: usize| market.contracts[i].signed.contract.energy;
+        let count = market.contracts.len();
+        let readings = ipow::market::readings::parse(&text, &path, count, &lookup, &contracted)?;
         let report =
             ipow::report::paper::SettlementReport::build(&market, &readings, &params, opening)?;
         if json {
@@ -100,7 +101,9 @@ pub(crate) fn settle_command(
             };
             Some((
                 file.clone(),
-                ipow::market::readings::parse_partial(&text, &file, count, &lookup)?,
+                ipow::market::readings::parse_partial(&text, &file, count, &lookup, &|i| {
+                    d.workload.transactions[i].contract.energy
+                })?,
             ))
         }
     };

@@ -13,6 +13,10 @@
 //! exactly one reading: a missing, duplicated or unknown contract is an error naming the file,
 //! the record and the field, and nothing is settled. (A dataset's contracts that the checks
 //! reject are not part of the period and need no reading; one given for them is ignored.)
+//!
+//! A reading may be above the contracted energy (meters read a little over; settlement pays at
+//! most the contract), but not by more than [`MAX_OVER_PERCENT`] percent: 10^15 MWh against a
+//! 10.98 MWh contract is a wrong file, not a delivery, and is refused naming the record and field.
 
 use serde::Deserialize;
 
@@ -21,6 +25,10 @@ use crate::ledger::Reading;
 
 /// The format tag a readings file must carry.
 pub const FORMAT: &str = "ipow-readings/1";
+/// How far above the contracted energy a reading may be, in percent of the contract (the limit
+/// is rounded down to 0.001 MWh).
+pub const MAX_OVER_PERCENT: i64 = 10;
+
 /// The largest readings file read, checked before reading it whole.
 pub const MAX_FILE_BYTES: u64 = 256 << 20;
 
@@ -44,14 +52,16 @@ struct RawReading {
 }
 
 /// Parses `text` (named `file` in errors) into one reading per contract. `lookup` maps a
-/// contract reference (name or hex id) to its position among the `count` contracts.
+/// contract reference (name or hex id) to its position among the `count` contracts, and
+/// `contracted` a position to its contract's energy.
 pub fn parse(
     text: &str,
     file: &str,
     count: usize,
     lookup: &dyn Fn(&str) -> Option<usize>,
+    contracted: &dyn Fn(usize) -> Energy,
 ) -> Result<Vec<Reading>, ReadingsError> {
-    let out = parse_partial(text, file, count, lookup)?;
+    let out = parse_partial(text, file, count, lookup, contracted)?;
     if let Some(missing) = out.iter().position(Option::is_none) {
         return Err(ReadingsError::new(
             file,
@@ -70,6 +80,7 @@ pub fn parse_partial(
     file: &str,
     count: usize,
     lookup: &dyn Fn(&str) -> Option<usize>,
+    contracted: &dyn Fn(usize) -> Energy,
 ) -> Result<Vec<Option<Reading>>, ReadingsError> {
     let err = |record: String, field: &str, message: String| {
         ReadingsError::new(file, &record, field, message)
@@ -86,8 +97,21 @@ pub fn parse_partial(
                 format!("unknown contract {:?}", r.contract),
             )
         })?;
+        let limit = over_limit(contracted(position));
         let energy = |field: &str, text: &str| {
-            Energy::parse(text).map_err(|e| err(record.clone(), field, e.to_string()))
+            let e = Energy::parse(text).map_err(|e| err(record.clone(), field, e.to_string()))?;
+            if e > limit {
+                return Err(err(
+                    record.clone(),
+                    field,
+                    format!(
+                        "{text} MWh is more than {MAX_OVER_PERCENT}% above the contract's {} \
+                         MWh: no meter reads that against this contract",
+                        contracted(position)
+                    ),
+                ));
+            }
+            Ok(e)
         };
         let reading = Reading {
             delivered: energy("delivered", &r.delivered)?,
@@ -103,4 +127,12 @@ pub fn parse_partial(
         }
     }
     Ok(out)
+}
+
+/// The most a reading may say against a contract of `energy`: [`MAX_OVER_PERCENT`] above it,
+/// rounded down to 0.001 MWh (saturating, for the largest contracts).
+fn over_limit(energy: Energy) -> Energy {
+    let raw = energy.raw();
+    let over = raw / 100 * MAX_OVER_PERCENT + raw % 100 * MAX_OVER_PERCENT / 100;
+    Energy::from_raw(raw.saturating_add(over))
 }

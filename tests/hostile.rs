@@ -271,3 +271,62 @@ fn a_negative_or_absurd_trade_is_refused_naming_its_record() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A dataset whose generator parameters disagree with what it holds is refused naming the
+/// field: one contract short of its stated count (JSON), and a binary header resealed with
+/// another market's counts.
+#[test]
+fn a_dataset_whose_parameters_disagree_with_its_counts_is_refused() {
+    let dir = scratch("hostile-counts");
+    let bin = dir.join("m.ipowm");
+    let json = dir.join("m.json");
+    let (b, j) = (bin.display().to_string(), json.display().to_string());
+    let g = grid14();
+    let out = ipow(&[
+        "generate",
+        "--grid",
+        &g,
+        "--participants",
+        "20",
+        "--contracts",
+        "30",
+        "--out",
+        &b,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(ipow(&["dataset", "convert", &b, &j]).status.success());
+    assert!(ipow(&["dataset", "verify", &j]).status.success());
+    // One contract short of its stated count.
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    doc["contracts"].as_array_mut().unwrap().pop();
+    let short = dir.join("short.json");
+    std::fs::write(&short, serde_json::to_string(&doc).unwrap()).unwrap();
+    check_error(
+        &["dataset", "verify", &short.display().to_string()],
+        &[
+            "short.json",
+            "params.market.contracts",
+            "says 30 contracts; the dataset holds 29",
+        ],
+    );
+    // A binary file written with another market's parameters in a resealed header.
+    let mut d = ipow::market::dataset::read_binary(&bin).unwrap();
+    d.header.params.market.sellers += 1;
+    let other = dir.join("other.ipowm");
+    ipow::market::dataset::write_binary(&other, &d).unwrap();
+    check_error(
+        &["dataset", "verify", &other.display().to_string()],
+        &[
+            "other.ipowm",
+            "params.market",
+            "add up to 21",
+            "holds 20 members",
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -24,6 +24,34 @@ pub(crate) fn is_paper_market(text: &str) -> bool {
         .is_some_and(|f| f.starts_with("ipow-paper-market/"))
 }
 
+/// A readings file for a dataset: its name and a reading per contract that has one (by id, or
+/// by position as a decimal number).
+fn dataset_readings(
+    r: &std::path::Path,
+    d: &ipow::market::dataset::Dataset,
+) -> anyhow::Result<(String, Vec<Option<ipow::ledger::Reading>>)> {
+    let file = r.display().to_string();
+    let text = read_bounded(r, ipow::market::readings::MAX_FILE_BYTES)?;
+    let count = d.workload.transactions.len();
+    let mut by_id: std::collections::HashMap<String, usize> =
+        std::collections::HashMap::with_capacity(count);
+    for (i, tx) in d.workload.transactions.iter().enumerate().rev() {
+        by_id.insert(tx.id().to_string(), i);
+    }
+    let lookup = |reference: &str| {
+        by_id.get(reference).copied().or_else(|| {
+            reference
+                .parse::<usize>()
+                .ok()
+                .filter(|&i| i < count && !reference.starts_with('+'))
+        })
+    };
+    let contracted = |i: usize| d.workload.transactions[i].contract.energy;
+    let readings =
+        ipow::market::readings::parse_partial(&text, &file, count, &lookup, &contracted)?;
+    Ok((file, readings))
+}
+
 pub(crate) fn settle_command(
     dataset: Option<&std::path::Path>,
     readings: Option<&std::path::Path>,
@@ -82,30 +110,7 @@ pub(crate) fn settle_command(
     };
     let given = match readings {
         None => None,
-        Some(r) => {
-            let file = r.display().to_string();
-            let text = read_bounded(r, ipow::market::readings::MAX_FILE_BYTES)?;
-            let count = d.workload.transactions.len();
-            let mut by_id: std::collections::HashMap<String, usize> =
-                std::collections::HashMap::with_capacity(count);
-            for (i, tx) in d.workload.transactions.iter().enumerate().rev() {
-                by_id.insert(tx.id().to_string(), i);
-            }
-            let lookup = |reference: &str| {
-                by_id.get(reference).copied().or_else(|| {
-                    reference
-                        .parse::<usize>()
-                        .ok()
-                        .filter(|&i| i < count && !reference.starts_with('+'))
-                })
-            };
-            Some((
-                file.clone(),
-                ipow::market::readings::parse_partial(&text, &file, count, &lookup, &|i| {
-                    d.workload.transactions[i].contract.energy
-                })?,
-            ))
-        }
+        Some(r) => Some(dataset_readings(r, &d)?),
     };
     let report = ipow::pipeline::settle::settle_dataset(
         &d,

@@ -89,6 +89,34 @@ pub fn to_json(d: &Dataset) -> String {
     serde_json::to_string_pretty(&doc).unwrap_or_default()
 }
 
+/// The members of a JSON dataset, each key 64 hex digits.
+fn members_of(
+    raw: &[JsonMember],
+    err: &dyn Fn(String, &str, String) -> DatasetError,
+) -> Result<Vec<Member>, DatasetError> {
+    let mut members = Vec::with_capacity(raw.len());
+    for (i, m) in raw.iter().enumerate() {
+        let key = hex::decode(&m.public_key)
+            .ok()
+            .and_then(|k| <[u8; 32]>::try_from(k).ok())
+            .ok_or_else(|| {
+                err(
+                    format!("members[{i}]"),
+                    "public_key",
+                    "expected 64 hex digits".into(),
+                )
+            })?;
+        members.push(Member {
+            address: m.address,
+            role: m.role,
+            bus: m.bus,
+            public_key: key,
+            limit: m.limit,
+        });
+    }
+    Ok(members)
+}
+
 /// Parses the JSON form (`file` names it in errors).
 pub fn from_json(file: &str, text: &str) -> Result<Dataset, DatasetError> {
     let err = |at: String, field: &str, message: String| DatasetError {
@@ -121,28 +149,12 @@ pub fn from_json(file: &str, text: &str) -> Result<Dataset, DatasetError> {
             format!("{} is outside 1..={CHUNK_RECORDS}", doc.chunk_records),
         ));
     }
-    let mut members = Vec::with_capacity(doc.members.len());
-    for (i, m) in doc.members.iter().enumerate() {
-        let key = hex::decode(&m.public_key)
-            .ok()
-            .and_then(|k| <[u8; 32]>::try_from(k).ok())
-            .ok_or_else(|| {
-                err(
-                    format!("members[{i}]"),
-                    "public_key",
-                    "expected 64 hex digits".into(),
-                )
-            })?;
-        members.push(Member {
-            address: m.address,
-            role: m.role,
-            bus: m.bus,
-            public_key: key,
-            limit: m.limit,
-        });
-    }
-    let rules = rules_of(file, &members, &doc.params.bounds)?;
+    let members = members_of(&doc.members, &err)?;
     let n = doc.contracts.len();
+    let seed = doc.params.market.seed;
+    counts_agree(&doc.params.market, seed, members.len() as u64, n as u64)
+        .map_err(|(field, message)| err("params".into(), field, message))?;
+    let rules = rules_of(file, &members, &doc.params.bounds)?;
     let mut w = Workload {
         params: doc.params.market.clone(),
         rules: Arc::new(rules),

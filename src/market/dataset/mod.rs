@@ -168,6 +168,51 @@ pub struct Params {
     pub bounds: Bounds,
 }
 
+/// Whether the generator parameters a dataset carries agree with the seed and counts it holds: the field
+/// that disagrees, and why. (A file whose header claims one market and holds another would
+/// otherwise verify "ok".)
+pub(super) fn counts_agree(
+    params: &WorkloadParams,
+    seed: u64,
+    members: u64,
+    contracts: u64,
+) -> Result<(), (&'static str, String)> {
+    if params.seed != seed {
+        return Err((
+            "params.market.seed",
+            "differs from the header's seed".into(),
+        ));
+    }
+    if params.contracts as u64 != contracts {
+        return Err((
+            "params.market.contracts",
+            format!(
+                "says {} contracts; the dataset holds {contracts}",
+                params.contracts
+            ),
+        ));
+    }
+    let roles = [
+        params.sellers,
+        params.purchasers,
+        params.transmission_companies,
+        params.grid_operators,
+        params.sources,
+    ];
+    // Every generated market has one government supervisor beside the roles it counts.
+    let declared: u64 = roles.iter().map(|&n| u64::from(n)).sum::<u64>() + 1;
+    if declared != members {
+        return Err((
+            "params.market",
+            format!(
+                "its roles and the supervisor add up to {declared} participants; the dataset \
+                 holds {members} members"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// A dataset's header.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Header {

@@ -403,13 +403,8 @@ impl Reader {
         }
         let params: Params = serde_json::from_slice(&params_bytes)
             .map_err(|e| self.err(at_params, "params", e.to_string()))?;
-        if params.market.seed != seed {
-            return Err(self.err(
-                at_params,
-                "params.market.seed",
-                "differs from the header's seed",
-            ));
-        }
+        counts_agree(&params.market, seed, members, contracts)
+            .map_err(|(field, message)| self.err(at_params, field, message))?;
         // Members: bounded by what is left of the file before allocating.
         let left = self.size.saturating_sub(self.offset);
         if members > left / MEMBER_LEN as u64 {

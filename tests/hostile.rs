@@ -330,3 +330,48 @@ fn a_dataset_whose_parameters_disagree_with_its_counts_is_refused() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A PoW difficulty that would mine for hours says so before any work (the run is then killed
+/// here; it would take about 15 hours).
+#[test]
+fn a_pow_difficulty_that_takes_hours_is_estimated_up_front() {
+    use std::io::BufRead as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ipow"))
+        .args([
+            "run",
+            "--consensus",
+            "pow",
+            "--difficulty",
+            "40",
+            "--contracts",
+            "10",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    let read = std::io::BufReader::new(child.stderr.take().unwrap()).read_line(&mut first);
+    let _ = child.kill();
+    let _ = child.wait();
+    read.unwrap();
+    assert!(first.contains("--difficulty 40"), "{first:?}");
+    assert!(first.contains("2^40 nonces per block"), "{first:?}");
+    assert!(first.contains("the 1 blocks take about"), "{first:?}");
+    // A quick difficulty says nothing.
+    let out = within(
+        Duration::from_secs(60),
+        &[
+            "run",
+            "--consensus",
+            "pow",
+            "--difficulty",
+            "8",
+            "--contracts",
+            "200",
+        ],
+    );
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
+}

@@ -35,7 +35,7 @@ pub(crate) fn run_command(args: &RunArgs) -> anyhow::Result<()> {
         },
     };
     config.load.check().map_err(|m| anyhow::anyhow!("--{m}"))?;
-    warn_if_long(&config.load, args.contracts);
+    warn_if_long(&config, args.contracts, &pool);
     let mut params = WorkloadParams::scaled_paper(args.seed, args.contracts);
     args.rates.apply(&mut params)?;
     let terminal = std::io::stderr().is_terminal() && !args.json;
@@ -471,7 +471,29 @@ pub(crate) fn compare_command(args: &CompareArgs) -> anyhow::Result<()> {
 
 /// Warns on stderr when an open-loop run's last arrival is due more than a minute after its
 /// start: the run cannot end before it.
-fn warn_if_long(load: &Load, contracts: usize) {
+/// Warns up front when a run will take long: an open loop whose last arrival is far off, or a
+/// PoW difficulty whose expected mining time (measured on this machine) passes a minute.
+fn warn_if_long(config: &RunConfig, contracts: usize, pool: &rayon::ThreadPool) {
+    if let ipow::pipeline::VariantConfig::Pow(p) = &config.variant {
+        let blocks = contracts.div_ceil(config.period_txs.max(1)) as u64;
+        let (rate, seconds) =
+            pool.install(|| ipow::consensus::pow::estimate(p.difficulty_bits, blocks));
+        if seconds > 60.0 {
+            eprintln!(
+                "warning: --difficulty {}: about 2^{} nonces per block; at this machine's {:.1} M \
+                 nonces/s the {blocks} blocks take about {}",
+                p.difficulty_bits,
+                p.difficulty_bits,
+                rate / 1e6,
+                duration_us(
+                    std::time::Duration::try_from_secs_f64(seconds)
+                        .map_or(u64::MAX, |d| u64::try_from(d.as_micros())
+                            .unwrap_or(u64::MAX))
+                )
+            );
+        }
+    }
+    let load = &config.load;
     let last = load.intended(contracts.saturating_sub(1));
     if last > std::time::Duration::from_secs(60) {
         eprintln!(

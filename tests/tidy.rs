@@ -87,7 +87,7 @@ const LONG_FUNCTIONS: &[(&str, &str, usize)] = &[
     ("src/market/generator.rs", "new", 121),
     ("src/market/paper.rs", "from_json", 99),
     ("src/pipeline/metrics.rs", "report", 117),
-    ("src/pipeline/settle.rs", "settle_dataset", 86),
+    ("src/pipeline/settle.rs", "settle_dataset", 81),
     ("src/report/mod.rs", "byzantine_plot", 77),
     ("src/report/mod.rs", "plots", 71),
     ("src/report/mod.rs", "write", 82),

@@ -143,6 +143,21 @@ pub fn bench(c: &mut Criterion) {
     assert!(tampered.verify_signatures(&f.registry).is_err());
 }
 
+/// How many of `triples` (under `keys`) one batch verifies.
+fn verified_in_one_batch(
+    triples: &[(Vec<u8>, [u8; 64], [u8; 32])],
+    keys: &[VerifyingKey],
+) -> usize {
+    let items: Vec<Option<Item<'_>>> = triples
+        .iter()
+        .zip(keys)
+        .map(|(t, k)| prepare(k, &[&t.0], &t.1))
+        .collect();
+    let mut verdicts = vec![false; items.len()];
+    verify_batch(&items, &mut verdicts, &mut BatchStats::default());
+    verdicts.iter().filter(|&&v| v).count()
+}
+
 /// `n` signatures, each under a key of its own.
 fn distinct_key_triples(n: usize) -> Vec<(Vec<u8>, [u8; 64], [u8; 32])> {
     (0..n)
@@ -184,17 +199,7 @@ fn rule(c: &mut Criterion, f: &Fixture) {
         f.triples
             .par_chunks(size)
             .zip(keys.par_chunks(size))
-            .map(|(ts, ks)| {
-                let items: Vec<Option<Item<'_>>> = ts
-                    .iter()
-                    .zip(ks)
-                    .map(|(t, k)| prepare(k, &[&t.0], &t.1))
-                    .collect();
-                let mut verdicts = vec![false; items.len()];
-                let mut stats = BatchStats::default();
-                verify_batch(&items, &mut verdicts, &mut stats);
-                verdicts.iter().filter(|&&v| v).count()
-            })
+            .map(|(ts, ks)| verified_in_one_batch(ts, ks))
             .sum::<usize>()
     };
     let contracts_path = |contracts: &[SignedContract]| {
@@ -249,16 +254,7 @@ fn rule(c: &mut Criterion, f: &Fixture) {
         distinct
             .chunks(size)
             .zip(distinct_keys.chunks(size))
-            .map(|(ts, ks)| {
-                let items: Vec<Option<Item<'_>>> = ts
-                    .iter()
-                    .zip(ks)
-                    .map(|(t, k)| prepare(k, &[&t.0], &t.1))
-                    .collect();
-                let mut verdicts = vec![false; items.len()];
-                verify_batch(&items, &mut verdicts, &mut BatchStats::default());
-                verdicts.iter().filter(|&&v| v).count()
-            })
+            .map(|(ts, ks)| verified_in_one_batch(ts, ks))
             .sum::<usize>()
     };
     for size in [64, 1024] {

@@ -47,8 +47,8 @@ use super::{
     Consensus, Decision, Outcome, PeriodInput, PeriodOutput, SealedBlock, StageTimes, Work,
 };
 use crate::base::rng::Rng;
+use crate::contract::Signer;
 use crate::contract::block::{BlockHeader, contract_root};
-use crate::contract::{SignedContract, Signer};
 use crate::crypto::merkle::root_32;
 use crate::crypto::verify::{BatchStats, DEFAULT_BATCH, check_batch};
 use crate::market::rules::Truth;
@@ -321,22 +321,24 @@ impl Ipow {
         txs: &[u32],
         stats: &mut BatchStats,
     ) -> Vec<Answer> {
-        let checked: Vec<(u32, &SignedContract)> = txs
+        let checks: Vec<bool> = txs
             .iter()
-            .filter(|&&tx| self.checks_before_answering(input, v, tx))
-            .map(|&tx| (tx, &input.workload.transactions[tx as usize]))
+            .map(|&tx| self.checks_before_answering(input, v, tx))
             .collect();
+        let checked: Vec<u32> = txs
+            .iter()
+            .zip(&checks)
+            .filter_map(|(&tx, &c)| c.then_some(tx))
+            .collect();
+        let checked = input.workload.at(&checked);
         let verdicts = input
             .checks
             .validate_batched(&checked, self.params.signature_batch, stats);
         let mut honest = verdicts.into_iter();
         txs.iter()
-            .map(|&tx| {
-                let verdict = if self.checks_before_answering(input, v, tx) {
-                    honest.next()
-                } else {
-                    None
-                };
+            .zip(checks)
+            .map(|(&tx, checks)| {
+                let verdict = if checks { honest.next() } else { None };
                 self.answer(input, v, tx, verdict)
             })
             .collect()

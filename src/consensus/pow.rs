@@ -22,18 +22,13 @@ use sha2::block_api::compress256;
 use super::{
     Consensus, Decision, Outcome, PeriodInput, PeriodOutput, SealedBlock, StageTimes, Work,
 };
-use crate::contract::SignedContract;
 use crate::contract::block::{BlockHeader, HEADER_LEN, SealKind};
 use crate::crypto::sha_lanes::{LANES, SHA256_IV, compress_lanes};
-use crate::crypto::verify::{BatchStats, DEFAULT_BATCH, check_batch};
-use crate::validate::Verdict;
+use crate::crypto::verify::{DEFAULT_BATCH, check_batch};
 
 /// Nonces per chunk a worker takes: large enough that the shared counter is touched rarely
 /// (a chunk is ~0.3 ms at 60 M tries/s), small enough that stopping is prompt.
 const NONCE_CHUNK: u64 = 1 << 14;
-
-/// Fewest transactions per piece of the miner's validation spread over its threads.
-const MINER_PIECE: usize = 256;
 
 /// PoW parameters.
 #[derive(Clone, Debug, Serialize)]
@@ -246,36 +241,6 @@ impl Pow {
     }
 }
 
-impl Pow {
-    /// The miner validates its pending transactions, batching their signatures in order; the
-    /// pieces it spreads over its threads are fixed runs of transactions, so batches do not
-    /// depend on the thread count.
-    fn validate_pending(&self, input: &PeriodInput<'_>) -> (Vec<Verdict>, BatchStats) {
-        let per_piece = self.params.signature_batch.div_ceil(3).max(MINER_PIECE);
-        let pieces: Vec<(Vec<Verdict>, BatchStats)> = input
-            .pending
-            .par_chunks(per_piece)
-            .map(|piece| {
-                let txs: Vec<(u32, &SignedContract)> = piece
-                    .iter()
-                    .map(|&tx| (tx, &input.workload.transactions[tx as usize]))
-                    .collect();
-                let mut stats = BatchStats::default();
-                let batch = self.params.signature_batch;
-                let verdicts = input.checks.validate_batched(&txs, batch, &mut stats);
-                (verdicts, stats)
-            })
-            .collect();
-        let mut signatures = BatchStats::default();
-        let mut verdicts = Vec::with_capacity(input.pending.len());
-        for (piece, stats) in pieces {
-            verdicts.extend(piece);
-            signatures.add(&stats);
-        }
-        (verdicts, signatures)
-    }
-}
-
 impl Consensus for Pow {
     fn name(&self) -> &'static str {
         "pow"
@@ -284,7 +249,10 @@ impl Consensus for Pow {
     fn run_period(&mut self, input: &PeriodInput<'_>) -> PeriodOutput {
         let mut stages = StageTimes::default();
         let t = Instant::now();
-        let (verdicts, signatures) = self.validate_pending(input);
+        // The miner batches its pending transactions' signatures in order.
+        let pending = input.workload.at(input.pending);
+        let batch = self.params.signature_batch;
+        let (verdicts, signatures) = input.checks.validate_all(&pending, batch);
         stages.validate = t.elapsed();
         let decided = Instant::now();
 

@@ -45,6 +45,22 @@ impl Workload {
         Market::new(params, None).batch(0..n)
     }
 
+    /// Each of `indices` with its transaction, for the validators' batched checks.
+    pub fn at(&self, indices: &[u32]) -> Vec<(u32, &SignedContract)> {
+        indices
+            .iter()
+            .map(|&tx| (tx, &self.transactions[tx as usize]))
+            .collect()
+    }
+
+    /// Every transaction with its index (a workload holds at most `u32::MAX`).
+    pub fn indexed(&self) -> Vec<(u32, &SignedContract)> {
+        (0..self.transactions.len())
+            .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
+            .zip(&self.transactions)
+            .collect()
+    }
+
     /// Planted invalid transactions.
     pub fn invalid_count(&self) -> usize {
         self.truth

@@ -325,12 +325,7 @@ pub fn settle_dataset(
         rules: &w.rules,
         congestion: &NoCongestionStage,
     };
-    let mut verdicts: Vec<Verdict> = w
-        .transactions
-        .par_iter()
-        .enumerate()
-        .map(|(i, tx)| checks.validate(u32::try_from(i).unwrap_or(u32::MAX), tx))
-        .collect();
+    let (mut verdicts, _) = checks.validate_all(&w.indexed(), crate::crypto::verify::DEFAULT_BATCH);
     let ids: Vec<ContractId> = w.transactions.par_iter().map(|t| t.id()).collect();
     let mut seen = std::collections::HashSet::with_capacity(ids.len());
     for (v, id) in verdicts.iter_mut().zip(&ids) {

@@ -27,6 +27,10 @@ use crate::base::amount::Energy;
 use crate::base::domain::BusinessCategory;
 use crate::contract::{SignatureError, SignedContract, Signer, verify_signatures_batched};
 use crate::crypto::verify::BatchStats;
+use rayon::prelude::*;
+
+/// Fewest transactions per piece [`Checks::validate_all`] hands a thread.
+pub const PIECE: usize = 256;
 use crate::market::rules::MarketRules;
 
 /// Why a validator found a transaction invalid.
@@ -158,18 +162,26 @@ impl Checks<'_> {
     }
 
     fn first_failure(&self, index: u32, tx: &SignedContract) -> Option<Reason> {
-        if let Some(reason) = self.local_failure(tx) {
-            return Some(reason);
+        self.local_failure(tx).or_else(|| {
+            let signatures = tx.verify_signatures(&self.rules.registry);
+            self.after_local_checks(index, tx, signatures)
+        })
+    }
+
+    /// The verdict's reason once the local checks passed: the signatures' result, then
+    /// congestion (the one order both the single and the batched path follow).
+    fn after_local_checks(
+        &self,
+        index: u32,
+        tx: &SignedContract,
+        signatures: Result<(), SignatureError>,
+    ) -> Option<Reason> {
+        match signatures {
+            Ok(()) if self.congestion.allows(index, tx) => None,
+            Ok(()) => Some(Reason::Congestion),
+            Err(SignatureError::Invalid(signer)) => Some(Reason::Signature(signer)),
+            Err(SignatureError::Key(_)) => Some(Reason::UnknownParty),
         }
-        match tx.verify_signatures(&self.rules.registry) {
-            Ok(()) => {}
-            Err(SignatureError::Invalid(signer)) => return Some(Reason::Signature(signer)),
-            Err(SignatureError::Key(_)) => return Some(Reason::UnknownParty),
-        }
-        if !self.congestion.allows(index, tx) {
-            return Some(Reason::Congestion);
-        }
-        None
     }
 
     /// Runs every check on many transactions, as [`Checks::validate`] would on each, with the
@@ -189,27 +201,46 @@ impl Checks<'_> {
             .filter(|(_, l)| l.is_none())
             .map(|((_, tx), _)| *tx)
             .collect();
+        // One result per contract that passed the local checks, in order (were one missing,
+        // the contract would fail closed, never pass).
         let mut signed =
             verify_signatures_batched(&to_sign, &self.rules.registry, batch, stats).into_iter();
         txs.iter()
             .zip(local)
             .map(|(&(index, tx), local)| {
-                let reason = match local {
-                    Some(reason) => Some(reason),
-                    None => match signed.next() {
-                        Some(Ok(())) if self.congestion.allows(index, tx) => None,
-                        Some(Ok(())) => Some(Reason::Congestion),
-                        Some(Err(SignatureError::Invalid(signer))) => {
-                            Some(Reason::Signature(signer))
-                        }
-                        // `None` cannot happen: one result per contract that passed the local
-                        // checks, in order.
-                        Some(Err(SignatureError::Key(_))) | None => Some(Reason::UnknownParty),
-                    },
-                };
+                let reason = local.or_else(|| {
+                    let missing = Err(SignatureError::Invalid(Signer::Seller));
+                    let signatures = signed.next().unwrap_or(missing);
+                    self.after_local_checks(index, tx, signatures)
+                });
                 reason.map_or(Verdict::Valid, Verdict::Invalid)
             })
             .collect()
+    }
+
+    /// [`Checks::validate_batched`] over many transactions spread over the current pool's
+    /// threads in fixed pieces of [`PIECE`] transactions (or a batch's worth when larger), so
+    /// batches depend on the order and `batch`, never on the thread count. Returns the verdicts
+    /// in order and what the batches did.
+    pub fn validate_all(
+        &self,
+        txs: &[(u32, &SignedContract)],
+        batch: usize,
+    ) -> (Vec<Verdict>, BatchStats) {
+        let pieces: Vec<(Vec<Verdict>, BatchStats)> = txs
+            .par_chunks(batch.div_ceil(3).max(PIECE))
+            .map(|piece| {
+                let mut stats = BatchStats::default();
+                (self.validate_batched(piece, batch, &mut stats), stats)
+            })
+            .collect();
+        let mut signatures = BatchStats::default();
+        let mut verdicts = Vec::with_capacity(txs.len());
+        for (piece, stats) in pieces {
+            verdicts.extend(piece);
+            signatures.add(&stats);
+        }
+        (verdicts, signatures)
     }
 
     /// The first failing local check (replay, energy, parties, price, time, auxiliary

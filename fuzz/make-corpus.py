@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Regenerates the fuzz targets' seed corpora in fuzz/corpus/<target>/ from the crate's own
 good files and from a paper store made by the release binary. Run from the crate root, after
-`cargo build --release`: python3 fuzz/make-corpus.py
+`cargo build --release`: python3 fuzz/make-corpus.py (IPOW_BIN=path picks another binary)
 
 Seeds are kept small (a few KiB each) so that a mutation runs in microseconds; the bad-input
 corpus of tests/data/bad/ is added too, since every one of those files is a malformed input a
@@ -11,7 +11,7 @@ import glob, json, os, shutil, struct, subprocess, tempfile
 
 here = os.path.dirname(os.path.abspath(__file__))
 root = os.path.dirname(here)
-ipow = os.path.join(root, "target", "release", "ipow")
+ipow = os.environ.get("IPOW_BIN", os.path.join(root, "target", "release", "ipow"))
 corpus = os.path.join(here, "corpus")
 
 def path(p):

@@ -71,14 +71,18 @@ out=$work/out.txt
     "$bin" dataset convert "$work/market.ipowm" "$work/market.json" >/dev/null
     line "$(digest <"$work/market.json")" "ipow dataset convert (JSON dataset bytes)"
 
+    # A fixed node secret (public: it keys this check's store only), so the store's bytes repeat.
+    printf '%s\n' 0707070707070707070707070707070707070707070707070707070707070707 >"$work/secret"
+    chmod 600 "$work/secret"
     "$bin" run --contracts 2000 --seed 5 --grid "$grid" --period-txs 400 --byzantine 0.25 \
-        --store "$work/store" --json >"$work/run-store.json"
+        --store "$work/store" --secret "$work/secret" --json >"$work/run-store.json"
     line "$(strip json "$work/run-store.json" | digest)" "ipow run --store (report)"
     line "$(digest <"$work/store/ledger.log")" "ipow run --store (ledger.log bytes)"
     line "$(digest <"$work/store/commits.idx")" "ipow run --store (commits.idx bytes)"
     # Byzantine validators sealed forgeries: the audit names them and exits 1.
     status=0
-    "$bin" audit --store "$work/store" --json >"$work/audit.json" 2>/dev/null || status=$?
+    "$bin" audit --store "$work/store" --secret "$work/secret" --json >"$work/audit.json" \
+        2>/dev/null || status=$?
     [ "$status" -le 1 ] || { echo "behaviour-hash: audit failed with $status" >&2; exit 2; }
     line "$(strip json "$work/audit.json" | digest)" "ipow audit --json"
 

@@ -250,7 +250,7 @@ pub fn store_log(data: &[u8]) -> Result<bool, Finding> {
                 Err(_) => false,
             },
             kind::MASTER | kind::CONSORTIUM => match store::decode_header_record(p) {
-                Ok(h) if h.encode()[..] != p[..] => {
+                Ok((h, signature)) if [&h.encode()[..], &signature[..]].concat() != p[..] => {
                     return Err("a chain header decodes and re-encodes differently".into());
                 }
                 r => r.is_ok(),

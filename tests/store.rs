@@ -14,8 +14,26 @@ fn fresh(name: &str) -> PathBuf {
         .join("ipow-store-tests")
         .join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(secret_path(&dir));
     std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
     dir
+}
+
+/// Where a run without `--secret` writes the store's node secret: `DIR.secret`.
+fn secret_path(dir: &Path) -> PathBuf {
+    dir.with_file_name(format!(
+        "{}.secret",
+        dir.file_name().unwrap().to_string_lossy()
+    ))
+}
+
+/// A node secret file (owner-only) under `dir`'s parent, for runs whose store bytes must repeat.
+fn fixed_secret(name: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = fresh(name).with_extension("key");
+    std::fs::write(&path, format!("{}\n", "42".repeat(32))).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
 }
 
 fn run_store(dir: &Path, extra: &[&str]) {
@@ -39,17 +57,13 @@ fn paper_store(dir: &Path) {
     );
 }
 
+/// The supervisor's audit, with the store's node secret when a run wrote one beside it.
 fn supervisor(dir: &Path) -> AuditReport {
-    audit(
-        dir,
-        AuditOptions {
-            viewer: Viewer::Supervisor,
-            baseline: false,
-            head: None,
-            genesis: None,
-        },
-    )
-    .unwrap()
+    let options = match ipow::crypto::secret::NodeSecret::read(&secret_path(dir)) {
+        Ok(secret) => AuditOptions::supervisor().with_secret(secret),
+        Err(_) => AuditOptions::supervisor(),
+    };
+    audit(dir, options).unwrap()
 }
 
 fn records(dir: &Path) -> Vec<RawRecord> {
@@ -133,6 +147,7 @@ fn a_fresh_store_audits_clean_and_a_participant_sees_only_its_own_contracts() {
             baseline: false,
             head: None,
             genesis: None,
+            secret: None,
         },
     )
     .unwrap();
@@ -544,6 +559,8 @@ fn a_torn_tail_is_ignored_and_a_cut_into_a_committed_period_is_damage() {
 #[test]
 fn killed_runs_always_reopen_to_a_consistent_prefix_that_audits_clean() {
     use std::io::{BufRead, BufReader};
+    // One node secret for every run: the same secret gives the same store bytes.
+    let secret = fixed_secret("kill-secret");
     let args = |dir: &Path| -> Vec<String> {
         [
             "run",
@@ -559,6 +576,8 @@ fn killed_runs_always_reopen_to_a_consistent_prefix_that_audits_clean() {
             "2",
             "--store",
             dir.to_str().unwrap(),
+            "--secret",
+            secret.to_str().unwrap(),
             "--announce-commits",
             "--json",
         ]
@@ -752,6 +771,7 @@ fn pinned(dir: &Path, head: Option<[u8; 32]>, genesis: Option<[u8; 32]>) -> Audi
             baseline: false,
             head,
             genesis,
+            secret: None,
         },
     )
     .unwrap()

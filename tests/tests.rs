@@ -10,6 +10,8 @@
 
 /// Parsing, formatting, rounding and overflow of `Energy`, `Price` and `Money`.
 mod amounts;
+/// The tamperer who recomputes: attacks on a store rebuilt with the library's own encoders.
+mod attacks;
 /// The bad-input corpus in tests/data/bad/ through the CLI: non-zero exits naming file, place
 /// and field; nothing half-written.
 mod badinput;

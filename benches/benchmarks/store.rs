@@ -1,14 +1,16 @@
 //! The durable store's cost, side by side: a whole IPOW run (q=3) over TXS transactions with
 //! and without `--store` (every sealed period written as one write and fsynced, its index entry
-//! fsynced), and an audit of that store as the supervisor beside the in-memory checks it must
+//! fsynced, its master and consortium blocks signed), and an audit of that store as the supervisor beside the in-memory checks it must
 //! at least keep up with (every record's signatures and every slave root, from memory).
 
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use ipow::chain::audit::{AuditOptions, Viewer, audit};
+use ipow::chain::audit::{AuditOptions, audit};
+use ipow::chain::sign::BlockSigner;
 use ipow::chain::store::StoreWriter;
 use ipow::consensus::ipow::IpowParams;
+use ipow::crypto::secret::NodeSecret;
 use ipow::market::generator::Market;
 use ipow::market::rules::WorkloadParams;
 use ipow::pipeline::{Load, Pipeline, RunConfig, VariantConfig, genesis};
@@ -29,21 +31,24 @@ pub fn bench(c: &mut Criterion) {
     };
     let market = all.install(|| Market::new(params, None));
     let workload = all.install(|| market.batch(0..TXS as u64));
+    let secret = NodeSecret::from_bytes([7; 32]);
     let config = RunConfig {
-        variant: VariantConfig::Ipow(IpowParams::honest(64, 3, 4, 7)),
+        variant: VariantConfig::Ipow(IpowParams::honest(64, 3, 4, 7)).with_secret(&secret),
         period_txs: PERIOD,
         load: Load::ClosedLoop,
     };
-    let genesis = genesis(
+    let (genesis, _) = genesis(
         market.members.iter().map(Into::into).collect(),
         &config.variant,
-    );
+        &secret,
+    )
+    .unwrap();
     let root = std::env::temp_dir().join(format!("ipow-bench-store-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).unwrap();
     let mut n = 0u64;
     let stored_run = |dir: &std::path::Path| {
-        let mut w = StoreWriter::create(dir, &genesis).unwrap();
+        let mut w = StoreWriter::create(dir, &genesis, BlockSigner::new(&secret)).unwrap();
         let r = all.install(|| {
             Pipeline::new(&config, &workload)
                 .record(&mut w)
@@ -82,14 +87,10 @@ pub fn bench(c: &mut Criterion) {
     let dir = root.join("audited");
     let r = stored_run(&dir);
     assert_eq!(r.accepted, TXS as u64);
-    let supervisor = AuditOptions {
-        viewer: Viewer::Supervisor,
-        baseline: false,
-        head: None,
-        genesis: None,
-    };
-    let check = all.install(|| audit(&dir, supervisor).unwrap());
+    let supervisor = AuditOptions::supervisor().with_secret(secret.clone());
+    let check = all.install(|| audit(&dir, supervisor.clone()).unwrap());
     assert!(check.clean, "{:#?}", check.findings);
+    assert_eq!(check.tag_check, ipow::chain::audit::TagCheck::Checked);
     assert_eq!(check.contracts_committed, TXS as u64);
     let registry = &workload.rules.registry;
     // The stored bytes, already in memory (encoded outside the timed loop).
@@ -133,7 +134,7 @@ pub fn bench(c: &mut Criterion) {
     );
     g.bench_function(
         BenchmarkId::new("audit_supervisor", format!("{cores}t")),
-        |b| b.iter(|| all.install(|| black_box(audit(&dir, supervisor).unwrap()))),
+        |b| b.iter(|| all.install(|| black_box(audit(&dir, supervisor.clone()).unwrap()))),
     );
     g.finish();
     let _ = std::fs::remove_dir_all(&root);

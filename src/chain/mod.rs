@@ -36,6 +36,7 @@
 #![allow(clippy::cast_possible_truncation)]
 
 pub mod audit;
+pub mod sign;
 pub mod store;
 
 use std::collections::{BTreeMap, HashMap};

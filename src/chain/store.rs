@@ -20,15 +20,17 @@
 //!
 //! | kind | record | payload |
 //! |---|---|---|
-//! | 1 | genesis | `ipow-store/1`, slaves per master u32, consensus u8 (1 IPOW, 2 PoW), difficulty u8, IPOW seed u64, validators u32, quorum u32, extra u32, member count u32, members (address u32, role u8, public key 32) |
+//! | 1 | genesis | `ipow-store/2`, slaves per master u32, consensus u8 (1 IPOW, 2 PoW), difficulty u8, IPOW seed u64, validators u32, quorum u32, extra u32, node keys (supervision node 32, master nodes of BCE, BCN, BCS, BCL 4 × 32, MAC commitment 32), member count u32, members (address u32, role u8, public key 32) |
 //! | 2 | consensus block | block header 128, nonce u64, entry count u32, entries (contract id 32, proof count u16, proofs (tx u32, validator u32, verdict u8, tag 32)) |
 //! | 3 | slave block | chain header 94, contract count u32, contracts (length u32, signed contract bytes) |
-//! | 4 | master block | chain header 94 |
-//! | 5 | consortium block | chain header 94 |
+//! | 4 | master block | chain header 94, the end's master node's signature 64 |
+//! | 5 | consortium block | chain header 94, the supervision node's signature 64 |
 //! | 6 | commit | period u64, consortium block hash 32 |
 //!
 //! A period is the records consensus, slave blocks (address order), four master blocks
-//! (source, network, sales, load), consortium, commit. Write discipline:
+//! (source, network, sales, load), consortium, commit. Block signatures are
+//! [`crate::chain::sign`]'s; the genesis hash (SHA-256 of its payload) is what a user pins, and
+//! it fixes the node keys. Write discipline:
 //!
 //! 1. The store is created whole: the genesis record is written and synced in a temporary
 //!    directory beside the target, which is then renamed into place (and its parent synced).
@@ -52,12 +54,14 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::base::domain::Address;
+use crate::chain::sign::{BlockSigner, NodeKeys};
 use crate::chain::{
     CHAIN_HEADER_LEN, CertEntry, ChainHeader, ConsensusBlock, PeriodBlocks, StoredMember,
     StoredProof, Tips, Topology,
 };
 use crate::contract::SignedContract;
 use crate::contract::block::{BlockHeader, HEADER_LEN};
+use crate::crypto::keys::{SIGNATURE_LEN, Signature};
 use crate::crypto::merkle::Hash;
 
 /// The log file's name.
@@ -65,7 +69,7 @@ pub const LOG_FILE: &str = "ledger.log";
 /// The index file's name.
 pub const INDEX_FILE: &str = "commits.idx";
 /// The genesis magic.
-pub const MAGIC: &[u8; 12] = b"ipow-store/1";
+pub const MAGIC: &[u8; 12] = b"ipow-store/2";
 /// The largest record payload read or written.
 pub const MAX_RECORD_BYTES: u32 = 1 << 30;
 /// Bytes of framing around a payload.
@@ -105,7 +109,8 @@ pub mod kind {
 /// How the store's blocks were agreed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StoredConsensus {
-    /// IPOW with these parameters (the seed derives the validators' MAC keys).
+    /// IPOW with these parameters (the seed drew the assignments; the validators' MAC keys
+    /// come from the node secret, which is not in the store).
     Ipow {
         /// Seed.
         seed: u64,
@@ -130,6 +135,8 @@ pub struct Genesis {
     pub slaves_per_master: u32,
     /// The consensus variant.
     pub consensus: StoredConsensus,
+    /// The keys that sign blocks, and the commitment to the validators' MAC secret.
+    pub nodes: NodeKeys,
     /// Every participant.
     pub members: Vec<StoredMember>,
 }
@@ -204,7 +211,7 @@ pub fn genesis_hash(payload: &[u8]) -> Hash {
 
 /// Encodes a genesis payload.
 pub fn encode_genesis(g: &Genesis) -> Vec<u8> {
-    let mut p = Vec::with_capacity(48 + 37 * g.members.len());
+    let mut p = Vec::with_capacity(48 + 192 + 37 * g.members.len());
     p.extend_from_slice(MAGIC);
     p.extend_from_slice(&g.slaves_per_master.to_be_bytes());
     let (code, difficulty, seed, validators, quorum, extra) = match g.consensus {
@@ -222,6 +229,11 @@ pub fn encode_genesis(g: &Genesis) -> Vec<u8> {
     p.extend_from_slice(&validators.to_be_bytes());
     p.extend_from_slice(&quorum.to_be_bytes());
     p.extend_from_slice(&extra.to_be_bytes());
+    p.extend_from_slice(&g.nodes.supervisor);
+    for m in &g.nodes.masters {
+        p.extend_from_slice(m);
+    }
+    p.extend_from_slice(&g.nodes.mac_commitment);
     p.extend_from_slice(&(g.members.len() as u32).to_be_bytes());
     for m in &g.members {
         p.extend_from_slice(&m.address.0.to_be_bytes());
@@ -320,11 +332,29 @@ fn field_err(field: &str, at: usize, message: impl Into<String>) -> FieldError {
     }
 }
 
+/// The genesis's node keys: the supervision node's, the four master nodes', the commitment.
+fn decode_node_keys(c: &mut Cursor<'_>) -> Result<NodeKeys, FieldError> {
+    let supervisor = c.hash("node keys.supervisor")?;
+    let mut masters = [[0u8; 32]; 4];
+    for (k, m) in masters.iter_mut().enumerate() {
+        *m = c.hash(&format!("node keys.masters[{k}]"))?;
+    }
+    Ok(NodeKeys {
+        supervisor,
+        masters,
+        mac_commitment: c.hash("node keys.mac commitment")?,
+    })
+}
+
 /// Decodes a genesis payload.
 pub fn decode_genesis(p: &[u8]) -> Result<Genesis, FieldError> {
     let mut c = Cursor::new(p);
     if c.take(12, "magic")? != MAGIC {
-        return Err(field_err("magic", 0, "not an ipow-store/1 genesis"));
+        return Err(field_err(
+            "magic",
+            0,
+            "not an ipow-store/2 genesis (a store of an older ipow cannot be read)",
+        ));
     }
     let slaves_per_master = c.uint(4, "slaves per master")? as u32;
     if slaves_per_master == 0 {
@@ -359,6 +389,7 @@ pub fn decode_genesis(p: &[u8]) -> Result<Genesis, FieldError> {
         2 => StoredConsensus::Pow { difficulty },
         k => return Err(field_err("consensus", at, format!("{k} is not 1 or 2"))),
     };
+    let nodes = decode_node_keys(&mut c)?;
     let n = c.count(4, 37, "member count")?;
     let mut members = Vec::with_capacity(n);
     for k in 0..n {
@@ -377,6 +408,7 @@ pub fn decode_genesis(p: &[u8]) -> Result<Genesis, FieldError> {
     Ok(Genesis {
         slaves_per_master,
         consensus,
+        nodes,
         members,
     })
 }
@@ -458,13 +490,22 @@ pub fn decode_slave(p: &[u8]) -> Result<StoredSlave<'_>, FieldError> {
     Ok(StoredSlave { header, contracts })
 }
 
-/// Decodes a master or consortium block payload.
-pub fn decode_header_record(p: &[u8]) -> Result<ChainHeader, FieldError> {
+/// Decodes a master or consortium block payload: its header and its node's signature.
+pub fn decode_header_record(p: &[u8]) -> Result<(ChainHeader, Signature), FieldError> {
     let mut c = Cursor::new(p);
     let h = ChainHeader::decode(c.take(CHAIN_HEADER_LEN, "chain header")?)
         .map_err(|e| field_err(&format!("chain header {}", e.field), 0, e.message))?;
+    let mut signature = [0u8; SIGNATURE_LEN];
+    signature.copy_from_slice(c.take(SIGNATURE_LEN, "signature")?);
     c.finish("block")?;
-    Ok(h)
+    Ok((h, signature))
+}
+
+/// A master or consortium block payload: its header and `signer`'s signature over it.
+fn signed_header(header: &ChainHeader, signer: &BlockSigner) -> Vec<u8> {
+    let mut p = header.encode().to_vec();
+    p.extend_from_slice(&signer.sign(header).unwrap_or([0; SIGNATURE_LEN]));
+    p
 }
 
 /// Decodes a commit payload: (period, consortium hash).
@@ -476,8 +517,9 @@ pub fn decode_commit(p: &[u8]) -> Result<(u64, Hash), FieldError> {
     Ok((period, hash))
 }
 
-/// Encodes one period's records into one buffer.
-pub fn encode_period(blocks: &PeriodBlocks) -> Result<Vec<u8>, String> {
+/// Encodes one period's records into one buffer, the master and consortium blocks signed by
+/// `signer`.
+pub fn encode_period(blocks: &PeriodBlocks, signer: &BlockSigner) -> Result<Vec<u8>, String> {
     let encoded = &blocks.encoded;
     let mut out = Vec::new();
     let mut p = Vec::new();
@@ -495,9 +537,13 @@ pub fn encode_period(blocks: &PeriodBlocks) -> Result<Vec<u8>, String> {
         frame(&mut out, kind::SLAVE, &p)?;
     }
     for m in &blocks.masters {
-        frame(&mut out, kind::MASTER, &m.encode())?;
+        frame(&mut out, kind::MASTER, &signed_header(m, signer))?;
     }
-    frame(&mut out, kind::CONSORTIUM, &blocks.consortium.encode())?;
+    frame(
+        &mut out,
+        kind::CONSORTIUM,
+        &signed_header(&blocks.consortium, signer),
+    )?;
     p.clear();
     p.extend_from_slice(&blocks.period.to_be_bytes());
     p.extend_from_slice(&blocks.consortium.hash());
@@ -586,6 +632,7 @@ pub struct StoreWriter {
     topology: Topology,
     tips: Tips,
     periods: u64,
+    signer: BlockSigner,
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
@@ -595,8 +642,17 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 }
 
 impl StoreWriter {
-    /// Creates the store at `dir` (which must not exist) with `genesis`, whole or not at all.
-    pub fn create(dir: &Path, genesis: &Genesis) -> Result<Self, StoreError> {
+    /// Creates the store at `dir` (which must not exist) with `genesis`, whole or not at all;
+    /// `signer` signs every master and consortium block and must hold the keys the genesis
+    /// lists.
+    pub fn create(dir: &Path, genesis: &Genesis, signer: BlockSigner) -> Result<Self, StoreError> {
+        if genesis.nodes != signer.keys() {
+            return Err(StoreError {
+                file: dir.display().to_string(),
+                offset: None,
+                message: "the genesis lists other node keys than the signer holds".into(),
+            });
+        }
         if dir.exists() {
             return Err(StoreError {
                 file: dir.display().to_string(),
@@ -647,6 +703,7 @@ impl StoreWriter {
             topology: Topology::new(&genesis.members, genesis.slaves_per_master),
             tips: Tips::new(genesis_hash(&payload)),
             periods: 0,
+            signer,
         })
     }
 
@@ -666,7 +723,7 @@ impl StoreWriter {
                     offset: Some(self.end),
                     message: e.to_string(),
                 })?;
-        let bytes = encode_period(&blocks).map_err(|message| StoreError {
+        let bytes = encode_period(&blocks, &self.signer).map_err(|message| StoreError {
             file: log_path.display().to_string(),
             offset: Some(self.end),
             message,

@@ -31,6 +31,10 @@ pub(crate) enum Command {
         /// 3) into a new store at this directory.
         #[arg(long)]
         store: Option<std::path::PathBuf>,
+        /// With --store: the node secret file (see `ipow run --help`); without it a new one
+        /// is written to DIR.secret beside the store.
+        #[arg(long, value_name = "FILE")]
+        secret: Option<std::path::PathBuf>,
     },
     /// Run a consensus variant over a generated workload and report throughput, latency, work
     /// and safety against ground truth.
@@ -142,6 +146,11 @@ pub(crate) struct AuditArgs {
     /// The genesis hash (64 hex digits) kept outside the store: the store must start from it.
     #[arg(long, value_name = "HASH")]
     pub(crate) genesis: Option<String>,
+    /// The store's node secret file, kept outside the store: with it the supervisor also checks
+    /// every proof's tag (the validators' MAC keys come from it). Every other check, block
+    /// signatures included, runs without it.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) secret: Option<std::path::PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub(crate) json: bool,
@@ -393,6 +402,13 @@ pub(crate) struct RunArgs {
     /// this directory; a period counts as committed once it is synced.
     #[arg(long)]
     pub(crate) store: Option<std::path::PathBuf>,
+    /// With --store: the node secret file (one line of 64 hex digits, owner-readable only) the
+    /// store's block signing keys and the validators' MAC keys come from. The same secret gives
+    /// the same store bytes. Without it a new secret is generated and written to DIR.secret
+    /// beside the store; keep it apart from the store (`ipow audit --secret` checks proof tags
+    /// with it; whoever holds it can sign blocks).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) secret: Option<std::path::PathBuf>,
     /// With --store: print `committed PERIOD HASH` on stdout as each period becomes durable
     /// (for crash tests that kill the process and check nothing committed was lost).
     #[arg(long, hide = true)]
@@ -404,6 +420,19 @@ pub(crate) struct RunArgs {
     /// The purchaser's share of the transmission cost, as a decimal fraction such as "0.5".
     #[arg(long, default_value = "0.5")]
     pub(crate) share: String,
+}
+
+/// The opening balance and settlement parameters of `--opening-balance` and `--share`.
+pub(crate) fn ledger_args(
+    opening_balance: &str,
+    share: &str,
+) -> anyhow::Result<(ipow::base::amount::Money, ipow::ledger::SettlementParams)> {
+    let opening = ipow::base::amount::Money::parse(opening_balance)
+        .with_context(|| format!("--opening-balance {opening_balance:?}"))?;
+    let params = ipow::ledger::SettlementParams {
+        purchaser_share_bps: share_bps(share)?,
+    };
+    Ok((opening, params))
 }
 
 /// The purchaser's share of the transmission cost as basis points, parsed exactly: "0.5" is

@@ -2,7 +2,114 @@
 
 use super::args::*;
 use anyhow::Context as _;
+use ipow::crypto::secret::NodeSecret;
 use ipow::report::text::*;
+
+/// The node secret of a new store: read from `--secret`, or generated, to be written to
+/// `DIR.secret` beside the store just before the store is created.
+pub(crate) struct StoreSecret {
+    pub(crate) secret: NodeSecret,
+    pub(crate) path: std::path::PathBuf,
+    generated: bool,
+}
+
+/// The node secret of a new store at `store` (none without a store; `--secret` alone is an
+/// error), checked before any work: the store must not exist, a given secret file must read,
+/// and the file a generated one goes to must not exist.
+pub(crate) fn store_secret(
+    store: Option<&std::path::Path>,
+    given: Option<&std::path::Path>,
+) -> anyhow::Result<Option<StoreSecret>> {
+    match (store, given) {
+        (Some(dir), given) => new_store_secret(dir, given).map(Some),
+        (None, Some(_)) => anyhow::bail!("--secret is the node secret of a store: give --store"),
+        (None, None) => Ok(None),
+    }
+}
+
+fn new_store_secret(
+    dir: &std::path::Path,
+    given: Option<&std::path::Path>,
+) -> anyhow::Result<StoreSecret> {
+    if dir.exists() {
+        anyhow::bail!(
+            "--store {}: already exists; a store is created in a new directory",
+            dir.display()
+        );
+    }
+    if let Some(path) = given {
+        let secret = NodeSecret::read(path).map_err(|m| anyhow::anyhow!("--secret {m}"))?;
+        return Ok(StoreSecret {
+            secret,
+            path: path.to_path_buf(),
+            generated: false,
+        });
+    }
+    let name = dir
+        .file_name()
+        .map_or_else(|| "store".into(), |n| n.to_string_lossy().into_owned());
+    let path = dir.with_file_name(format!("{name}.secret"));
+    if path.exists() {
+        anyhow::bail!(
+            "{} already exists (an earlier run's node secret?): pass it with --secret, or move \
+             it away",
+            path.display()
+        );
+    }
+    Ok(StoreSecret {
+        secret: NodeSecret::generate().map_err(|m| anyhow::anyhow!(m))?,
+        path,
+        generated: true,
+    })
+}
+
+impl StoreSecret {
+    /// `variant` with its node keys from the store's secret, when there is a store.
+    pub(crate) fn apply(
+        secret: Option<&Self>,
+        variant: ipow::pipeline::VariantConfig,
+    ) -> ipow::pipeline::VariantConfig {
+        match secret {
+            Some(s) => variant.with_secret(&s.secret),
+            None => variant,
+        }
+    }
+
+    /// Creates the store at `dir`, first writing a generated secret (owner-only) so that no
+    /// store exists without its secret; a store that cannot be created takes the new secret
+    /// file with it.
+    pub(crate) fn create_store(
+        &self,
+        dir: &std::path::Path,
+        genesis: &ipow::chain::store::Genesis,
+        signer: ipow::chain::sign::BlockSigner,
+    ) -> anyhow::Result<ipow::chain::store::StoreWriter> {
+        if self.generated {
+            self.secret
+                .write_new(&self.path)
+                .map_err(|m| anyhow::anyhow!(m))?;
+        }
+        match ipow::chain::store::StoreWriter::create(dir, genesis, signer) {
+            Ok(writer) => {
+                if self.generated {
+                    eprintln!(
+                        "node secret   wrote a new one to {} (owner-only): keep it apart from \
+                         the store; it signs the blocks, and `ipow audit --secret` needs it to \
+                         check proof tags",
+                        self.path.display()
+                    );
+                }
+                Ok(writer)
+            }
+            Err(e) => {
+                if self.generated {
+                    let _ = std::fs::remove_file(&self.path);
+                }
+                Err(e.into())
+            }
+        }
+    }
+}
 
 pub(crate) fn audit_command(args: &AuditArgs) -> anyhow::Result<()> {
     use ipow::chain::audit::{AuditOptions, Viewer};
@@ -30,6 +137,11 @@ pub(crate) fn audit_command(args: &AuditArgs) -> anyhow::Result<()> {
             baseline: args.baseline,
             head: pinned_hash("--head", args.head.as_deref())?,
             genesis: pinned_hash("--genesis", args.genesis.as_deref())?,
+            secret: args
+                .secret
+                .as_deref()
+                .map(|path| NodeSecret::read(path).map_err(|m| anyhow::anyhow!("--secret {m}")))
+                .transpose()?,
         },
     )?;
     if args.json {

@@ -59,11 +59,7 @@ pub(crate) fn settle_command(
     opening_balance: &str,
     json: bool,
 ) -> anyhow::Result<()> {
-    let params = ipow::ledger::SettlementParams {
-        purchaser_share_bps: share_bps(share)?,
-    };
-    let opening = ipow::base::amount::Money::parse(opening_balance)
-        .with_context(|| format!("--opening-balance {opening_balance:?}"))?;
+    let (opening, params) = ledger_args(opening_balance, share)?;
     // A JSON file is read once, then taken as the paper's market or a dataset by its tag.
     let text = match dataset {
         Some(path) if ipow::market::dataset::is_json(path) => {
@@ -129,9 +125,14 @@ pub(crate) fn settle_command(
 
 /// The store's genesis for a market's members and a run's variant.
 /// Seals the paper's contracts as one IPOW period into a new store; returns the consortium head.
-pub(crate) fn paper_store(market: &PaperMarket, dir: &std::path::Path) -> anyhow::Result<[u8; 32]> {
+pub(crate) fn paper_store(
+    market: &PaperMarket,
+    dir: &std::path::Path,
+    secret: &super::chain::StoreSecret,
+) -> anyhow::Result<[u8; 32]> {
     let workload = market.workload();
-    let variant = VariantConfig::Ipow(IpowParams::honest(16, 3, 4, market.key_seed));
+    let variant = VariantConfig::Ipow(IpowParams::honest(16, 3, 4, market.key_seed))
+        .with_secret(&secret.secret);
     let members = market
         .participants
         .values()
@@ -143,8 +144,9 @@ pub(crate) fn paper_store(market: &PaperMarket, dir: &std::path::Path) -> anyhow
                 .as_bytes(),
         })
         .collect();
-    let mut writer =
-        ipow::chain::store::StoreWriter::create(dir, &ipow::pipeline::genesis(members, &variant))?;
+    let (genesis, signer) = ipow::pipeline::genesis(members, &variant, &secret.secret)
+        .map_err(|m| anyhow::anyhow!(m))?;
+    let mut writer = secret.create_store(dir, &genesis, signer)?;
     let config = RunConfig {
         variant,
         period_txs: workload.transactions.len(),
@@ -435,16 +437,18 @@ pub(crate) fn paper_command(
     json: bool,
     market: Option<&std::path::Path>,
     store: Option<&std::path::Path>,
+    secret: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     let market = load_market(market)?;
+    let secret = super::chain::store_secret(store, secret)?;
     let report = PaperReport::build(&market)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", report.render_text());
     }
-    if let Some(dir) = store {
-        let head = paper_store(&market, dir)?;
+    if let (Some(dir), Some(secret)) = (store, &secret) {
+        let head = paper_store(&market, dir, secret)?;
         eprintln!(
             "stored the example's {} contracts as period 0 in {}; consortium head {}",
             market.contracts.len(),

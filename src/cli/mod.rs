@@ -24,7 +24,8 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<()> {
             json,
             market,
             store,
-        } => paper_command(json, market.as_deref(), store.as_deref())?,
+            secret,
+        } => paper_command(json, market.as_deref(), store.as_deref(), secret.as_deref())?,
         Command::Audit(args) => audit_command(&args)?,
         Command::Prove {
             store,

@@ -2,6 +2,7 @@
 //! `stress` and `simulate`.
 
 use super::args::*;
+use super::chain::StoreSecret;
 use super::progress::bar;
 use anyhow::Context as _;
 use ipow::market::rules::WorkloadParams;
@@ -19,13 +20,10 @@ pub(crate) fn run_command(args: &RunArgs) -> anyhow::Result<()> {
     if args.period_txs == 0 {
         anyhow::bail!("--period-txs 0: a period takes at least 1 transaction");
     }
-    let variant = variant_config(&args.variant, args.seed)?;
     let pool = pool(args.threads)?;
-    let opening = ipow::base::amount::Money::parse(&args.opening_balance)
-        .with_context(|| format!("--opening-balance {:?}", args.opening_balance))?;
-    let settle_params = ipow::ledger::SettlementParams {
-        purchaser_share_bps: share_bps(&args.share)?,
-    };
+    let secret = super::chain::store_secret(args.store.as_deref(), args.secret.as_deref())?;
+    let variant = StoreSecret::apply(secret.as_ref(), variant_config(&args.variant, args.seed)?);
+    let (opening, settle_params) = ledger_args(&args.opening_balance, &args.share)?;
     let config = RunConfig {
         variant,
         period_txs: args.period_txs,
@@ -52,9 +50,9 @@ pub(crate) fn run_command(args: &RunArgs) -> anyhow::Result<()> {
         let generated = ipow::market::generator::Market::new(params.clone(), None);
         let workload =
             generated.batch(0..params.contracts.min(ipow::market::rules::MAX_TRANSACTIONS) as u64);
-        let (mut writer, genesis) = match &args.store {
-            Some(dir) => open_store(dir, &generated, &config.variant)?,
-            None => (None, None),
+        let (mut writer, genesis) = match (&args.store, &secret) {
+            (Some(dir), Some(secret)) => open_store(dir, &generated, &config.variant, secret)?,
+            _ => (None, None),
         };
         let mut last_head = None;
         let bar = indicatif::ProgressBar::hidden();
@@ -87,9 +85,10 @@ pub(crate) fn run_command(args: &RunArgs) -> anyhow::Result<()> {
             bar.set_position(done);
         })?;
         bar.finish_and_clear();
-        let pin = genesis.map(|genesis| Pin {
+        let pin = genesis.zip(secret.as_ref()).map(|(genesis, s)| Pin {
             genesis,
             head: last_head,
+            secret: s.path.clone(),
         });
         Ok((report, pin))
     })?;
@@ -119,6 +118,7 @@ fn print_run(report: &RunReport, pin: Option<Pin>, args: &RunArgs) -> anyhow::Re
 struct Pin {
     genesis: ipow::crypto::merkle::Hash,
     head: Option<ipow::crypto::merkle::Hash>,
+    secret: std::path::PathBuf,
 }
 
 impl Pin {
@@ -127,8 +127,10 @@ impl Pin {
         let genesis = hex::encode(self.genesis);
         format!(
             "pin           keep these outside the store: `ipow audit --store {} --head {head} \
-             --genesis {genesis}` then catches a rollback or a rewritten history\n",
-            dir.display()
+             --genesis {genesis} --secret {}` then catches a rollback, a rewritten history and \
+             a forged proof\n",
+            dir.display(),
+            self.secret.display()
         )
     }
 }
@@ -138,14 +140,16 @@ fn open_store(
     dir: &std::path::Path,
     generated: &ipow::market::generator::Market,
     variant: &ipow::pipeline::VariantConfig,
+    secret: &super::chain::StoreSecret,
 ) -> anyhow::Result<(
     Option<ipow::chain::store::StoreWriter>,
     Option<ipow::crypto::merkle::Hash>,
 )> {
     let members = generated.members.iter().map(Into::into).collect();
-    let genesis = ipow::pipeline::genesis(members, variant);
+    let (genesis, signer) = ipow::pipeline::genesis(members, variant, &secret.secret)
+        .map_err(|m| anyhow::anyhow!(m))?;
     let hash = ipow::chain::store::genesis_hash(&ipow::chain::store::encode_genesis(&genesis));
-    let writer = ipow::chain::store::StoreWriter::create(dir, &genesis)?;
+    let writer = secret.create_store(dir, &genesis, signer)?;
     Ok((Some(writer), Some(hash)))
 }
 

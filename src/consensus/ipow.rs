@@ -34,7 +34,8 @@
 // `rules::MAX_TRANSACTIONS` (u32::MAX) transactions, checked where workloads are made.
 #![allow(clippy::cast_possible_truncation)]
 
-use super::proof::{Proof, certificate_leaf, proof_message, validator_key};
+use super::proof::{Proof, certificate_leaf, proof_message};
+use crate::crypto::secret::NodeSecret;
 use crate::market::priority::PriorityRule;
 use std::collections::HashSet;
 use std::time::Instant;
@@ -109,8 +110,12 @@ pub struct IpowParams {
     pub byzantine_fraction: f64,
     /// How they misbehave.
     pub behaviour: Behaviour,
-    /// Seed of the assignment draws, the Byzantine choice and the MAC keys.
+    /// Seed of the assignment draws and the Byzantine choice.
     pub seed: u64,
+    /// The secret the validators' MAC keys come from (`None`: the public stand-in of a run
+    /// that records nothing, [`NodeSecret::unrecorded`] of the seed). Never serialized.
+    #[serde(skip)]
+    pub secret: Option<NodeSecret>,
     /// Faults beside `byzantine_fraction`'s validators (the simulator draws a mix).
     #[serde(skip_serializing_if = "FaultMix::is_empty")]
     pub mix: FaultMix,
@@ -155,9 +160,25 @@ impl IpowParams {
             byzantine_fraction: 0.0,
             behaviour: Behaviour::Liar,
             seed,
+            secret: None,
             mix: FaultMix::default(),
             signature_batch: DEFAULT_BATCH,
         }
+    }
+
+    /// The same validators with their MAC keys from `secret` (a run that records a store).
+    pub fn with_secret(self, secret: NodeSecret) -> Self {
+        Self {
+            secret: Some(secret),
+            ..self
+        }
+    }
+
+    /// The secret the validators' MAC keys come from.
+    pub fn node_secret(&self) -> NodeSecret {
+        self.secret
+            .clone()
+            .unwrap_or_else(|| NodeSecret::unrecorded(self.seed))
     }
 
     /// The same validators verifying at most `signatures` signatures per batch.
@@ -282,9 +303,10 @@ impl Ipow {
         for v in next.take(params.mix.slow as usize) {
             slow[v] = true;
         }
+        let secret = params.node_secret();
         let nodes = (0..n)
             .map(|v| ValidatorNode {
-                key: validator_key(params.seed, v),
+                key: secret.validator_mac(v),
                 fault: faults[v as usize],
                 slow: slow[v as usize],
                 validated: HashSet::new(),

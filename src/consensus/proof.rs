@@ -1,10 +1,9 @@
-//! Z(Tk, e), the proof a validator returns: its format, the message its HMAC tag covers, the
-//! key each validator shares with the supervision node, and the quorum certificate's leaf.
+//! Z(Tk, e), the proof a validator returns: its format, the message its HMAC tag covers and the
+//! quorum certificate's leaf. The key each validator shares with the supervision node comes
+//! from the node secret ([`crate::crypto::secret::NodeSecret::validator_mac`]).
 
-use crate::base::rng::Rng;
 use crate::crypto::merkle::Hash;
 use crate::validate::Verdict;
-use ring::hmac;
 use sha2::{Digest, Sha256};
 
 /// Z(Tk, e): one validator's authenticated verdict on one transaction.
@@ -19,9 +18,6 @@ pub struct Proof {
     /// HMAC-SHA256 tag over (period, tx, contract id, verdict, validator).
     pub tag: [u8; 32],
 }
-
-/// Stream purposes.
-const STREAM_KEYS: u64 = 10;
 
 /// The message a proof's tag authenticates: period, transaction, contract id, verdict code and
 /// validator, big-endian.
@@ -39,14 +35,6 @@ pub fn proof_message(
     m[44] = verdict_code;
     m[45..49].copy_from_slice(&validator.to_be_bytes());
     m
-}
-
-/// The MAC key validator `v` shares with the supervision node, derived from the IPOW seed (the
-/// supervisor, and an auditor acting as the supervisor, derive the same keys).
-pub fn validator_key(seed: u64, v: u32) -> hmac::Key {
-    let mut r = Rng::stream(seed, &[STREAM_KEYS, u64::from(v)]);
-    let key_bytes: Vec<u8> = (0..4).flat_map(|_| r.next_u64().to_le_bytes()).collect();
-    hmac::Key::new(hmac::HMAC_SHA256, &key_bytes)
 }
 
 /// The quorum certificate's leaf for one accepted transaction: SHA-256 of its contract id and

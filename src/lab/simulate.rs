@@ -215,6 +215,7 @@ impl Draw {
             byzantine_fraction: 0.0,
             behaviour: Behaviour::Liar,
             seed: self.seed ^ 0x1b0f,
+            secret: None,
             signature_batch: crate::crypto::verify::DEFAULT_BATCH,
             mix: FaultMix {
                 byzantine: vec![
@@ -428,14 +429,15 @@ fn run_once(d: &Draw, threads: usize, dir: &Path) -> Result<Outcome1, String> {
         let market = Market::new(params.clone(), grid.as_ref());
         let workload = market.batch(0..params.contracts as u64);
         let variant = VariantConfig::Ipow(d.ipow());
+        let secret = d.ipow().node_secret();
         let config = RunConfig {
             variant: variant.clone(),
             period_txs: d.period_txs,
             load: Load::ClosedLoop,
         };
         let members = market.members.iter().map(Into::into).collect();
-        let mut writer = StoreWriter::create(dir, &crate::pipeline::genesis(members, &variant))
-            .map_err(|e| e.to_string())?;
+        let (genesis, signer) = crate::pipeline::genesis(members, &variant, &secret)?;
+        let mut writer = StoreWriter::create(dir, &genesis, signer).map_err(|e| e.to_string())?;
         let addresses: Vec<_> = market.members.iter().map(|m| m.address).collect();
         let mut settler = PeriodSettler::new(
             &addresses,
@@ -465,26 +467,6 @@ fn run_once(d: &Draw, threads: usize, dir: &Path) -> Result<Outcome1, String> {
             .on_period(&mut observe)
             .run(&mut |_, _| {})
             .map_err(|e| crate::base::error_chain(&e))?;
-        let mut h = Sha256::new();
-        for r in &report.records {
-            h.update(r.tx.to_be_bytes());
-            h.update([
-                match r.outcome {
-                    Outcome::Accepted => 1,
-                    Outcome::Rejected => 2,
-                    Outcome::Undecided => 3,
-                },
-                r.verdict.map_or(255, |v| v.code()),
-            ]);
-            h.update(r.validators_asked.to_be_bytes());
-        }
-        for b in &report.blocks {
-            h.update(b.hash.as_bytes());
-        }
-        for (a, m) in settler.ledger().accounts() {
-            h.update(a.0.to_be_bytes());
-            h.update(m.raw().to_be_bytes());
-        }
         let bad_signatures = report
             .records
             .iter()
@@ -500,13 +482,39 @@ fn run_once(d: &Draw, threads: usize, dir: &Path) -> Result<Outcome1, String> {
             .map(|t| hex::encode(workload.transactions[t.tx as usize].id().0))
             .collect();
         Ok(Outcome1 {
+            digest: outcome_digest(&report, &settler),
             report,
             bad_signatures,
             settler,
             settled_twice,
-            digest: hex::encode(h.finalize()),
         })
     })
+}
+
+/// What a run decided, wrote and settled, as one hash: every transaction's outcome, verdict and
+/// validators asked, every block hash, every balance.
+fn outcome_digest(report: &RunReport, settler: &PeriodSettler) -> String {
+    let mut h = Sha256::new();
+    for r in &report.records {
+        h.update(r.tx.to_be_bytes());
+        h.update([
+            match r.outcome {
+                Outcome::Accepted => 1,
+                Outcome::Rejected => 2,
+                Outcome::Undecided => 3,
+            },
+            r.verdict.map_or(255, |v| v.code()),
+        ]);
+        h.update(r.validators_asked.to_be_bytes());
+    }
+    for b in &report.blocks {
+        h.update(b.hash.as_bytes());
+    }
+    for (a, m) in settler.ledger().accounts() {
+        h.update(a.0.to_be_bytes());
+        h.update(m.raw().to_be_bytes());
+    }
+    hex::encode(h.finalize())
 }
 
 /// Runs one seed, its store under `work` (removed after), and checks every invariant.

@@ -33,11 +33,13 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::chain::sign::BlockSigner;
 use crate::chain::store::{StoreError, StoreWriter};
 use crate::consensus::ipow::{Ipow, IpowParams};
 use crate::consensus::pow::{Pow, PowParams};
 use crate::consensus::{Consensus, PeriodInput, PeriodOutput};
 use crate::crypto::merkle::Hash;
+use crate::crypto::secret::NodeSecret;
 use crate::grid::placement::GridMarket;
 use crate::market::rules::Workload;
 use crate::validate::congestion;
@@ -77,13 +79,38 @@ impl RunConfig {
     }
 }
 
-/// The store's genesis record for a run of `variant` among `members`.
+impl VariantConfig {
+    /// The same variant with its node keys from `secret` (IPOW's validators' MAC keys; PoW has
+    /// none): a run that records a store.
+    pub fn with_secret(self, secret: &NodeSecret) -> Self {
+        match self {
+            VariantConfig::Ipow(p) => VariantConfig::Ipow(p.with_secret(secret.clone())),
+            pow @ VariantConfig::Pow(_) => pow,
+        }
+    }
+}
+
+/// The store's genesis record for a run of `variant` among `members`, with the node keys
+/// `secret` derives, and the signer of its blocks. An IPOW variant must take its validators'
+/// MAC keys from the same secret ([`VariantConfig::with_secret`]), or its proofs could not be
+/// checked against the genesis's commitment.
 pub fn genesis(
     members: Vec<crate::chain::StoredMember>,
     variant: &VariantConfig,
-) -> crate::chain::store::Genesis {
+    secret: &NodeSecret,
+) -> Result<(crate::chain::store::Genesis, BlockSigner), String> {
     use crate::chain::store::StoredConsensus;
-    crate::chain::store::Genesis {
+    if let VariantConfig::Ipow(p) = variant
+        && p.node_secret() != *secret
+    {
+        return Err(
+            "the IPOW validators' MAC keys come from another node secret than the \
+                    store's"
+                .into(),
+        );
+    }
+    let signer = BlockSigner::new(secret);
+    let genesis = crate::chain::store::Genesis {
         slaves_per_master: crate::chain::SLAVES_PER_MASTER,
         consensus: match variant {
             VariantConfig::Ipow(p) => StoredConsensus::Ipow {
@@ -96,8 +123,10 @@ pub fn genesis(
                 difficulty: p.difficulty_bits,
             },
         },
+        nodes: signer.keys(),
         members,
-    }
+    };
+    Ok((genesis, signer))
 }
 
 /// A committed period, as an observer sees it (after record and settle).

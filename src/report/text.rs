@@ -114,6 +114,18 @@ pub fn render_audit(r: &crate::chain::audit::AuditReport) -> String {
     );
     let (rate, seconds) = (r.contracts_per_s, r.seconds);
     out += &signature_line(&r.signatures);
+    out += &format!(
+        "blocks        {} master and consortium block signatures checked against the genesis's \
+         node keys ({} batch{})\n",
+        r.block_signatures_checked,
+        r.block_signatures.batches,
+        if r.block_signatures.batches == 1 {
+            ""
+        } else {
+            "es"
+        }
+    );
+    out += &format!("proof tags    {}\n", r.tag_check.describe());
     out += &format!("rate          {rate:.0} contracts/s over {seconds:.3} s\n");
     if let Some(b) = &r.baseline {
         out += &format!(
@@ -130,7 +142,15 @@ pub fn render_audit(r: &crate::chain::audit::AuditReport) -> String {
     }
     out += &pin_line(r);
     if r.clean {
-        out += "clean: every link, root, signature and certificate verifies\n";
+        out += &format!(
+            "clean: every link, root, block signature, contract signature and quorum \
+             certificate verifies ({})\n",
+            if r.tag_check == crate::chain::audit::TagCheck::Checked {
+                "proof tags included"
+            } else {
+                "proof tags not checked"
+            }
+        );
     }
     for f in &r.findings {
         out += &render_finding(f);

@@ -11,7 +11,8 @@
 //! | every header's link (height, previous hash, period) on every chain | all | all |
 //! | master roots over slave headers; consortium roots over master heads and the consensus block | all | all |
 //! | consensus block: Merkle root over its ids, certificate root, quorum and majority per contract, PoW | all | all |
-//! | quorum certificate tags (HMAC keys are the supervisor's) | yes | no |
+//! | master and consortium block signatures against the genesis's node keys | all | all |
+//! | quorum certificate tags (HMAC keys come from the node secret, `--secret`) | with the secret | no |
 //! | slave block contents: decoding, signatures, root, the contract list against the consensus block | every slave | its own chain |
 //!
 //! A tampered contract is located by its slave chain, block, position and record offset; the
@@ -41,6 +42,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::base::domain::Address;
+use crate::chain::sign::signer_name;
 use crate::chain::store::{
     Genesis, IndexEntry, LogReader, RawRecord, StoreError, StoredConsensus, decode_commit,
     decode_consensus, decode_genesis, decode_header_record, decode_slave, genesis_hash, kind,
@@ -54,7 +56,8 @@ use crate::contract::verify_signatures_batched;
 use crate::contract::{Contract, SignedContract};
 use crate::crypto::keys::KeyRegistry;
 use crate::crypto::merkle::{Hash, MerkleTree, root_32};
-use crate::crypto::verify::BatchStats;
+use crate::crypto::secret::NodeSecret;
+use crate::crypto::verify::{BatchStats, VerifyingKey};
 
 /// Who audits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -207,6 +210,12 @@ pub struct AuditReport {
     pub certificate_entries_checked: u64,
     /// Proof tags checked (supervisor only).
     pub tags_checked: u64,
+    /// Whether the proof tags were checked, and why not.
+    pub tag_check: TagCheck,
+    /// Master and consortium block signatures checked against the genesis's node keys.
+    pub block_signatures_checked: u64,
+    /// How those signatures were verified.
+    pub block_signatures: BatchStats,
     /// Bytes after the last complete period (a crash during a write), ignored.
     pub torn_tail_bytes: u64,
     /// Hex ids of the contracts this viewer saw (participants only; empty for the supervisor).
@@ -231,12 +240,21 @@ impl AuditOptions {
             baseline: false,
             head: None,
             genesis: None,
+            secret: None,
+        }
+    }
+
+    /// The same audit with the node secret, to check proof tags.
+    pub fn with_secret(self, secret: NodeSecret) -> Self {
+        Self {
+            secret: Some(secret),
+            ..self
         }
     }
 }
 
 /// Options of an audit.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct AuditOptions {
     /// Who audits.
     pub viewer: Viewer,
@@ -247,6 +265,48 @@ pub struct AuditOptions {
     pub head: Option<Hash>,
     /// The genesis hash kept outside the store: the store must start from it.
     pub genesis: Option<Hash>,
+    /// The node secret kept outside the store: the supervisor needs it to check the proofs'
+    /// tags (every other check works without it).
+    pub secret: Option<NodeSecret>,
+}
+
+/// Whether the audit checked the quorum certificates' tags.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TagCheck {
+    /// Checked with the node secret the genesis commits to.
+    Checked,
+    /// A PoW store has no proofs.
+    NotIpow,
+    /// A participant does not hold the validators' keys.
+    NotSupervisor,
+    /// No `--secret` was given.
+    NoSecret,
+    /// The secret given is not the one the genesis commits to (a finding says so).
+    WrongSecret,
+}
+
+impl TagCheck {
+    /// What the audit says about the tags, for the text report.
+    pub fn describe(self) -> &'static str {
+        match self {
+            TagCheck::Checked => "checked with the node secret the genesis commits to",
+            TagCheck::NotIpow => "none: a PoW store has no proofs",
+            TagCheck::NotSupervisor => "not checked: the validators' keys are the supervisor's",
+            TagCheck::NoSecret => {
+                "not checked: they need the node secret (--secret FILE); every other check ran"
+            }
+            TagCheck::WrongSecret => "not checked: the secret given is not this store's",
+        }
+    }
+}
+
+/// A block signature waiting for its batch: its node, its message, and where it is.
+pub(super) struct PendingSignature {
+    pub(super) node: usize,
+    pub(super) message: Vec<u8>,
+    pub(super) signature: crate::crypto::keys::Signature,
+    pub(super) place: Finding,
 }
 
 struct State {
@@ -256,6 +316,9 @@ struct State {
     topology: Topology,
     registry: KeyRegistry,
     keys: Vec<ring::hmac::Key>,
+    /// The genesis's node keys, decompressed (`None`: refused at admission, a finding).
+    node_keys: Vec<Option<VerifyingKey>>,
+    pending_signatures: Vec<PendingSignature>,
     tips: Tips,
     prev_consensus: Hash,
     baseline: bool,
@@ -283,6 +346,9 @@ impl AuditReport {
             signatures: BatchStats::default(),
             certificate_entries_checked: 0,
             tags_checked: 0,
+            tag_check: TagCheck::NotIpow,
+            block_signatures_checked: 0,
+            block_signatures: BatchStats::default(),
             torn_tail_bytes: 0,
             contracts_seen: Vec::new(),
             findings: Vec::new(),
@@ -322,7 +388,7 @@ pub fn audit(dir: &Path, options: AuditOptions) -> Result<AuditReport, StoreErro
         }
     };
     let index_end = index.last().map_or(0, |e| e.end);
-    let Some(mut state) = read_genesis(&mut reader, options, &mut report) else {
+    let Some(mut state) = read_genesis(&mut reader, &options, &mut report) else {
         return Ok(finish(report, started, 0.0));
     };
     check_viewer(&state, dir)?;
@@ -367,18 +433,9 @@ pub fn audit(dir: &Path, options: AuditOptions) -> Result<AuditReport, StoreErro
         }
     }
     if !pending.is_empty() && report.torn_tail_bytes == 0 {
-        if pending_start < index_end {
-            report.findings.push(Finding {
-                offset: Some(pending_start),
-                ..Finding::new(
-                    "log",
-                    "records without a commit record before a period the index says is committed",
-                )
-            });
-        } else {
-            report.torn_tail_bytes = reader.len() - pending_start;
-        }
+        unfinished_period(pending_start, index_end, reader.len(), &mut report);
     }
+    period::flush_block_signatures(&mut state, &mut report);
     check_index_length(&index, &mut report);
     check_pinned_head(options.head, &mut report);
     let baseline = state.baseline_seconds;
@@ -387,6 +444,22 @@ pub fn audit(dir: &Path, options: AuditOptions) -> Result<AuditReport, StoreErro
         started,
         if options.baseline { baseline } else { 0.0 },
     ))
+}
+
+/// Records after the last commit record and no read error: damage when the index says a
+/// committed period ends after them, else a torn tail.
+fn unfinished_period(start: u64, index_end: u64, log_len: u64, report: &mut AuditReport) {
+    if start < index_end {
+        report.findings.push(Finding {
+            offset: Some(start),
+            ..Finding::new(
+                "log",
+                "records without a commit record before a period the index says is committed",
+            )
+        });
+    } else {
+        report.torn_tail_bytes = log_len - start;
+    }
 }
 
 /// An index longer than the log's committed periods.
@@ -472,23 +545,71 @@ fn check_pinned_genesis(
     hash
 }
 
-/// The validators' proof keys, for the supervisor of an IPOW store.
-fn validator_keys(genesis: &Genesis, viewer: Viewer) -> Vec<ring::hmac::Key> {
-    match genesis.consensus {
-        StoredConsensus::Ipow {
-            seed, validators, ..
-        } if viewer == Viewer::Supervisor => (0..validators.min(10_000))
-            .map(|v| crate::consensus::proof::validator_key(seed, v))
-            .collect(),
-        _ => Vec::new(),
+/// The validators' proof keys, for the supervisor of an IPOW store who holds its secret; and
+/// whether the tags can be checked.
+fn validator_keys(
+    genesis: &Genesis,
+    options: &AuditOptions,
+    record: &RawRecord,
+    report: &mut AuditReport,
+) -> Vec<ring::hmac::Key> {
+    let StoredConsensus::Ipow { validators, .. } = genesis.consensus else {
+        report.tag_check = TagCheck::NotIpow;
+        return Vec::new();
+    };
+    if options.viewer != Viewer::Supervisor {
+        report.tag_check = TagCheck::NotSupervisor;
+        return Vec::new();
     }
+    let Some(secret) = &options.secret else {
+        report.tag_check = TagCheck::NoSecret;
+        return Vec::new();
+    };
+    if secret.commitment() != genesis.nodes.mac_commitment {
+        report.tag_check = TagCheck::WrongSecret;
+        report.findings.push(Finding {
+            field: Some("node keys.mac commitment".into()),
+            ..Finding::new(
+                "genesis",
+                "the node secret given is not the one this genesis commits to: another \
+                 store's secret, or a rewritten genesis; proof tags not checked",
+            )
+            .at(record)
+        });
+        return Vec::new();
+    }
+    report.tag_check = TagCheck::Checked;
+    (0..validators.min(10_000))
+        .map(|v| secret.validator_mac(v))
+        .collect()
 }
 
-fn read_genesis(
-    reader: &mut LogReader,
-    options: AuditOptions,
+/// The genesis's node keys, admitted and decompressed; a key refused at admission is a finding
+/// (every signature under it then fails).
+fn node_keys(
+    genesis: &Genesis,
+    record: &RawRecord,
     report: &mut AuditReport,
-) -> Option<State> {
+) -> Vec<Option<VerifyingKey>> {
+    (0..5)
+        .map(|k| {
+            let bytes = *genesis.nodes.key(k)?;
+            match crate::crypto::keys::PublicKey::admit(bytes) {
+                Ok(key) => Some(VerifyingKey::new(&key)),
+                Err(e) => {
+                    report.findings.push(Finding {
+                        field: Some(format!("node keys: {}", signer_name(k))),
+                        ..Finding::new("genesis", e.to_string()).at(record)
+                    });
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+/// The log's first record when it is a genesis record; else a finding.
+fn genesis_record(reader: &mut LogReader, report: &mut AuditReport) -> Option<RawRecord> {
     let record = match reader.next_record() {
         Ok(Some(r)) => r,
         Ok(None) => {
@@ -515,6 +636,15 @@ fn read_genesis(
         );
         return None;
     }
+    Some(record)
+}
+
+fn read_genesis(
+    reader: &mut LogReader,
+    options: &AuditOptions,
+    report: &mut AuditReport,
+) -> Option<State> {
+    let record = genesis_record(reader, report)?;
     if !record.check_ok {
         report.findings.push(check_mismatch(&record));
     }
@@ -539,8 +669,11 @@ fn read_genesis(
             });
         }
     }
-    let keys = validator_keys(&genesis, options.viewer);
+    let keys = validator_keys(&genesis, options, &record, report);
+    let node_keys = node_keys(&genesis, &record, report);
     Some(State {
+        node_keys,
+        pending_signatures: Vec::new(),
         viewer: options.viewer,
         topology: Topology::new(&genesis.members, genesis.slaves_per_master),
         registry,
@@ -654,7 +787,7 @@ pub fn prove(dir: &Path, id: &Hash, party: Option<Address>) -> Result<ContractPr
             let p = if r.kind == kind::SLAVE {
                 decode_slave(&r.payload).map(|s| s.header)
             } else {
-                decode_header_record(&r.payload)
+                decode_header_record(&r.payload).map(|(h, _)| h)
             };
             p.map_err(|e| err(Some(r.offset), e.to_string()))
         };

@@ -41,6 +41,66 @@ pub(super) fn audit_period(
     }
     report.periods += 1;
     report.head = consortium_hash.map(hex::encode);
+    if state.pending_signatures.len() >= BLOCK_SIGNATURE_BATCH {
+        flush_block_signatures(state, report);
+    }
+}
+
+/// Block signatures verified in one batch (5 per period).
+const BLOCK_SIGNATURE_BATCH: usize = 255;
+
+/// Queues the signature of a master or consortium block for the next batch.
+fn queue_block_signature(
+    state: &mut State,
+    header: &ChainHeader,
+    signature: crate::crypto::keys::Signature,
+    r: &RawRecord,
+    period: u64,
+) {
+    let Some(node) = crate::chain::sign::signer_of(header.chain) else {
+        return;
+    };
+    state.pending_signatures.push(PendingSignature {
+        node,
+        message: crate::chain::sign::block_message(header),
+        signature,
+        place: Finding {
+            field: Some("signature".into()),
+            ..Finding::new(
+                header.chain.to_string(),
+                format!(
+                    "the block's signature does not verify under {}'s key in the genesis",
+                    signer_name(node)
+                ),
+            )
+        }
+        .at(r)
+        .in_block(period, Some(header.height)),
+    });
+}
+
+/// Verifies the queued block signatures in one batch (the signature rule, bisected down to the
+/// bad ones); each that fails is a finding at its block.
+pub(super) fn flush_block_signatures(state: &mut State, report: &mut AuditReport) {
+    let pending = std::mem::take(&mut state.pending_signatures);
+    if pending.is_empty() {
+        return;
+    }
+    let items: Vec<Option<crate::crypto::verify::Item<'_>>> = pending
+        .iter()
+        .map(|p| {
+            let key = state.node_keys.get(p.node)?.as_ref()?;
+            crate::crypto::verify::prepare(key, &[&p.message], &p.signature)
+        })
+        .collect();
+    let mut verdicts = vec![false; items.len()];
+    crate::crypto::verify::verify_batch(&items, &mut verdicts, &mut report.block_signatures);
+    report.block_signatures_checked += pending.len() as u64;
+    for (p, ok) in pending.into_iter().zip(verdicts) {
+        if !ok {
+            report.findings.push(p.place);
+        }
+    }
 }
 
 /// Every record's check, and the kinds in the order a period writes them.
@@ -255,7 +315,10 @@ pub(super) fn check_masters(
     for (k, r) in master_records.iter().enumerate() {
         report.master_blocks += 1;
         let h = match decode_header_record(&r.payload) {
-            Ok(h) => h,
+            Ok((h, signature)) => {
+                queue_block_signature(state, &h, signature, r, period);
+                h
+            }
             Err(e) => {
                 findings.push(
                     Finding {
@@ -323,7 +386,8 @@ pub(super) fn check_consortium(
     if let Some(r) = consortium_record {
         report.consortium_blocks += 1;
         match decode_header_record(&r.payload) {
-            Ok(h) => {
+            Ok((h, signature)) => {
+                queue_block_signature(state, &h, signature, r, period);
                 if h.chain != ChainId::Consortium {
                     findings.push(
                         Finding::new(h.chain.to_string(), "in the place of the consortium block")

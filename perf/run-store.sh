@@ -3,8 +3,9 @@
 # 1. criterion, side by side: an IPOW run (4096 tx, q=3, 4 periods) with and without the store,
 #    and an audit of that store beside the same checks from memory (raw.csv, summary.md);
 # 2. a 1,000,000-contract IPOW run (no planted invalid, so all are committed) with --store (run.json, run-time.txt), then
-#    `ipow audit --baseline` of it: the audit's rate beside the same contracts' signatures and
-#    Merkle roots checked again from memory in the same process (audit.json, audit-time.txt);
+#    `ipow audit --baseline --secret` of it (block signatures and proof tags checked too): the
+#    audit's rate beside the same contracts' signatures and Merkle roots checked again from
+#    memory in the same process (audit.json, audit-time.txt);
 # 3. the same 100,000-contract run with and without --store, alternating, twice each
 #    (throughput.txt: committed tx/s of each and the ratio of the medians).
 # Usage: perf/run-store.sh   (from the repository root; about 15 minutes on 2 cores, 2 GB of disk)
@@ -26,8 +27,9 @@ keep = ["variant", "threads", "seed", "submitted", "accepted", "rejected", "unde
 print(json.dumps({k: r[k] for k in keep} | {"blocks": len(r["blocks"])}, indent=2))
 PY
 du -sb "$tmp/1m" > "$run/store-size.txt"
-/usr/bin/time -v "$bin" audit --store "$tmp/1m" --baseline --json > "$run/audit.json" 2> "$run/audit-time.txt"
-rm -rf "$tmp/1m"
+/usr/bin/time -v "$bin" audit --store "$tmp/1m" --secret "$tmp/1m.secret" --baseline --json \
+    > "$run/audit.json" 2> "$run/audit-time.txt"
+rm -rf "$tmp/1m" "$tmp/1m.secret"
 : > "$run/throughput.txt"
 for rep in 1 2; do
   for mode in without with; do
@@ -36,7 +38,7 @@ for rep in 1 2; do
     "$bin" run --contracts 100000 --json "${extra[@]}" > "$tmp/t.json"
     python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(sys.argv[2], sys.argv[3], round(r['committed_per_s'],1), round(r['stages_seconds']['record'],3))" \
       "$tmp/t.json" "$mode" "$rep" >> "$run/throughput.txt"
-    rm -rf "$tmp/s-$rep"
+    rm -rf "$tmp/s-$rep" "$tmp/s-$rep.secret"
   done
 done
 python3 - "$run/throughput.txt" >> "$run/summary.md" <<'PY'
@@ -51,6 +53,7 @@ a = json.load(open(sys.argv[1].replace("throughput.txt", "audit.json")))
 b = a["baseline"]
 print("\n## Audit of the 1,000,000-contract store (`ipow audit --baseline`)\n")
 print(f"- {a['periods']} periods, {a['contracts_committed']} contracts, {a['contract_copies_checked']} copies, "
+      f"{a['block_signatures_checked']} block signatures, {a['tags_checked']} proof tags ({a['tag_check']}), "
       f"clean: {a['clean']}")
 print(f"- audit {a['contracts_per_s']:.0f} contracts/s over {a['seconds']:.1f} s; in memory "
       f"{b['contracts_per_s']:.0f} contracts/s over {b['seconds']:.1f} s: **{b['audit_ratio']:.3f}** (target >= 0.70)")

@@ -870,3 +870,122 @@ fn a_rollback_passes_without_a_pinned_head_and_is_caught_with_one() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&again);
 }
+
+/// The node secret: written owner-only beside the store when none is given (and nowhere in the
+/// store), never over an existing file, refused when others can read it; the same secret gives
+/// the same store bytes; the audit checks tags with it and refuses another store's.
+#[test]
+fn the_node_secret_stays_apart_owner_only_and_repeats_the_store_bytes() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let store = |dir: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--store",
+            dir.to_str().unwrap(),
+            "--contracts",
+            "300",
+            "--period-txs",
+            "100",
+        ];
+        args.extend_from_slice(extra);
+        ipow(&args)
+    };
+    let a = fresh("secret-a");
+    let out = store(&a, &[]);
+    assert!(out.status.success());
+    let key = secret_path(&a);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("wrote a new one to {}", key.display())),
+        "{err}"
+    );
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let text = std::fs::read_to_string(&key).unwrap();
+    let hex_line = text.lines().find(|l| !l.starts_with('#')).unwrap();
+    let bytes = hex::decode(hex_line).unwrap();
+    for file in [ipow::chain::store::LOG_FILE, ipow::chain::store::INDEX_FILE] {
+        let stored = std::fs::read(a.join(file)).unwrap();
+        assert!(
+            !stored.windows(32).any(|w| w == bytes),
+            "{file} holds the secret"
+        );
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("--secret {}", key.display())),
+        "{stdout}"
+    );
+
+    // The same secret, two stores: the same bytes; the audit checks every tag with it.
+    let (b, c) = (fresh("secret-b"), fresh("secret-c"));
+    let k = key.to_str().unwrap();
+    assert!(store(&b, &["--secret", k]).status.success());
+    assert!(
+        store(&c, &["--secret", k, "--threads", "1"])
+            .status
+            .success()
+    );
+    let log = |d: &Path| std::fs::read(d.join(ipow::chain::store::LOG_FILE)).unwrap();
+    assert_eq!(log(&b), log(&c));
+    assert_eq!(log(&a), log(&b));
+    assert!(!secret_path(&b).exists(), "a given secret is not copied");
+    let out = ipow(&["audit", "--store", b.to_str().unwrap(), "--secret", k]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("proof tags    checked with the node secret"),
+        "{text}"
+    );
+    let out = ipow(&["audit", "--store", b.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("proof tags    not checked"));
+
+    // Another store's secret: a finding, not a clean audit.
+    let other = fixed_secret("secret-other");
+    let out = ipow(&[
+        "audit",
+        "--store",
+        b.to_str().unwrap(),
+        "--secret",
+        other.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("not the one this genesis commits to"));
+
+    // Refusals, before any work and leaving nothing behind.
+    let d = fresh("secret-d");
+    std::fs::write(secret_path(&d), "keep me\n").unwrap();
+    crate::util::check_error(
+        &["run", "--store", d.to_str().unwrap(), "--contracts", "10"],
+        &[&secret_path(&d).display().to_string(), "already exists"],
+    );
+    assert_eq!(
+        std::fs::read_to_string(secret_path(&d)).unwrap(),
+        "keep me\n"
+    );
+    assert!(!d.exists());
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    crate::util::check_error(
+        &["run", "--store", d.to_str().unwrap(), "--secret", k],
+        &[k, "readable by others (mode 640)", "chmod 600"],
+    );
+    assert!(!d.exists());
+    crate::util::check_error(
+        &["run", "--contracts", "10", "--secret", k],
+        &["--secret", "give --store"],
+    );
+    crate::util::check_error(
+        &[
+            "audit",
+            "--store",
+            b.to_str().unwrap(),
+            "--secret",
+            "/dev/zero",
+        ],
+        &["--secret /dev/zero", "regular files only"],
+    );
+    for dir in [&a, &b, &c, &d] {
+        let _ = std::fs::remove_dir_all(dir);
+        let _ = std::fs::remove_file(secret_path(dir));
+    }
+}

@@ -33,19 +33,32 @@ pub fn strip_bom(text: &str) -> &str {
     text.strip_prefix('\u{feff}').unwrap_or(text)
 }
 
-/// Parses a whole JSON document, a syntax or shape error located by line and column.
+/// Parses a whole JSON document, a syntax or shape error located by line and column and named
+/// by the path of the field it is in (`variants[0].quorum`).
 pub fn json_document<T: serde::de::DeserializeOwned>(
     file: &str,
     text: &str,
 ) -> Result<T, InputError> {
-    serde_json::from_str(strip_bom(text)).map_err(|e| {
-        InputError::new(
-            file,
-            "document",
-            &format!("line {} column {}", e.line(), e.column()),
-            e.to_string(),
-        )
-    })
+    let located = |e: &serde_json::Error, path: &str| {
+        let place = format!("line {} column {}", e.line(), e.column());
+        let field = if path.is_empty() || path == "." || path == "?" {
+            place
+        } else {
+            format!("{path} ({place})")
+        };
+        // serde_json's message ends with the place, which the field already gives.
+        let message = e.to_string();
+        let suffix = format!(" at line {} column {}", e.line(), e.column());
+        let message = message.strip_suffix(&suffix).unwrap_or(&message);
+        InputError::new(file, "document", &field, message)
+    };
+    let mut de = serde_json::Deserializer::from_str(strip_bom(text));
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        located(e.inner(), &path)
+    })?;
+    de.end().map_err(|e| located(&e, ""))?;
+    Ok(value)
 }
 
 /// Checks a document's `format` tag.

@@ -49,13 +49,34 @@ pub const FORMAT: &str = "ipow-scenario/1";
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
 
 /// A value, or a list of values to sweep.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Clone, Debug)]
 pub enum OneOrMany<T> {
     /// One value.
     One(T),
     /// Values to sweep.
     Many(Vec<T>),
+}
+
+/// A list is a sweep, anything else one value; an error says what the value should have been
+/// (serde's untagged enums said only "did not match any variant").
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::Array(items) => items
+                .into_iter()
+                .enumerate()
+                .map(|(k, v)| {
+                    serde_json::from_value(v)
+                        .map_err(|e| D::Error::custom(format!("list item {k}: {e}")))
+                })
+                .collect::<Result<_, _>>()
+                .map(OneOrMany::Many),
+            v => serde_json::from_value(v)
+                .map(OneOrMany::One)
+                .map_err(|e| D::Error::custom(format!("{e}, or a list of them"))),
+        }
+    }
 }
 
 impl<T: Clone> OneOrMany<T> {
@@ -108,8 +129,7 @@ fn default_defaults() -> f64 {
 }
 
 /// Where the market comes from.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Clone, Debug)]
 pub enum MarketSource {
     /// A dataset file (binary or JSON).
     Dataset {
@@ -120,9 +140,65 @@ pub enum MarketSource {
     Generated(MarketSpec),
 }
 
-/// One consensus variant.
+/// `T` from a JSON value, an error prefixed with the path of the field inside it that failed
+/// (serde's tagged and untagged enums buffer their content and lose it).
+fn named<T: serde::de::DeserializeOwned, E: serde::de::Error>(
+    value: serde_json::Value,
+) -> Result<T, E> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        E::custom(format!("{path}: {}", e.into_inner()))
+    })
+}
+
+/// The scenario's variants: each object's `consensus` names the variant, the rest are its
+/// fields; an error names the variant's place and the field (`variants[0].quorum`). Read as
+/// serde's external tagging, which keeps the path (its internal tagging buffers and loses it).
+fn variants_named<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<VariantSpec>, D::Error> {
+    use serde::de::Error as _;
+    let values = Vec::<serde_json::Value>::deserialize(d)?;
+    let mut out = Vec::with_capacity(values.len());
+    for (k, value) in values.into_iter().enumerate() {
+        let serde_json::Value::Object(mut fields) = value else {
+            return Err(D::Error::custom(format!("variants[{k}]: not an object")));
+        };
+        let Some(serde_json::Value::String(kind)) = fields.remove("consensus") else {
+            return Err(D::Error::custom(format!(
+                "variants[{k}].consensus: missing or not a string (\"ipow\" or \"pow\")"
+            )));
+        };
+        let tagged = serde_json::json!({ kind.clone(): fields });
+        let spec = serde_path_to_error::deserialize(tagged).map_err(|e| {
+            let path = e.path().to_string();
+            let field = path.strip_prefix(&kind).unwrap_or(&path);
+            D::Error::custom(format!("variants[{k}]{field}: {}", e.into_inner()))
+        })?;
+        out.push(spec);
+    }
+    Ok(out)
+}
+
+/// An object with `dataset` names a dataset file, any other a generated market; an error names
+/// the field inside it (serde's untagged enums said only "did not match any variant").
+impl<'de> Deserialize<'de> for MarketSource {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct DatasetOnly {
+            dataset: PathBuf,
+        }
+        let value = serde_json::Value::deserialize(d)?;
+        if value.as_object().is_some_and(|m| m.contains_key("dataset")) {
+            named(value).map(|d: DatasetOnly| MarketSource::Dataset { dataset: d.dataset })
+        } else {
+            named(value).map(MarketSource::Generated)
+        }
+    }
+}
+
+/// One consensus variant: an object whose `consensus` names it (read by [`variants_named`]).
 #[derive(Clone, Debug, Deserialize)]
-#[serde(tag = "consensus", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum VariantSpec {
     /// IPOW.
     Ipow {
@@ -204,6 +280,7 @@ struct RawScenario {
     #[serde(default)]
     grid: Option<PathBuf>,
     market: MarketSource,
+    #[serde(deserialize_with = "variants_named")]
     variants: Vec<VariantSpec>,
     #[serde(default = "default_load")]
     load: Load,

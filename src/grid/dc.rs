@@ -39,6 +39,107 @@ impl fmt::Debug for DcModel {
     }
 }
 
+/// Where a singular susceptance matrix comes from: the bus whose in-service branches' net
+/// susceptance is smallest against the largest bus's (branches that vanish or cancel), with
+/// those branches by row (from 0, as `ipow grid flows` counts them) and their end buses.
+fn weakest_bus(grid: &Grid) -> (f64, String) {
+    let n = grid.buses.len();
+    let mut net = vec![0.0f64; n];
+    let mut rows: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (k, br) in grid
+        .branches
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.in_service)
+    {
+        for end in [br.from, br.to] {
+            net[end] += br.b;
+            rows[end].push(k);
+        }
+    }
+    let largest = net.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    let weakest = (0..n)
+        .filter(|&i| i != grid.slack && grid.buses[i].kind != 4)
+        .min_by(|&a, &b| net[a].abs().total_cmp(&net[b].abs()));
+    let Some(i) = weakest else {
+        return (1.0, "no bus besides the slack".into());
+    };
+    let branches: Vec<String> = rows[i]
+        .iter()
+        .take(6)
+        .map(|&k| {
+            let br = &grid.branches[k];
+            format!(
+                "row {k} (bus {} to bus {}, x = {:.3e} p.u.)",
+                br.from_bus, br.to_bus, br.x
+            )
+        })
+        .collect();
+    let ratio = if largest > 0.0 {
+        net[i].abs() / largest
+    } else {
+        0.0
+    };
+    let text = format!(
+        "bus {} has a net susceptance of {:.3e} p.u. against the largest bus's {largest:.3e}, \
+         through branch {}",
+        grid.buses[i].number,
+        net[i],
+        branches.join(", ")
+    );
+    (ratio, text)
+}
+
+/// Every bus but the isolated ones (type 4) has an in-service path to the slack bus.
+fn check_connected(grid: &Grid) -> Result<(), String> {
+    let n = grid.buses.len();
+    // Connectivity of the in-service network (isolated buses, type 4, are left out).
+    let mut parent: Vec<usize> = (0..n).collect();
+    fn find(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    for b in grid.branches.iter().filter(|b| b.in_service) {
+        let (a, c) = (find(&mut parent, b.from), find(&mut parent, b.to));
+        if a != c {
+            parent[a] = c;
+        }
+    }
+    let root = find(&mut parent, grid.slack);
+    let cut_off: Vec<u32> = (0..n)
+        .filter(|&i| grid.buses[i].kind != 4 && find(&mut parent, i) != root)
+        .map(|i| grid.buses[i].number)
+        .collect();
+    if !cut_off.is_empty() {
+        let shown: Vec<String> = cut_off.iter().take(10).map(u32::to_string).collect();
+        return Err(format!(
+            "the grid is not connected: {} bus(es) have no in-service path to the slack bus {} (e.g. {})",
+            cut_off.len(),
+            grid.buses[grid.slack].number,
+            shown.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// A grid whose weakest bus's net susceptance is below [`SINGULAR_RATIO`] of the largest.
+fn check_conditioning(grid: &Grid) -> Result<(), String> {
+    let (ratio, weakest) = weakest_bus(grid);
+    if ratio < SINGULAR_RATIO {
+        return Err(format!(
+            "the reduced susceptance matrix is numerically singular: {weakest}"
+        ));
+    }
+    Ok(())
+}
+
+/// Below this ratio of a bus's net susceptance to the largest bus's, double precision cannot
+/// tell the matrix from a singular one (flows would be noise): refused.
+const SINGULAR_RATIO: f64 = 1e-12;
+
 impl DcModel {
     /// Checks connectivity and factorizes the reduced susceptance matrix once.
     pub fn new(grid: Grid) -> Result<DcModel, GridError> {
@@ -50,35 +151,7 @@ impl DcModel {
             column: 0,
             message,
         };
-        // Connectivity of the in-service network (isolated buses, type 4, are left out).
-        let mut parent: Vec<usize> = (0..n).collect();
-        fn find(parent: &mut [usize], mut i: usize) -> usize {
-            while parent[i] != i {
-                parent[i] = parent[parent[i]];
-                i = parent[i];
-            }
-            i
-        }
-        for b in grid.branches.iter().filter(|b| b.in_service) {
-            let (a, c) = (find(&mut parent, b.from), find(&mut parent, b.to));
-            if a != c {
-                parent[a] = c;
-            }
-        }
-        let root = find(&mut parent, grid.slack);
-        let cut_off: Vec<u32> = (0..n)
-            .filter(|&i| grid.buses[i].kind != 4 && find(&mut parent, i) != root)
-            .map(|i| grid.buses[i].number)
-            .collect();
-        if !cut_off.is_empty() {
-            let shown: Vec<String> = cut_off.iter().take(10).map(u32::to_string).collect();
-            return Err(err(format!(
-                "the grid is not connected: {} bus(es) have no in-service path to the slack bus {} (e.g. {})",
-                cut_off.len(),
-                grid.buses[grid.slack].number,
-                shown.join(", ")
-            )));
-        }
+        check_connected(&grid).map_err(err)?;
         let mut reduced = vec![usize::MAX; n];
         let mut next = 0usize;
         for (i, r) in reduced.iter_mut().enumerate() {
@@ -88,6 +161,7 @@ impl DcModel {
             }
         }
         let m = next;
+        check_conditioning(&grid).map_err(err)?;
         let mut triplets = Vec::with_capacity(4 * grid.branches.len() + m);
         for br in grid.branches.iter().filter(|b| b.in_service) {
             let (f, t) = (reduced[br.from], reduced[br.to]);
@@ -126,7 +200,10 @@ impl DcModel {
             Some(f) => Factor::Cholesky(f),
             None => {
                 let lu = mat.sp_lu().map_err(|e| {
-                    err(format!("the reduced susceptance matrix is singular: {e:?}"))
+                    err(format!(
+                        "the reduced susceptance matrix is singular ({e:?}): {}",
+                        weakest_bus(&grid).1
+                    ))
                 })?;
                 Factor::Lu(Box::new(lu))
             }
@@ -141,9 +218,10 @@ impl DcModel {
         let mut probe = vec![1.0; model.grid.buses.len()];
         probe[model.grid.slack] = 0.0;
         if model.angles(&probe).iter().any(|a| !a.is_finite()) {
-            return Err(err(
-                "the reduced susceptance matrix is numerically singular".into(),
-            ));
+            return Err(err(format!(
+                "the reduced susceptance matrix is numerically singular: {}",
+                weakest_bus(&model.grid).1
+            )));
         }
         Ok(model)
     }

@@ -223,6 +223,10 @@ pub struct Reader {
     read: u64,
     /// The header's, the members' and every checked chunk's checksum, for the trailer's.
     checksums: Vec<u8>,
+    /// Each chunk's checksum and offset: a chunk whose bytes repeat an earlier chunk's holds
+    /// the same contracts twice (a chunk written twice, its trailer resealed, passed every
+    /// checksum). 16 bytes per 2,048 contracts.
+    chunk_offsets: std::collections::HashMap<[u8; 8], u64>,
     /// Records read so far per truth, indexed as [`tally`] indexes them.
     truths: [u64; TRUTHS],
     done: bool,
@@ -285,6 +289,7 @@ impl Reader {
             rules: Arc::new(MarketRules::empty()),
             read: 0,
             checksums: Vec::new(),
+            chunk_offsets: std::collections::HashMap::new(),
             truths: [0; TRUTHS],
             done: false,
             header_bytes: None,
@@ -555,6 +560,22 @@ impl Reader {
         }))
     }
 
+    /// Adds a checked chunk's checksum for the trailer's; a checksum (and so, but for a 2^-64
+    /// chance, the bytes) an earlier chunk had is the same contracts stored twice.
+    fn add_chunk(&mut self, sum: &[u8; CHECKSUM_LEN], offset: u64) -> Result<(), DatasetError> {
+        if let Some(first) = self.chunk_offsets.insert(*sum, offset) {
+            return Err(self.err(
+                offset,
+                "chunk",
+                format!(
+                    "the same bytes as the chunk at byte {first}: its contracts are stored twice"
+                ),
+            ));
+        }
+        self.checksums.extend_from_slice(sum);
+        Ok(())
+    }
+
     fn trailer(&mut self) -> Result<(), DatasetError> {
         let at = self.offset;
         let magic: [u8; 8] = self.array("trailer.magic")?;
@@ -686,9 +707,9 @@ impl Reader {
             .map(|job| job.read_and_scan(source, name))
             .collect();
         // The first failing chunk in file order names the error.
-        for read in reads {
+        for (read, loc) in reads.into_iter().zip(&locs) {
             let read = read?;
-            self.checksums.extend_from_slice(&read.checksum);
+            self.add_chunk(&read.checksum, loc.offset)?;
             for (total, n) in self.truths.iter_mut().zip(read.truths) {
                 *total += n;
             }

@@ -304,7 +304,7 @@ pub(crate) fn stress_command(args: &StressArgs) -> anyhow::Result<()> {
 
 pub(crate) fn scenario_command(path: &std::path::Path, json: bool) -> anyhow::Result<()> {
     use ipow::lab::scenario::{self, Market};
-    let sc = scenario::load(path)?;
+    let sc = warn_if_long_cases(scenario::load(path)?)?;
     if let Some(stress) = &sc.stress {
         let Market::Generated(market) = &sc.market else {
             anyhow::bail!(
@@ -452,6 +452,7 @@ pub(crate) fn compare_command(args: &CompareArgs) -> anyhow::Result<()> {
         sc.cases.len(),
         sc.repetitions
     );
+    let sc = warn_if_long_cases(sc)?;
     let started = std::time::Instant::now();
     let cmp = execute_with_progress(
         &sc,
@@ -477,6 +478,20 @@ pub(crate) fn compare_command(args: &CompareArgs) -> anyhow::Result<()> {
 /// start: the run cannot end before it.
 /// Warns up front when a run will take long: an open loop whose last arrival is far off, or a
 /// PoW difficulty whose expected mining time (measured on this machine) passes a minute.
+/// [`warn_if_long`] for each case of a scenario with a generated market (a dataset's size is
+/// known only once it is opened), per repetition.
+fn warn_if_long_cases(
+    sc: ipow::lab::scenario::Scenario,
+) -> anyhow::Result<ipow::lab::scenario::Scenario> {
+    if let ipow::lab::scenario::Market::Generated(market) = &sc.market {
+        for case in &sc.cases {
+            let contracts = case.contracts.unwrap_or(market.contracts);
+            warn_if_long(&case.config, contracts, &pool(case.threads)?);
+        }
+    }
+    Ok(sc)
+}
+
 fn warn_if_long(config: &RunConfig, contracts: usize, pool: &rayon::ThreadPool) {
     if let ipow::pipeline::VariantConfig::Pow(p) = &config.variant {
         let blocks = contracts.div_ceil(config.period_txs.max(1)) as u64;

@@ -276,6 +276,41 @@ fn a_record_that_fails_to_decode_is_named_by_its_chunk_position_and_offset_first
     }
 }
 
+/// A chunk written twice (chunk 1's bytes in chunk 2's place, every checksum and the trailer
+/// resealed) passed every checksum and counted its contracts twice as valid; it is refused,
+/// naming both chunks, through the reader and `ipow dataset verify`.
+#[test]
+fn a_chunk_written_twice_with_its_trailer_resealed_is_refused() {
+    let d = dir("twice");
+    let p = WorkloadParams {
+        invalid_ppm: 0,
+        ..WorkloadParams::for_participants(9, 60, 7000)
+    };
+    let good = d.join("good.ipowm");
+    generate(&good, &p, None);
+    let members = Reader::open(&good).unwrap().members().len();
+    let mut b = std::fs::read(&good).unwrap();
+    let layout = chunks(&b, members);
+    let (first, second) = (&layout[1], &layout[2]);
+    assert_eq!(first.1, second.1, "two chunks of as many records");
+    let copy = b[first.0..first.0 + 8 + first.2 + 8].to_vec();
+    b.splice(second.0..second.0 + 8 + second.2 + 8, copy);
+    reseal(&mut b, members);
+    let path = with_bytes(&d, "twice.ipowm", &b);
+    let e = read_all(&path).unwrap_err();
+    assert_eq!(e.field, "chunk");
+    assert_eq!(e.at, format!("offset {}", second.0));
+    assert!(
+        e.message
+            .contains(&format!("the same bytes as the chunk at byte {}", first.0)),
+        "{e}"
+    );
+    crate::util::check_error(
+        &["dataset", "verify", path.to_str().unwrap()],
+        &["twice.ipowm", "chunk", "stored twice"],
+    );
+}
+
 #[test]
 fn a_batch_read_into_reused_vectors_equals_a_fresh_batch() {
     let d = dir("into");

@@ -374,4 +374,191 @@ fn a_pow_difficulty_that_takes_hours_is_estimated_up_front() {
     );
     assert!(out.status.success());
     assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
+    // A scenario's PoW case is estimated before any case runs, by `run --scenario` and compare.
+    let dir = scratch("hostile-pow-scenario");
+    let path = dir.join("pow.json");
+    std::fs::write(
+        &path,
+        r#"{"format": "ipow-scenario/1", "name": "slow", "market": {"participants": 20,
+  "contracts": 10, "seed": 1}, "variants": [{"consensus": "pow", "difficulty": [8, 40]}],
+  "load": {"kind": "closed_loop"}, "period_txs": 10, "repetitions": 1}"#,
+    )
+    .unwrap();
+    let p = path.display().to_string();
+    let out_dir = dir.join("report").display().to_string();
+    for args in [
+        vec!["run", "--scenario", p.as_str()],
+        vec![
+            "compare",
+            "--scenario",
+            p.as_str(),
+            "--out",
+            out_dir.as_str(),
+        ],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ipow"))
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut reader = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut seen = String::new();
+        for _ in 0..3 {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            seen += &line;
+            if line.contains("warning") {
+                break;
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(
+            seen.contains("warning: --difficulty 40"),
+            "{args:?}: {seen:?}"
+        );
+        assert!(!seen.contains("--difficulty 8:"), "{args:?}: {seen:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A scenario value of the wrong kind names its field's path and what it should have been
+/// (serde's untagged enums said only "did not match any variant").
+#[test]
+fn a_wrong_scenario_value_names_its_field() {
+    let dir = scratch("hostile-scenario-values");
+    let path = dir.join("v.json");
+    let scenario = |market: &str, variant: &str| {
+        format!(
+            r#"{{"format": "ipow-scenario/1", "name": "t", "market": {market},
+  "variants": [{variant}], "load": {{"kind": "closed_loop"}}, "period_txs": 10,
+  "repetitions": 1}}"#
+        )
+    };
+    let good_market = r#"{"participants": 40, "contracts": 20, "seed": 1}"#;
+    for (text, names) in [
+        (
+            scenario(good_market, r#"{"consensus": "ipow", "quorum": 3.5}"#),
+            &[
+                "v.json: document: variants (line 2 column",
+                "variants[0].quorum: invalid type: floating point `3.5`, expected u32, or a list of them",
+            ][..],
+        ),
+        (
+            scenario(
+                good_market,
+                r#"{"consensus": "ipow", "quorum": [3, "five"]}"#,
+            ),
+            &["variants[0].quorum: list item 1: invalid type: string \"five\", expected u32"][..],
+        ),
+        (
+            scenario(
+                r#"{"participants": 40, "contracts": 20, "seed": 100000000000000000000}"#,
+                r#"{"consensus": "ipow"}"#,
+            ),
+            &["v.json", "market", "seed: invalid type", "expected u64"][..],
+        ),
+        (
+            scenario(r#"{"dataset": 7}"#, r#"{"consensus": "ipow"}"#),
+            &["market", "dataset: invalid type"][..],
+        ),
+    ] {
+        std::fs::write(&path, text).unwrap();
+        check_error(&["run", "--scenario", &path.display().to_string()], names);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A negative number given to a flag gets the message any other bad value gets, not "unexpected
+/// argument".
+#[test]
+fn a_negative_flag_value_gets_the_range_message() {
+    for (args, names) in [
+        (
+            &["run", "--contracts", "-1"][..],
+            &["invalid value '-1' for '--contracts <CONTRACTS>'"][..],
+        ),
+        (
+            &["generate", "--contracts", "-5", "--out", "/tmp/x.ipowm"][..],
+            &["invalid value '-5' for '--contracts <CONTRACTS>'"][..],
+        ),
+        (
+            &["run", "--byzantine", "-0.5"][..],
+            &["--byzantine -0.5 is outside 0..=1"][..],
+        ),
+        (
+            &["stress", "--threads", "-2"][..],
+            &["invalid value '-2' for '--threads <THREADS>'"][..],
+        ),
+    ] {
+        check_error(args, names);
+        let out = ipow(args);
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("unexpected argument"),
+            "{args:?}"
+        );
+    }
+}
+
+/// A grid whose susceptance matrix is singular in all but name: the error names the bus and the
+/// branch that make it so.
+#[test]
+fn a_nearly_singular_grid_names_its_bus_and_branch() {
+    let dir = scratch("hostile-singular");
+    let text = std::fs::read_to_string(grid14()).unwrap();
+    // Bus 8 hangs on branch 7-8 alone: a reactance of 1e300 leaves it no susceptance.
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let row = lines
+        .iter()
+        .position(|l| l.split_whitespace().take(2).eq(["7", "8"]))
+        .unwrap();
+    let mut fields: Vec<String> = lines[row].split_whitespace().map(str::to_owned).collect();
+    fields[3] = "1e300".into();
+    lines[row] = format!("\t{}", fields.join("\t"));
+    let path = dir.join("singular.m");
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    check_error(
+        &[
+            "run",
+            "--contracts",
+            "10",
+            "--grid",
+            &path.display().to_string(),
+        ],
+        &[
+            "singular.m",
+            "numerically singular",
+            "bus 8",
+            "bus 7 to bus 8",
+            "x = 1.000e300",
+        ],
+    );
+    // Two branches 7-8 whose reactances cancel (x and -x): no net susceptance at bus 8.
+    let original = text.lines().nth(row).unwrap().to_owned();
+    let mut negative: Vec<String> = original.split_whitespace().map(str::to_owned).collect();
+    negative[3] = format!("-{}", negative[3]);
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    lines.insert(row + 1, format!("\t{}", negative.join("\t")));
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    check_error(
+        &[
+            "run",
+            "--contracts",
+            "10",
+            "--grid",
+            &path.display().to_string(),
+        ],
+        &[
+            "singular.m",
+            "singular",
+            "bus 8",
+            "bus 7 to bus 8",
+            "x = -1.762e-1",
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -625,8 +625,9 @@ fn check_seed(
             ),
         ));
     }
-    // 5. The store audits clean.
-    let a = audit(dir, AuditOptions::supervisor())
+    // 5. The store audits clean, its proof tags checked with the run's node secret.
+    let supervisor = AuditOptions::supervisor().with_secret(d.ipow().node_secret());
+    let a = audit(dir, supervisor.clone())
         .map_err(|e| fail("the store reopens", e.to_string()))?;
     // A forgery or tampered amount that Byzantine validators accepted is sealed; the audit,
     // which checks every signature again, must name exactly those contracts and nothing else.
@@ -660,7 +661,7 @@ fn check_seed(
         ));
     }
     // 6. Damage is found where it was done.
-    damage_found(d, dir, AuditOptions::supervisor(), &a.findings)
+    damage_found(d, dir, supervisor, &a.findings)
         .map_err(|e| fail("damage is found at its record", e))?;
     // 7. The same seed on another thread count.
     let other = if d.threads == 1 { 2 } else { 1 };

@@ -951,6 +951,27 @@ fn the_node_secret_stays_apart_owner_only_and_repeats_the_store_bytes() {
     ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("not the one this genesis commits to"));
+    // A PoW store has no proofs, but a wrong secret is still not taken for its own.
+    let pow = fresh("secret-pow");
+    let out = store(&pow, &["--consensus", "pow", "--difficulty", "4"]);
+    assert!(out.status.success());
+    let pow_secret = secret_path(&pow);
+    let r = audit(
+        &pow,
+        AuditOptions::supervisor()
+            .with_secret(ipow::crypto::secret::NodeSecret::read(&other).unwrap()),
+    )
+    .unwrap();
+    assert_eq!(r.tag_check, ipow::chain::audit::TagCheck::WrongSecret);
+    assert!(!r.clean);
+    let r = audit(
+        &pow,
+        AuditOptions::supervisor()
+            .with_secret(ipow::crypto::secret::NodeSecret::read(&pow_secret).unwrap()),
+    )
+    .unwrap();
+    assert_eq!(r.tag_check, ipow::chain::audit::TagCheck::NotIpow);
+    assert!(r.clean, "{:#?}", r.findings);
 
     // Refusals, before any work and leaving nothing behind.
     let d = fresh("secret-d");
@@ -984,7 +1005,7 @@ fn the_node_secret_stays_apart_owner_only_and_repeats_the_store_bytes() {
         ],
         &["--secret /dev/zero", "regular files only"],
     );
-    for dir in [&a, &b, &c, &d] {
+    for dir in [&a, &b, &c, &d, &pow] {
         let _ = std::fs::remove_dir_all(dir);
         let _ = std::fs::remove_file(secret_path(dir));
     }

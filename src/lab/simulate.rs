@@ -627,8 +627,7 @@ fn check_seed(
     }
     // 5. The store audits clean, its proof tags checked with the run's node secret.
     let supervisor = AuditOptions::supervisor().with_secret(d.ipow().node_secret());
-    let a = audit(dir, supervisor.clone())
-        .map_err(|e| fail("the store reopens", e.to_string()))?;
+    let a = audit(dir, supervisor.clone()).map_err(|e| fail("the store reopens", e.to_string()))?;
     // A forgery or tampered amount that Byzantine validators accepted is sealed; the audit,
     // which checks every signature again, must name exactly those contracts and nothing else.
     let named: HashSet<String> = a

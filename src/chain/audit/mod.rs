@@ -553,19 +553,9 @@ fn validator_keys(
     record: &RawRecord,
     report: &mut AuditReport,
 ) -> Vec<ring::hmac::Key> {
-    let StoredConsensus::Ipow { validators, .. } = genesis.consensus else {
-        report.tag_check = TagCheck::NotIpow;
-        return Vec::new();
-    };
-    if options.viewer != Viewer::Supervisor {
-        report.tag_check = TagCheck::NotSupervisor;
-        return Vec::new();
-    }
-    let Some(secret) = &options.secret else {
-        report.tag_check = TagCheck::NoSecret;
-        return Vec::new();
-    };
-    if secret.commitment() != genesis.nodes.mac_commitment {
+    if let Some(secret) = &options.secret
+        && secret.commitment() != genesis.nodes.mac_commitment
+    {
         report.tag_check = TagCheck::WrongSecret;
         report.findings.push(Finding {
             field: Some("node keys.mac commitment".into()),
@@ -578,6 +568,18 @@ fn validator_keys(
         });
         return Vec::new();
     }
+    let StoredConsensus::Ipow { validators, .. } = genesis.consensus else {
+        report.tag_check = TagCheck::NotIpow;
+        return Vec::new();
+    };
+    if options.viewer != Viewer::Supervisor {
+        report.tag_check = TagCheck::NotSupervisor;
+        return Vec::new();
+    }
+    let Some(secret) = &options.secret else {
+        report.tag_check = TagCheck::NoSecret;
+        return Vec::new();
+    };
     report.tag_check = TagCheck::Checked;
     (0..validators.min(10_000))
         .map(|v| secret.validator_mac(v))

@@ -779,21 +779,58 @@ pub fn write_csv(c: &Comparison, out: &mut dyn std::io::Write) -> std::io::Resul
     Ok(())
 }
 
+/// Checks, before any work, that a report can be written to `dir`: it is absent, an empty
+/// directory or an earlier ipow report, and the directory it goes in accepts a new entry (a
+/// probe directory is made and removed in the nearest existing ancestor). Errors name `dir`.
+pub fn check_out_dir(dir: &Path) -> Result<(), ReportError> {
+    let refuse = |message: String| ReportError::Io {
+        path: dir.display().to_string(),
+        message,
+    };
+    if let Ok(meta) = std::fs::symlink_metadata(dir) {
+        if !meta.is_dir() {
+            return Err(refuse(
+                "exists and is not a directory; choose another --out".into(),
+            ));
+        }
+        let mut entries = std::fs::read_dir(dir).map_err(|e| refuse(e.to_string()))?;
+        if entries.next().is_some() && !dir.join("summary.json").is_file() {
+            return Err(refuse(
+                "exists and holds something other than an ipow report; choose another --out".into(),
+            ));
+        }
+    }
+    let mut ancestor = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    while !ancestor.exists() {
+        match ancestor.parent() {
+            Some(p) if !p.as_os_str().is_empty() => ancestor = p.to_path_buf(),
+            _ => ancestor = PathBuf::from("."),
+        }
+    }
+    if !ancestor.is_dir() {
+        return Err(refuse(format!(
+            "{} is not a directory, so nothing can be written below it",
+            ancestor.display()
+        )));
+    }
+    let probe = ancestor.join(format!(".ipow-probe-{}", std::process::id()));
+    std::fs::create_dir(&probe).map_err(|e| {
+        refuse(format!(
+            "cannot be written: creating an entry in {} fails ({e})",
+            ancestor.display()
+        ))
+    })?;
+    let _ = std::fs::remove_dir(&probe);
+    Ok(())
+}
+
 /// Writes the whole report into `dir`, replacing an earlier report there; returns the files
 /// written, relative to `dir`.
 pub fn write(c: &Comparison, dir: &Path) -> Result<Vec<String>, ReportError> {
-    if dir.exists() {
-        let mut entries = std::fs::read_dir(dir).map_err(io_err(dir))?;
-        let empty = entries.next().is_none();
-        if !empty && !dir.join("summary.json").is_file() {
-            return Err(ReportError::Io {
-                path: dir.display().to_string(),
-                message:
-                    "exists and holds something other than an ipow report; choose another --out"
-                        .into(),
-            });
-        }
-    }
+    check_out_dir(dir)?;
     let plots = plots(c)?;
     let parent = match dir.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -808,6 +845,14 @@ pub fn write(c: &Comparison, dir: &Path) -> Result<Vec<String>, ReportError> {
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
     }
+    // An error on the temporary directory names the report's directory, not the temporary one.
+    let named = |e: ReportError| match e {
+        ReportError::Io { message, .. } => ReportError::Io {
+            path: dir.display().to_string(),
+            message: format!("cannot write the report: {message}"),
+        },
+        other => other,
+    };
     let result = (|| -> Result<Vec<String>, ReportError> {
         std::fs::create_dir_all(tmp.join("plots")).map_err(io_err(&tmp))?;
         let mut files = Vec::new();
@@ -844,7 +889,7 @@ pub fn write(c: &Comparison, dir: &Path) -> Result<Vec<String>, ReportError> {
         Ok(f) => f,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&tmp);
-            return Err(e);
+            return Err(named(e));
         }
     };
     // Swap: the old report moves aside, the new one takes its name, the old one goes.

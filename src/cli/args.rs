@@ -11,7 +11,15 @@ use ipow::pipeline::VariantConfig;
 
 /// Energy-market transactions validated by Improved Proof of Work (Liu et al. 2020).
 #[derive(Parser)]
-#[command(name = "ipow", version, about)]
+#[command(
+    name = "ipow",
+    version,
+    about = "Energy-market transactions validated by Improved Proof of Work (Liu et al. 2020), \
+             measured against plain proof of work.\n\nWith no command, ipow runs the main job: \
+             the built-in comparison of IPOW and PoW on the IEEE 118-bus grid \
+             (datasets/scenarios/default-compare.json), about 35 s on the recorded 2-core \
+             machine (longer on a busy one), its report written to target/ipow-report/."
+)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Option<Command>,
@@ -392,7 +400,7 @@ pub(crate) struct RunArgs {
     #[arg(long)]
     pub(crate) grid: Option<std::path::PathBuf>,
     /// Run a scenario file instead (see datasets/scenarios/): its grid, market, variants,
-    /// load and repetitions; the flags above are then ignored.
+    /// load and repetitions; any flag but --json beside it is refused.
     #[arg(long)]
     pub(crate) scenario: Option<std::path::PathBuf>,
     /// Print one JSON object instead of text.

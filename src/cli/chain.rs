@@ -130,7 +130,11 @@ pub(crate) fn audit_command(args: &AuditArgs) -> anyhow::Result<()> {
             ipow::chain::store::LOG_FILE
         );
     }
-    let report = ipow::chain::audit::audit(
+    let log_bytes =
+        std::fs::metadata(args.store.join(ipow::chain::store::LOG_FILE)).map_or(0, |m| m.len());
+    let progress = super::progress::bar(log_bytes, "audit", args.json);
+    progress.set_message("log bytes".into());
+    let report = ipow::chain::audit::audit_with_progress(
         &args.store,
         AuditOptions {
             viewer,
@@ -143,7 +147,9 @@ pub(crate) fn audit_command(args: &AuditArgs) -> anyhow::Result<()> {
                 .map(|path| NodeSecret::read(path).map_err(|m| anyhow::anyhow!("--secret {m}")))
                 .transpose()?,
         },
+        &mut |done, _| progress.set_position(done),
     )?;
+    progress.finish_and_clear();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

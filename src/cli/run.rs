@@ -3,7 +3,7 @@
 
 use super::args::*;
 use super::chain::StoreSecret;
-use super::progress::bar;
+use super::progress::{bar, steps};
 use anyhow::Context as _;
 use ipow::market::rules::WorkloadParams;
 use ipow::pipeline::{Committed, Pipeline};
@@ -55,9 +55,7 @@ pub(crate) fn run_command(args: &RunArgs) -> anyhow::Result<()> {
             _ => (None, None),
         };
         let mut last_head = None;
-        let bar = indicatif::ProgressBar::hidden();
-        bar.set_length(workload.transactions.len() as u64);
-        let started = std::time::Instant::now();
+        let bar = bar(workload.transactions.len() as u64, "decided", args.json);
         let addresses: Vec<_> = generated.members.iter().map(|m| m.address).collect();
         let mut settler =
             ipow::pipeline::settle::PeriodSettler::new(&addresses, opening, settle_params);
@@ -78,12 +76,7 @@ pub(crate) fn run_command(args: &RunArgs) -> anyhow::Result<()> {
         if let Some(writer) = writer.as_mut() {
             pipeline = pipeline.record(writer);
         }
-        let report = pipeline.run(&mut |done, _total| {
-            if terminal && bar.is_hidden() && started.elapsed().as_secs() >= 1 {
-                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-            }
-            bar.set_position(done);
-        })?;
+        let report = pipeline.run(&mut |done, _total| bar.set_position(done))?;
         bar.finish_and_clear();
         let pin = genesis.zip(secret.as_ref()).map(|(genesis, s)| Pin {
             genesis,
@@ -176,7 +169,7 @@ pub(crate) fn simulate_command(
         }
         return Ok(());
     }
-    let bar = bar(seeds, "seeds", json);
+    let bar = steps(seeds, "seeds", json);
     let summary = simulate::run_seeds(first, seeds, &work, &mut |r| {
         if let Err(v) = r {
             bar.suspend(|| eprintln!("FAILED {v}"));
@@ -226,38 +219,20 @@ pub(crate) fn stress_command(args: &StressArgs) -> anyhow::Result<()> {
         .transpose()?;
     let pool = pool(args.threads)?;
     if !args.json {
-        println!(
-            "stress: {} on {} threads, {} participants, batches of {}, grid {}",
-            config.run.variant_name(),
-            pool.current_num_threads(),
-            args.participants,
-            args.batch,
-            args.grid
-                .as_ref()
-                .map_or("none".into(), |g| g.display().to_string())
-        );
-        println!(
-            "{:>10} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6}",
-            "contracts",
-            "gen s",
-            "cons s",
-            "settle s",
-            "wall s",
-            "tx/s",
-            "commit/s",
-            "p50",
-            "p99",
-            "max",
-            "peak RSS",
-            "CPU s",
-            "money"
+        print_stress_header(&config, args, pool.current_num_threads());
+    }
+    let total: u64 = config.sizes.iter().sum();
+    if total > 1_000_000 && !args.json {
+        eprintln!(
+            "stress: {total} contracts over {} sizes; after each size, an estimate of the rest",
+            config.sizes.len()
         );
     }
-    for &size in &config.sizes {
+    for (k, &size) in config.sizes.iter().enumerate() {
         let multi = indicatif::MultiProgress::new();
-        let bars: Vec<indicatif::ProgressBar> = ["generate", "consensus", "settle"]
+        let bars: Vec<super::progress::Progress> = ["generate", "consensus", "settle"]
             .iter()
-            .map(|w| multi.add(bar(size, w, args.json)))
+            .map(|w| bar(size, w, args.json).join(&multi))
             .collect();
         let row = pool.install(|| {
             stress_size(&config, size, grid.as_ref(), &mut |step, done, _| {
@@ -298,6 +273,7 @@ pub(crate) fn stress_command(args: &StressArgs) -> anyhow::Result<()> {
         if !row.conserved {
             anyhow::bail!("size {size}: the ledger's total changed");
         }
+        estimate_rest(&config.sizes[k + 1..], row.wall_seconds / size as f64);
     }
     Ok(())
 }
@@ -397,7 +373,7 @@ pub(crate) fn execute_with_progress(
     quiet: bool,
 ) -> anyhow::Result<ipow::lab::compare::Comparison> {
     let total = sc.cases.len() as u64 * u64::from(sc.repetitions);
-    let bar = bar(total, "runs", quiet);
+    let bar = steps(total, "runs", quiet);
     let cmp = ipow::lab::compare::execute(sc, source, grid, &mut |done, _, label| {
         bar.set_position(done as u64);
         bar.set_message(label.to_owned());
@@ -418,6 +394,7 @@ pub(crate) const DEFAULT_GRID: &str = include_str!("../../datasets/grids/pglib_o
 pub(crate) const DEFAULT_GRID_NAME: &str = "pglib_opf_case118_ieee.m (embedded)";
 
 pub(crate) fn compare_command(args: &CompareArgs) -> anyhow::Result<()> {
+    ipow::report::check_out_dir(&args.out)?;
     let (sc, source, grid) = match &args.scenario {
         Some(path) => {
             let sc = ipow::lab::scenario::load(path)?;
@@ -478,6 +455,64 @@ pub(crate) fn compare_command(args: &CompareArgs) -> anyhow::Result<()> {
 /// start: the run cannot end before it.
 /// Warns up front when a run will take long: an open loop whose last arrival is far off, or a
 /// PoW difficulty whose expected mining time (measured on this machine) passes a minute.
+/// The stress table's title and column heads.
+fn print_stress_header(
+    config: &ipow::lab::stress::StressConfig,
+    args: &StressArgs,
+    threads: usize,
+) {
+    println!(
+        "stress: {} on {} threads, {} participants, batches of {}, grid {}",
+        config.run.variant_name(),
+        threads,
+        args.participants,
+        args.batch,
+        args.grid
+            .as_ref()
+            .map_or("none".into(), |g| g.display().to_string())
+    );
+    println!(
+        "{:>10} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6}",
+        "contracts",
+        "gen s",
+        "cons s",
+        "settle s",
+        "wall s",
+        "tx/s",
+        "commit/s",
+        "p50",
+        "p99",
+        "max",
+        "peak RSS",
+        "CPU s",
+        "money"
+    );
+}
+
+/// After a stress size: how long the sizes still to come take at the last size's time per
+/// contract, when over a minute (a rough guide: small sizes pay more set-up per contract, and
+/// large ones more memory traffic).
+fn estimate_rest(rest: &[u64], seconds_per_contract: f64) {
+    let contracts: u64 = rest.iter().sum();
+    let seconds = contracts as f64 * seconds_per_contract;
+    if seconds > 60.0 {
+        eprintln!(
+            "stress: the {} to come ({contracts} contracts) {} about {} at the last size's \
+             time per contract",
+            match rest.len() {
+                1 => "size".to_owned(),
+                n => format!("{n} sizes"),
+            },
+            if rest.len() == 1 { "takes" } else { "take" },
+            duration_us(
+                std::time::Duration::try_from_secs_f64(seconds)
+                    .map_or(u64::MAX, |d| u64::try_from(d.as_micros())
+                        .unwrap_or(u64::MAX))
+            )
+        );
+    }
+}
+
 /// [`warn_if_long`] for each case of a scenario with a generated market (a dataset's size is
 /// known only once it is opened), per repetition.
 fn warn_if_long_cases(

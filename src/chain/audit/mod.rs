@@ -44,7 +44,7 @@ use serde::Serialize;
 use crate::base::domain::Address;
 use crate::chain::sign::signer_name;
 use crate::chain::store::{
-    Genesis, IndexEntry, LogReader, RawRecord, StoreError, StoredConsensus, decode_commit,
+    Genesis, IndexEntry, LogReader, RawRecord, Stop, StoreError, StoredConsensus, decode_commit,
     decode_consensus, decode_genesis, decode_header_record, decode_slave, genesis_hash, kind,
     read_index,
 };
@@ -377,6 +377,15 @@ fn check_viewer(state: &State, dir: &Path) -> Result<(), StoreError> {
 /// Audits the store at `dir`. Errors are only for a store that cannot be opened at all (no
 /// log, unreadable); everything else is a finding.
 pub fn audit(dir: &Path, options: AuditOptions) -> Result<AuditReport, StoreError> {
+    audit_with_progress(dir, options, &mut |_, _| {})
+}
+
+/// [`audit`], calling `progress(bytes read, log length)` after each period.
+pub fn audit_with_progress(
+    dir: &Path,
+    options: AuditOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<AuditReport, StoreError> {
     let started = Instant::now();
     let mut report = AuditReport::empty(dir, options.viewer);
     let mut reader = LogReader::open(dir)?;
@@ -403,28 +412,14 @@ pub fn audit(dir: &Path, options: AuditOptions) -> Result<AuditReport, StoreErro
                     let end = reader.offset();
                     let records = std::mem::take(&mut pending);
                     audit_period(&mut state, &records, end, &index, &mut report);
+                    progress(end, reader.len());
                     pending_start = end;
                 }
             }
             Ok(None) => break,
             Err(stop) => {
                 if stop.offset < index_end {
-                    // The period cannot be audited whole; still say which of its records no
-                    // longer match their checks, so that the damage is located.
-                    for r in pending.iter().filter(|r| !r.check_ok) {
-                        report.findings.push(check_mismatch(r));
-                    }
-                    report.findings.push(Finding {
-                        offset: Some(stop.offset),
-                        ..Finding::new(
-                            "log",
-                            format!(
-                                "{}; the index says a committed period ends at byte {index_end}, \
-                                 so this is damage, not a torn write",
-                                stop.message
-                            ),
-                        )
-                    });
+                    damaged_period(&pending, &stop, index_end, &mut report);
                 } else {
                     report.torn_tail_bytes = reader.len() - pending_start;
                 }
@@ -444,6 +439,26 @@ pub fn audit(dir: &Path, options: AuditOptions) -> Result<AuditReport, StoreErro
         started,
         if options.baseline { baseline } else { 0.0 },
     ))
+}
+
+/// A record that cannot be framed before the end of the last committed period: damage, not a
+/// torn write. The period cannot be audited whole; its records whose checks no longer match
+/// are still named, so that the damage is located.
+fn damaged_period(pending: &[RawRecord], stop: &Stop, index_end: u64, report: &mut AuditReport) {
+    for r in pending.iter().filter(|r| !r.check_ok) {
+        report.findings.push(check_mismatch(r));
+    }
+    report.findings.push(Finding {
+        offset: Some(stop.offset),
+        ..Finding::new(
+            "log",
+            format!(
+                "{}; the index says a committed period ends at byte {index_end}, so this is \
+                 damage, not a torn write",
+                stop.message
+            ),
+        )
+    });
 }
 
 /// Records after the last commit record and no read error: damage when the index says a

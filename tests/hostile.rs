@@ -562,3 +562,139 @@ fn a_nearly_singular_grid_names_its_bus_and_branch() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `compare --out` is checked before any work: a place that cannot be written, a file, or a
+/// directory holding something else is refused at once (the main job used to run for a minute
+/// first), naming the directory given and not a temporary path.
+#[test]
+fn compare_checks_its_out_directory_before_any_work() {
+    let dir = scratch("hostile-out");
+    let file = dir.join("file");
+    std::fs::write(&file, "x").unwrap();
+    let (file, full) = (file.display().to_string(), dir.display().to_string());
+    for (out, why) in [
+        (
+            "/proc/ipow-report",
+            "cannot be written: creating an entry in /proc fails",
+        ),
+        (file.as_str(), "exists and is not a directory"),
+        (full.as_str(), "holds something other than an ipow report"),
+    ] {
+        let done = within(Duration::from_secs(60), &["compare", "--out", out]);
+        let err = String::from_utf8_lossy(&done.stderr);
+        assert!(!done.status.success(), "{out}");
+        assert!(
+            err.contains(&format!("{out}: ")) && err.contains(why),
+            "{err}"
+        );
+        assert!(!err.contains("cases x"), "the run started: {err}");
+        assert!(!err.contains(".partial"), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `run --scenario FILE` with another flag beside it (which the file overrides) is refused,
+/// naming the flags, instead of dropping them without a word.
+#[test]
+fn a_flag_beside_a_scenario_is_refused() {
+    let scenario = root().join("datasets/scenarios/paper-market.json");
+    let s = scenario.display().to_string();
+    check_error(
+        &["run", "--scenario", &s, "--quorum", "99", "--threads", "1"],
+        &["--quorum, --threads: not used with --scenario"],
+    );
+}
+
+/// A reader that closes the pipe early (`ipow paper | head -1`) ends ipow quietly with the
+/// SIGPIPE status, not a panic.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ipow"))
+        .args(["paper", "--json"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// Off a terminal (a log, CI), long work is not silent: `run`, `audit` and `compare` print plain
+/// progress lines on stderr (one per finished run for compare); `--json` keeps stderr quiet.
+#[test]
+fn progress_off_a_terminal_is_plain_lines() {
+    let dir = scratch("hostile-progress");
+    let store = dir.join("s").display().to_string();
+    let out = ipow(&[
+        "run",
+        "--contracts",
+        "600",
+        "--period-txs",
+        "200",
+        "--store",
+        &store,
+    ]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("decided: 600/600 after "), "{err}");
+    let out = ipow(&["audit", "--store", &store]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let log = std::fs::metadata(dir.join("s/ledger.log")).unwrap().len();
+    assert!(
+        err.contains(&format!("audit: {log}/{log} (log bytes) after ")),
+        "{err}"
+    );
+    let out = ipow(&["audit", "--store", &store, "--json"]);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = dir.join("report").display().to_string();
+    let scenario = root().join("datasets/scenarios/paper-market.json");
+    let out = ipow(&[
+        "compare",
+        "--scenario",
+        &scenario.display().to_string(),
+        "--out",
+        &report,
+    ]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("runs: ")).collect();
+    assert!(lines.len() >= 2, "{err}");
+    assert!(lines[0].starts_with("runs: 1/"), "{err}");
+    // A long stress says so up front, and estimates the rest after its first size.
+    use std::io::BufRead as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ipow"))
+        .args(["stress", "--sizes", "1000,5000000", "--threads", "2"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut seen = String::new();
+    for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        seen += &line;
+        seen.push('\n');
+        if line.contains("to come") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        seen.contains("stress: 5001000 contracts over 2 sizes"),
+        "{seen}"
+    );
+    assert!(
+        seen.contains("stress: the size to come (5000000 contracts) takes about"),
+        "{seen}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -362,3 +362,23 @@ fn bad_readings_name_file_record_and_field() {
     })
     .unwrap();
 }
+
+/// `ipow paper` says "reproduced" only for the paper's own market: another market (one price
+/// changed) runs Section 4's procedure and says it reproduces nothing.
+#[test]
+fn only_the_papers_own_market_is_called_reproduced() {
+    let own = PaperReport::build(&PaperMarket::embedded().unwrap()).unwrap();
+    assert!(own.papers_market);
+    assert!(
+        own.render_text()
+            .starts_with("ipow paper: Liu et al. (2020), Section 4, reproduced")
+    );
+    let mut v: serde_json::Value = serde_json::from_str(EMBEDDED_MARKET).unwrap();
+    v["prices"]["1"] = "17.10".into();
+    let other = PaperMarket::from_json(&v.to_string(), "other.json").unwrap();
+    let report = PaperReport::build(&other).unwrap();
+    assert!(!report.papers_market);
+    let text = report.render_text();
+    assert!(!text.contains("reproduced\n"), "{text}");
+    assert!(text.contains("another market than the paper's"), "{text}");
+}

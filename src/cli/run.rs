@@ -437,6 +437,17 @@ pub(crate) fn compare_command(args: &CompareArgs) -> anyhow::Result<()> {
         grid.as_ref().map(|(n, g)| (n.as_str(), g)),
         false,
     )?;
+    let m = &cmp.setup.machine;
+    if m.busy {
+        let one = |l: Option<[f64; 3]>| l.map_or("unknown".into(), |l| format!("{:.2}", l[0]));
+        eprintln!(
+            "warning: the machine was busy (1-minute load average {} before, {} after, {} \
+             cores): the figures are slower and noisier than on a quiet machine",
+            one(m.load_average_start),
+            one(m.load_average_end),
+            m.cores
+        );
+    }
     let files = ipow::report::write(&cmp, &args.out)?;
     print!("{}", render_rows(&cmp));
     println!();

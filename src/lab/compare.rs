@@ -62,9 +62,36 @@ pub struct Machine {
     pub ipow_version: String,
     /// The curve backend the signature equations run on.
     pub curve_backend: crate::crypto::verify::Backend,
+    /// The 1, 5 and 15-minute load averages before the comparison started (`/proc/loadavg`).
+    pub load_average_start: Option<[f64; 3]>,
+    /// The same when it ended (its own runs count in it).
+    pub load_average_end: Option<[f64; 3]>,
+    /// Other work shared the machine: a 1-minute load over half the cores before the start, or
+    /// over one and a half times the cores at the end. Figures are then slower and noisier.
+    pub busy: bool,
+}
+
+/// The 1, 5 and 15-minute load averages, where the system gives them.
+pub fn load_average() -> Option<[f64; 3]> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let mut v = text.split_whitespace().map(|x| x.parse::<f64>().ok());
+    Some([v.next()??, v.next()??, v.next()??])
 }
 
 impl Machine {
+    /// With the load averages before and after a comparison, and whether the machine was busy.
+    pub fn with_load(self, start: Option<[f64; 3]>, end: Option<[f64; 3]>) -> Self {
+        let cores = self.cores as f64;
+        let busy =
+            start.is_some_and(|l| l[0] > 0.5 * cores) || end.is_some_and(|l| l[0] > 1.5 * cores);
+        Self {
+            load_average_start: start,
+            load_average_end: end,
+            busy,
+            ..self
+        }
+    }
+
     /// Reads this machine and build.
     pub fn current() -> Self {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
@@ -96,6 +123,9 @@ impl Machine {
             git_revision: env!("IPOW_GIT_REVISION").to_owned(),
             ipow_version: env!("CARGO_PKG_VERSION").to_owned(),
             curve_backend: crate::crypto::verify::backend(),
+            load_average_start: None,
+            load_average_end: None,
+            busy: false,
         }
     }
 }
@@ -156,6 +186,27 @@ pub struct Comparison {
     pub contract_ids: BTreeMap<Option<usize>, Vec<crate::contract::ContractId>>,
 }
 
+/// One rayon pool per thread count the scenario's cases use.
+fn pools_for(scenario: &Scenario) -> Result<BTreeMap<usize, rayon::ThreadPool>, CompareError> {
+    let mut pools: BTreeMap<usize, rayon::ThreadPool> = BTreeMap::new();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for case in &scenario.cases {
+        let threads = case.threads.unwrap_or(cores);
+        if let std::collections::btree_map::Entry::Vacant(slot) = pools.entry(threads) {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .thread_name(|i| format!("ipow-worker-{i}"))
+                .build()
+                .map_err(|e| CompareError::Pool {
+                    threads,
+                    message: e.to_string(),
+                })?;
+            slot.insert(pool);
+        }
+    }
+    Ok(pools)
+}
+
 /// Runs every case of `scenario`, repetitions interleaved, on `grid` when given (the
 /// scenario's own, already read). `progress(done, total, label)` is called before each run.
 pub fn execute(
@@ -164,6 +215,7 @@ pub fn execute(
     grid: Option<(&str, &Grid)>,
     progress: &mut dyn FnMut(usize, usize, &str),
 ) -> Result<Comparison, CompareError> {
+    let load_start = load_average();
     // A dataset market is read once: its header gives the placement, its records the workload.
     let (mut dataset, base_params) = match &scenario.market {
         Market::Dataset(d) => {
@@ -183,22 +235,8 @@ pub fn execute(
     };
     // One workload per market size, one pool per thread count.
     let mut workloads: BTreeMap<Option<usize>, Workload> = BTreeMap::new();
-    let mut pools: BTreeMap<usize, rayon::ThreadPool> = BTreeMap::new();
+    let pools = pools_for(scenario)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    for case in &scenario.cases {
-        let threads = case.threads.unwrap_or(cores);
-        if let std::collections::btree_map::Entry::Vacant(slot) = pools.entry(threads) {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .thread_name(|i| format!("ipow-worker-{i}"))
-                .build()
-                .map_err(|e| CompareError::Pool {
-                    threads,
-                    message: e.to_string(),
-                })?;
-            slot.insert(pool);
-        }
-    }
     let gen_pool = pools
         .values()
         .next_back()
@@ -276,7 +314,7 @@ pub fn execute(
             sweep: format!("{:?}", scenario.sweep).to_lowercase(),
             swept: scenario.swept.clone(),
             baseline: first.map(|c| c.label.clone()).unwrap_or_default(),
-            machine: Machine::current(),
+            machine: Machine::current().with_load(load_start, load_average()),
         },
         cases: scenario.cases.clone(),
         runs,

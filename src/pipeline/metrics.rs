@@ -115,6 +115,44 @@ pub struct Expectation {
     pub wrong_rejects: f64,
 }
 
+/// How an open-loop run kept up with the load it was offered.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Pace {
+    /// Offered transactions per second (the open loop's rate; a curve's mean rate up to its
+    /// last arrival).
+    pub offered_per_s: f64,
+    /// Decided transactions per second, from the start to the last decision.
+    pub decided_per_s: f64,
+    /// When the last transaction was due, seconds after the start.
+    pub last_due_s: f64,
+    /// When the last decision came, seconds after the start.
+    pub last_decided_s: f64,
+    /// Decisions came at under 95% of the offered rate: the run fell behind its load.
+    pub fell_behind: bool,
+}
+
+/// The pace of an open-loop or curve run; `None` for a closed loop (everything is due at once).
+fn pace(load: &crate::pipeline::Load, records: &[TxRecord]) -> Option<Pace> {
+    if matches!(load, crate::pipeline::Load::ClosedLoop) || records.is_empty() {
+        return None;
+    }
+    let due = records.iter().map(|r| r.submitted_ns).max().unwrap_or(0) as f64 / 1e9;
+    let decided: Vec<u64> = records.iter().filter_map(|r| r.decided_ns).collect();
+    let last = decided.iter().copied().max().unwrap_or(0) as f64 / 1e9;
+    let offered = match load {
+        crate::pipeline::Load::OpenLoop { rate } => *rate,
+        _ => per_second(records.len() as u64, due),
+    };
+    let decided_per_s = per_second(decided.len() as u64, last);
+    Some(Pace {
+        offered_per_s: offered,
+        decided_per_s,
+        last_due_s: due,
+        last_decided_s: last,
+        fell_behind: decided_per_s < 0.95 * offered,
+    })
+}
+
 /// Everything `ipow run` reports.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunReport {
@@ -150,6 +188,9 @@ pub struct RunReport {
     pub expected: Expectation,
     /// Wall time of the consensus run (workload generation excluded).
     pub wall_seconds: f64,
+    /// An open-loop run's pace against its offered load (absent for a closed loop).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pace: Option<Pace>,
     /// Committed transactions per second of wall time.
     pub committed_per_s: f64,
     /// Validations per second of wall time.
@@ -505,12 +546,11 @@ pub(super) fn report(
         }
         VariantConfig::Pow(_) => Expectation::default(),
     };
-    let seed = workload.params.seed;
     RunReport {
         variant: variant.name().to_owned(),
         config: config.clone(),
         threads: rayon::current_num_threads(),
-        seed,
+        seed: workload.params.seed,
         submitted: records.len() as u64,
         accepted,
         rejected,
@@ -522,6 +562,7 @@ pub(super) fn report(
         wrong_rejects,
         expected,
         wall_seconds: clocks.wall,
+        pace: pace(&config.load, &records),
         committed_per_s: per_second(accepted, clocks.wall),
         validations_per_s: per_second(t.work.validations, clocks.wall),
         latency_commit: Latency::from_histogram(&t.commit_hist),

@@ -25,7 +25,7 @@ pub mod settle;
 
 pub use admit::{Load, RateStep};
 pub use metrics::{
-    BlockSummary, CongestionSummary, Expectation, Latency, RunReport, StageSeconds, TxRecord,
+    BlockSummary, CongestionSummary, Expectation, Latency, Pace, RunReport, StageSeconds, TxRecord,
     process_cpu_seconds,
 };
 

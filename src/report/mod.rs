@@ -501,6 +501,7 @@ fn setup_pairs(c: &Comparison) -> Vec<(&'static str, String)> {
                 m.curve_backend
             ),
         ),
+        ("load average", load_average_cell(m)),
         ("scenario", format!("{} ({})", s.scenario, s.source)),
         ("grid", s.grid.clone().unwrap_or_else(|| "none".into())),
         (
@@ -537,13 +538,22 @@ fn setup_pairs(c: &Comparison) -> Vec<(&'static str, String)> {
     ]
 }
 
-const DEFINITIONS: [&str; 6] = [
+/// The report's glossary; README.md's Glossary lists the same terms (a test checks it).
+pub const DEFINITIONS: [&str; 14] = [
     "**throughput**: committed transactions / wall time of the run (workload generation excluded).",
     "**latency**: from a transaction's intended submission to the commit of its block (closed loop: every transaction is submitted at the start), percentiles from an HDR histogram at 3 significant digits.",
     "**CPU-us / committed**: user + system CPU time of the process over the run, all threads, per committed transaction.",
+    "**O1-O4, W1-W2**: the steps of the paper's Table 1. The supervision node publishes the period's context (O1), assigns each open transaction to an idle validator that never saw it (O2), tallies the proofs (O3) and seals the accepted (O4); a validator checks its transaction (W1) and returns its proof Z(Tk, e) (W2).",
+    "**scheme**: a period's pending transactions that pass the local checks (everything before signatures), taken as simultaneous trades of their MWh as MW for the congestion check.",
+    "**cut**: one curtailment round at O1: the most loaded branch, its direction and the cut-off in curtailment order (lowest priority, then latest submitted, first). The O1 context is the cuts and the priorities; its time is the supervision node's.",
+    "**curtailed**: valid contracts rejected because the period's congestion rule curtails them (right rejections). A scheme trade the rounds curtail whose contract also fails another check (a forged signature) is counted under that check, so scheme trades curtailed can exceed contracts rejected for congestion.",
+    "**residual**: a branch still overloaded after the rounds because no remaining trade aggravates it; curtailment cannot relieve it.",
     "**wrong accepts**: accepted transactions that an honest validator rejects in the period that decided them (planted invalid, replayed, or curtailed by the congestion rule), over all such transactions; **wrong rejects** the converse. *Expected* is the protocol model (validators drawn without replacement from the actual set, ties answered by asking one more, up to q + extra), ± one binomial standard deviation.",
+    "**P(dishonest majority in a quorum)**: the simpler model, a binomial tail: q validators drawn with replacement at the Byzantine fraction, more than half dishonest. It is not the expectation printed beside wrong accepts (the protocol model above); for PoW, which has no quorum, it is 0.",
     "**ratios**: each case against the baseline run of the same repetition (they ran side by side); median [min, max] over repetitions.",
-    "**curtailed**: valid contracts rejected because the period's congestion rule curtails them (right rejections).",
+    "**loss compensation**: at settlement, when the transmission company did not carry a contract's energy, it pays the seller price x sent for the energy it took into the network and lost (and the purchaser damages x sent).",
+    "**node secret**: 32 bytes kept outside a store; the validators' MAC keys and the block-signing keys of the supervision and master nodes are derived from it.",
+    "**pace**: an open-loop run's decided rate against its offered rate; a run under 95% of it fell behind.",
 ];
 
 /// `report.md`.
@@ -825,6 +835,26 @@ pub fn check_out_dir(dir: &Path) -> Result<(), ReportError> {
     })?;
     let _ = std::fs::remove_dir(&probe);
     Ok(())
+}
+
+/// The setup's load-average row: before and after, and a warning when the machine was busy.
+fn load_average_cell(m: &crate::lab::compare::Machine) -> String {
+    let show = |l: Option<[f64; 3]>| {
+        l.map_or_else(
+            || "unknown".to_owned(),
+            |l| format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2]),
+        )
+    };
+    format!(
+        "1, 5 and 15 minutes: {} before, {} after{}",
+        show(m.load_average_start),
+        show(m.load_average_end),
+        if m.busy {
+            "; BUSY: other work shared the machine, so figures are slower and noisier"
+        } else {
+            ""
+        }
+    )
 }
 
 /// Writes the whole report into `dir`, replacing an earlier report there; returns the files

@@ -5,13 +5,23 @@
 use crate::pipeline::{RunReport, VariantConfig};
 use crate::report::duration_us;
 
+/// Basis points as the decimal fraction `--share` takes ("0.5" for 5000).
+fn share_fraction(bps: u32) -> String {
+    let text = format!("{}.{:04}", bps / 10_000, bps % 10_000);
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
 /// `ipow settle --dataset`: what settled, what was excluded and why, and the statements.
 pub fn render_dataset_settlement(r: &crate::pipeline::settle::DatasetSettlement) -> String {
     const SHOWN: usize = 40;
     let mut out = format!(
         "settlement of {} (readings: {}), every account opening at {}, purchaser's share of \
-         transmission {} bps\n",
-        r.dataset, r.readings, r.opening_balance, r.purchaser_share_bps
+         transmission {} ({} basis points)\n",
+        r.dataset,
+        r.readings,
+        r.opening_balance,
+        share_fraction(r.purchaser_share_bps),
+        r.purchaser_share_bps
     );
     let funds = r
         .excluded
@@ -376,6 +386,53 @@ fn variant_params(variant: &VariantConfig) -> String {
     }
 }
 
+/// The settlement lines of a run that settled (nothing otherwise).
+fn settlement_lines(r: &RunReport) -> String {
+    let Some(st) = &r.settlement else {
+        return String::new();
+    };
+    let mut out = String::new();
+    out += &format!(
+        "settlement    {} contracts settled in {} periods ({} failed for lack of funds), {} transfers, {:.3} s; {} accounts opening at {}\n",
+        st.settled,
+        st.periods,
+        st.failed_funds,
+        st.transfers,
+        r.stages_seconds.settle,
+        st.accounts,
+        st.opening_balance
+    );
+    out += &format!(
+        "              purchases {}  transmission {}  damages {}  loss compensation {}; money conserved after every period: {}\n",
+        st.purchase_paid,
+        st.transmission_paid,
+        st.penalties_paid,
+        st.loss_compensation_paid,
+        if st.conserved { "yes" } else { "NO" }
+    );
+    out
+}
+
+/// An open-loop run's pace line (nothing for a closed loop).
+fn pace_line(r: &RunReport) -> String {
+    let Some(p) = &r.pace else {
+        return String::new();
+    };
+    format!(
+        "pace          offered {:.1} tx/s, decided {:.1} tx/s; the last transaction was due at \
+         {:.3} s and the last decision came at {:.3} s{}\n",
+        p.offered_per_s,
+        p.decided_per_s,
+        p.last_due_s,
+        p.last_decided_s,
+        if p.fell_behind {
+            ": the run FELL BEHIND its offered load (decisions under 95% of it)"
+        } else {
+            ""
+        }
+    )
+}
+
 /// Microseconds with a unit that fits.
 pub fn render_run(r: &RunReport) -> String {
     let mut out = String::new();
@@ -402,6 +459,7 @@ pub fn render_run(r: &RunReport) -> String {
         "throughput    {:.0} committed tx/s, {:.0} validations/s over {:.3} s\n",
         r.committed_per_s, r.validations_per_s, r.wall_seconds
     );
+    out += &pace_line(r);
     let l = &r.latency_commit;
     out += &format!(
         "latency       submission to commit: p50 {}  p95 {}  p99 {}  max {}\n",
@@ -439,26 +497,7 @@ pub fn render_run(r: &RunReport) -> String {
             s.congestion
         );
     }
-    if let Some(st) = &r.settlement {
-        out += &format!(
-            "settlement    {} contracts settled in {} periods ({} failed for lack of funds), {} transfers, {:.3} s; {} accounts opening at {}\n",
-            st.settled,
-            st.periods,
-            st.failed_funds,
-            st.transfers,
-            s.settle,
-            st.accounts,
-            st.opening_balance
-        );
-        out += &format!(
-            "              purchases {}  transmission {}  damages {}  loss compensation {}; money conserved after every period: {}\n",
-            st.purchase_paid,
-            st.transmission_paid,
-            st.penalties_paid,
-            st.loss_compensation_paid,
-            if st.conserved { "yes" } else { "NO" }
-        );
-    }
+    out += &settlement_lines(r);
     out += &format!("blocks        {} sealed\n", r.blocks.len());
     for b in r.blocks.iter().take(8) {
         out += &format!(
@@ -498,6 +537,19 @@ pub fn render_run(r: &RunReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_share_is_echoed_as_the_fraction_given() {
+        for (bps, text) in [
+            (5000, "0.5"),
+            (0, "0"),
+            (10_000, "1"),
+            (3333, "0.3333"),
+            (1, "0.0001"),
+        ] {
+            assert_eq!(share_fraction(bps), text);
+        }
+    }
 
     #[test]
     fn a_text_table_aligns_columns_to_their_widest_cell() {

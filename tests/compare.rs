@@ -459,3 +459,79 @@ fn render_in_chromium(html: &Path, dir: &Path) {
         colours.len()
     );
 }
+
+/// One vocabulary: every term of the report's Definitions is in README's Glossary with the same
+/// text, and the words the terminal prints for a grid run (scheme, cut, curtailed, O1 context)
+/// are among them.
+#[test]
+fn the_glossary_defines_every_term_the_reports_use() {
+    let readme = std::fs::read_to_string(manifest().join("README.md")).unwrap();
+    let glossary = readme
+        .split("## Glossary")
+        .nth(1)
+        .and_then(|g| g.split("\n## ").next())
+        .unwrap();
+    for d in ipow::report::DEFINITIONS {
+        assert!(glossary.contains(d), "README's Glossary lacks {d:?}");
+    }
+    for term in [
+        "**scheme**",
+        "**cut**",
+        "**curtailed**",
+        "**residual**",
+        "O1 context",
+        "**loss compensation**",
+        "**P(dishonest majority in a quorum)**",
+        "**wrong accepts**",
+        "**O1-O4, W1-W2**",
+    ] {
+        assert!(
+            ipow::report::DEFINITIONS.iter().any(|d| d.contains(term)),
+            "{term} is not defined"
+        );
+    }
+}
+
+/// The example scenario runs, uses every field `datasets/scenarios/README.md` documents, and
+/// every field it uses is documented there; the example trades file gives flows on case14.
+#[test]
+fn the_example_scenario_and_trades_file_are_documented_and_run() {
+    let dir = manifest().join("datasets");
+    let example = dir.join("scenarios/example.json");
+    let sc = scenario::load(&example).unwrap();
+    assert_eq!(sc.cases.len(), 3, "quorum 3 and 5, and PoW");
+    let readme = std::fs::read_to_string(dir.join("scenarios/README.md")).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&example).unwrap()).unwrap();
+    let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+    keys.extend(v["market"].as_object().unwrap().keys().cloned());
+    for variant in v["variants"].as_array().unwrap() {
+        keys.extend(variant.as_object().unwrap().keys().cloned());
+    }
+    let documented: Vec<String> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `")?.split('`').next().map(str::to_owned))
+        .collect();
+    for k in keys.iter().filter(|k| *k != "consensus") {
+        assert!(documented.contains(k), "{k} is used but not documented");
+    }
+    for d in documented.iter().filter(|d| *d != "stress") {
+        assert!(
+            keys.contains(d),
+            "{d} is documented but the example does not use it"
+        );
+    }
+    let out = crate::util::ipow(&[
+        "grid",
+        "flows",
+        "--grid",
+        dir.join("grids/pglib_opf_case14_ieee.m").to_str().unwrap(),
+        "--trades",
+        dir.join("trades/case14-example.json").to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -12,6 +12,24 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// `ipow compare` of the paper-market scenario into `out`, which must succeed.
+fn compare_paper_market(out: &Path) -> std::process::Output {
+    let scenario = root().join("datasets/scenarios/paper-market.json");
+    let done = ipow(&[
+        "compare",
+        "--scenario",
+        &scenario.display().to_string(),
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    done
+}
+
 fn grid14() -> String {
     root()
         .join("datasets/grids/pglib_opf_case14_ieee.m")
@@ -654,16 +672,7 @@ fn progress_off_a_terminal_is_plain_lines() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report = dir.join("report").display().to_string();
-    let scenario = root().join("datasets/scenarios/paper-market.json");
-    let out = ipow(&[
-        "compare",
-        "--scenario",
-        &scenario.display().to_string(),
-        "--out",
-        &report,
-    ]);
-    assert!(out.status.success());
+    let out = compare_paper_market(&dir.join("report"));
     let err = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("runs: ")).collect();
     assert!(lines.len() >= 2, "{err}");
@@ -696,5 +705,57 @@ fn progress_off_a_terminal_is_plain_lines() {
         seen.contains("stress: the size to come (5000000 contracts) takes about"),
         "{seen}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The run reports itself honestly: an open-loop run that cannot keep up with its offered rate
+/// says so (and one that can, does not); a comparison records the load average before and after
+/// and calls the machine busy exactly by its rule.
+#[test]
+fn a_run_that_falls_behind_or_a_busy_machine_is_reported() {
+    let pace = |args: &[&str]| {
+        let out = ipow(args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["pace"].clone()
+    };
+    let behind = pace(&["run", "--contracts", "5000", "--rate", "1000000", "--json"]);
+    assert_eq!(behind["fell_behind"], true, "{behind}");
+    assert!(behind["decided_per_s"].as_f64().unwrap() < 950_000.0);
+    let kept = pace(&["run", "--contracts", "300", "--rate", "300", "--json"]);
+    assert_eq!(kept["fell_behind"], false, "{kept}");
+    assert_eq!(kept["offered_per_s"], 300.0);
+    let closed = pace(&["run", "--contracts", "100", "--json"]);
+    assert!(closed.is_null(), "a closed loop has no pace: {closed}");
+    let text =
+        String::from_utf8_lossy(&ipow(&["run", "--contracts", "5000", "--rate", "1000000"]).stdout)
+            .into_owned();
+    assert!(text.contains("FELL BEHIND its offered load"), "{text}");
+
+    let dir = scratch("hostile-busy");
+    let report = dir.join("r");
+    let out = compare_paper_market(&report);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.join("summary.json")).unwrap())
+            .unwrap();
+    let m = &summary["setup"]["machine"];
+    let cores = m["cores"].as_f64().unwrap();
+    let (start, end) = (
+        m["load_average_start"][0].as_f64().unwrap(),
+        m["load_average_end"][0].as_f64().unwrap(),
+    );
+    assert_eq!(
+        m["busy"].as_bool().unwrap(),
+        start > 0.5 * cores || end > 1.5 * cores,
+        "{m}"
+    );
+    let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    assert!(md.contains("load average"), "the setup shows it");
+    let warned = String::from_utf8_lossy(&out.stderr).contains("the machine was busy");
+    assert_eq!(warned, m["busy"].as_bool().unwrap());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -535,3 +535,24 @@ fn the_example_scenario_and_trades_file_are_documented_and_run() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The terminal names figures as the report's columns do: throughput is committed tx/s, CPU
+/// time is per committed transaction.
+#[test]
+fn the_terminal_and_the_report_name_figures_alike() {
+    let columns = ipow::report::RUN_COLUMNS;
+    assert!(columns.contains(&"throughput (tx/s)"));
+    assert!(columns.contains(&"CPU-us / committed"));
+    let run = crate::util::ipow(&["run", "--contracts", "300"]);
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        text.contains("throughput    ") && text.contains("committed tx/s"),
+        "{text}"
+    );
+    assert!(text.contains("CPU-us / committed"), "{text}");
+    let stress = crate::util::ipow(&["stress", "--sizes", "1000", "--threads", "2"]);
+    let text = String::from_utf8_lossy(&stress.stdout);
+    assert!(text.contains("throughput is committed tx/s"), "{text}");
+    assert!(text.contains(" contracts/s throughput "), "{text}");
+    assert!(!text.contains("commit/s"), "{text}");
+}

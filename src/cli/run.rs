@@ -254,7 +254,7 @@ pub(crate) fn stress_command(args: &StressArgs) -> anyhow::Result<()> {
             #[allow(clippy::cast_precision_loss)]
             let rss = row.peak_rss_bytes as f64 / f64::from(1u32 << 30);
             println!(
-                "{:>10} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>10.0} {:>10.0} {:>9} {:>9} {:>9} {:>7.2}Gi {:>9.1} {:>6}",
+                "{:>10} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>11.0} {:>10.0} {:>9} {:>9} {:>9} {:>7.2}Gi {:>9.1} {:>6}",
                 row.contracts,
                 st.setup + st.generate,
                 st.consensus,
@@ -473,7 +473,8 @@ fn print_stress_header(
     threads: usize,
 ) {
     println!(
-        "stress: {} on {} threads, {} participants, batches of {}, grid {}",
+        "stress: {} on {} threads, {} participants, batches of {}, grid {}; throughput is \
+         committed tx/s",
         config.run.variant_name(),
         threads,
         args.participants,
@@ -483,14 +484,14 @@ fn print_stress_header(
             .map_or("none".into(), |g| g.display().to_string())
     );
     println!(
-        "{:>10} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6}",
+        "{:>10} {:>9} {:>9} {:>9} {:>9} {:>11} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6}",
         "contracts",
         "gen s",
         "cons s",
         "settle s",
         "wall s",
-        "tx/s",
-        "commit/s",
+        "contracts/s",
+        "throughput",
         "p50",
         "p99",
         "max",

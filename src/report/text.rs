@@ -474,7 +474,7 @@ pub fn render_run(r: &RunReport) -> String {
         s.assign, s.validate, s.tally, s.seal
     );
     out += &format!(
-        "work          {} validations, {} timeouts, {} hashes; {:.2} CPU-s in all, {:.1} CPU-us per committed tx\n",
+        "work          {} validations, {} timeouts, {} hashes; {:.2} CPU-s in all, {:.1} CPU-us / committed\n",
         r.work.validations,
         r.work.timeouts,
         r.work.hashes,

@@ -169,7 +169,7 @@ pub(crate) fn simulate_command(
         }
         return Ok(());
     }
-    let bar = steps(seeds, "seeds", json);
+    let bar = bar(seeds, "seeds", json);
     let summary = simulate::run_seeds(first, seeds, &work, &mut |r| {
         if let Err(v) = r {
             bar.suspend(|| eprintln!("FAILED {v}"));

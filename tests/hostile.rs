@@ -528,56 +528,43 @@ fn a_negative_flag_value_gets_the_range_message() {
 fn a_nearly_singular_grid_names_its_bus_and_branch() {
     let dir = scratch("hostile-singular");
     let text = std::fs::read_to_string(grid14()).unwrap();
-    // Bus 8 hangs on branch 7-8 alone: a reactance of 1e300 leaves it no susceptance.
-    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let lines: Vec<String> = text.lines().map(str::to_owned).collect();
     let row = lines
         .iter()
         .position(|l| l.split_whitespace().take(2).eq(["7", "8"]))
         .unwrap();
-    let mut fields: Vec<String> = lines[row].split_whitespace().map(str::to_owned).collect();
-    fields[3] = "1e300".into();
-    lines[row] = format!("\t{}", fields.join("\t"));
+    // Branch 7-8 with its reactance (column 4) replaced.
+    let with_x = |x: String| {
+        let mut fields: Vec<String> = lines[row].split_whitespace().map(str::to_owned).collect();
+        fields[3] = x;
+        format!("\t{}", fields.join("\t"))
+    };
+    let x = lines[row].split_whitespace().nth(3).unwrap().to_owned();
+    // Bus 8 hangs on branch 7-8 alone: a reactance of 1e300 leaves it no susceptance.
+    let mut huge = lines.clone();
+    huge[row] = with_x("1e300".into());
+    // A second branch 7-8 whose reactance cancels the first's: no net susceptance at bus 8.
+    let mut cancelling = lines.clone();
+    cancelling.insert(row + 1, with_x(format!("-{x}")));
     let path = dir.join("singular.m");
-    std::fs::write(&path, lines.join("\n")).unwrap();
-    check_error(
-        &[
-            "run",
-            "--contracts",
-            "10",
-            "--grid",
-            &path.display().to_string(),
-        ],
-        &[
-            "singular.m",
-            "numerically singular",
-            "bus 8",
-            "bus 7 to bus 8",
-            "x = 1.000e300",
-        ],
-    );
-    // Two branches 7-8 whose reactances cancel (x and -x): no net susceptance at bus 8.
-    let original = text.lines().nth(row).unwrap().to_owned();
-    let mut negative: Vec<String> = original.split_whitespace().map(str::to_owned).collect();
-    negative[3] = format!("-{}", negative[3]);
-    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
-    lines.insert(row + 1, format!("\t{}", negative.join("\t")));
-    std::fs::write(&path, lines.join("\n")).unwrap();
-    check_error(
-        &[
-            "run",
-            "--contracts",
-            "10",
-            "--grid",
-            &path.display().to_string(),
-        ],
-        &[
-            "singular.m",
-            "singular",
-            "bus 8",
-            "bus 7 to bus 8",
-            "x = -1.762e-1",
-        ],
-    );
+    for (grid, shown) in [
+        (huge, ["numerically singular", "x = 1.000e300"]),
+        (cancelling, ["singular", "x = -1.762e-1"]),
+    ] {
+        std::fs::write(&path, grid.join("\n")).unwrap();
+        let mut names = vec!["singular.m", "bus 8", "bus 7 to bus 8"];
+        names.extend(shown);
+        check_error(
+            &[
+                "run",
+                "--contracts",
+                "10",
+                "--grid",
+                &path.display().to_string(),
+            ],
+            &names,
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -165,15 +165,9 @@ pub(crate) fn audit_command(args: &AuditArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A hash given on the command line: 64 hex digits.
+/// A hash pinned on the command line, when given: 64 hex digits.
 fn pinned_hash(flag: &str, text: Option<&str>) -> anyhow::Result<Option<[u8; 32]>> {
-    let Some(text) = text else {
-        return Ok(None);
-    };
-    let mut hash = [0u8; 32];
-    hex::decode_to_slice(text.trim(), &mut hash)
-        .map_err(|e| anyhow::anyhow!("{flag} {text:?}: expected 64 hex digits ({e})"))?;
-    Ok(Some(hash))
+    text.map(|t| hex32(flag, t.trim())).transpose()
 }
 
 /// `ipow prove`: the proof that a contract is committed, as JSON.

@@ -33,7 +33,7 @@ pub(crate) fn run_command(args: &RunArgs) -> anyhow::Result<()> {
         },
     };
     config.load.check().map_err(|m| anyhow::anyhow!("--{m}"))?;
-    warn_if_long(&config, args.contracts, &pool);
+    warn_if_long(&config, args.contracts, &mut nonce_rate_on(&pool))?;
     let mut params = WorkloadParams::scaled_paper(args.seed, args.contracts);
     args.rates.apply(&mut params)?;
     let terminal = std::io::stderr().is_terminal() && !args.json;
@@ -462,10 +462,6 @@ pub(crate) fn compare_command(args: &CompareArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Warns on stderr when an open-loop run's last arrival is due more than a minute after its
-/// start: the run cannot end before it.
-/// Warns up front when a run will take long: an open loop whose last arrival is far off, or a
-/// PoW difficulty whose expected mining time (measured on this machine) passes a minute.
 /// The stress table's title and column heads.
 fn print_stress_header(
     config: &ipow::lab::stress::StressConfig,
@@ -516,34 +512,62 @@ fn estimate_rest(rest: &[u64], seconds_per_contract: f64) {
                 n => format!("{n} sizes"),
             },
             if rest.len() == 1 { "takes" } else { "take" },
-            duration_us(
-                std::time::Duration::try_from_secs_f64(seconds)
-                    .map_or(u64::MAX, |d| u64::try_from(d.as_micros())
-                        .unwrap_or(u64::MAX))
-            )
+            seconds_text(seconds)
         );
     }
 }
 
+/// `seconds` as the terminal prints a duration (the longest one past what a `u64` of
+/// microseconds holds).
+fn seconds_text(seconds: f64) -> String {
+    duration_us(
+        std::time::Duration::try_from_secs_f64(seconds).map_or(u64::MAX, |d| {
+            u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+        }),
+    )
+}
+
 /// [`warn_if_long`] for each case of a scenario with a generated market (a dataset's size is
-/// known only once it is opened), per repetition.
+/// known only once it is opened), per repetition; the nonce rate is measured once per thread
+/// count, and only for PoW cases.
 fn warn_if_long_cases(
     sc: ipow::lab::scenario::Scenario,
 ) -> anyhow::Result<ipow::lab::scenario::Scenario> {
     if let ipow::lab::scenario::Market::Generated(market) = &sc.market {
+        let mut rates: std::collections::HashMap<Option<usize>, f64> =
+            std::collections::HashMap::new();
         for case in &sc.cases {
             let contracts = case.contracts.unwrap_or(market.contracts);
-            warn_if_long(&case.config, contracts, &pool(case.threads)?);
+            warn_if_long(&case.config, contracts, &mut || {
+                if let Some(&rate) = rates.get(&case.threads) {
+                    return Ok(rate);
+                }
+                let rate = pool(case.threads)?.install(ipow::consensus::pow::nonce_rate);
+                rates.insert(case.threads, rate);
+                Ok(rate)
+            })?;
         }
     }
     Ok(sc)
 }
 
-fn warn_if_long(config: &RunConfig, contracts: usize, pool: &rayon::ThreadPool) {
+/// The PoW nonce rate on `pool`, measured when asked.
+fn nonce_rate_on(pool: &rayon::ThreadPool) -> impl FnMut() -> anyhow::Result<f64> + '_ {
+    || Ok(pool.install(ipow::consensus::pow::nonce_rate))
+}
+
+/// Warns up front when a run will take long: a PoW difficulty whose expected mining time at
+/// `nonce_rate` (measured on this machine, asked for only for PoW) passes a minute, or an open
+/// loop whose last arrival is due more than a minute after the start.
+fn warn_if_long(
+    config: &RunConfig,
+    contracts: usize,
+    nonce_rate: &mut dyn FnMut() -> anyhow::Result<f64>,
+) -> anyhow::Result<()> {
     if let ipow::pipeline::VariantConfig::Pow(p) = &config.variant {
         let blocks = contracts.div_ceil(config.period_txs.max(1)) as u64;
-        let (rate, seconds) =
-            pool.install(|| ipow::consensus::pow::estimate(p.difficulty_bits, blocks));
+        let rate = nonce_rate()?;
+        let seconds = 2f64.powi(i32::from(p.difficulty_bits)) * blocks as f64 / rate;
         if seconds > 60.0 {
             eprintln!(
                 "warning: --difficulty {}: about 2^{} nonces per block; at this machine's {:.1} M \
@@ -551,11 +575,7 @@ fn warn_if_long(config: &RunConfig, contracts: usize, pool: &rayon::ThreadPool) 
                 p.difficulty_bits,
                 p.difficulty_bits,
                 rate / 1e6,
-                duration_us(
-                    std::time::Duration::try_from_secs_f64(seconds)
-                        .map_or(u64::MAX, |d| u64::try_from(d.as_micros())
-                            .unwrap_or(u64::MAX))
-                )
+                seconds_text(seconds)
             );
         }
     }
@@ -569,6 +589,7 @@ fn warn_if_long(config: &RunConfig, contracts: usize, pool: &rayon::ThreadPool) 
             duration_us(u64::try_from(last.as_micros()).unwrap_or(u64::MAX))
         );
     }
+    Ok(())
 }
 
 /// `ipow stress`'s sizes, participants, periods and batches, before any work.

@@ -153,14 +153,12 @@ fn meets(state: &[u32; 8], bits: u32) -> bool {
     true
 }
 
-/// This machine's nonce rate on the current pool (hashes per second, measured on 2^20 nonces at
-/// a difficulty no nonce meets, about 0.05 s) and the expected seconds to mine `blocks` blocks at
-/// `bits` bits (2^bits nonces per block on average).
-pub fn estimate(bits: u8, blocks: u64) -> (f64, f64) {
+/// This machine's nonce rate on the current pool: hashes per second, measured on 2^20 nonces at
+/// a difficulty no nonce meets (about 0.05 s). Mining a block at `bits` bits takes 2^bits
+/// nonces on average.
+pub fn nonce_rate() -> f64 {
     let probe = search(&[0u8; HEADER_LEN], 64, 1 << 20);
-    let rate = probe.hashes as f64 / probe.elapsed.as_secs_f64().max(1e-9);
-    let expected = 2f64.powi(i32::from(bits)) * blocks as f64;
-    (rate, expected / rate)
+    probe.hashes as f64 / probe.elapsed.as_secs_f64().max(1e-9)
 }
 
 /// Searches nonces 0, 1, 2, ... for the smallest one giving `bits` leading zero bits, on every

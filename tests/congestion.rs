@@ -1,6 +1,6 @@
 use std::collections::HashSet;
 
-use ipow::validate::congestion::Curtailment;
+use ipow::validate::congestion::{Curtailment, SlotBase, SlotCurtailments};
 
 use ipow::base::rng::Rng;
 use ipow::consensus::ipow::{Behaviour, IpowParams};
@@ -25,12 +25,18 @@ fn scheme(grid: &Grid, seed: u64, count: usize, max_milli_mw: i64) -> Vec<Scheme
             seller: r.index(grid.buses.len()) as u32,
             buyer: r.index(grid.buses.len()) as u32,
             milli_mw: r.between(1, max_milli_mw),
+            slot: 0,
         })
         .collect()
 }
 
 fn flows_of(model: &DcModel, trades: &[&SchemeTrade]) -> Vec<f64> {
-    let mut inj = vec![0i64; model.grid().buses.len()];
+    flows_on(model, None, trades)
+}
+
+/// Flows of `trades` on the committed injections `base` (0.001 MW per bus).
+fn flows_on(model: &DcModel, base: Option<&[i64]>, trades: &[&SchemeTrade]) -> Vec<f64> {
+    let mut inj = base.map_or_else(|| vec![0i64; model.grid().buses.len()], <[i64]>::to_vec);
     for t in trades {
         inj[t.seller as usize] += t.milli_mw;
         inj[t.buyer as usize] -= t.milli_mw;
@@ -112,6 +118,7 @@ fn lowest_priority_goes_first_then_the_latest_submitted() {
         seller: b2,
         buyer: b3,
         milli_mw: 60_000,
+        slot: 0,
     };
     // Six 60 MW trades: about 2.6 of them fit on 2-3 (it carries ~0.88 of each).
     let trades = vec![t(0, 5), t(1, 0), t(2, 5), t(3, 0), t(4, 9), t(5, 5)];
@@ -178,6 +185,7 @@ fn ipow_on_a_grid_curtails_congesting_trades_the_same_on_any_thread_count() {
     let w = Workload::generate(params);
     let a = run_grid(1, &w, &market, 0.0);
     let b = run_grid(2, &w, &market, 0.0);
+    let seven = run_grid(7, &w, &market, 0.0);
     let c = a.congestion.as_ref().unwrap();
     assert!(c.curtailed_trades > 0 && a.curtailed > 0, "{c:?}");
     // Honest validators: every rejection is a planted fault or a curtailment; nothing wrong.
@@ -199,6 +207,12 @@ fn ipow_on_a_grid_curtails_congesting_trades_the_same_on_any_thread_count() {
         )
     };
     assert_eq!(key(&a), key(&b));
+    assert_eq!(key(&a), key(&seven));
+    // The congestion contexts, slots and committed bases over every period included.
+    let summary = |r: &RunReport| serde_json::to_string(&r.congestion).unwrap();
+    assert!(c.slots.len() > 1 && c.base_share_max > 0.0, "{c:?}");
+    assert_eq!(summary(&a), summary(&b));
+    assert_eq!(summary(&a), summary(&seven));
     // Without the grid nothing is curtailed and more is accepted.
     let free = pool(2).install(|| {
         let config = RunConfig {
@@ -212,15 +226,20 @@ fn ipow_on_a_grid_curtails_congesting_trades_the_same_on_any_thread_count() {
     assert_eq!(free.accepted, a.accepted + a.curtailed);
 }
 
+/// One published cut as the plain rule gives it: (branch, sign, excess, cut-off priority,
+/// cut-off order, curtailed, removed, firm).
+type PlainCut = (usize, i8, i64, u64, u32, u32, i64, bool);
+
 /// The rule as ARCHITECTURE.md states it, written plainly and independently of
-/// `Curtailment::compute`'s chunked passes: every round recomputes every live trade's
-/// contribution; returns (branch, sign, excess, cut-off priority, cut-off order, curtailed,
-/// removed) per cut and the curtailed submission orders.
-#[allow(clippy::type_complexity)]
+/// `Curtailment::compute_on`'s chunked passes: every round recomputes every live trade's
+/// contribution; the flows are `base` (committed injections, 0.001 MW per bus) plus the live
+/// trades; a branch the base alone overloads loses every aggravating trade first. Returns the
+/// cuts, the curtailed submission orders and the residual branches.
 fn reference_rule(
     model: &DcModel,
     scheme: &[SchemeTrade],
-) -> (Vec<(usize, i8, i64, u64, u32, u32, i64)>, HashSet<u32>) {
+    base: Option<&[i64]>,
+) -> (Vec<PlainCut>, HashSet<u32>, Vec<usize>) {
     let grid = model.grid();
     let mut trades = scheme.to_vec();
     trades.sort_by_key(|t| t.order);
@@ -234,6 +253,21 @@ fn reference_rule(
         let r = (x.abs() + 0.5).trunc() as i64;
         if x < 0.0 { -r } else { r }
     };
+    // Branches the base alone overloads, most loaded first (ties to the lower row).
+    let mut firm: Vec<(usize, f64, i8)> = match base {
+        Some(b) => {
+            let f = flows_on(model, Some(b), &[]);
+            grid.branches
+                .iter()
+                .enumerate()
+                .filter(|(k, br)| br.is_limited() && f[*k].abs() > br.rate_a)
+                .map(|(k, br)| (k, f[k].abs() / br.rate_a, if f[k] > 0.0 { 1 } else { -1 }))
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    firm.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut firm = firm.into_iter();
     loop {
         let live: Vec<&SchemeTrade> = trades
             .iter()
@@ -241,18 +275,37 @@ fn reference_rule(
             .filter(|(_, a)| **a)
             .map(|(t, _)| t)
             .collect();
-        let flows = flows_of(model, &live);
-        let mut pick: Option<(usize, f64)> = None;
-        for (k, (b, f)) in grid.branches.iter().zip(&flows).enumerate() {
-            if b.is_limited() && f.abs() > b.rate_a && !given_up.contains(&k) {
-                let l = f.abs() / b.rate_a;
-                if pick.is_none_or(|(_, best)| l > best) {
-                    pick = Some((k, l));
-                }
+        let flows = flows_on(model, base, &live);
+        let (l, sign, all) = match firm.next() {
+            Some((l, _, sign)) => {
+                given_up.push(l);
+                (l, sign, true)
             }
-        }
-        let Some((l, _)) = pick else { break };
-        let sign: i8 = if flows[l] > 0.0 { 1 } else { -1 };
+            None => {
+                let mut pick: Option<(usize, f64)> = None;
+                for (k, (b, f)) in grid.branches.iter().zip(&flows).enumerate() {
+                    if b.is_limited() && f.abs() > b.rate_a && !given_up.contains(&k) {
+                        let l = f.abs() / b.rate_a;
+                        if pick.is_none_or(|(_, best)| l > best) {
+                            pick = Some((k, l));
+                        }
+                    }
+                }
+                let Some((l, _)) = pick else {
+                    let over: Vec<usize> = grid
+                        .branches
+                        .iter()
+                        .zip(&flows)
+                        .enumerate()
+                        .filter(|(_, (b, f))| b.is_limited() && f.abs() > b.rate_a)
+                        .map(|(k, _)| k)
+                        .collect();
+                    given_up.retain(|k| over.contains(k));
+                    break;
+                };
+                (l, if flows[l] > 0.0 { 1 } else { -1 }, false)
+            }
+        };
         let excess = (((flows[l].abs() - grid.branches[l].rate_a) * 1e6).ceil() as i64).max(1);
         let row = model.ptdf_row(l);
         // Curtailment order: lowest priority first, then latest submitted first.
@@ -262,14 +315,16 @@ fn reference_rule(
             .filter(|&(_, c)| c > 0)
             .collect();
         if candidates.is_empty() {
-            given_up.push(l);
+            if !all {
+                given_up.push(l);
+            }
             continue;
         }
         candidates.sort_by_key(|&(i, _)| (trades[i].priority, std::cmp::Reverse(trades[i].order)));
         let (mut removed, mut n) = (0i64, 0u32);
         let mut last = 0;
         for &(i, c) in &candidates {
-            if removed >= excess {
+            if removed >= excess && !all {
                 break;
             }
             alive[i] = false;
@@ -285,6 +340,7 @@ fn reference_rule(
             trades[last].order,
             n,
             removed,
+            all,
         ));
     }
     let curtailed = trades
@@ -293,7 +349,26 @@ fn reference_rule(
         .filter(|(_, a)| !**a)
         .map(|(t, _)| t.order)
         .collect();
-    (cuts, curtailed)
+    (cuts, curtailed, given_up)
+}
+
+/// The cuts as the plain rule lists them.
+fn plain_cuts(c: &Curtailment) -> Vec<PlainCut> {
+    c.cuts
+        .iter()
+        .map(|k| {
+            (
+                k.branch,
+                k.sign,
+                k.excess_w,
+                k.cutoff_priority,
+                k.cutoff_order,
+                k.curtailed,
+                k.removed_w,
+                k.firm,
+            )
+        })
+        .collect()
 }
 
 #[test]
@@ -318,28 +393,15 @@ fn the_chunked_rule_equals_the_rule_written_plainly() {
                 seller: r.index(grid.buses.len()) as u32,
                 buyer: r.index(grid.buses.len()) as u32,
                 milli_mw: r.between(1, max_milli),
+                slot: 0,
             })
             .collect();
         if shuffle {
             r.shuffle(&mut trades);
         }
-        let (want_cuts, want_set) = reference_rule(&model, &trades);
+        let (want_cuts, want_set, _) = reference_rule(&model, &trades, None);
         let c = pool(2).install(|| Curtailment::compute(&model, &trades));
-        let got: Vec<_> = c
-            .cuts
-            .iter()
-            .map(|k| {
-                (
-                    k.branch,
-                    k.sign,
-                    k.excess_w,
-                    k.cutoff_priority,
-                    k.cutoff_order,
-                    k.curtailed,
-                    k.removed_w,
-                )
-            })
-            .collect();
+        let got = plain_cuts(&c);
         assert!(!want_cuts.is_empty(), "{case}: the scheme must congest");
         assert_eq!(got, want_cuts, "{case}");
         let verdicts: HashSet<u32> = trades
@@ -349,5 +411,210 @@ fn the_chunked_rule_equals_the_rule_written_plainly() {
             .collect();
         assert_eq!(verdicts, want_set, "{case}");
         assert_eq!(c.curtailed, want_set.len(), "{case}");
+    }
+}
+
+#[test]
+fn trades_of_different_slots_never_curtail_each_other_and_committed_ones_are_firm() {
+    // case14: a 100 MW trade from bus 2 to bus 3 puts about 60 MW on branch row 2 (2-3, rateA
+    // 145): two fit in one hour, three do not.
+    let grid = load("pglib_opf_case14_ieee.m");
+    let model = DcModel::new(grid.clone()).unwrap();
+    let nbus = grid.buses.len();
+    let (b2, b3) = (
+        grid.bus_index(2).unwrap() as u32,
+        grid.bus_index(3).unwrap() as u32,
+    );
+    let t = |order: u32, slot: u32| SchemeTrade {
+        order,
+        priority: 0,
+        seller: b2,
+        buyer: b3,
+        milli_mw: 100_000,
+        slot,
+    };
+    let empty = SlotBase::new();
+    let apart = SlotCurtailments::compute(&model, &[t(0, 3), t(1, 3), t(2, 18), t(3, 18)], &empty);
+    assert_eq!(apart.curtailed(), 0, "{apart:?}");
+    assert_eq!(apart.slots.len(), 2);
+    let together =
+        SlotCurtailments::compute(&model, &[t(0, 18), t(1, 18), t(2, 18), t(3, 18)], &empty);
+    assert!(together.curtailed() > 0, "{together:?}");
+    // Committed in period k for 18:00; in period k + 1 a third trade for 18:00 is curtailed,
+    // while it fits an empty line, and the same trade for 03:00 is accepted.
+    let mut base = SlotBase::new();
+    base.commit(&[t(0, 18), t(1, 18)], nbus);
+    assert_eq!(
+        SlotCurtailments::compute(&model, &[t(2, 18)], &empty).curtailed(),
+        0
+    );
+    let next = SlotCurtailments::compute(&model, &[t(2, 18), t(3, 3)], &base);
+    assert_eq!(next.curtailing_cut(&t(2, 18)), Some(0), "{next:?}");
+    assert_eq!(next.curtailing_cut(&t(3, 3)), None);
+    let c = next.of(18).unwrap();
+    assert!(c.base_share[0] > 0.5, "{:?}", c.base_share);
+    assert!(c.overloaded_by_base.is_empty());
+    // Committed trades alone overload 2-3: every pending trade that aggravates it goes, however
+    // small, and the branch is residual; a trade pulling against it stays.
+    base.commit(&[t(4, 18), t(5, 18)], nbus);
+    let small = SchemeTrade {
+        milli_mw: 1_000,
+        ..t(6, 18)
+    };
+    let back = SchemeTrade {
+        seller: b3,
+        buyer: b2,
+        milli_mw: 1_000,
+        ..t(7, 18)
+    };
+    let firm = SlotCurtailments::compute(&model, &[small, back], &base);
+    let c = firm.of(18).unwrap();
+    assert!(c.overloaded_by_base.contains(&2), "{c:?}");
+    assert!(c.residual.contains(&2), "{c:?}");
+    assert!(c.cuts[0].firm && c.cuts[0].branch == 2, "{:?}", c.cuts);
+    assert!(firm.curtailing_cut(&small).is_some());
+    assert!(firm.curtailing_cut(&back).is_none());
+    // Pruned once the window has passed 18:00.
+    base.prune_before(19);
+    assert!(base.of(18).is_none() && base.slots().next().is_none());
+}
+
+#[test]
+fn the_rule_per_slot_on_committed_flows_equals_the_rule_written_plainly() {
+    let (mut firm_cuts, mut cuts) = (0, 0);
+    for (case, count, max_milli) in [
+        ("pglib_opf_case14_ieee.m", 600, 30_000),
+        ("pglib_opf_case57_ieee.m", 1_500, 30_000),
+        ("pglib_opf_case2869_pegase.m", 3_000, 400_000),
+    ] {
+        let grid = load(case);
+        let model = DcModel::new(grid.clone()).unwrap();
+        let nbus = grid.buses.len();
+        let mut r = Rng::stream(27, &[count as u64]);
+        let trade = |order: u32, slot: u32, r: &mut Rng| SchemeTrade {
+            order,
+            priority: r.below(5) * 3,
+            seller: r.index(nbus) as u32,
+            buyer: r.index(nbus) as u32,
+            milli_mw: r.between(1, max_milli),
+            slot,
+        };
+        // Committed trades in slots 0 to 3 (heavy enough that some overload alone); slot 4 has
+        // none.
+        let committed: Vec<SchemeTrade> = (0..count as u32 / 2)
+            .map(|k| trade(k, k % 4, &mut r))
+            .collect();
+        let mut base = SlotBase::new();
+        base.commit(&committed, nbus);
+        let mut trades: Vec<SchemeTrade> = (0..count as u32)
+            .map(|k| {
+                let slot = r.below(5) as u32;
+                trade(k * 2 + 1, slot, &mut r)
+            })
+            .collect();
+        r.shuffle(&mut trades);
+        let got = pool(2).install(|| SlotCurtailments::compute(&model, &trades, &base));
+        assert_eq!(got.slots.len(), 5, "{case}");
+        for slot in 0..5 {
+            let mine: Vec<SchemeTrade> =
+                trades.iter().filter(|t| t.slot == slot).copied().collect();
+            let (want, set, residual) = reference_rule(&model, &mine, base.of(slot));
+            let c = got.of(slot).unwrap();
+            assert_eq!(plain_cuts(c), want, "{case} slot {slot}");
+            assert_eq!(c.residual, residual, "{case} slot {slot}");
+            let verdicts: HashSet<u32> = mine
+                .iter()
+                .filter(|t| got.curtailing_cut(t).is_some())
+                .map(|t| t.order)
+                .collect();
+            assert_eq!(verdicts, set, "{case} slot {slot}");
+            firm_cuts += want.iter().filter(|c| c.7).count();
+            cuts += want.len();
+        }
+    }
+    assert!(
+        firm_cuts > 0 && cuts > firm_cuts,
+        "{firm_cuts} firm of {cuts} cuts"
+    );
+}
+
+#[test]
+fn the_committed_base_after_a_run_is_the_sum_of_its_accepted_trades() {
+    let grid = load("pglib_opf_case57_ieee.m");
+    let mut params = WorkloadParams::for_participants(3, 300, 3_000);
+    params.delivery.congestion_ppm = 2_000_000;
+    let market = GridMarket::place(
+        DcModel::new(grid.clone()).unwrap(),
+        params.sellers,
+        params.purchasers,
+    )
+    .unwrap();
+    let w = ipow::market::generator::Market::new(params, Some(&market)).batch(0..3_000);
+    let mut base = SlotBase::new();
+    let config = RunConfig {
+        variant: VariantConfig::Ipow(IpowParams::honest(32, 3, 4, 9)),
+        period_txs: 300,
+        load: ipow::pipeline::Load::ClosedLoop,
+    };
+    let report = pool(2).install(|| {
+        Pipeline::new(&config, &w)
+            .grid(Some(&market))
+            .committed_flows(&mut base)
+            .run(&mut |_, _| {})
+            .unwrap()
+    });
+    let c = report.congestion.as_ref().unwrap();
+    assert!(c.curtailed_trades > 0 && c.base_share_max > 0.0, "{c:?}");
+    let accepted: Vec<SchemeTrade> = report
+        .records
+        .iter()
+        .filter(|x| x.outcome == ipow::consensus::Outcome::Accepted)
+        .filter_map(|x| market.trade(w.rules.terms(), x.tx, 0, &w.transactions[x.tx as usize]))
+        .collect();
+    let mut want = SlotBase::new();
+    want.commit(&accepted, grid.buses.len());
+    assert_eq!(base, want);
+    // Honest validators accept only what the rule let through: no slot's committed flows
+    // overload a line.
+    for (slot, inj) in base.slots() {
+        let flows = flows_on(&DcModel::new(grid.clone()).unwrap(), Some(inj), &[]);
+        let over = overloaded(&DcModel::new(grid.clone()).unwrap(), &flows);
+        assert!(over.is_empty(), "slot {slot}: {over:?}");
+    }
+}
+
+#[test]
+fn at_the_default_settings_a_generated_market_curtails_under_a_tenth() {
+    for (case, contracts) in [
+        ("pglib_opf_case14_ieee.m", 6_000),
+        ("pglib_opf_case118_ieee.m", 6_000),
+        ("pglib_opf_case2869_pegase.m", 20_000),
+    ] {
+        let grid = load(case);
+        let params = WorkloadParams::for_participants(1, 1000, contracts);
+        let market = GridMarket::place(
+            DcModel::new(grid).unwrap(),
+            params.sellers,
+            params.purchasers,
+        )
+        .unwrap();
+        let w =
+            ipow::market::generator::Market::new(params, Some(&market)).batch(0..contracts as u64);
+        let config = RunConfig {
+            variant: VariantConfig::Ipow(IpowParams::honest(32, 3, 4, 9)),
+            period_txs: 2_000,
+            load: ipow::pipeline::Load::ClosedLoop,
+        };
+        let report = Pipeline::new(&config, &w)
+            .grid(Some(&market))
+            .run(&mut |_, _| {})
+            .unwrap();
+        let c = report.congestion.as_ref().unwrap();
+        let share = c.curtailed_trades as f64 / c.scheme_trades as f64;
+        assert!(
+            share < 0.10,
+            "{case}: {share:.4} of the scheme curtailed: {c:?}"
+        );
+        assert!(c.slots.len() == 24, "{case}: {} slots", c.slots.len());
     }
 }

@@ -49,7 +49,14 @@ fn every_planted_transaction_is_invalid_for_exactly_its_reason_and_no_valid_one_
         congestion: &NoCongestionStage,
     };
     // An empty scheme: no curtailment, only the single-trade check of the grid.
-    let alone = ipow::validate::congestion::period(&g, &w, &[], &local, PriorityRule::new(vec![0]));
+    let alone = ipow::validate::congestion::period(
+        &g,
+        &w,
+        &[],
+        &local,
+        PriorityRule::new(vec![0]),
+        &ipow::validate::congestion::SlotBase::new(),
+    );
     let checks = Checks {
         rules: &w.rules,
         congestion: &alone,

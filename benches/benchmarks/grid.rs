@@ -54,6 +54,7 @@ pub fn market_trades(model: &DcModel, count: usize, load_factor: f64) -> Vec<Sch
                 seller: gens[r.index(gens.len())],
                 buyer: loads[r.index(loads.len())],
                 milli_mw: r.between(1, 2 * mean_milli.max(1)),
+                slot: 0,
             }
         })
         .collect()

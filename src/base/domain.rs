@@ -189,7 +189,9 @@ impl AuxServiceKind {
 }
 
 /// Minutes since the start of the market's day 0; shown as `HH:MM` (with `day N` past day 0).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct DeliveryTime(pub u32);
 
@@ -248,6 +250,30 @@ impl TryFrom<String> for DeliveryTime {
 impl From<DeliveryTime> for String {
     fn from(time: DeliveryTime) -> String {
         time.to_string()
+    }
+}
+
+/// The paper's delivery slot: one hour. A market may use shorter slots (`slot_minutes`).
+pub const HOUR_SLOT: u32 = 60;
+
+/// Refuses a slot length that is not a divisor of 60 minutes: a contract's power over its slot
+/// is then its energy times 60 / minutes, an exact integer (longer blocks would need a rounding
+/// of power, and are deliberately absent).
+pub fn check_slot_minutes(minutes: u32) -> Result<(), String> {
+    if minutes == 0 || 60 % minutes != 0 {
+        return Err(format!(
+            "{minutes} minutes is not a delivery slot length: use a divisor of 60 (1, 2, 3, 4, 5, \
+             6, 10, 12, 15, 20, 30 or 60)"
+        ));
+    }
+    Ok(())
+}
+
+impl DeliveryTime {
+    /// The delivery slot this time falls in, for slots of `minutes` (slot k covers minutes
+    /// k x minutes to (k + 1) x minutes of the market's time).
+    pub fn slot(self, minutes: u32) -> u32 {
+        self.0 / minutes.max(1)
     }
 }
 

@@ -226,6 +226,19 @@ pub(crate) struct MarketRates {
     /// 0: uniform).
     #[arg(long, default_value_t = 0.0)]
     pub(crate) skew: f64,
+    /// On a grid, how tight it is: each delivery slot's expected traded power as a share of
+    /// the grid's load at that hour (0.15: 15%; above 1 trades more than the grid's load). How
+    /// much is curtailed depends on the grid: at 0.15, under 10% on every shipped one.
+    #[arg(long, default_value_t = 0.15)]
+    pub(crate) congestion: f64,
+    /// Hours of delivery the market trades for, from 00:00 (1 to 168); contracts are spread
+    /// over them by a weekday's load shape.
+    #[arg(long, default_value_t = 24)]
+    pub(crate) horizon_hours: u32,
+    /// Length of a delivery slot in minutes, a divisor of 60 (the paper's hour by default):
+    /// congestion is checked per slot.
+    #[arg(long, default_value_t = 60)]
+    pub(crate) slot_minutes: u32,
 }
 
 impl MarketRates {
@@ -234,8 +247,21 @@ impl MarketRates {
         p.invalid_ppm = fraction_ppm(self.invalid).map_err(flag("invalid"))?;
         p.default_ppm = fraction_ppm(self.defaults).map_err(flag("defaults"))?;
         p.pareto_alpha_milli = pareto_alpha_milli(self.skew).map_err(flag("skew"))?;
+        p.delivery = ipow::market::rules::Delivery {
+            slot_minutes: self.slot_minutes,
+            horizon_hours: self.horizon_hours,
+            congestion_ppm: congestion_ppm(self.congestion).map_err(flag("congestion"))?,
+        };
+        p.delivery
+            .check()
+            .map_err(|(field, m)| anyhow::anyhow!("--{} {m}", field.replace('_', "-")))?;
         Ok(())
     }
+}
+
+/// A congestion share (above 0, at most 100) as parts per million.
+pub(crate) fn congestion_ppm(x: f64) -> Result<u32, String> {
+    ipow::market::rules::congestion_ppm(x)
 }
 
 #[derive(clap::Args)]

@@ -47,7 +47,7 @@ pub(crate) fn run_command(args: &RunArgs) -> anyhow::Result<()> {
         .transpose()?;
     let announce = args.announce_commits;
     let (report, pin) = pool.install(|| -> anyhow::Result<(RunReport, Option<Pin>)> {
-        let generated = ipow::market::generator::Market::new(params.clone(), None);
+        let generated = ipow::market::generator::Market::new(params.clone(), market.as_ref());
         let workload =
             generated.batch(0..params.contracts.min(ipow::market::rules::MAX_TRANSACTIONS) as u64);
         let (mut writer, genesis) = match (&args.store, &secret) {
@@ -250,25 +250,7 @@ pub(crate) fn stress_command(args: &StressArgs) -> anyhow::Result<()> {
         if args.json {
             println!("{}", serde_json::to_string(&row)?);
         } else {
-            let st = &row.stages;
-            #[allow(clippy::cast_precision_loss)]
-            let rss = row.peak_rss_bytes as f64 / f64::from(1u32 << 30);
-            println!(
-                "{:>10} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>11.0} {:>10.0} {:>9} {:>9} {:>9} {:>7.2}Gi {:>9.1} {:>6}",
-                row.contracts,
-                st.setup + st.generate,
-                st.consensus,
-                st.settle,
-                row.wall_seconds,
-                row.contracts_per_s,
-                row.committed_per_s,
-                duration_us(row.latency_commit.p50_us),
-                duration_us(row.latency_commit.p99_us),
-                duration_us(row.latency_commit.max_us),
-                rss,
-                row.cpu_seconds,
-                if row.conserved { "ok" } else { "LOST" }
-            );
+            print_stress_row(&row);
         }
         if !row.conserved {
             anyhow::bail!("size {size}: the ledger's total changed");
@@ -463,6 +445,40 @@ pub(crate) fn compare_command(args: &CompareArgs) -> anyhow::Result<()> {
 }
 
 /// The stress table's title and column heads.
+/// One size's row of the stress table.
+fn print_stress_row(row: &ipow::lab::stress::StressRow) {
+    let st = &row.stages;
+    #[allow(clippy::cast_precision_loss)]
+    let rss = row.peak_rss_bytes as f64 / f64::from(1u32 << 30);
+    println!(
+        "{:>10} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>11.0} {:>10.0} {:>9} {:>9} {:>9} {:>7.2}Gi {:>9.1} {:>6} {:>10}",
+        row.contracts,
+        st.setup + st.generate,
+        st.consensus,
+        st.settle,
+        row.wall_seconds,
+        row.contracts_per_s,
+        row.committed_per_s,
+        duration_us(row.latency_commit.p50_us),
+        duration_us(row.latency_commit.p99_us),
+        duration_us(row.latency_commit.max_us),
+        rss,
+        row.cpu_seconds,
+        if row.conserved { "ok" } else { "LOST" },
+        curtailed_share(row.curtailed, row.scheme_trades)
+    );
+}
+
+/// "3.12%" of the scheme curtailed, "-" without a grid.
+fn curtailed_share(curtailed: u64, scheme: u64) -> String {
+    if scheme == 0 {
+        return "-".into();
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let share = curtailed as f64 / scheme as f64 * 100.0;
+    format!("{share:.2}%")
+}
+
 fn print_stress_header(
     config: &ipow::lab::stress::StressConfig,
     args: &StressArgs,
@@ -480,7 +496,7 @@ fn print_stress_header(
             .map_or("none".into(), |g| g.display().to_string())
     );
     println!(
-        "{:>10} {:>9} {:>9} {:>9} {:>9} {:>11} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6}",
+        "{:>10} {:>9} {:>9} {:>9} {:>9} {:>11} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6} {:>10}",
         "contracts",
         "gen s",
         "cons s",
@@ -493,7 +509,8 @@ fn print_stress_header(
         "max",
         "peak RSS",
         "CPU s",
-        "money"
+        "money",
+        "curtailed"
     );
 }
 

@@ -15,6 +15,16 @@ pub struct PlacementError {
     pub message: String,
 }
 
+/// How a market's contracts become trades: where its sellers and purchasers start in the
+/// address space, and how long a delivery slot is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TradeTerms {
+    /// Where sellers and purchasers start.
+    pub bases: AddressBases,
+    /// Delivery slot length in minutes (a divisor of 60).
+    pub slot_minutes: u32,
+}
+
 /// One trade of a period's scheme.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SchemeTrade {
@@ -26,8 +36,12 @@ pub struct SchemeTrade {
     pub seller: u32,
     /// Buyer's bus index.
     pub buyer: u32,
-    /// Power in 0.001 MW (= energy in 0.001 MWh over one hour).
+    /// Power in 0.001 MW: energy in 0.001 MWh times 60 / the slot's minutes (over the paper's
+    /// one-hour slot, the energy's own number).
     pub milli_mw: i64,
+    /// Delivery slot (delivery time / slot length): trades of different slots never share a
+    /// line's capacity.
+    pub slot: u32,
 }
 
 /// Where the market's participants sit on a grid: seller i at the i-th in-service generator's
@@ -155,24 +169,27 @@ impl GridMarket {
         &self.model
     }
 
-    /// The scheme trade of a transaction in a market whose addresses start at `bases` (None
-    /// when a party is not placed).
+    /// The scheme trade of a transaction in a market whose addresses start at `terms.bases`
+    /// and whose slots last `terms.slot_minutes` (None when a party is not placed). The power
+    /// saturates: an absurd energy overloads a line alone.
     pub fn trade(
         &self,
-        bases: AddressBases,
+        terms: TradeTerms,
         order: u32,
         priority: u64,
         tx: &SignedContract,
     ) -> Option<SchemeTrade> {
         let c = &tx.contract;
-        let s = c.seller.0.checked_sub(bases.seller)?;
-        let b = c.purchaser.0.checked_sub(bases.purchaser)?;
+        let s = c.seller.0.checked_sub(terms.bases.seller)?;
+        let b = c.purchaser.0.checked_sub(terms.bases.purchaser)?;
+        let per_hour = i64::from(60 / terms.slot_minutes.clamp(1, 60));
         Some(SchemeTrade {
             order,
             priority,
             seller: *self.seller_bus.get(s as usize)?,
             buyer: *self.purchaser_bus.get(b as usize)?,
-            milli_mw: c.energy.raw(),
+            milli_mw: c.energy.raw().saturating_mul(per_hour),
+            slot: c.delivery_time.slot(terms.slot_minutes),
         })
     }
 }

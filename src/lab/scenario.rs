@@ -118,6 +118,28 @@ pub struct MarketSpec {
     /// Pareto alpha of who trades (0: uniform).
     #[serde(default)]
     pub skew: f64,
+    /// On a grid, each delivery slot's expected traded power as a share of the grid's load
+    /// (default 0.15).
+    #[serde(default = "default_congestion")]
+    pub congestion: f64,
+    /// Hours of delivery traded, from 00:00 (default 24).
+    #[serde(default = "default_horizon")]
+    pub horizon_hours: u32,
+    /// Delivery slot length in minutes, a divisor of 60 (default 60).
+    #[serde(default = "default_slot")]
+    pub slot_minutes: u32,
+}
+
+fn default_congestion() -> f64 {
+    f64::from(crate::market::rules::DEFAULT_CONGESTION_PPM) / 1e6
+}
+
+fn default_horizon() -> u32 {
+    24
+}
+
+fn default_slot() -> u32 {
+    crate::base::domain::HOUR_SLOT
 }
 
 fn default_invalid() -> f64 {
@@ -447,6 +469,13 @@ fn read_market(
             p.invalid_ppm = fraction_ppm(m.invalid).map_err(|e| err("invalid", e))?;
             p.default_ppm = fraction_ppm(m.defaults).map_err(|e| err("defaults", e))?;
             p.pareto_alpha_milli = pareto_alpha_milli(m.skew).map_err(|e| err("skew", e))?;
+            p.delivery = crate::market::rules::Delivery {
+                slot_minutes: m.slot_minutes,
+                horizon_hours: m.horizon_hours,
+                congestion_ppm: crate::market::rules::congestion_ppm(m.congestion)
+                    .map_err(|e| err("congestion", e))?,
+            };
+            p.delivery.check().map_err(|(field, e)| err(field, e))?;
             Ok((Market::Generated(p), sizes.into_iter().map(Some).collect()))
         }
     }

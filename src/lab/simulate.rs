@@ -6,7 +6,8 @@
 //! rates; validators, quorum, extra validators per period; a mix of Byzantine behaviours
 //! (liar, colluder, lazy), crashed validators, slow validators and how often they are late;
 //! the grid and how tight its line ratings are (no grid, or case14/case30 with ratings scaled
-//! from 10% to 10x); transactions per period; the opening balance (small ones make contracts
+//! from 10% to 10x); the delivery horizon (1 hour to 2 days), the slot length (15, 30 or 60
+//! minutes) and the traded share of the grid's load; transactions per period; the opening balance (small ones make contracts
 //! fail for funds) and the purchaser's share of transmission; the thread count; and one kind
 //! of damage done to the store after the run.
 //!
@@ -25,7 +26,12 @@
 //! 5. the store audits clean as the supervisor, with every period and accepted contract;
 //! 6. the damage done to the store is found at the record it hit (a torn tail is ignored);
 //! 7. the same seed on another thread count gives the same digest (every decision, block hash
-//!    and balance).
+//!    and balance);
+//! 8. on a grid, no committed trade overloads a line it did not find overloaded: after each
+//!    period, a branch that the committed trades of a slot overload, and that the slot's earlier
+//!    committed trades did not, is explained by a wrong accept in that slot or by a trade the
+//!    rule kept, pulling against the branch, that was not committed (a forged signature, a
+//!    carried transaction): the rule counts on every kept trade.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -40,13 +46,15 @@ use crate::chain::audit::{AuditOptions, audit};
 use crate::chain::store::{LogReader, StoreWriter};
 use crate::consensus::Outcome;
 use crate::consensus::ipow::{Behaviour, FaultMix, IpowParams};
-use crate::grid::placement::GridMarket;
+use crate::grid::placement::{GridMarket, SchemeTrade};
 use crate::grid::{DcModel, Grid};
 use crate::ledger::SettlementParams;
 use crate::market::generator::Market;
 use crate::market::rules::{PlantedReason, Truth, WorkloadParams};
 use crate::pipeline::settle::PeriodSettler;
 use crate::pipeline::{Committed, Load, Pipeline, RunConfig, RunReport, VariantConfig};
+use crate::validate::congestion::SlotBase;
+use crate::validate::{Checks, CongestionStage, NoCongestionStage};
 
 /// The git revision this binary was built from.
 pub const REVISION: &str = env!("IPOW_GIT_REVISION");
@@ -138,6 +146,12 @@ pub struct Draw {
     pub grid: Option<&'static str>,
     /// Line ratings scaled to this percentage.
     pub rating_pct: u32,
+    /// Delivery horizon (hours).
+    pub horizon_hours: u32,
+    /// Delivery slot length (minutes).
+    pub slot_minutes: u32,
+    /// Traded share of the grid's load, per million.
+    pub congestion_ppm: u32,
     /// Transactions per period.
     pub period_txs: usize,
     /// Every account's opening balance, in hundredths.
@@ -199,6 +213,9 @@ impl Draw {
             purchaser_share_bps: 500 * upto(&mut r, 20),
             threads: 1 + r.index(4),
             damage: Damage::ALL[r.index(Damage::ALL.len())],
+            horizon_hours: pick(&mut r, &[1, 4, 24, 48]),
+            slot_minutes: pick(&mut r, &[15, 30, 60]),
+            congestion_ppm: pick(&mut r, &[150_000, 1_000_000, 5_000_000]),
         }
     }
 
@@ -235,6 +252,11 @@ impl Draw {
         p.invalid_ppm = self.invalid_ppm;
         p.default_ppm = self.default_ppm;
         p.pareto_alpha_milli = self.pareto_alpha_milli;
+        p.delivery = crate::market::rules::Delivery {
+            slot_minutes: self.slot_minutes,
+            horizon_hours: self.horizon_hours,
+            congestion_ppm: self.congestion_ppm,
+        };
         p
     }
 }
@@ -412,6 +434,8 @@ struct Outcome1 {
     bad_signatures: HashSet<String>,
     settler: PeriodSettler,
     settled_twice: Option<String>,
+    /// The first line committed trades overloaded without a cause (invariant 8).
+    overload: Option<String>,
     digest: String,
 }
 
@@ -448,7 +472,11 @@ fn run_once(d: &Draw, threads: usize, dir: &Path) -> Result<Outcome1, String> {
         );
         let mut ids = HashSet::new();
         let mut settled_twice = None;
+        let mut firm = grid.as_ref().map(FirmCheck::new);
         let mut observe = |c: &Committed<'_>| {
+            if let Some(f) = firm.as_mut() {
+                f.period(c);
+            }
             for &tx in c.accepted {
                 let id = c.workload.transactions[tx as usize].id();
                 if !ids.insert(id) && settled_twice.is_none() {
@@ -467,28 +495,147 @@ fn run_once(d: &Draw, threads: usize, dir: &Path) -> Result<Outcome1, String> {
             .on_period(&mut observe)
             .run(&mut |_, _| {})
             .map_err(|e| crate::base::error_chain(&e))?;
-        let bad_signatures = report
-            .records
-            .iter()
-            .filter(|t| {
-                t.outcome == Outcome::Accepted
-                    && matches!(
-                        t.truth,
-                        Truth::Invalid(
-                            PlantedReason::ForgedSignature | PlantedReason::TamperedAmount
-                        )
-                    )
-            })
-            .map(|t| hex::encode(workload.transactions[t.tx as usize].id().0))
-            .collect();
         Ok(Outcome1 {
             digest: outcome_digest(&report, &settler),
+            bad_signatures: bad_signatures(&report, &workload),
             report,
-            bad_signatures,
             settler,
             settled_twice,
+            overload: firm.and_then(|f| f.broken),
         })
     })
+}
+
+/// Accepted contracts whose signatures do not verify, as hex ids.
+fn bad_signatures(
+    report: &RunReport,
+    workload: &crate::market::rules::Workload,
+) -> HashSet<String> {
+    report
+        .records
+        .iter()
+        .filter(|t| {
+            t.outcome == Outcome::Accepted
+                && matches!(
+                    t.truth,
+                    Truth::Invalid(PlantedReason::ForgedSignature | PlantedReason::TamperedAmount)
+                )
+        })
+        .map(|t| hex::encode(workload.transactions[t.tx as usize].id().0))
+        .collect()
+}
+
+/// Invariant 8 as the run goes: the committed flows per slot as the simulator keeps them, and
+/// the first branch a period's committed trades overloaded without a cause.
+struct FirmCheck<'g> {
+    grid: &'g GridMarket,
+    base: SlotBase,
+    broken: Option<String>,
+}
+
+impl<'g> FirmCheck<'g> {
+    fn new(grid: &'g GridMarket) -> Self {
+        Self {
+            grid,
+            base: SlotBase::new(),
+            broken: None,
+        }
+    }
+
+    fn period(&mut self, c: &Committed<'_>) {
+        let Some(pc) = c.congestion else {
+            return;
+        };
+        let w = c.workload;
+        let signed = |tx: u32| &w.transactions[tx as usize];
+        let accepted: HashSet<u32> = c.accepted.iter().copied().collect();
+        let committed: Vec<SchemeTrade> = c
+            .accepted
+            .iter()
+            .filter_map(|&tx| pc.trade(tx, signed(tx)))
+            .collect();
+        // Slots where an honest validator would have rejected an accepted trade.
+        let wrong: HashSet<u32> = c
+            .accepted
+            .iter()
+            .filter(|&&tx| w.truth[tx as usize] != Truth::Valid || !pc.allows(tx, signed(tx)))
+            .filter_map(|&tx| pc.trade(tx, signed(tx)).map(|t| t.slot))
+            .collect();
+        // Trades the rule kept (past the local checks, not curtailed) but not committed.
+        let local = Checks {
+            rules: &w.rules,
+            congestion: &NoCongestionStage,
+        };
+        let dropped: Vec<SchemeTrade> = c
+            .pending
+            .iter()
+            .filter(|tx| !accepted.contains(tx))
+            .filter(|&&tx| local.local_failure(signed(tx)).is_none() && pc.allows(tx, signed(tx)))
+            .filter_map(|&tx| pc.trade(tx, signed(tx)))
+            .collect();
+        let nbus = self.grid.model().grid().buses.len();
+        let slots: std::collections::BTreeSet<u32> = committed.iter().map(|t| t.slot).collect();
+        for slot in slots {
+            if self.broken.is_none() && !wrong.contains(&slot) {
+                self.broken = self.slot(c.period, slot, &committed, &dropped);
+            }
+        }
+        self.base.commit(&committed, nbus);
+    }
+}
+
+impl FirmCheck<'_> {
+    /// A branch `committed` overloads in `slot` that its base did not, with no kept trade of
+    /// `dropped` pulling against it.
+    fn slot(
+        &self,
+        period: u64,
+        slot: u32,
+        committed: &[SchemeTrade],
+        dropped: &[SchemeTrade],
+    ) -> Option<String> {
+        let model = self.grid.model();
+        let nbus = model.grid().buses.len();
+        let before = self
+            .base
+            .of(slot)
+            .map_or_else(|| vec![0; nbus], <[i64]>::to_vec);
+        let mut after = SlotBase::new();
+        after.commit(committed.iter().filter(|t| t.slot == slot), nbus);
+        let added = after.of(slot).unwrap_or(&[]);
+        let sum: Vec<i64> = before.iter().zip(added).map(|(a, b)| a + b).collect();
+        let (f0, f1) = (model.flows(&mw(&before)), model.flows(&mw(&sum)));
+        model
+            .grid()
+            .branches
+            .iter()
+            .enumerate()
+            .find_map(|(l, br)| {
+                if !br.is_limited() || f1[l].abs() <= br.rate_a || f0[l].abs() > br.rate_a {
+                    return None;
+                }
+                let (dir, row) = (f1[l].signum(), model.ptdf_row(l));
+                let against = dropped.iter().any(|t| {
+                    t.slot == slot && dir * (row[t.seller as usize] - row[t.buyer as usize]) < 0.0
+                });
+                (!against).then(|| {
+                format!(
+                    "period {period} slot {slot}: branch row {l} carries {:.3} MW over rateA {:.3} \
+                     after the period's committed trades ({:.3} MW before), with no wrong accept \
+                     and no kept trade against it left uncommitted",
+                    f1[l].abs(),
+                    br.rate_a,
+                    f0[l].abs()
+                )
+            })
+            })
+    }
+}
+
+/// Injections in 0.001 MW as MW.
+#[allow(clippy::cast_precision_loss)]
+fn mw(inj: &[i64]) -> Vec<f64> {
+    inj.iter().map(|&m| m as f64 / 1000.0).collect()
 }
 
 /// What a run decided, wrote and settled, as one hash: every transaction's outcome, verdict and
@@ -533,13 +680,13 @@ pub fn run_seed(seed: u64, work: &Path) -> Result<SeedReport, Violation> {
     result
 }
 
-fn check_seed(
+/// Invariant 1: accepted + rejected + undecided = submitted, the honest-verdict tallies add up,
+/// the blocks hold exactly the accepted transactions.
+fn accounting(
     d: &Draw,
-    dir: &Path,
+    r: &RunReport,
     fail: &dyn Fn(&'static str, String) -> Violation,
-) -> Result<SeedReport, Violation> {
-    let one = run_once(d, d.threads, dir).map_err(|e| fail("the run completes", e))?;
-    let r = &one.report;
+) -> Result<(), Violation> {
     // 1. Accounting.
     let decided = r.accepted + r.rejected;
     if decided + r.undecided != r.submitted || r.submitted != d.contracts as u64 {
@@ -573,6 +720,17 @@ fn check_seed(
             ),
         ));
     }
+    Ok(())
+}
+
+fn check_seed(
+    d: &Draw,
+    dir: &Path,
+    fail: &dyn Fn(&'static str, String) -> Violation,
+) -> Result<SeedReport, Violation> {
+    let one = run_once(d, d.threads, dir).map_err(|e| fail("the run completes", e))?;
+    let r = &one.report;
+    accounting(d, r, fail)?;
     // 2 and 3. Safety and the tail.
     let q = d.quorum;
     let bound = (q + d.extra).min(d.validators);
@@ -611,6 +769,12 @@ fn check_seed(
                 "ledger total {} against {opening} opening",
                 one.settler.ledger().total()
             ),
+        ));
+    }
+    if let Some(b) = &one.overload {
+        return Err(fail(
+            "no committed trade overloads a line it did not find overloaded",
+            b.clone(),
         ));
     }
     if let Some(twice) = &one.settled_twice {

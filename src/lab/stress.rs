@@ -53,7 +53,7 @@ pub struct StressStages {
 }
 
 /// One size's figures.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct StressRow {
     /// Contracts.
     pub contracts: u64,
@@ -91,6 +91,11 @@ pub struct StressRow {
     pub peak_rss_reset: bool,
     /// Signature verifications performed (validations x 3).
     pub validations: u64,
+    /// On a grid: trades in every period's scheme, and of them those the congestion rule
+    /// curtailed (each slot on the trades committed for it in earlier periods and batches).
+    pub scheme_trades: u64,
+    /// Of `scheme_trades`, curtailed.
+    pub curtailed: u64,
 }
 
 /// Which stage a progress report is about.
@@ -169,24 +174,13 @@ pub fn stress_size(
     let mut latency = Histogram::<u64>::new(3).ok();
     let mut row = StressRow {
         contracts: size,
-        accepted: 0,
-        rejected: 0,
-        undecided: 0,
-        planted_invalid: 0,
-        wrong_accepts: 0,
-        settled: 0,
-        settle_failed: 0,
         conserved: true,
         stages,
-        wall_seconds: 0.0,
-        contracts_per_s: 0.0,
-        committed_per_s: 0.0,
-        latency_commit: Latency::default(),
-        cpu_seconds: 0.0,
-        peak_rss_bytes: 0,
         peak_rss_reset,
-        validations: 0,
+        ..StressRow::default()
     };
+    // The committed trades' flows per slot, carried from batch to batch.
+    let mut base = crate::validate::congestion::SlotBase::new();
     let mut period = 0u64;
     let mut at = 0u64;
     while at < size {
@@ -199,6 +193,7 @@ pub fn stress_size(
         let t = Instant::now();
         let report = Pipeline::new(&config.run, &workload)
             .grid(grid)
+            .committed_flows(&mut base)
             .run(&mut |_, _| {})
             .map_err(|source| StressError::Run { size, source })?;
         stages.consensus += t.elapsed().as_secs_f64();
@@ -209,6 +204,10 @@ pub fn stress_size(
         row.planted_invalid += report.planted_invalid;
         row.wrong_accepts += report.wrong_accepts;
         row.validations += report.work.validations;
+        if let Some(c) = &report.congestion {
+            row.scheme_trades += c.scheme_trades;
+            row.curtailed += c.curtailed_trades;
+        }
 
         let t = Instant::now();
         let mut accepted: Vec<u32> = Vec::new();

@@ -96,10 +96,24 @@ pub struct Member {
 ///   most contracts (hot accounts);
 /// - transmission company: uniform; on a grid, the owner of the purchaser's region (buses are
 ///   split into as many contiguous ranges of file order as there are companies);
-/// - price 17.00 to 24.00 per MWh in steps of 0.01; energy 0.100 to 40.000 MWh in steps of
-///   0.001, on a grid capped at the pair's single-trade transfer limit (so an honest trade never
-///   overloads a line alone; a pair whose limit is under 0.100 MW is redrawn);
-/// - transmission rate 1.5 and damages rate 15 per MWh, delivery 18:00 (Section 4);
+/// - delivery: a slot of `delivery.slot_minutes` (an hour by default) in the horizon of
+///   `delivery.horizon_hours` from 00:00 of day 0 (a day by default), drawn with probability
+///   proportional to [`LOAD_SHAPE`] at the slot's hour of day (a weekday's load, lowest at
+///   03:00, peak at 18:00, the paper's delivery time); the contract delivers at the slot's start;
+/// - energy without a grid: 0.100 to 40.000 MWh in steps of 0.001. On a grid, trades are sized
+///   so that each slot's expected traded power is `delivery.congestion_ppm` / 10^6 of the
+///   grid's load at that hour (the case's total positive load times [`LOAD_SHAPE`] / 1000): with
+///   N contracts over slots of weights w (Σw = W), the mean power is m = congestion x load x W /
+///   (1000 N), the same in every slot (busier hours get more trades, not larger ones), and a
+///   trade's power is uniform from m/2 to 3m/2 (its energy is power x slot / 60 min, at least
+///   0.001 MWh), capped at 40 MWh of energy and at the pair's single-trade transfer limit (so
+///   an honest trade never overloads a line alone; a pair whose limit is under 0.100 MW is
+///   redrawn). How much of that is curtailed depends on where the trades meet the lines: at the
+///   default `congestion` of 0.15, between 0 and 10% of the scheme on every shipped grid
+///   (case14, case30, case57 and case118 carry it all; case300 about 7%, case2869pegase about
+///   3%: `tests/congestion.rs` pins the band on small markets, `perf/` records it at 10^7);
+/// - price 17.00 to 24.00 per MWh in steps of 0.01; transmission rate 1.5 and damages rate 15
+///   per MWh (Section 4);
 /// - category: 1 in 10 direct purchase, 1 in 10 auxiliary service (a service whose quantity is
 ///   1% to 50% of the energy, priced 1.00 to 8.00), the rest common supply;
 /// - declared limits: 40 to 60 MWh per contract; on a grid a seller adds the Pmax of the
@@ -124,6 +138,10 @@ pub struct Member {
 ///   case118 qualifies (their lines carry any single trade the parties can declare) and some
 ///   pairs of case57 do (tested).
 pub struct Market<'g> {
+    /// Delivery slots drawn by load.
+    schedule: Picker,
+    /// Mean energy of an honest trade on a grid (0.001 MWh), from the grid's load.
+    mean_energy: Option<i64>,
     /// How it was made.
     pub params: WorkloadParams,
     /// What validators check against.
@@ -258,20 +276,12 @@ impl<'g> Market<'g> {
             None,
             Energy::ZERO,
         );
-        let rules = MarketRules {
-            registry,
-            capacity,
-            demand,
-            price_min: Price::from_raw(10_0000),
-            price_max: Price::from_raw(30_0000),
-            aux_price_max: Price::from_raw(10_0000),
-            window: (DeliveryTime(0), DeliveryTime(24 * 60)),
-            seq_watermark: HISTORY,
-            seller_base: SELLER_BASE,
-            purchaser_base: PURCHASER_BASE,
-        };
+        let rules = generated_rules(&params, registry, capacity, demand);
         let alpha = params.pareto_alpha_milli;
+        let (schedule, mean_energy) = schedule(&params, grid);
         Self {
+            schedule,
+            mean_energy,
             seller_pick: Picker::new(sellers.len(), alpha),
             purchaser_pick: Picker::new(purchasers.len(), alpha),
             params,
@@ -365,7 +375,13 @@ impl<'g> Market<'g> {
             self.purchaser_pick.pick(rng),
             rng.index(self.keys.transmissions.len()),
         );
-        let mut energy = Energy::from_raw(rng.between(100, 40_000));
+        let slot = u32::try_from(self.schedule.pick(rng)).unwrap_or(0);
+        let minutes = self.params.delivery.slot_minutes.max(1);
+        let per_hour = i64::from(60 / minutes);
+        let mut energy = match self.mean_energy {
+            Some(m) => Energy::from_raw(rng.between((m + 1) / 2, m + m / 2).max(1)),
+            None => Energy::from_raw(rng.between(100, 40_000)),
+        };
         if self.grid.is_some() {
             let mut limit = self.transfer_limit(s, p);
             let mut tries = 1;
@@ -374,7 +390,7 @@ impl<'g> Market<'g> {
                 limit = self.transfer_limit(s, p);
                 tries += 1;
             }
-            energy = Energy::from_raw(energy.raw().min(limit).max(1));
+            energy = Energy::from_raw(energy.raw().min(40_000).min(limit / per_hour).max(1));
             t = self.region_owner(p).unwrap_or(t);
         }
         let kind = rng.below(10);
@@ -405,7 +421,7 @@ impl<'g> Market<'g> {
             energy,
             transmission_rate: Price::from_raw(1_5000),
             damages_rate: Price::from_raw(15_0000),
-            delivery_time: DeliveryTime(18 * 60),
+            delivery_time: DeliveryTime(slot * minutes),
             seller_seq: seq,
             purchaser_seq: seq,
             transmission_seq: seq,
@@ -501,7 +517,9 @@ impl<'g> Market<'g> {
     ) -> Option<(Contract, (usize, usize, usize))> {
         for _ in 0..CONGESTING_TRIES {
             let (s, p) = (self.seller_pick.pick(rng), self.purchaser_pick.pick(rng));
-            let limit = self.transfer_limit(s, p);
+            // In energy over the slot: a power above the limit is an energy above limit / k.
+            let per_hour = i64::from(60 / self.params.delivery.slot_minutes.clamp(1, 60));
+            let limit = self.transfer_limit(s, p) / per_hour;
             let room = self.rules.capacity[s].min(self.rules.demand[p]).raw();
             if limit >= room || limit < 0 {
                 continue;
@@ -519,6 +537,70 @@ impl<'g> Market<'g> {
         }
         None
     }
+}
+
+/// The rules of a generated market: its keys and declared limits, fixed price bounds, the
+/// horizon as the delivery window.
+fn generated_rules(
+    params: &WorkloadParams,
+    registry: KeyRegistry,
+    capacity: Vec<Energy>,
+    demand: Vec<Energy>,
+) -> MarketRules {
+    MarketRules {
+        registry,
+        capacity,
+        demand,
+        price_min: Price::from_raw(10_0000),
+        price_max: Price::from_raw(30_0000),
+        aux_price_max: Price::from_raw(10_0000),
+        window: (
+            DeliveryTime(0),
+            DeliveryTime(params.delivery.horizon_hours * 60),
+        ),
+        slot_minutes: params.delivery.slot_minutes,
+        seq_watermark: HISTORY,
+        seller_base: SELLER_BASE,
+        purchaser_base: PURCHASER_BASE,
+    }
+}
+
+/// The slot picker (slots weighted by [`LOAD_SHAPE`]) and, on a grid, the mean energy of an
+/// honest trade.
+fn schedule(params: &WorkloadParams, grid: Option<&GridMarket>) -> (Picker, Option<i64>) {
+    let d = params.delivery;
+    let weights: Vec<u64> = (0..d.slots())
+        .map(|j| u64::from(LOAD_SHAPE[((j * d.slot_minutes / 60) % 24) as usize]))
+        .collect();
+    let mean = grid.map(|g| mean_energy_milli(g, params, weights.iter().sum()));
+    (Picker::weighted(&weights), mean)
+}
+
+/// A weekday's load by hour of day, per mille of the peak (18:00): lowest at 03:00 (0.56), a
+/// morning rise, a plateau near 0.9 through the day, the evening peak. Generated contracts
+/// deliver in each slot with probability proportional to its hour's value.
+pub const LOAD_SHAPE: [u32; 24] = [
+    620, 590, 570, 560, 570, 610, 700, 800, 870, 900, 910, 910, 900, 890, 880, 880, 900, 960, 1000,
+    990, 950, 880, 790, 700,
+];
+
+/// The mean energy of an honest trade on `grid` (0.001 MWh): with slot weights summing to
+/// `weight` (per mille of peak), congestion x load x weight / (1000 x contracts), over the
+/// slot's length. Integer arithmetic; at least 1.
+fn mean_energy_milli(grid: &GridMarket, params: &WorkloadParams, weight: u64) -> i64 {
+    let load: f64 = grid
+        .model()
+        .grid()
+        .buses
+        .iter()
+        .map(|b| b.pd.max(0.0))
+        .sum();
+    let load_milli = u128::from(u64::try_from(to_milli(load)).unwrap_or(0));
+    let d = params.delivery;
+    let per_hour = u128::from(60 / d.slot_minutes.clamp(1, 60));
+    let contracts = (params.contracts.max(1) as u128) * 1_000_000 * 1000 * per_hour;
+    let m = u128::from(d.congestion_ppm) * load_milli * u128::from(weight) / contracts;
+    i64::try_from(m).unwrap_or(i64::MAX).max(1)
 }
 
 /// Milli-units of a non-negative MW figure, truncated (declared limits only; never money).
@@ -566,6 +648,33 @@ impl Picker {
             *last = u64::MAX;
         }
         Self { len, cumulative }
+    }
+
+    /// Index r drawn with probability proportional to `weights[r]` (integers; all zero or
+    /// none: always 0).
+    fn weighted(weights: &[u64]) -> Self {
+        let total: u64 = weights.iter().sum();
+        if total == 0 {
+            return Self {
+                len: 1,
+                cumulative: Vec::new(),
+            };
+        }
+        let mut acc = 0u128;
+        let mut cumulative: Vec<u64> = weights
+            .iter()
+            .map(|&w| {
+                acc += u128::from(w);
+                u64::try_from(acc * u128::from(u64::MAX) / u128::from(total)).unwrap_or(u64::MAX)
+            })
+            .collect();
+        if let Some(last) = cumulative.last_mut() {
+            *last = u64::MAX;
+        }
+        Self {
+            len: weights.len(),
+            cumulative,
+        }
     }
 
     fn pick(&self, rng: &mut Rng) -> usize {

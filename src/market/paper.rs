@@ -246,6 +246,7 @@ impl PaperMarket {
             price_max: prices.max().unwrap_or(Price::ZERO),
             aux_price_max: Price::ZERO,
             window: (time, DeliveryTime(time.0.saturating_add(1))),
+            slot_minutes: crate::base::domain::HOUR_SLOT,
             seq_watermark: 0,
             seller_base,
             purchaser_base,

@@ -3,7 +3,7 @@
 //! parameters. The generator itself is [`crate::market::generator`].
 
 use crate::base::amount::{Energy, Price};
-use crate::base::domain::{Address, DeliveryTime};
+use crate::base::domain::{Address, DeliveryTime, HOUR_SLOT};
 use crate::base::domain::{AddressBases, PURCHASER_BASE, SELLER_BASE, TRANSMISSION_MAX};
 use crate::contract::SignedContract;
 use crate::crypto::keys::KeyRegistry;
@@ -79,6 +79,63 @@ pub struct WorkloadParams {
     /// Pareto skew of who trades, as alpha x 1000 (0: uniform). See [`Market`].
     #[serde(default)]
     pub pareto_alpha_milli: u32,
+    /// When contracts deliver and how much they trade. See [`Market`].
+    #[serde(default)]
+    pub delivery: Delivery,
+}
+
+/// When a generated market's contracts deliver and how much they trade (see [`Market`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Delivery {
+    /// Delivery slot length in minutes, a divisor of 60 (the paper's hour by default).
+    pub slot_minutes: u32,
+    /// Hours of delivery traded, from 00:00 of day 0: 1 to [`MAX_HORIZON_HOURS`].
+    pub horizon_hours: u32,
+    /// How tight the grid is: each slot's expected traded power as a share of the grid's load
+    /// at that hour, per million ([`DEFAULT_CONGESTION_PPM`] by default).
+    pub congestion_ppm: u32,
+}
+
+/// The longest horizon a generated market trades over: a week of delivery.
+pub const MAX_HORIZON_HOURS: u32 = 7 * 24;
+
+/// The default share of each hour's load a generated market trades, per million: on every
+/// shipped grid, a market at the default settings curtails a few percent of its trades.
+pub const DEFAULT_CONGESTION_PPM: u32 = 150_000;
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Self {
+            slot_minutes: HOUR_SLOT,
+            horizon_hours: 24,
+            congestion_ppm: DEFAULT_CONGESTION_PPM,
+        }
+    }
+}
+
+impl Delivery {
+    /// Refuses a slot length that does not divide an hour, or a horizon of no hour or more
+    /// than a week; names the parameter.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        crate::base::domain::check_slot_minutes(self.slot_minutes)
+            .map_err(|e| ("slot_minutes", e))?;
+        if !(1..=MAX_HORIZON_HOURS).contains(&self.horizon_hours) {
+            return Err((
+                "horizon_hours",
+                format!(
+                    "{} is outside 1..={MAX_HORIZON_HOURS} hours",
+                    self.horizon_hours
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Delivery slots in the horizon.
+    pub fn slots(&self) -> u32 {
+        self.horizon_hours * 60 / self.slot_minutes.max(1)
+    }
 }
 
 impl WorkloadParams {
@@ -96,6 +153,7 @@ impl WorkloadParams {
             invalid_ppm: 50_000,
             default_ppm: 0,
             pareto_alpha_milli: 0,
+            delivery: Delivery::default(),
         }
     }
 
@@ -117,6 +175,7 @@ impl WorkloadParams {
             invalid_ppm: 50_000,
             default_ppm: 20_000,
             pareto_alpha_milli: 0,
+            delivery: Delivery::default(),
         }
     }
 
@@ -157,6 +216,18 @@ pub fn fraction_ppm(x: f64) -> Result<u32, String> {
     Ok((x * 1e6).round() as u32)
 }
 
+/// A congestion share (above 0, at most 100: a hundred times the grid's load) as parts per
+/// million; the error says what is wrong with `x`.
+pub fn congestion_ppm(x: f64) -> Result<u32, String> {
+    if !(x.is_finite() && x > 0.0 && x <= 100.0) {
+        return Err(format!(
+            "{x} is outside (0, 100]: a share of the grid's load"
+        ));
+    }
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    Ok(((x * 1e6).round() as u32).max(1))
+}
+
 /// A Pareto alpha (0 for uniform, else 0.1 to 100) as alpha x 1000.
 pub fn pareto_alpha_milli(alpha: f64) -> Result<u32, String> {
     if !(alpha == 0.0 || (alpha.is_finite() && (0.1..=100.0).contains(&alpha))) {
@@ -185,6 +256,9 @@ pub struct MarketRules {
     pub aux_price_max: Price,
     /// Delivery window of the trading period, inclusive start, exclusive end.
     pub window: (DeliveryTime, DeliveryTime),
+    /// Length of a delivery slot in minutes (a divisor of 60; the paper's hour by default):
+    /// congestion is checked per slot, and a contract's power is its energy over its slot.
+    pub slot_minutes: u32,
     /// Sequence numbers at or below this were committed before the run (replay watermark).
     pub seq_watermark: u64,
     /// The address of `capacity[0]` ([`SELLER_BASE`] in generated markets).
@@ -202,6 +276,14 @@ impl MarketRules {
         }
     }
 
+    /// How this market's contracts become trades on a grid.
+    pub fn terms(&self) -> crate::grid::placement::TradeTerms {
+        crate::grid::placement::TradeTerms {
+            bases: self.bases(),
+            slot_minutes: self.slot_minutes,
+        }
+    }
+
     /// No participants, zero bounds.
     pub fn empty() -> Self {
         Self {
@@ -212,6 +294,7 @@ impl MarketRules {
             price_max: Price::ZERO,
             aux_price_max: Price::ZERO,
             window: (DeliveryTime(0), DeliveryTime(0)),
+            slot_minutes: HOUR_SLOT,
             seq_watermark: 0,
             seller_base: SELLER_BASE,
             purchaser_base: PURCHASER_BASE,

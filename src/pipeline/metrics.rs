@@ -249,7 +249,7 @@ pub struct StageSeconds {
     pub settle: f64,
 }
 
-/// The congestion contexts of a run, summed over periods.
+/// The congestion contexts of a run, summed over periods and delivery slots.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct CongestionSummary {
     /// Periods whose scheme overloaded at least one branch.
@@ -260,29 +260,102 @@ pub struct CongestionSummary {
     pub curtailed_trades: u64,
     /// Curtailment rounds (published cuts).
     pub cuts: u64,
-    /// Largest loading (|flow| / rateA) of any scheme before curtailment.
+    /// Largest loading (|flow| / rateA) of any scheme on its base before curtailment.
     pub max_loading_before: f64,
     /// Distinct branches overloaded before curtailment, over the run.
     pub branches_overloaded: Vec<usize>,
-    /// Branches left overloaded that no trade could relieve (by period count).
+    /// Branches left overloaded that no trade could relieve (by period and slot).
     pub residual_overloads: u64,
+    /// Distinct branches the committed base alone overloaded, over the run.
+    pub branches_overloaded_by_base: Vec<usize>,
+    /// Delivery slot length (minutes).
+    pub slot_minutes: u32,
+    /// (period, slot) pairs with pending trades: slots touched, summed over periods.
+    pub slots_touched: u64,
+    /// Distinct delivery slots with pending trades, over the run.
+    pub slots: Vec<SlotCongestion>,
+    /// Over every overloaded branch of every period and slot, the committed base's share of
+    /// its flow before curtailment: mean and largest (0 when nothing overloaded).
+    pub base_share_mean: f64,
+    /// The largest such share.
+    pub base_share_max: f64,
+    #[serde(skip)]
+    base_share_sum: f64,
+    #[serde(skip)]
+    base_share_count: u64,
+}
+
+/// One delivery slot over a run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SlotCongestion {
+    /// The slot (delivery time / slot length).
+    pub slot: u32,
+    /// When it starts.
+    pub starts: crate::base::domain::DeliveryTime,
+    /// Scheme trades for it, over every period.
+    pub scheme_trades: u64,
+    /// Of them, curtailed.
+    pub curtailed: u64,
 }
 
 impl CongestionSummary {
-    pub(super) fn add(&mut self, c: &crate::validate::congestion::Curtailment) {
-        if !c.overloaded_before.is_empty() {
+    pub(super) fn add(&mut self, all: &crate::validate::congestion::SlotCurtailments) {
+        if all
+            .slots
+            .iter()
+            .any(|s| !s.curtailment.overloaded_before.is_empty())
+        {
             self.periods_overloaded += 1;
         }
-        self.scheme_trades += c.scheme as u64;
-        self.curtailed_trades += c.curtailed as u64;
-        self.cuts += c.cuts.len() as u64;
-        for &(k, l) in &c.overloaded_before {
-            self.max_loading_before = self.max_loading_before.max(l);
-            if let Err(at) = self.branches_overloaded.binary_search(&k) {
-                self.branches_overloaded.insert(at, k);
+        for s in &all.slots {
+            let c = &s.curtailment;
+            self.slots_touched += 1;
+            self.scheme_trades += c.scheme as u64;
+            self.curtailed_trades += c.curtailed as u64;
+            self.cuts += c.cuts.len() as u64;
+            let at = match self.slots.binary_search_by_key(&s.slot, |x| x.slot) {
+                Ok(i) => i,
+                Err(i) => {
+                    self.slots.insert(
+                        i,
+                        SlotCongestion {
+                            slot: s.slot,
+                            starts: crate::base::domain::DeliveryTime(
+                                s.slot.saturating_mul(self.slot_minutes),
+                            ),
+                            ..SlotCongestion::default()
+                        },
+                    );
+                    i
+                }
+            };
+            self.slots[at].scheme_trades += c.scheme as u64;
+            self.slots[at].curtailed += c.curtailed as u64;
+            for &(k, l) in &c.overloaded_before {
+                self.max_loading_before = self.max_loading_before.max(l);
+                insert_sorted(&mut self.branches_overloaded, k);
             }
+            for &k in &c.overloaded_by_base {
+                insert_sorted(&mut self.branches_overloaded_by_base, k);
+            }
+            for &share in &c.base_share {
+                self.base_share_sum += share;
+                self.base_share_count += 1;
+                self.base_share_max = self.base_share_max.max(share);
+            }
+            self.base_share_mean = if self.base_share_count == 0 {
+                0.0
+            } else {
+                self.base_share_sum / self.base_share_count as f64
+            };
+            self.residual_overloads += c.residual.len() as u64;
         }
-        self.residual_overloads += c.residual.len() as u64;
+    }
+}
+
+fn insert_sorted(list: &mut Vec<usize>, k: usize) {
+    if let Err(at) = list.binary_search(&k) {
+        list.insert(at, k);
     }
 }
 
@@ -368,7 +441,10 @@ impl Tally {
             stages: StageTimes::default(),
             work: Work::default(),
             blocks: Vec::new(),
-            congestion: CongestionSummary::default(),
+            congestion: CongestionSummary {
+                slot_minutes: workload.rules.slot_minutes,
+                ..CongestionSummary::default()
+            },
             decided_total: 0,
         }
     }

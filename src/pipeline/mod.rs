@@ -25,8 +25,8 @@ pub mod settle;
 
 pub use admit::{Load, RateStep};
 pub use metrics::{
-    BlockSummary, CongestionSummary, Expectation, Latency, Pace, RunReport, StageSeconds, TxRecord,
-    process_cpu_seconds,
+    BlockSummary, CongestionSummary, Expectation, Latency, Pace, RunReport, SlotCongestion,
+    StageSeconds, TxRecord, process_cpu_seconds,
 };
 
 use std::time::Instant;
@@ -42,7 +42,7 @@ use crate::crypto::merkle::Hash;
 use crate::crypto::secret::NodeSecret;
 use crate::grid::placement::GridMarket;
 use crate::market::rules::Workload;
-use crate::validate::congestion;
+use crate::validate::congestion::{self, SlotBase};
 use crate::validate::{Checks, CongestionStage, NoCongestionStage};
 use admit::Arrivals;
 use metrics::{Clocks, Tally};
@@ -139,6 +139,10 @@ pub struct Committed<'p> {
     pub workload: &'p Workload,
     /// Its accepted transactions (workload indices), in decision order.
     pub accepted: &'p [u32],
+    /// The transactions it took up (workload indices, submission order).
+    pub pending: &'p [u32],
+    /// On a grid, the period's published congestion context (a validator's congestion check).
+    pub congestion: Option<&'p congestion::PeriodCongestion<'p>>,
 }
 
 /// A stage failed in a period; the run stopped there (a store keeps every earlier period).
@@ -172,6 +176,7 @@ pub struct Pipeline<'a> {
     store: Option<&'a mut StoreWriter>,
     settler: Option<&'a mut PeriodSettler>,
     observer: Option<&'a mut dyn FnMut(&Committed<'_>)>,
+    base: Option<&'a mut SlotBase>,
 }
 
 impl<'a> Pipeline<'a> {
@@ -184,6 +189,7 @@ impl<'a> Pipeline<'a> {
             store: None,
             settler: None,
             observer: None,
+            base: None,
         }
     }
 
@@ -205,6 +211,14 @@ impl<'a> Pipeline<'a> {
     /// (its time is the `settle` stage); the report carries its summary.
     pub fn settle(mut self, settler: &'a mut PeriodSettler) -> Self {
         self.settler = Some(settler);
+        self
+    }
+
+    /// Keeps the committed trades' base flows per delivery slot in `base` (which may hold those
+    /// of an earlier run over the same market: `stress` carries it from batch to batch). Without
+    /// it, a run starts from an empty grid.
+    pub fn committed_flows(mut self, base: &'a mut SlotBase) -> Self {
+        self.base = Some(base);
         self
     }
 
@@ -230,6 +244,8 @@ impl<'a> Pipeline<'a> {
         let start = Instant::now();
         let mut period = 0u64;
         let period_txs = self.config.period_txs.max(1);
+        let mut own_base = SlotBase::new();
+        let base = self.base.take().unwrap_or(&mut own_base);
         while let Some(pending) = arrivals.next_period(start, period_txs, &mut tally) {
             let at = Period {
                 period,
@@ -237,7 +253,7 @@ impl<'a> Pipeline<'a> {
                 start,
             };
             let step = self
-                .period(variant.as_mut(), &mut tally, &at, &pending)
+                .period(variant.as_mut(), &mut tally, &at, &pending, base)
                 .map_err(|source| PeriodError { period, source })?;
             prev_hash = step.hash;
             period += 1;
@@ -272,6 +288,7 @@ impl<'a> Pipeline<'a> {
         tally: &mut Tally,
         at: &Period,
         pending: &[u32],
+        base: &mut SlotBase,
     ) -> Result<PeriodStep, StageError> {
         let workload = self.workload;
         let t = Instant::now();
@@ -280,7 +297,7 @@ impl<'a> Pipeline<'a> {
                 rules: &workload.rules,
                 congestion: &NoCongestionStage,
             };
-            congestion::period(g, workload, pending, &local, variant.priority_rule())
+            congestion::period(g, workload, pending, &local, variant.priority_rule(), base)
         });
         let context_time = t.elapsed();
         if let Some(pc) = &context {
@@ -309,6 +326,7 @@ impl<'a> Pipeline<'a> {
         tally.stages.congestion += context_time;
         tally.work.add(&out.work);
         let decided = tally.decisions(&out, at.start, committed, workload, checks.congestion);
+        commit_flows(context.as_ref(), workload, &decided.accepted, base);
         let t = Instant::now();
         if let Some(settler) = self.settler.as_deref_mut() {
             settler
@@ -323,6 +341,8 @@ impl<'a> Pipeline<'a> {
                 head,
                 workload,
                 accepted: &decided.accepted,
+                pending,
+                congestion: context.as_ref(),
             });
         }
         Ok(PeriodStep {
@@ -342,6 +362,25 @@ impl<'a> Pipeline<'a> {
             None => Ok(None),
         }
     }
+}
+
+/// The committed trades become firm flows of their delivery slots (on a grid); slots whose
+/// delivery time the market's window has passed, which can take no more trades, are dropped.
+fn commit_flows(
+    pc: Option<&congestion::PeriodCongestion<'_>>,
+    workload: &Workload,
+    accepted: &[u32],
+    base: &mut SlotBase,
+) {
+    let Some(pc) = pc else {
+        return;
+    };
+    base.prune_before(workload.rules.window.0.slot(workload.rules.slot_minutes));
+    let trades: Vec<_> = accepted
+        .iter()
+        .filter_map(|&tx| pc.trade(tx, &workload.transactions[tx as usize]))
+        .collect();
+    base.commit(&trades, pc.buses());
 }
 
 /// Where a period stands in its run.

@@ -482,21 +482,7 @@ pub fn render_run(r: &RunReport) -> String {
         r.cpu_seconds_per_committed * 1e6
     );
     out += &signature_line(&r.work.signatures);
-    out += &format!("congestion    {}\n", r.congestion_stage);
-    if let Some(c) = &r.congestion {
-        out += &format!(
-            "              {} of {} periods overloaded (max loading {:.2}, {} branches); {} of {} scheme trades curtailed in {} cuts; {} rejected by consensus for congestion; O1 context {:.3} s\n",
-            c.periods_overloaded,
-            r.blocks.len(),
-            c.max_loading_before,
-            c.branches_overloaded.len(),
-            c.curtailed_trades,
-            c.scheme_trades,
-            c.cuts,
-            r.curtailed,
-            s.congestion
-        );
-    }
+    out += &congestion_lines(r, s.congestion);
     out += &settlement_lines(r);
     out += &format!("blocks        {} sealed\n", r.blocks.len());
     for b in r.blocks.iter().take(8) {
@@ -532,6 +518,65 @@ pub fn render_run(r: &RunReport) -> String {
         );
     }
     out
+}
+
+/// The congestion stage and, on a grid, what the rule did over the run.
+fn congestion_lines(r: &RunReport, o1_seconds: f64) -> String {
+    let mut out = String::new();
+    out += &format!("congestion    {}\n", r.congestion_stage);
+    if let Some(c) = &r.congestion {
+        out += &format!(
+            "              {} of {} periods overloaded (max loading {:.2}, {} branches); {} of {} scheme trades curtailed in {} cuts; {} rejected by consensus for congestion; O1 context {:.3} s\n",
+            c.periods_overloaded,
+            r.blocks.len(),
+            c.max_loading_before,
+            c.branches_overloaded.len(),
+            c.curtailed_trades,
+            c.scheme_trades,
+            c.cuts,
+            r.curtailed,
+            o1_seconds
+        );
+        out += &slot_lines(c);
+    }
+    out
+}
+
+/// The congestion summary's delivery slots: how many were touched, the busiest by curtailment,
+/// the residual branches and the committed base's share of overloaded branches' flows.
+fn slot_lines(c: &crate::pipeline::CongestionSummary) -> String {
+    let mut worst: Vec<&crate::pipeline::SlotCongestion> =
+        c.slots.iter().filter(|s| s.curtailed > 0).collect();
+    worst.sort_by(|a, b| b.curtailed.cmp(&a.curtailed).then(a.slot.cmp(&b.slot)));
+    let most: Vec<String> = worst
+        .iter()
+        .take(4)
+        .map(|s| format!("{} {} of {}", s.starts, s.curtailed, s.scheme_trades))
+        .collect();
+    let mut out = format!(
+        "              {} delivery {} over {} period-slot schemes; curtailed per slot: {}\n",
+        c.slots.len(),
+        plural(c.slots.len() as u64, "slot", "slots"),
+        c.slots_touched,
+        if most.is_empty() {
+            "none".to_owned()
+        } else {
+            most.join(", ") + if worst.len() > 4 { ", ..." } else { "" }
+        }
+    );
+    out += &format!(
+        "              residual {} ({} overloaded by committed trades alone); committed base: {:.0}% of an overloaded branch's flow on average, {:.0}% at most\n",
+        c.residual_overloads,
+        c.branches_overloaded_by_base.len(),
+        c.base_share_mean * 100.0,
+        c.base_share_max * 100.0
+    );
+    out
+}
+
+/// `one` for a count of 1, `many` otherwise.
+fn plural(n: u64, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 { one } else { many }
 }
 
 #[cfg(test)]

@@ -62,7 +62,7 @@ pub const TRAILER_MAGIC: [u8; 8] = *b"IPOWEND\0";
 /// The binary format this code writes and reads.
 pub const FORMAT_VERSION: u16 = 2;
 /// The generator whose output this code writes: bump when a seed would give other contracts.
-pub const GENERATOR_VERSION: u16 = 1;
+pub const GENERATOR_VERSION: u16 = 2;
 /// The JSON form's format tag.
 pub const JSON_FORMAT: &str = "ipow-market/1";
 /// Records per chunk written, and the most a reader accepts: a chunk of 2,048 records (about
@@ -138,6 +138,8 @@ pub struct Bounds {
     pub window_start: DeliveryTime,
     /// Delivery window end (exclusive).
     pub window_end: DeliveryTime,
+    /// Delivery slot length in minutes (a divisor of 60).
+    pub slot_minutes: u32,
     /// Sequence numbers at or below this were committed before.
     pub seq_watermark: u64,
 }
@@ -151,6 +153,7 @@ impl Bounds {
             aux_price_max: rules.aux_price_max,
             window_start: rules.window.0,
             window_end: rules.window.1,
+            slot_minutes: rules.slot_minutes,
             seq_watermark: rules.seq_watermark,
         }
     }
@@ -296,6 +299,14 @@ pub fn rules_of(
     members: &[Member],
     bounds: &Bounds,
 ) -> Result<MarketRules, DatasetError> {
+    crate::base::domain::check_slot_minutes(bounds.slot_minutes).map_err(|message| {
+        DatasetError {
+            file: file.to_owned(),
+            at: "params.bounds".to_owned(),
+            field: "slot_minutes".to_owned(),
+            message,
+        }
+    })?;
     // Admitted as one list (canonical and small order from the bytes, the curve equation for
     // the whole list at once); the first bad key in member order is the one reported.
     let encodings: Vec<_> = members.iter().map(|m| m.public_key).collect();
@@ -343,6 +354,7 @@ pub fn rules_of(
         price_max: bounds.price_max,
         aux_price_max: bounds.aux_price_max,
         window: (bounds.window_start, bounds.window_end),
+        slot_minutes: bounds.slot_minutes,
         seq_watermark: bounds.seq_watermark,
         seller_base: SELLER_BASE,
         purchaser_base: PURCHASER_BASE,

@@ -81,13 +81,12 @@ mod verdict;
 
 use verdict::*;
 
-use crate::grid::placement::{GridMarket, SchemeTrade};
+use crate::grid::placement::{GridMarket, SchemeTrade, TradeTerms};
 use std::hint::select_unpredictable;
 
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::base::domain::AddressBases;
 use crate::contract::SignedContract;
 use crate::grid::{DcModel, Grid};
 use crate::market::priority::PriorityRule;
@@ -120,6 +119,9 @@ pub struct Cut {
     pub curtailed: u32,
     /// Contribution removed (W), at least `excess_w` unless every aggravating trade went.
     pub removed_w: i64,
+    /// True when the committed trades alone overload the branch: every aggravating trade of
+    /// the scheme went, whatever the excess.
+    pub firm: bool,
     /// The branch's PTDF row times `sign`, per bus.
     #[serde(skip)]
     row: Vec<f64>,
@@ -189,13 +191,19 @@ impl Cut {
 pub struct Curtailment {
     /// Trades in the scheme.
     pub scheme: usize,
-    /// Branches overloaded by the whole scheme, with their loading |flow| / rateA.
+    /// Branches overloaded by the whole scheme on its base, with their loading |flow| / rateA.
     pub overloaded_before: Vec<(usize, f64)>,
+    /// For each of `overloaded_before`, the committed base's share of its flow (0 without a
+    /// base).
+    pub base_share: Vec<f64>,
+    /// Branches the committed base alone overloads.
+    pub overloaded_by_base: Vec<usize>,
     /// The published cuts, in round order.
     pub cuts: Vec<Cut>,
     /// Trades curtailed in all.
     pub curtailed: usize,
-    /// Branches still overloaded that no remaining trade aggravates.
+    /// Branches still overloaded that no remaining trade aggravates (or that the committed base
+    /// alone overloads).
     pub residual: Vec<usize>,
     /// What the verdict reads, built from the cuts.
     #[serde(skip)]
@@ -237,20 +245,132 @@ fn to_mw(inj: &[i64]) -> Vec<f64> {
     inj.iter().map(|&m| m as f64 / 1000.0).collect()
 }
 
+/// The committed trades' net injections per bus (0.001 MW), per delivery slot: the base flows
+/// every later period's scheme of that slot is checked on. Exact integer sums, so the same in
+/// any order and on any thread count. A slot is dropped once the market's delivery window has
+/// moved past it ([`SlotBase::prune_before`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SlotBase {
+    slots: std::collections::BTreeMap<u32, Vec<i64>>,
+}
+
+impl SlotBase {
+    /// No committed trade in any slot.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The base of `slot`, if a trade was committed for it.
+    pub fn of(&self, slot: u32) -> Option<&[i64]> {
+        self.slots.get(&slot).map(Vec::as_slice)
+    }
+
+    /// Adds committed trades (on a grid of `nbus` buses) to their slots' bases. Sums saturate
+    /// (a base past 9.2 x 10^12 MW is not a grid).
+    pub fn commit<'t>(&mut self, trades: impl IntoIterator<Item = &'t SchemeTrade>, nbus: usize) {
+        for t in trades {
+            let inj = self.slots.entry(t.slot).or_insert_with(|| vec![0; nbus]);
+            let (s, b) = (t.seller as usize, t.buyer as usize);
+            inj[s] = inj[s].saturating_add(t.milli_mw);
+            inj[b] = inj[b].saturating_sub(t.milli_mw);
+        }
+    }
+
+    /// Drops every slot before `slot` (their delivery time has passed).
+    pub fn prune_before(&mut self, slot: u32) {
+        self.slots = self.slots.split_off(&slot);
+    }
+
+    /// Slots with a committed trade, ascending, with their bases.
+    pub fn slots(&self) -> impl Iterator<Item = (u32, &[i64])> {
+        self.slots.iter().map(|(&k, v)| (k, v.as_slice()))
+    }
+}
+
+/// The rule on one delivery slot of a period's scheme.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SlotCurtailment {
+    /// The slot (delivery time / slot length).
+    pub slot: u32,
+    /// The rule's outcome on the slot's pending trades over its committed base.
+    #[serde(flatten)]
+    pub curtailment: Curtailment,
+}
+
+/// The rule on a whole scheme: its trades grouped by delivery slot, each slot's rule run on its
+/// own committed base. Trades of different slots never curtail each other.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SlotCurtailments {
+    /// One per slot with a pending trade, ascending.
+    pub slots: Vec<SlotCurtailment>,
+}
+
+impl SlotCurtailments {
+    /// Groups `scheme` by slot (keeping submission order within a slot) and runs the rule on
+    /// each slot over its base in `base`, slots in parallel.
+    pub fn compute(model: &DcModel, scheme: &[SchemeTrade], base: &SlotBase) -> Self {
+        let mut groups: std::collections::BTreeMap<u32, Vec<SchemeTrade>> =
+            std::collections::BTreeMap::new();
+        for t in scheme {
+            groups.entry(t.slot).or_default().push(*t);
+        }
+        let groups: Vec<(u32, Vec<SchemeTrade>)> = groups.into_iter().collect();
+        let slots = groups
+            .par_iter()
+            .map(|(slot, trades)| SlotCurtailment {
+                slot: *slot,
+                curtailment: Curtailment::compute_on(model, trades, base.of(*slot)),
+            })
+            .collect();
+        Self { slots }
+    }
+
+    /// The rule's outcome for `slot`, if the scheme had a trade in it.
+    pub fn of(&self, slot: u32) -> Option<&Curtailment> {
+        self.slots
+            .binary_search_by_key(&slot, |s| s.slot)
+            .ok()
+            .map(|i| &self.slots[i].curtailment)
+    }
+
+    /// A validator's verdict for one trade: the first cut of its slot that curtails it.
+    #[inline]
+    pub fn curtailing_cut(&self, t: &SchemeTrade) -> Option<usize> {
+        self.of(t.slot).and_then(|c| c.curtailing_cut(t))
+    }
+
+    /// Trades curtailed in all slots.
+    pub fn curtailed(&self) -> usize {
+        self.slots.iter().map(|s| s.curtailment.curtailed).sum()
+    }
+}
+
 /// One period's published congestion context; a validator's congestion stage.
 #[derive(Debug)]
 pub struct PeriodCongestion<'a> {
     market: &'a GridMarket,
-    bases: AddressBases,
-    /// The rule's outcome.
-    pub curtailment: Curtailment,
+    terms: TradeTerms,
+    /// The rule's outcome, per delivery slot.
+    pub curtailment: SlotCurtailments,
     priority: PriorityRule,
+}
+
+impl PeriodCongestion<'_> {
+    /// Buses of the grid.
+    pub fn buses(&self) -> usize {
+        self.market.model().grid().buses.len()
+    }
+
+    /// The scheme trade of a transaction in this period (None when a party is not placed).
+    pub fn trade(&self, tx: u32, contract: &SignedContract) -> Option<SchemeTrade> {
+        let priority = self.priority.of(&contract.contract);
+        self.market.trade(self.terms, tx, priority, contract)
+    }
 }
 
 impl CongestionStage for PeriodCongestion<'_> {
     fn allows(&self, tx: u32, contract: &SignedContract) -> bool {
-        let priority = self.priority.of(&contract.contract);
-        match self.market.trade(self.bases, tx, priority, contract) {
+        match self.trade(tx, contract) {
             Some(t) => {
                 !self.market.overloads_alone(&t) && self.curtailment.curtailing_cut(&t).is_none()
             }
@@ -263,15 +383,17 @@ impl CongestionStage for PeriodCongestion<'_> {
 }
 
 /// O1: the period's congestion context. The scheme is `pending` (workload indices, whose
-/// order is submission order) less those failing a local check.
+/// order is submission order) less those failing a local check; each slot's flows start from
+/// `base`, the trades committed for it in earlier periods.
 pub fn period<'g>(
     grid: &'g GridMarket,
     workload: &Workload,
     pending: &[u32],
     checks: &Checks<'_>,
     priority: PriorityRule,
+    base: &SlotBase,
 ) -> PeriodCongestion<'g> {
-    let bases = workload.rules.bases();
+    let terms = workload.rules.terms();
     let scheme: Vec<SchemeTrade> = pending
         .par_iter()
         .filter_map(|&tx| {
@@ -279,14 +401,14 @@ pub fn period<'g>(
             if checks.local_failure(signed).is_some() {
                 return None;
             }
-            grid.trade(bases, tx, priority.of(&signed.contract), signed)
+            grid.trade(terms, tx, priority.of(&signed.contract), signed)
                 .filter(|t| !grid.overloads_alone(t))
         })
         .collect();
     PeriodCongestion {
         market: grid,
-        bases,
-        curtailment: Curtailment::compute(grid.model(), &scheme),
+        terms,
+        curtailment: SlotCurtailments::compute(grid.model(), &scheme, base),
         priority,
     }
 }
@@ -353,6 +475,7 @@ mod tests {
                 cutoff_order: [0, 1, 500, 1000, u32::MAX - 1, u32::MAX][r.index(6)],
                 curtailed: 1,
                 removed_w: 1,
+                firm: false,
                 #[allow(clippy::cast_precision_loss)]
                 row: (0..nbus)
                     .map(|_| (r.below(2001) as f64 - 1000.0) / 997.0)
@@ -401,6 +524,7 @@ mod tests {
                         seller: u32::try_from(r.index(nbus)).unwrap_or(0),
                         buyer: u32::try_from(r.index(nbus)).unwrap_or(0),
                         milli_mw: r.between(1, 3000),
+                        slot: 0,
                     };
                     assert_eq!(
                         c.curtailing_cut(&t),

@@ -502,14 +502,27 @@ pub(super) fn pass_b(
 }
 
 impl Curtailment {
-    /// Runs the rule on `scheme` (any order; `order` values unique).
+    /// Runs the rule on `scheme` (any order; `order` values unique) over an empty grid.
+    pub fn compute(model: &DcModel, scheme: &[SchemeTrade]) -> Curtailment {
+        Self::compute_on(model, scheme, None)
+    }
+
+    /// Runs the rule on `scheme` over `base`, the committed trades' net injections per bus
+    /// (0.001 MW) of the same delivery slot: the flows are base plus scheme, and only the
+    /// scheme's trades are curtailed. A branch the base alone overloads is relieved first (most
+    /// loaded first, ties to the lower row): every trade that aggravates it goes, and it is
+    /// reported as residual while it stays overloaded.
     ///
     /// How: the trades are copied once into chunks (fixed stretches of submission order) with
     /// each chunk's trades grouped by rank; a round sums contributions rank by rank from the
     /// lowest (pass A) and stops at the rank where the sum reaches the excess, then removes the
     /// curtailed trades from their runs (pass B). A round reads only the ranks at or below its
     /// cut-off, and never a trade curtailed before.
-    pub fn compute(model: &DcModel, scheme: &[SchemeTrade]) -> Curtailment {
+    pub fn compute_on(
+        model: &DcModel,
+        scheme: &[SchemeTrade],
+        base: Option<&[i64]>,
+    ) -> Curtailment {
         let grid = model.grid();
         let nbus = grid.buses.len();
         let Chunked {
@@ -518,6 +531,9 @@ impl Curtailment {
             priorities: prios,
             ..
         } = chunked(scheme, nbus);
+        let base_flows = base.map(|b| on_base(model, &mut inj, b));
+        let base_flows = base_flows.as_deref();
+        let mut firm = firm_order(grid, base_flows).into_iter();
         // Distinct priorities, ascending; a trade's rank is its place among them.
         let mut live = live_by_rank(&chunks, prios.len());
         let mut out = Curtailment {
@@ -530,24 +546,28 @@ impl Curtailment {
             let flows = model.flows(&to_mw(&inj));
             let overloaded = overloaded(grid, &flows);
             if round == 0 {
-                out.overloaded_before.clone_from(&overloaded);
+                out.note_before(grid, &overloaded, &flows, base_flows);
             }
-            let Some(l) = most_loaded(&overloaded, &given_up) else {
+            // A firm overload's direction is the base flow's; every aggravating trade goes.
+            let Some((l, all, sign)) =
+                next_branch(&mut firm, &overloaded, &given_up, &flows, base_flows)
+            else {
+                given_up.retain(|k| overloaded.iter().any(|(o, _)| o == k));
                 out.residual = given_up;
                 break;
             };
-            let br = &grid.branches[l];
-            let flow = flows[l];
-            let sign: i8 = if flow > 0.0 { 1 } else { -1 };
+            if all {
+                given_up.push(l);
+            }
+            let (br, flow) = (&grid.branches[l], flows[l]);
             #[allow(clippy::cast_possible_truncation)]
             let excess_w = (((flow.abs() - br.rate_a) * 1e6).ceil() as i64).max(1);
-            let row: Vec<f64> = model
-                .ptdf_row(l)
-                .iter()
-                .map(|x| f64::from(sign) * x)
-                .collect();
-            let Some((cut_rank, need)) = cut_rank(&mut chunks, &live, &row, excess_w) else {
-                given_up.push(l);
+            let row = signed_row(model, l, sign);
+            let target = if all { i64::MAX } else { excess_w };
+            let Some((cut_rank, need)) = cut_rank(&mut chunks, &live, &row, target) else {
+                if !all {
+                    given_up.push(l);
+                }
                 continue;
             };
             round += 1;
@@ -555,27 +575,118 @@ impl Curtailment {
             let b = pass_b(&mut chunks, cut_rank, cut_at, nbus);
             live = live_by_rank(&chunks, prios.len());
             inj.iter_mut().zip(b.delta).for_each(|(x, y)| *x += y);
-            out.cuts.push(Cut {
-                round,
-                branch: l,
-                sign,
-                flow_mw: flow.abs(),
-                rate_a: br.rate_a,
-                excess_w,
-                cutoff_priority: prios[cut_rank as usize],
-                // With no limit, the cut-off is the earliest aggravating trade of the cut rank.
-                cutoff_order: if cut_at.is_none() {
-                    b.first
-                } else {
-                    cutoff_order
-                },
-                curtailed: b.curtailed,
-                removed_w: i64::try_from(b.removed).unwrap_or(i64::MAX),
-                row,
-            });
+            let mut cut = Cut::on(round, (l, sign, all), (flow, br.rate_a, excess_w), row);
+            cut.cutoff_priority = prios[cut_rank as usize];
+            // With no limit, the cut-off is the earliest aggravating trade of the cut rank.
+            cut.cutoff_order = cut_at.map_or(b.first, |_| cutoff_order);
+            (cut.curtailed, cut.removed_w) =
+                (b.curtailed, i64::try_from(b.removed).unwrap_or(i64::MAX));
+            out.cuts.push(cut);
             out.curtailed += b.curtailed as usize;
         }
         out.index = VerdictIndex::new(&out.cuts, nbus);
         out
     }
+
+    /// What the first round sees: the overloaded branches, the base's share of each, the
+    /// branches the base alone overloads.
+    fn note_before(
+        &mut self,
+        grid: &Grid,
+        overloaded: &[(usize, f64)],
+        flows: &[f64],
+        base: Option<&[f64]>,
+    ) {
+        self.overloaded_before = overloaded.to_vec();
+        self.base_share = base_shares(overloaded, flows, base);
+        self.overloaded_by_base = base.map(|f| overloaded_rows(grid, f)).unwrap_or_default();
+    }
+}
+
+/// Adds the committed base to the scheme's injections; the base's own flows.
+fn on_base(model: &DcModel, inj: &mut [i64], base: &[i64]) -> Vec<f64> {
+    inj.iter_mut()
+        .zip(base)
+        .for_each(|(x, y)| *x = x.saturating_add(*y));
+    model.flows(&to_mw(base))
+}
+
+impl Cut {
+    /// Round `round`'s cut of branch `l` in direction `sign` (`firm`: the base alone overloads
+    /// it), with its flow, rateA and excess; the cut-off and what went are set after.
+    fn on(
+        round: u32,
+        (branch, sign, firm): (usize, i8, bool),
+        (flow, rate_a, excess_w): (f64, f64, i64),
+        row: Vec<f64>,
+    ) -> Self {
+        Cut {
+            round,
+            branch,
+            sign,
+            flow_mw: flow.abs(),
+            rate_a,
+            excess_w,
+            cutoff_priority: 0,
+            cutoff_order: 0,
+            curtailed: 0,
+            removed_w: 0,
+            firm,
+            row,
+        }
+    }
+}
+
+/// The branches the committed base alone overloads, most loaded first (ties to the lower row).
+fn firm_order(grid: &Grid, base: Option<&[f64]>) -> Vec<usize> {
+    let mut firm: Vec<(usize, f64)> = base.map(|f| overloaded(grid, f)).unwrap_or_default();
+    firm.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    firm.into_iter().map(|(k, _)| k).collect()
+}
+
+/// The next branch a round relieves, whether every aggravating trade goes (a firm overload),
+/// and its direction: firm overloads first, then the most loaded branch not given up.
+fn next_branch(
+    firm: &mut impl Iterator<Item = usize>,
+    overloaded: &[(usize, f64)],
+    given_up: &[usize],
+    flows: &[f64],
+    base: Option<&[f64]>,
+) -> Option<(usize, bool, i8)> {
+    if let Some(l) = firm.next() {
+        return Some((l, true, base.map_or(1, |f| sign_of(f[l]))));
+    }
+    most_loaded(overloaded, given_up).map(|l| (l, false, sign_of(flows[l])))
+}
+
+/// Branch `l`'s PTDF row times `sign`.
+fn signed_row(model: &DcModel, l: usize, sign: i8) -> Vec<f64> {
+    model
+        .ptdf_row(l)
+        .iter()
+        .map(|x| f64::from(sign) * x)
+        .collect()
+}
+
+/// +1 for a flow in the from-to direction, -1 otherwise.
+fn sign_of(flow: f64) -> i8 {
+    if flow > 0.0 { 1 } else { -1 }
+}
+
+/// Rows of the limited branches `flows` overload.
+fn overloaded_rows(grid: &Grid, flows: &[f64]) -> Vec<usize> {
+    overloaded(grid, flows)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect()
+}
+
+/// For each overloaded branch, the base flow's share of its loading: the base flow in the
+/// direction of the whole flow over the whole flow's magnitude (0 without a base; negative
+/// when the committed trades pull against the overload).
+fn base_shares(overloaded: &[(usize, f64)], flows: &[f64], base: Option<&[f64]>) -> Vec<f64> {
+    overloaded
+        .iter()
+        .map(|&(k, _)| base.map_or(0.0, |b| b[k] * flows[k].signum() / flows[k].abs()))
+        .collect()
 }

@@ -64,7 +64,6 @@ const LONG_FUNCTIONS: &[(&str, &str, usize)] = &[
     ("src/chain/mod.rs", "verify_proof", 81),
     ("src/cli/market.rs", "dataset_command", 108),
     ("src/cli/market.rs", "generate_command", 75),
-    ("src/cli/market.rs", "grid_command", 78),
     ("src/cli/run.rs", "run_command", 76),
     ("src/cli/run.rs", "scenario_command", 86),
     ("src/contract/mod.rs", "fill_well_formed", 75),

@@ -13,7 +13,7 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 use ipow::base::rng::Rng;
 use ipow::grid::placement::SchemeTrade;
 use ipow::grid::{DcModel, Grid};
-use ipow::validate::congestion::{Curtailment, scheme_flows};
+use ipow::validate::congestion::{Curtailment, SlotBase, SlotCurtailments, scheme_flows};
 use rayon::prelude::*;
 
 use super::{all_cores, pool};
@@ -81,6 +81,30 @@ pub fn verdicts(c: &Curtailment, trades: &[SchemeTrade]) -> usize {
         .with_min_len(1 << 12)
         .map(|t| usize::from(c.curtailing_cut(t).is_some()))
         .sum()
+}
+
+/// The same number of trades over 24 delivery slots, each slot as loaded as `load_factor` x
+/// the case's load (trade k in slot k mod 24).
+pub fn slotted_trades(model: &DcModel, count: usize, load_factor: f64) -> Vec<SchemeTrade> {
+    let mut v = market_trades(model, count, load_factor * 24.0);
+    for (k, t) in v.iter_mut().enumerate() {
+        t.slot = (k % 24) as u32;
+    }
+    v
+}
+
+/// The whole period over slots: each slot's rounds (on an empty base), then every verdict.
+pub fn slotted_rule_and_verdicts(
+    model: &DcModel,
+    trades: &[SchemeTrade],
+) -> (SlotCurtailments, usize) {
+    let c = SlotCurtailments::compute(model, trades, &SlotBase::new());
+    let curtailed = trades
+        .par_iter()
+        .with_min_len(1 << 12)
+        .map(|t| usize::from(c.curtailing_cut(t).is_some()))
+        .sum();
+    (c, curtailed)
 }
 
 /// The whole period: the supervision node's rounds on the whole set, then every verdict.
@@ -171,7 +195,27 @@ pub fn bench(c: &mut Criterion) {
             |b| b.iter(|| p.install(|| black_box(rule_and_verdicts(&model, set)))),
         );
     }
+    // The same period over 24 delivery slots, each slot as loaded as the one-slot set.
+    let slotted = p.install(|| slotted_trades(&model, count, 1.1));
+    let slotted_moderate = p.install(|| slotted_trades(&model, count, 0.5));
+    for (name, set) in [("", &slotted), ("_moderate", &slotted_moderate)] {
+        group.bench_function(
+            BenchmarkId::new(
+                format!("period_rule_and_verdicts_24_slots{name}"),
+                format!("{threads}t"),
+            ),
+            |b| b.iter(|| p.install(|| black_box(slotted_rule_and_verdicts(&model, set)))),
+        );
+    }
     group.finish();
+    for (name, set) in [("heavy", &slotted), ("moderate", &slotted_moderate)] {
+        let (cur, curtailed) = p.install(|| slotted_rule_and_verdicts(&model, set));
+        assert_eq!(curtailed, cur.curtailed());
+        let cuts: usize = cur.slots.iter().map(|s| s.curtailment.cuts.len()).sum();
+        eprintln!(
+            "grid: {count} trades over 24 slots on case2869pegase, {name}: {cuts} cuts, {curtailed} curtailed"
+        );
+    }
     // Answer checks: the flows are those of the bare pass's injections; the verdicts recomputed
     // per trade are the rounds' curtailments.
     let inj: Vec<f64> = bare_pass(&trades, nb)

@@ -342,7 +342,12 @@ pub(crate) enum GridCommand {
         /// A JSON object with a `trades` list of {"seller_bus", "buyer_bus", "mw"}.
         #[arg(long)]
         trades: std::path::PathBuf,
-        /// Print one JSON object ({"flows": [...], "overloaded": [...]}) instead of text.
+        /// Trades already committed for the same delivery slot, in the same form: the flows
+        /// are theirs plus `--trades`, and each shown branch gives the committed base's part.
+        #[arg(long)]
+        base: Option<std::path::PathBuf>,
+        /// Print one JSON object ({"flows": [...], "overloaded": [...]}, and "base_flows" in MW
+        /// per branch row with `--base`) instead of text.
         #[arg(long)]
         json: bool,
     },

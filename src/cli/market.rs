@@ -353,6 +353,47 @@ pub(crate) fn dataset_command(cmd: &DatasetCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `ipow grid flows`: the flows of a trades file, on a committed base when given.
+fn flows_command(
+    grid: &std::path::Path,
+    trades: &std::path::Path,
+    base: Option<&std::path::Path>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let model = ipow::grid::DcModel::new(ipow::grid::Grid::load(grid)?)?;
+    // Each file's trades checked on their own first, so an error names its file.
+    let read = |path: &std::path::Path| -> anyhow::Result<_> {
+        let list = ipow::grid::read_trades(path)?;
+        let report = model.flow_report(&list).map_err(|mut e| {
+            e.file = path.display().to_string();
+            e
+        })?;
+        Ok((list, report))
+    };
+    let (trades_list, alone) = read(trades)?;
+    let Some(base) = base else {
+        if json {
+            println!("{}", serde_json::to_string(&alone)?);
+        } else {
+            print!("{}", render_flows(&alone, trades_list.len(), None));
+        }
+        return Ok(());
+    };
+    let (base_list, base_report) = read(base)?;
+    let all: Vec<_> = base_list.iter().chain(&trades_list).cloned().collect();
+    let report = model.flow_report(&all)?;
+    let base_flows: Vec<f64> = base_report.flows.iter().map(|f| f.mw).collect();
+    if json {
+        let mut v = serde_json::to_value(&report)?;
+        v["base_flows"] = serde_json::to_value(&base_flows)?;
+        println!("{}", serde_json::to_string(&v)?);
+    } else {
+        let committed = Some((base_list.len(), base_flows.as_slice()));
+        print!("{}", render_flows(&report, trades_list.len(), committed));
+    }
+    Ok(())
+}
+
 pub(crate) fn grid_command(cmd: &GridCommand) -> anyhow::Result<()> {
     match cmd {
         GridCommand::Info { grid, json } => {
@@ -364,20 +405,12 @@ pub(crate) fn grid_command(cmd: &GridCommand) -> anyhow::Result<()> {
                 print!("{}", render_grid_info(&info));
             }
         }
-        GridCommand::Flows { grid, trades, json } => {
-            let grid = ipow::grid::Grid::load(grid)?;
-            let trades_list = ipow::grid::read_trades(trades)?;
-            let model = ipow::grid::DcModel::new(grid)?;
-            let report = model.flow_report(&trades_list).map_err(|mut e| {
-                e.file = trades.display().to_string();
-                e
-            })?;
-            if *json {
-                println!("{}", serde_json::to_string(&report)?);
-            } else {
-                print!("{}", render_flows(&report, trades_list.len()));
-            }
-        }
+        GridCommand::Flows {
+            grid,
+            trades,
+            base,
+            json,
+        } => flows_command(grid, trades, base.as_deref(), *json)?,
         GridCommand::Ptdf {
             grid,
             out,

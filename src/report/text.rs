@@ -336,14 +336,30 @@ pub fn render_grid_info(i: &crate::grid::GridInfo) -> String {
 }
 
 /// `ipow grid flows`: each branch's flow against its rating, overloaded branches marked.
-pub fn render_flows(r: &crate::grid::FlowReport, trades: usize) -> String {
-    let mut out = format!(
-        "{} trades; {} branches; {} overloaded\n",
-        trades,
-        r.flows.len(),
-        r.overloaded.len()
-    );
-    out += "branch   from     to        flow MW     rateA  loading\n";
+pub fn render_flows(
+    r: &crate::grid::FlowReport,
+    trades: usize,
+    base: Option<(usize, &[f64])>,
+) -> String {
+    let mut out = match base {
+        Some((n, _)) => format!(
+            "{trades} trades on a committed base of {n}; {} branches; {} overloaded\n",
+            r.flows.len(),
+            r.overloaded.len()
+        ),
+        None => format!(
+            "{} trades; {} branches; {} overloaded\n",
+            trades,
+            r.flows.len(),
+            r.overloaded.len()
+        ),
+    };
+    out += "branch   from     to     flow MW     rateA  loading";
+    out += if base.is_some() {
+        "    base MW\n"
+    } else {
+        "\n"
+    };
     let mut shown: Vec<&crate::grid::BranchFlow> = r.overloaded.iter().collect();
     if shown.is_empty() {
         // Nothing overloaded: the ten most loaded.
@@ -359,11 +375,28 @@ pub fn render_flows(r: &crate::grid::FlowReport, trades: usize) -> String {
             "-".to_owned()
         };
         out += &format!(
-            "{:>6} {:>6} {:>6} {:>14.6} {:>9.1}  {}\n",
-            f.branch_index, f.from_bus, f.to_bus, f.mw, f.rate_a, loading
+            "{:>6} {:>6} {:>6} {:>11.3} {:>9.1} {:>8}",
+            f.branch_index,
+            f.from_bus,
+            f.to_bus,
+            thousandths(f.mw),
+            f.rate_a,
+            loading
         );
+        out += &match base {
+            Some((_, b)) => format!(
+                " {:>10.3}\n",
+                thousandths(b.get(f.branch_index).copied().unwrap_or(0.0))
+            ),
+            None => "\n".to_owned(),
+        };
     }
     out
+}
+
+/// `x` rounded to 0.001 (a flow in the file's own resolution), never a negative zero.
+fn thousandths(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0 + 0.0
 }
 
 /// The variant's parameters in one phrase.

@@ -2,14 +2,21 @@
 //! overloaded, by a rule any validator can recompute for the one transaction it holds.
 //!
 //! **The rule** (also in ARCHITECTURE.md). The period's *scheme* is its pending transactions
-//! that pass the local checks (everything before signatures); each is a trade of `energy` MWh
-//! over its one-hour delivery slot, so `energy` MW from the seller's bus to the purchaser's.
+//! that pass the local checks (everything before signatures). Each is a trade of `energy` over
+//! its delivery slot (delivery time / the market's `slot_minutes`, the paper's hour by default),
+//! so energy x 60 / slot minutes MW from the seller's bus to the purchaser's. The scheme is
+//! grouped by slot, and each slot is one scheme on its own (trades for 03:00 and for 18:00 never
+//! share a line). A slot's flows start from its *base*: the net injections of every trade
+//! committed for that slot in earlier periods ([`SlotBase`]), which are firm (never curtailed).
 //! Injections are summed per bus in integers (0.001 MW), so the flows do not depend on the
-//! order or the thread count. Then, in rounds:
-//! 1. compute the flows of the trades still in the scheme (one solve);
-//! 2. if no branch has |flow| > rateA, stop; otherwise take the most loaded branch l (largest
-//!    |flow| / rateA; ties to the lower row), its direction s (the sign of its flow) and its
-//!    excess E = ceil((|flow| - rateA) x 10^6) watts;
+//! order or the thread count. First, each branch the base alone overloads (most loaded first,
+//! ties to the lower row; its direction s the base flow's sign) loses every pending trade that
+//! aggravates it (c > 0 below), whatever the excess, and is reported as residual while it stays
+//! overloaded. Then, in rounds:
+//! 1. compute the flows of the base plus the trades still in the scheme (one solve);
+//! 2. if no branch not given up has |flow| > rateA, stop; otherwise take the most loaded branch l
+//!    (largest |flow| / rateA; ties to the lower row), its direction s (the sign of its flow) and
+//!    its excess E = ceil((|flow| - rateA) x 10^6) watts;
 //! 3. each remaining trade's contribution to l is its PTDF factor times its power,
 //!    c = s x mw x (PTDF_l[seller bus] - PTDF_l[buyer bus]), **rounded half away from zero to the
 //!    watt** (the one rounding, computed as sign x trunc(|x| + 0.5) in f64; sums are then exact
@@ -19,7 +26,7 @@
 //!    first, until the curtailed contributions reach E. The last one curtailed is the cut-off;
 //!    the round publishes (l, s, cut-off priority, cut-off submission index).
 //!
-//! **A validator's verdict** for transaction Tk: with the published cuts, Tk is rejected for
+//! **A validator's verdict** for transaction Tk: with the published cuts of its slot, Tk is rejected for
 //! congestion iff for some cut its own rounded contribution c > 0 and Tk comes at or before the
 //! cut-off in curtailment order. This is exactly the set the rounds curtailed (a trade that
 //! matches a later cut but was curtailed earlier, or that is not in the scheme, is rejected
@@ -30,7 +37,7 @@
 //! **A trade that overloads a line alone** is rejected before the scheme is formed: with
 //! w = max over limited in-service branches k of |PTDF_k[seller bus] - PTDF_k[buyer bus]| / rateA_k,
 //! a trade whose power in 0.001 MW exceeds floor(1000 / w) ([`GridMarket::transfer_limit_milli`])
-//! would overload some branch even if it were the only trade of the period, so no curtailment of
+//! would overload some branch even if it were the only trade on an empty grid, so no curtailment of
 //! others can make it feasible. A validator computes w for its own trade (one pass over the
 //! limited branches, the maximum of exact per-branch values, so the same on every node); such a
 //! trade is left out of the scheme and rejected for congestion.

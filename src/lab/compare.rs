@@ -418,6 +418,10 @@ pub struct Row {
     pub expected_wrong_reject_rate: f64,
     /// Binomial standard deviation of the wrong-reject count around its expectation.
     pub wrong_reject_sd: f64,
+    /// On a grid, what the congestion rule did: slots, curtailment per slot, residual
+    /// branches, the committed base's share of overloaded branches' flows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub congestion: Option<crate::pipeline::CongestionSummary>,
 }
 
 fn ratio(n: u64, d: u64) -> f64 {
@@ -473,6 +477,7 @@ impl Row {
             wrong_reject_rate: ratio(r.wrong_rejects, r.honest_valid),
             expected_wrong_reject_rate: per(r.expected.wrong_rejects, r.honest_valid),
             wrong_reject_sd: binomial_sd(r.honest_valid, r.expected.wrong_rejects),
+            congestion: r.congestion.clone(),
         }
     }
 }

@@ -352,6 +352,74 @@ fn cdf_plot(c: &Comparison) -> Result<Plot, ReportError> {
     })
 }
 
+/// The congestion table's header (runs on a grid), shared by Markdown and HTML.
+pub const CONGESTION_COLUMNS: [&str; 8] = [
+    "case",
+    "rep",
+    "scheme trades",
+    "curtailed (share)",
+    "slots (period-slot schemes)",
+    "most curtailed slots",
+    "residual (by committed trades alone)",
+    "committed base's share of an overloaded branch's flow (mean, max)",
+];
+
+/// One run's congestion cells, in [`CONGESTION_COLUMNS`]' order (None without a grid).
+pub fn congestion_cells(r: &Row) -> Option<Vec<String>> {
+    let c = r.congestion.as_ref()?;
+    let mut worst: Vec<&crate::pipeline::SlotCongestion> =
+        c.slots.iter().filter(|s| s.curtailed > 0).collect();
+    worst.sort_by(|a, b| b.curtailed.cmp(&a.curtailed).then(a.slot.cmp(&b.slot)));
+    let most: Vec<String> = worst
+        .iter()
+        .take(3)
+        .map(|s| format!("{} {} of {}", s.starts, s.curtailed, s.scheme_trades))
+        .collect();
+    Some(vec![
+        r.label.clone(),
+        r.repetition.to_string(),
+        c.scheme_trades.to_string(),
+        format!(
+            "{} ({})",
+            c.curtailed_trades,
+            percent(ratio_of(c.curtailed_trades, c.scheme_trades))
+        ),
+        format!("{} ({})", c.slots.len(), c.slots_touched),
+        if most.is_empty() {
+            "none".to_owned()
+        } else {
+            most.join("; ")
+        },
+        format!(
+            "{} ({})",
+            c.residual_overloads,
+            c.branches_overloaded_by_base.len()
+        ),
+        format!(
+            "{:.0}%, {:.0}%",
+            c.base_share_mean * 100.0,
+            c.base_share_max * 100.0
+        ),
+    ])
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn ratio_of(n: u64, d: u64) -> f64 {
+    if d == 0 { 0.0 } else { n as f64 / d as f64 }
+}
+
+/// The HTML congestion table, when some run was on a grid.
+fn html_congestion(h: &mut String, c: &Comparison) {
+    let congestion: Vec<Vec<String>> = c.rows().iter().filter_map(congestion_cells).collect();
+    if !congestion.is_empty() {
+        let _ = writeln!(
+            h,
+            "<h2>Congestion per run (per delivery slot, on committed trades)</h2>"
+        );
+        html_table(h, "congestion", &CONGESTION_COLUMNS, congestion.into_iter());
+    }
+}
+
 /// The results table's header, shared by Markdown and HTML.
 pub const RUN_COLUMNS: [&str; 18] = [
     "case",
@@ -539,15 +607,16 @@ fn setup_pairs(c: &Comparison) -> Vec<(&'static str, String)> {
 }
 
 /// The report's glossary; README.md's Glossary lists the same terms (a test checks it).
-pub const DEFINITIONS: [&str; 14] = [
+pub const DEFINITIONS: [&str; 15] = [
     "**throughput**: committed transactions / wall time of the run (workload generation excluded).",
     "**latency**: from a transaction's intended submission to the commit of its block (closed loop: every transaction is submitted at the start), percentiles from an HDR histogram at 3 significant digits.",
     "**CPU-us / committed**: user + system CPU time of the process over the run, all threads, per committed transaction.",
     "**O1-O4, W1-W2**: the steps of the paper's Table 1. The supervision node publishes the period's context (O1), assigns each open transaction to an idle validator that never saw it (O2), tallies the proofs (O3) and seals the accepted (O4); a validator checks its transaction (W1) and returns its proof Z(Tk, e) (W2).",
-    "**scheme**: a period's pending transactions that pass the local checks (everything before signatures), taken as simultaneous trades of their MWh as MW for the congestion check.",
+    "**scheme**: a period's pending transactions that pass the local checks (everything before signatures), as trades of their energy over their delivery slot (MWh per hour as MW), grouped by slot for the congestion check.",
+    "**delivery slot, committed base**: a contract's delivery time falls in a slot (an hour unless the market says otherwise); trades of different slots never share a line. A slot's committed base is the flows of every trade committed for it in earlier periods: firm, never curtailed, and the starting point of the slot's flows in every later period.",
     "**cut**: one curtailment round at O1: the most loaded branch, its direction and the cut-off in curtailment order (lowest priority, then latest submitted, first). The O1 context is the cuts and the priorities; its time is the supervision node's.",
     "**curtailed**: valid contracts rejected because the period's congestion rule curtails them (right rejections). A scheme trade the rounds curtail whose contract also fails another check (a forged signature) is counted under that check, so scheme trades curtailed can exceed contracts rejected for congestion.",
-    "**residual**: a branch still overloaded after the rounds because no remaining trade aggravates it; curtailment cannot relieve it.",
+    "**residual**: a branch still overloaded after the rounds because no remaining trade aggravates it, or because the committed base alone overloads it (then every pending trade aggravating it was curtailed); curtailment cannot relieve it.",
     "**wrong accepts**: accepted transactions that an honest validator rejects in the period that decided them (planted invalid, replayed, or curtailed by the congestion rule), over all such transactions; **wrong rejects** the converse. *Expected* is the protocol model (validators drawn without replacement from the actual set, ties answered by asking one more, up to q + extra), ± one binomial standard deviation.",
     "**P(dishonest majority in a quorum)**: the simpler model, a binomial tail: q validators drawn with replacement at the Byzantine fraction, more than half dishonest. It is not the expectation printed beside wrong accepts (the protocol model above); for PoW, which has no quorum, it is 0.",
     "**ratios**: each case against the baseline run of the same repetition (they ran side by side); median [min, max] over repetitions.",
@@ -569,6 +638,14 @@ pub fn markdown(c: &Comparison, plots: &[Plot]) -> String {
     }
     let _ = writeln!(md, "\n## Results per run\n");
     md_table(&mut md, &RUN_COLUMNS, c.rows().iter().map(run_cells));
+    let congestion: Vec<Vec<String>> = c.rows().iter().filter_map(congestion_cells).collect();
+    if !congestion.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n## Congestion per run (per delivery slot, on committed trades)\n"
+        );
+        md_table(&mut md, &CONGESTION_COLUMNS, congestion.into_iter());
+    }
     let _ = writeln!(
         md,
         "\n## Against the baseline ({}): median [min, max] over repetitions\n",
@@ -641,6 +718,7 @@ pub fn html(c: &Comparison, plots: &[Plot]) -> String {
     }
     let _ = writeln!(h, "</table>\n<h2>Results per run</h2>");
     html_table(&mut h, "runs", &RUN_COLUMNS, c.rows().iter().map(run_cells));
+    html_congestion(&mut h, c);
     let _ = writeln!(
         h,
         "<h2>Against the baseline ({}): median [min, max] over repetitions</h2>",

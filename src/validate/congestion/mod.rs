@@ -84,6 +84,8 @@
 //! curtailment; plain PoW publishes none (all 0, so submission order decides).
 
 mod rounds;
+
+pub use rounds::RowCache;
 mod verdict;
 
 use verdict::*;
@@ -316,17 +318,13 @@ impl SlotCurtailments {
     /// Groups `scheme` by slot (keeping submission order within a slot) and runs the rule on
     /// each slot over its base in `base`, slots in parallel.
     pub fn compute(model: &DcModel, scheme: &[SchemeTrade], base: &SlotBase) -> Self {
-        let mut groups: std::collections::BTreeMap<u32, Vec<SchemeTrade>> =
-            std::collections::BTreeMap::new();
-        for t in scheme {
-            groups.entry(t.slot).or_default().push(*t);
-        }
-        let groups: Vec<(u32, Vec<SchemeTrade>)> = groups.into_iter().collect();
+        let groups = by_slot(scheme);
+        let rows = rounds::RowCache::default();
         let slots = groups
             .par_iter()
             .map(|(slot, trades)| SlotCurtailment {
                 slot: *slot,
-                curtailment: Curtailment::compute_on(model, trades, base.of(*slot)),
+                curtailment: Curtailment::compute_on(model, trades, base.of(*slot), &rows),
             })
             .collect();
         Self { slots }
@@ -350,6 +348,49 @@ impl SlotCurtailments {
     pub fn curtailed(&self) -> usize {
         self.slots.iter().map(|s| s.curtailment.curtailed).sum()
     }
+}
+
+/// The scheme's trades grouped by slot, ascending, each group in the scheme's order: a counting
+/// sort over the slots' range when it is small (a horizon's slots), else a sorted map.
+fn by_slot(scheme: &[SchemeTrade]) -> Vec<(u32, Vec<SchemeTrade>)> {
+    let (lo, hi) = scheme
+        .par_iter()
+        .map(|t| (t.slot, t.slot))
+        .reduce(|| (u32::MAX, 0), |a, b| (a.0.min(b.0), a.1.max(b.1)));
+    if scheme.is_empty() || hi - lo >= 1 << 16 {
+        let mut groups: std::collections::BTreeMap<u32, Vec<SchemeTrade>> =
+            std::collections::BTreeMap::new();
+        for t in scheme {
+            groups.entry(t.slot).or_default().push(*t);
+        }
+        return groups.into_iter().collect();
+    }
+    let width = (hi - lo) as usize + 1;
+    let counts = scheme
+        .par_iter()
+        .with_min_len(1 << 14)
+        .fold(
+            || vec![0usize; width],
+            |mut c, t| {
+                c[(t.slot - lo) as usize] += 1;
+                c
+            },
+        )
+        .reduce(|| vec![0usize; width], add_into);
+    let mut groups: Vec<(u32, Vec<SchemeTrade>)> = counts
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, &n)| (lo + rounds::upto(k), Vec::with_capacity(n)))
+        .collect();
+    let mut at = vec![usize::MAX; width];
+    for (i, (slot, _)) in groups.iter().enumerate() {
+        at[(slot - lo) as usize] = i;
+    }
+    for t in scheme {
+        groups[at[(t.slot - lo) as usize]].1.push(*t);
+    }
+    groups
 }
 
 /// One period's published congestion context; a validator's congestion stage.

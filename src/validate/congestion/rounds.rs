@@ -504,7 +504,7 @@ pub(super) fn pass_b(
 impl Curtailment {
     /// Runs the rule on `scheme` (any order; `order` values unique) over an empty grid.
     pub fn compute(model: &DcModel, scheme: &[SchemeTrade]) -> Curtailment {
-        Self::compute_on(model, scheme, None)
+        Self::compute_on(model, scheme, None, &RowCache::default())
     }
 
     /// Runs the rule on `scheme` over `base`, the committed trades' net injections per bus
@@ -518,10 +518,13 @@ impl Curtailment {
     /// lowest (pass A) and stops at the rank where the sum reaches the excess, then removes the
     /// curtailed trades from their runs (pass B). A round reads only the ranks at or below its
     /// cut-off, and never a trade curtailed before.
+    /// `rows` keeps the PTDF rows of branches cut before (the same few branches are cut in
+    /// many slots); a row is the same solve's bits whether cached or not.
     pub fn compute_on(
         model: &DcModel,
         scheme: &[SchemeTrade],
         base: Option<&[i64]>,
+        rows: &RowCache,
     ) -> Curtailment {
         let grid = model.grid();
         let nbus = grid.buses.len();
@@ -562,7 +565,7 @@ impl Curtailment {
             let (br, flow) = (&grid.branches[l], flows[l]);
             #[allow(clippy::cast_possible_truncation)]
             let excess_w = (((flow.abs() - br.rate_a) * 1e6).ceil() as i64).max(1);
-            let row = signed_row(model, l, sign);
+            let row = rows.signed_row(model, l, sign);
             let target = if all { i64::MAX } else { excess_w };
             let Some((cut_rank, need)) = cut_rank(&mut chunks, &live, &row, target) else {
                 if !all {
@@ -659,13 +662,23 @@ fn next_branch(
     most_loaded(overloaded, given_up).map(|l| (l, false, sign_of(flows[l])))
 }
 
-/// Branch `l`'s PTDF row times `sign`.
-fn signed_row(model: &DcModel, l: usize, sign: i8) -> Vec<f64> {
-    model
-        .ptdf_row(l)
-        .iter()
-        .map(|x| f64::from(sign) * x)
-        .collect()
+/// PTDF rows already solved for, by branch row, shared by the slots of a period.
+#[derive(Debug, Default)]
+pub struct RowCache(std::sync::Mutex<std::collections::HashMap<usize, std::sync::Arc<[f64]>>>);
+
+impl RowCache {
+    /// Branch `l`'s PTDF row times `sign`: solved once, then read from the cache.
+    fn signed_row(&self, model: &DcModel, l: usize, sign: i8) -> Vec<f64> {
+        let cached = self.0.lock().ok().and_then(|m| m.get(&l).cloned());
+        let row = cached.unwrap_or_else(|| {
+            let row: std::sync::Arc<[f64]> = model.ptdf_row(l).into();
+            if let Ok(mut m) = self.0.lock() {
+                m.insert(l, std::sync::Arc::clone(&row));
+            }
+            row
+        });
+        row.iter().map(|x| f64::from(sign) * x).collect()
+    }
 }
 
 /// +1 for a flow in the from-to direction, -1 otherwise.

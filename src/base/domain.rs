@@ -269,6 +269,13 @@ pub fn check_slot_minutes(minutes: u32) -> Result<(), String> {
     Ok(())
 }
 
+/// A contract's power over a slot of `minutes` per unit of its energy: 60 / minutes (0.001 MWh
+/// over the slot is this many 0.001 MW). A length outside 1..=60 counts as the nearest valid
+/// one, so the factor is never 0.
+pub fn power_per_energy(minutes: u32) -> i64 {
+    i64::from(60 / minutes.clamp(1, 60))
+}
+
 impl DeliveryTime {
     /// The delivery slot this time falls in, for slots of `minutes` (slot k covers minutes
     /// k x minutes to (k + 1) x minutes of the market's time).

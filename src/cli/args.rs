@@ -247,21 +247,14 @@ impl MarketRates {
         p.invalid_ppm = fraction_ppm(self.invalid).map_err(flag("invalid"))?;
         p.default_ppm = fraction_ppm(self.defaults).map_err(flag("defaults"))?;
         p.pareto_alpha_milli = pareto_alpha_milli(self.skew).map_err(flag("skew"))?;
-        p.delivery = ipow::market::rules::Delivery {
-            slot_minutes: self.slot_minutes,
-            horizon_hours: self.horizon_hours,
-            congestion_ppm: congestion_ppm(self.congestion).map_err(flag("congestion"))?,
-        };
-        p.delivery
-            .check()
-            .map_err(|(field, m)| anyhow::anyhow!("--{} {m}", field.replace('_', "-")))?;
+        p.delivery = ipow::market::rules::Delivery::new(
+            self.slot_minutes,
+            self.horizon_hours,
+            self.congestion,
+        )
+        .map_err(|(field, m)| anyhow::anyhow!("--{} {m}", field.replace('_', "-")))?;
         Ok(())
     }
-}
-
-/// A congestion share (above 0, at most 100) as parts per million.
-pub(crate) fn congestion_ppm(x: f64) -> Result<u32, String> {
-    ipow::market::rules::congestion_ppm(x)
 }
 
 #[derive(clap::Args)]

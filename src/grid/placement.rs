@@ -182,7 +182,7 @@ impl GridMarket {
         let c = &tx.contract;
         let s = c.seller.0.checked_sub(terms.bases.seller)?;
         let b = c.purchaser.0.checked_sub(terms.bases.purchaser)?;
-        let per_hour = i64::from(60 / terms.slot_minutes.clamp(1, 60));
+        let per_hour = crate::base::domain::power_per_energy(terms.slot_minutes);
         Some(SchemeTrade {
             order,
             priority,

@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 use crate::base::input::InputError;
 use crate::consensus::ipow::{Behaviour, IpowParams};
 use crate::consensus::pow::PowParams;
-use crate::market::rules::{WorkloadParams, fraction_ppm, pareto_alpha_milli};
+use crate::market::rules::{Delivery, WorkloadParams, fraction_ppm, pareto_alpha_milli};
 use crate::pipeline::{Load, RunConfig, VariantConfig};
 
 /// The format tag a scenario must carry.
@@ -469,13 +469,8 @@ fn read_market(
             p.invalid_ppm = fraction_ppm(m.invalid).map_err(|e| err("invalid", e))?;
             p.default_ppm = fraction_ppm(m.defaults).map_err(|e| err("defaults", e))?;
             p.pareto_alpha_milli = pareto_alpha_milli(m.skew).map_err(|e| err("skew", e))?;
-            p.delivery = crate::market::rules::Delivery {
-                slot_minutes: m.slot_minutes,
-                horizon_hours: m.horizon_hours,
-                congestion_ppm: crate::market::rules::congestion_ppm(m.congestion)
-                    .map_err(|e| err("congestion", e))?,
-            };
-            p.delivery.check().map_err(|(field, e)| err(field, e))?;
+            p.delivery = Delivery::new(m.slot_minutes, m.horizon_hours, m.congestion)
+                .map_err(|(field, e)| err(field, e))?;
             Ok((Market::Generated(p), sizes.into_iter().map(Some).collect()))
         }
     }

@@ -16,7 +16,9 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use crate::base::amount::{Energy, Price};
-use crate::base::domain::{Address, AuxServiceKind, BusinessCategory, DeliveryTime, Role};
+use crate::base::domain::{
+    Address, AuxServiceKind, BusinessCategory, DeliveryTime, Role, power_per_energy,
+};
 use crate::base::rng::Rng;
 use crate::contract::{AuxService, Contract, SignedContract};
 use crate::crypto::keys::{KeyPair, KeyRegistry};
@@ -376,8 +378,8 @@ impl<'g> Market<'g> {
             rng.index(self.keys.transmissions.len()),
         );
         let slot = u32::try_from(self.schedule.pick(rng)).unwrap_or(0);
-        let minutes = self.params.delivery.slot_minutes.max(1);
-        let per_hour = i64::from(60 / minutes);
+        let minutes = self.params.delivery.slot_minutes;
+        let per_hour = power_per_energy(minutes);
         let mut energy = match self.mean_energy {
             Some(m) => Energy::from_raw(rng.between((m + 1) / 2, m + m / 2).max(1)),
             None => Energy::from_raw(rng.between(100, 40_000)),
@@ -518,8 +520,8 @@ impl<'g> Market<'g> {
         for _ in 0..CONGESTING_TRIES {
             let (s, p) = (self.seller_pick.pick(rng), self.purchaser_pick.pick(rng));
             // In energy over the slot: a power above the limit is an energy above limit / k.
-            let per_hour = i64::from(60 / self.params.delivery.slot_minutes.clamp(1, 60));
-            let limit = self.transfer_limit(s, p) / per_hour;
+            let limit =
+                self.transfer_limit(s, p) / power_per_energy(self.params.delivery.slot_minutes);
             let room = self.rules.capacity[s].min(self.rules.demand[p]).raw();
             if limit >= room || limit < 0 {
                 continue;
@@ -597,7 +599,7 @@ fn mean_energy_milli(grid: &GridMarket, params: &WorkloadParams, weight: u64) ->
         .sum();
     let load_milli = u128::from(u64::try_from(to_milli(load)).unwrap_or(0));
     let d = params.delivery;
-    let per_hour = u128::from(60 / d.slot_minutes.clamp(1, 60));
+    let per_hour = u128::from(power_per_energy(d.slot_minutes).unsigned_abs());
     let contracts = (params.contracts.max(1) as u128) * 1_000_000 * 1000 * per_hour;
     let m = u128::from(d.congestion_ppm) * load_milli * u128::from(weight) / contracts;
     i64::try_from(m).unwrap_or(i64::MAX).max(1)

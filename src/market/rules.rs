@@ -115,6 +115,22 @@ impl Default for Delivery {
 }
 
 impl Delivery {
+    /// Delivery parameters as a user gives them (the congestion share as a fraction), checked;
+    /// an error names the parameter.
+    pub fn new(
+        slot_minutes: u32,
+        horizon_hours: u32,
+        congestion: f64,
+    ) -> Result<Self, (&'static str, String)> {
+        let d = Self {
+            slot_minutes,
+            horizon_hours,
+            congestion_ppm: congestion_ppm(congestion).map_err(|e| ("congestion", e))?,
+        };
+        d.check()?;
+        Ok(d)
+    }
+
     /// Refuses a slot length that does not divide an hour, or a horizon of no hour or more
     /// than a week; names the parameter.
     pub fn check(&self) -> Result<(), (&'static str, String)> {

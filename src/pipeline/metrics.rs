@@ -343,13 +343,39 @@ impl CongestionSummary {
                 self.base_share_count += 1;
                 self.base_share_max = self.base_share_max.max(share);
             }
-            self.base_share_mean = if self.base_share_count == 0 {
-                0.0
-            } else {
-                self.base_share_sum / self.base_share_count as f64
-            };
             self.residual_overloads += c.residual.len() as u64;
         }
+        self.base_share_mean = if self.base_share_count == 0 {
+            0.0
+        } else {
+            self.base_share_sum / self.base_share_count as f64
+        };
+    }
+
+    /// The share of scheme trades curtailed (0 with none).
+    pub fn curtailed_share(&self) -> f64 {
+        if self.scheme_trades == 0 {
+            0.0
+        } else {
+            self.curtailed_trades as f64 / self.scheme_trades as f64
+        }
+    }
+
+    /// The `n` slots with the most curtailed trades ("18:00 890 of 991", most first, ties to the
+    /// earlier slot), joined by "; " with "; ..." when more had some; "none" when none did.
+    pub fn most_curtailed(&self, n: usize) -> String {
+        let mut worst: Vec<&SlotCongestion> =
+            self.slots.iter().filter(|s| s.curtailed > 0).collect();
+        if worst.is_empty() {
+            return "none".to_owned();
+        }
+        worst.sort_by(|a, b| b.curtailed.cmp(&a.curtailed).then(a.slot.cmp(&b.slot)));
+        let most: Vec<String> = worst
+            .iter()
+            .take(n)
+            .map(|s| format!("{} {} of {}", s.starts, s.curtailed, s.scheme_trades))
+            .collect();
+        most.join("; ") + if worst.len() > n { "; ..." } else { "" }
     }
 }
 

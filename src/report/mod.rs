@@ -367,29 +367,13 @@ pub const CONGESTION_COLUMNS: [&str; 8] = [
 /// One run's congestion cells, in [`CONGESTION_COLUMNS`]' order (None without a grid).
 pub fn congestion_cells(r: &Row) -> Option<Vec<String>> {
     let c = r.congestion.as_ref()?;
-    let mut worst: Vec<&crate::pipeline::SlotCongestion> =
-        c.slots.iter().filter(|s| s.curtailed > 0).collect();
-    worst.sort_by(|a, b| b.curtailed.cmp(&a.curtailed).then(a.slot.cmp(&b.slot)));
-    let most: Vec<String> = worst
-        .iter()
-        .take(3)
-        .map(|s| format!("{} {} of {}", s.starts, s.curtailed, s.scheme_trades))
-        .collect();
     Some(vec![
         r.label.clone(),
         r.repetition.to_string(),
         c.scheme_trades.to_string(),
-        format!(
-            "{} ({})",
-            c.curtailed_trades,
-            percent(ratio_of(c.curtailed_trades, c.scheme_trades))
-        ),
+        format!("{} ({})", c.curtailed_trades, percent(c.curtailed_share())),
         format!("{} ({})", c.slots.len(), c.slots_touched),
-        if most.is_empty() {
-            "none".to_owned()
-        } else {
-            most.join("; ")
-        },
+        c.most_curtailed(3),
         format!(
             "{} ({})",
             c.residual_overloads,
@@ -401,11 +385,6 @@ pub fn congestion_cells(r: &Row) -> Option<Vec<String>> {
             c.base_share_max * 100.0
         ),
     ])
-}
-
-#[allow(clippy::cast_precision_loss)]
-fn ratio_of(n: u64, d: u64) -> f64 {
-    if d == 0 { 0.0 } else { n as f64 / d as f64 }
 }
 
 /// The HTML congestion table, when some run was on a grid.

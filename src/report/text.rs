@@ -578,24 +578,12 @@ fn congestion_lines(r: &RunReport, o1_seconds: f64) -> String {
 /// The congestion summary's delivery slots: how many were touched, the busiest by curtailment,
 /// the residual branches and the committed base's share of overloaded branches' flows.
 fn slot_lines(c: &crate::pipeline::CongestionSummary) -> String {
-    let mut worst: Vec<&crate::pipeline::SlotCongestion> =
-        c.slots.iter().filter(|s| s.curtailed > 0).collect();
-    worst.sort_by(|a, b| b.curtailed.cmp(&a.curtailed).then(a.slot.cmp(&b.slot)));
-    let most: Vec<String> = worst
-        .iter()
-        .take(4)
-        .map(|s| format!("{} {} of {}", s.starts, s.curtailed, s.scheme_trades))
-        .collect();
     let mut out = format!(
         "              {} delivery {} over {} period-slot schemes; curtailed per slot: {}\n",
         c.slots.len(),
         plural(c.slots.len() as u64, "slot", "slots"),
         c.slots_touched,
-        if most.is_empty() {
-            "none".to_owned()
-        } else {
-            most.join(", ") + if worst.len() > 4 { ", ..." } else { "" }
-        }
+        c.most_curtailed(4)
     );
     out += &format!(
         "              residual {} ({} overloaded by committed trades alone); committed base: {:.0}% of an overloaded branch's flow on average, {:.0}% at most\n",

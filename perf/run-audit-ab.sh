@@ -2,7 +2,7 @@
 # The audit's rate from two revisions on one store, alternating: builds REV's ipow in a git
 # worktree under target/ab-REV (its own target dir) and this tree's, records one store of
 # CONTRACTS contracts (no planted invalid: every contract committed) with this tree's binary
-# (REV must read its format: ipow-store/2, the signed store, from 453dc52 on), then audits it as the supervisor with REV and
+# (REV must read its format: ipow-store/3, the store whose genesis names the grid and slot length; `git log -S ipow-store/3` finds the first), then audits it as the supervisor with REV and
 # with this tree in turn, twice each, and writes perf/runs/<date>-<machine>-audit-ab/ (each
 # audit's JSON and GNU time, summary.md with the rates and the ratio of the medians).
 # Usage: perf/run-audit-ab.sh REV [CONTRACTS]   (about 10 minutes for 1,000,000 on 2 cores, 1 GB of disk)

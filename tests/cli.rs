@@ -260,6 +260,134 @@ fn grid_info_and_flows_have_the_documented_shape() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A store recorded on a grid gives back a slot's committed trades: their flows alone, and new
+/// trades on top of them (DC flows add up); another grid or a store without one is refused.
+#[test]
+fn grid_flows_reads_a_slots_committed_base_from_a_store() {
+    let dir = crate::util::scratch("grid-flows-store");
+    let case14 = grid_file("pglib_opf_case14_ieee.m");
+    let store = dir.join("store");
+    let store_s = store.to_str().unwrap();
+    let run = ipow(&[
+        "run",
+        "--grid",
+        &case14,
+        "--contracts",
+        "1500",
+        "--period-txs",
+        "500",
+        "--seed",
+        "3",
+        "--store",
+        store_s,
+        "--json",
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let flows = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec![
+            "grid", "flows", "--grid", &case14, "--store", store_s, "--json",
+        ];
+        args.extend_from_slice(extra);
+        let out = ipow(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let mws = |v: &serde_json::Value, key: &str| -> Vec<f64> {
+        let a = v[key].as_array().unwrap();
+        a.iter()
+            .map(|f| f["mw"].as_f64().or(f.as_f64()).unwrap())
+            .collect()
+    };
+    let base = flows(&["--at", "18:30"]);
+    assert!(base["base_trades"].as_u64().unwrap() > 5, "{base}");
+    assert_eq!(mws(&base, "flows"), mws(&base, "base_flows"));
+    assert!(mws(&base, "flows").iter().any(|f| f.abs() > 1.0));
+    // Another hour's base is another set of trades.
+    assert_ne!(
+        mws(&flows(&["--at", "03:00"]), "flows"),
+        mws(&base, "flows")
+    );
+    let trades = dir.join("trades.json");
+    std::fs::write(
+        &trades,
+        r#"{"trades": [{"seller_bus": 2, "buyer_bus": 3, "mw": 40}]}"#,
+    )
+    .unwrap();
+    let alone = ipow(&[
+        "grid",
+        "flows",
+        "--grid",
+        &case14,
+        "--trades",
+        trades.to_str().unwrap(),
+        "--json",
+    ]);
+    let alone: serde_json::Value = serde_json::from_slice(&alone.stdout).unwrap();
+    let both = flows(&["--at", "18:00", "--trades", trades.to_str().unwrap()]);
+    for ((b, a), t) in mws(&base, "flows")
+        .iter()
+        .zip(mws(&alone, "flows"))
+        .zip(mws(&both, "flows"))
+    {
+        assert!((b + a - t).abs() < 1e-6, "{b} + {a} != {t}");
+    }
+    let other = ipow(&[
+        "grid",
+        "flows",
+        "--grid",
+        &grid_file("pglib_opf_case30_ieee.m"),
+        "--store",
+        store_s,
+        "--at",
+        "18:00",
+    ]);
+    assert_eq!(other.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        err.contains("ledger.log") && err.contains("another grid"),
+        "{err}"
+    );
+    let pow_store = dir.join("pow");
+    let run = ipow(&[
+        "run",
+        "--contracts",
+        "200",
+        "--consensus",
+        "pow",
+        "--difficulty",
+        "4",
+        "--store",
+        pow_store.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let none = ipow(&[
+        "grid",
+        "flows",
+        "--grid",
+        &case14,
+        "--store",
+        pow_store.to_str().unwrap(),
+        "--at",
+        "18:00",
+    ]);
+    assert_eq!(none.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("runs on no grid"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn grid_commands_refuse_bad_files_naming_the_place() {
     let dir = std::env::temp_dir().join(format!("ipow-grid-bad-{}", std::process::id()));

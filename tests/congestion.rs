@@ -584,6 +584,67 @@ fn the_committed_base_after_a_run_is_the_sum_of_its_accepted_trades() {
 }
 
 #[test]
+fn the_committed_base_survives_in_the_store_on_its_own_grid_only() {
+    use ipow::chain::committed::read_base;
+    use ipow::chain::store::{StoreWriter, StoredMarket};
+    let grid = load("pglib_opf_case57_ieee.m");
+    let mut params = WorkloadParams::for_participants(3, 300, 2_000);
+    params.delivery.congestion_ppm = 2_000_000;
+    let market = GridMarket::place(
+        DcModel::new(grid.clone()).unwrap(),
+        params.sellers,
+        params.purchasers,
+    )
+    .unwrap();
+    let generated = ipow::market::generator::Market::new(params, Some(&market));
+    let w = generated.batch(0..2_000);
+    let ipow = IpowParams::honest(32, 3, 4, 9);
+    let secret = ipow.node_secret();
+    let variant = VariantConfig::Ipow(ipow);
+    let members = generated.members.iter().map(Into::into).collect();
+    let stored = StoredMarket::new(w.rules.slot_minutes, Some(&grid)).unwrap();
+    let (genesis, signer) = ipow::pipeline::genesis(members, stored, &variant, &secret).unwrap();
+    let scratch = crate::util::scratch("congestion-store");
+    let dir = scratch.join("store");
+    let mut writer = StoreWriter::create(&dir, &genesis, signer).unwrap();
+    let mut base = SlotBase::new();
+    let config = RunConfig {
+        variant,
+        period_txs: 400,
+        load: ipow::pipeline::Load::ClosedLoop,
+    };
+    let report = pool(2).install(|| {
+        Pipeline::new(&config, &w)
+            .grid(Some(&market))
+            .committed_flows(&mut base)
+            .record(&mut writer)
+            .run(&mut |_, _| {})
+            .unwrap()
+    });
+    let accepted = report
+        .records
+        .iter()
+        .filter(|x| x.outcome == ipow::consensus::Outcome::Accepted)
+        .count() as u64;
+    assert!(base.slots().count() > 3, "{base:?}");
+    // The base read back equals the run's, slot by slot, and one slot's trades come back alone.
+    let (read, kept) = read_base(&dir, &grid, |slot, _| slot == 18).unwrap();
+    assert_eq!(read.base, base);
+    assert_eq!((read.periods, read.trades), (5, accepted));
+    assert!(!kept.is_empty() && kept.iter().all(|t| t.slot == 18));
+    let mut one = SlotBase::new();
+    one.commit(&kept, grid.buses.len());
+    assert_eq!(one.of(18), base.of(18));
+    // On another grid it is refused, naming the grid.
+    let other = load("pglib_opf_case118_ieee.m");
+    let e = read_base(&dir, &other, |_, _| false)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("another grid") && e.contains("case118"), "{e}");
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+#[test]
 fn at_the_default_settings_a_generated_market_curtails_under_a_tenth() {
     for (case, contracts) in [
         ("pglib_opf_case14_ieee.m", 6_000),

@@ -8,7 +8,7 @@ use std::hint::black_box;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use ipow::chain::audit::{AuditOptions, audit};
 use ipow::chain::sign::BlockSigner;
-use ipow::chain::store::StoreWriter;
+use ipow::chain::store::{StoreWriter, StoredMarket};
 use ipow::consensus::ipow::IpowParams;
 use ipow::crypto::secret::NodeSecret;
 use ipow::market::generator::Market;
@@ -39,6 +39,7 @@ pub fn bench(c: &mut Criterion) {
     };
     let (genesis, _) = genesis(
         market.members.iter().map(Into::into).collect(),
+        StoredMarket::new(market.rules.slot_minutes, None).unwrap(),
         &config.variant,
         &secret,
     )

@@ -36,6 +36,7 @@
 #![allow(clippy::cast_possible_truncation)]
 
 pub mod audit;
+pub mod committed;
 pub mod sign;
 pub mod store;
 
@@ -211,6 +212,8 @@ pub struct StoredMember {
     pub address: Address,
     /// Its role.
     pub role: Role,
+    /// The index of the bus it sits at on the market's grid, when placed on one.
+    pub bus: Option<u32>,
     /// Its Ed25519 public key.
     pub public_key: [u8; 32],
 }
@@ -220,6 +223,7 @@ impl From<&crate::market::generator::Member> for StoredMember {
         Self {
             address: m.address,
             role: m.role,
+            bus: m.bus,
             public_key: m.public_key,
         }
     }

@@ -20,7 +20,7 @@
 //!
 //! | kind | record | payload |
 //! |---|---|---|
-//! | 1 | genesis | `ipow-store/2`, slaves per master u32, consensus u8 (1 IPOW, 2 PoW), difficulty u8, IPOW seed u64, validators u32, quorum u32, extra u32, node keys (supervision node 32, master nodes of BCE, BCN, BCS, BCL 4 × 32, MAC commitment 32), member count u32, members (address u32, role u8, public key 32) |
+//! | 1 | genesis | `ipow-store/3`, slaves per master u32, consensus u8 (1 IPOW, 2 PoW), difficulty u8, IPOW seed u64, validators u32, quorum u32, extra u32, node keys (supervision node 32, master nodes of BCE, BCN, BCS, BCL 4 × 32, MAC commitment 32), slot minutes u8, grid fingerprint 32 (all zero: no grid), member count u32, members (address u32, role u8, bus index u32 (`0xFFFFFFFF`: not placed), public key 32) |
 //! | 2 | consensus block | block header 128, nonce u64, entry count u32, entries (contract id 32, proof count u16, proofs (tx u32, validator u32, verdict u8, tag 32)) |
 //! | 3 | slave block | chain header 94, contract count u32, contracts (length u32, signed contract bytes) |
 //! | 4 | master block | chain header 94, the end's master node's signature 64 |
@@ -69,7 +69,7 @@ pub const LOG_FILE: &str = "ledger.log";
 /// The index file's name.
 pub const INDEX_FILE: &str = "commits.idx";
 /// The genesis magic.
-pub const MAGIC: &[u8; 12] = b"ipow-store/2";
+pub const MAGIC: &[u8; 12] = b"ipow-store/3";
 /// The largest record payload read or written.
 pub const MAX_RECORD_BYTES: u32 = 1 << 30;
 /// Bytes of framing around a payload.
@@ -137,9 +137,36 @@ pub struct Genesis {
     pub consensus: StoredConsensus,
     /// The keys that sign blocks, and the commitment to the validators' MAC secret.
     pub nodes: NodeKeys,
+    /// What the committed trades' flows depend on.
+    pub market: StoredMarket,
     /// Every participant.
     pub members: Vec<StoredMember>,
 }
+
+/// What a committed trade's flows depend on besides its contract: the delivery slot's length
+/// and the grid the members sit on ([`crate::grid::Grid::fingerprint`]). With the members'
+/// buses, a reader of the store rebuilds every slot's committed base.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoredMarket {
+    /// Minutes per delivery slot (a divisor of 60).
+    pub slot_minutes: u8,
+    /// The grid's fingerprint, when the market runs on one.
+    pub grid: Option<Hash>,
+}
+
+impl StoredMarket {
+    /// The terms of a market with slots of `slot_minutes` on `grid`, if any.
+    pub fn new(slot_minutes: u32, grid: Option<&crate::grid::Grid>) -> Result<Self, String> {
+        crate::base::domain::check_slot_minutes(slot_minutes)?;
+        Ok(Self {
+            slot_minutes: slot_minutes as u8,
+            grid: grid.map(crate::grid::Grid::fingerprint),
+        })
+    }
+}
+
+/// A member's bus when it has none.
+const NO_BUS: u32 = u32::MAX;
 
 /// An error with the store: the file, the byte offset and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -211,7 +238,7 @@ pub fn genesis_hash(payload: &[u8]) -> Hash {
 
 /// Encodes a genesis payload.
 pub fn encode_genesis(g: &Genesis) -> Vec<u8> {
-    let mut p = Vec::with_capacity(48 + 192 + 37 * g.members.len());
+    let mut p = Vec::with_capacity(48 + 225 + 41 * g.members.len());
     p.extend_from_slice(MAGIC);
     p.extend_from_slice(&g.slaves_per_master.to_be_bytes());
     let (code, difficulty, seed, validators, quorum, extra) = match g.consensus {
@@ -234,10 +261,13 @@ pub fn encode_genesis(g: &Genesis) -> Vec<u8> {
         p.extend_from_slice(m);
     }
     p.extend_from_slice(&g.nodes.mac_commitment);
+    p.push(g.market.slot_minutes);
+    p.extend_from_slice(&g.market.grid.unwrap_or_default());
     p.extend_from_slice(&(g.members.len() as u32).to_be_bytes());
     for m in &g.members {
         p.extend_from_slice(&m.address.0.to_be_bytes());
         p.push(crate::market::dataset::role_code(m.role));
+        p.extend_from_slice(&m.bus.unwrap_or(NO_BUS).to_be_bytes());
         p.extend_from_slice(&m.public_key);
     }
     p
@@ -346,6 +376,19 @@ fn decode_node_keys(c: &mut Cursor<'_>) -> Result<NodeKeys, FieldError> {
     })
 }
 
+/// The genesis's market terms: the slot length, the grid's fingerprint (zero: none).
+fn decode_market(c: &mut Cursor<'_>) -> Result<StoredMarket, FieldError> {
+    let at = c.at();
+    let slot_minutes = c.uint(1, "slot minutes")? as u8;
+    crate::base::domain::check_slot_minutes(u32::from(slot_minutes))
+        .map_err(|m| field_err("slot minutes", at, m))?;
+    let grid = c.hash("grid fingerprint")?;
+    Ok(StoredMarket {
+        slot_minutes,
+        grid: (grid != [0; 32]).then_some(grid),
+    })
+}
+
 /// Decodes a genesis payload.
 pub fn decode_genesis(p: &[u8]) -> Result<Genesis, FieldError> {
     let mut c = Cursor::new(p);
@@ -353,7 +396,7 @@ pub fn decode_genesis(p: &[u8]) -> Result<Genesis, FieldError> {
         return Err(field_err(
             "magic",
             0,
-            "not an ipow-store/2 genesis (a store of an older ipow cannot be read)",
+            "not an ipow-store/3 genesis (a store of an older ipow cannot be read)",
         ));
     }
     let slaves_per_master = c.uint(4, "slaves per master")? as u32;
@@ -390,27 +433,51 @@ pub fn decode_genesis(p: &[u8]) -> Result<Genesis, FieldError> {
         k => return Err(field_err("consensus", at, format!("{k} is not 1 or 2"))),
     };
     let nodes = decode_node_keys(&mut c)?;
-    let n = c.count(4, 37, "member count")?;
+    let market = decode_market(&mut c)?;
+    let members = decode_members(&mut c, &market)?;
+    c.finish("genesis")?;
+    Ok(Genesis {
+        slaves_per_master,
+        consensus,
+        nodes,
+        market,
+        members,
+    })
+}
+
+/// The genesis's members: a bus only in a market on a grid.
+fn decode_members(
+    c: &mut Cursor<'_>,
+    market: &StoredMarket,
+) -> Result<Vec<StoredMember>, FieldError> {
+    let n = c.count(4, 41, "member count")?;
     let mut members = Vec::with_capacity(n);
     for k in 0..n {
         let address = Address(c.uint(4, &format!("members[{k}].address"))? as u32);
         let at = c.at();
         let role = crate::market::dataset::role_of(c.uint(1, "role")? as u8)
             .ok_or_else(|| field_err(&format!("members[{k}].role"), at, "unknown role code"))?;
+        let at = c.at();
+        let bus = match c.uint(4, &format!("members[{k}].bus"))? as u32 {
+            NO_BUS => None,
+            _ if market.grid.is_none() => {
+                return Err(field_err(
+                    &format!("members[{k}].bus"),
+                    at,
+                    "a bus in a market without a grid",
+                ));
+            }
+            b => Some(b),
+        };
         let public_key = c.hash(&format!("members[{k}].public_key"))?;
         members.push(StoredMember {
             address,
             role,
+            bus,
             public_key,
         });
     }
-    c.finish("genesis")?;
-    Ok(Genesis {
-        slaves_per_master,
-        consensus,
-        nodes,
-        members,
-    })
+    Ok(members)
 }
 
 /// Encodes a consensus block payload.

@@ -332,13 +332,21 @@ pub(crate) enum GridCommand {
         /// A MATPOWER case file.
         #[arg(long)]
         grid: std::path::PathBuf,
-        /// A JSON object with a `trades` list of {"seller_bus", "buyer_bus", "mw"}.
-        #[arg(long)]
-        trades: std::path::PathBuf,
+        /// A JSON object with a `trades` list of {"seller_bus", "buyer_bus", "mw"} (MATPOWER
+        /// bus numbers); none when only a committed base is shown.
+        #[arg(long, required_unless_present_any = ["base", "store"])]
+        trades: Option<std::path::PathBuf>,
         /// Trades already committed for the same delivery slot, in the same form: the flows
         /// are theirs plus `--trades`, and each shown branch gives the committed base's part.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "store")]
         base: Option<std::path::PathBuf>,
+        /// Take the committed base from this store (recorded by `ipow run --grid ... --store`
+        /// on the same grid): the trades committed for the slot of `--at`.
+        #[arg(long, requires = "at")]
+        store: Option<std::path::PathBuf>,
+        /// The delivery time whose slot `--store` gives, `HH:MM` or `day N HH:MM`.
+        #[arg(long, requires = "store")]
+        at: Option<ipow::base::domain::DeliveryTime>,
         /// Print one JSON object ({"flows": [...], "overloaded": [...]}, and "base_flows" in MW
         /// per branch row with `--base`) instead of text.
         #[arg(long)]

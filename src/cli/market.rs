@@ -139,12 +139,15 @@ pub(crate) fn paper_store(
         .map(|p| ipow::chain::StoredMember {
             address: p.address,
             role: p.role,
+            bus: None,
             public_key: *ipow::crypto::keys::KeyPair::derive(market.key_seed, p.address)
                 .public_key()
                 .as_bytes(),
         })
         .collect();
-    let (genesis, signer) = ipow::pipeline::genesis(members, &variant, &secret.secret)
+    let stored = ipow::chain::store::StoredMarket::new(workload.rules.slot_minutes, None)
+        .map_err(|m| anyhow::anyhow!(m))?;
+    let (genesis, signer) = ipow::pipeline::genesis(members, stored, &variant, &secret.secret)
         .map_err(|m| anyhow::anyhow!(m))?;
     let mut writer = secret.create_store(dir, &genesis, signer)?;
     let config = RunConfig {
@@ -353,13 +356,71 @@ pub(crate) fn dataset_command(cmd: &DatasetCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where `ipow grid flows` takes its committed base from.
+enum BaseFrom<'a> {
+    /// No base.
+    None,
+    /// A trades file.
+    File(&'a std::path::Path),
+    /// A store's trades committed for the slot of a delivery time.
+    Store(&'a std::path::Path, ipow::base::domain::DeliveryTime),
+}
+
+/// A store's committed trades for the slot of `at`, as a trades list, and a line saying so.
+fn store_base(
+    model: &ipow::grid::DcModel,
+    dir: &std::path::Path,
+    at: ipow::base::domain::DeliveryTime,
+) -> anyhow::Result<(Vec<ipow::grid::Trade>, String)> {
+    use ipow::base::domain::DeliveryTime;
+    let grid = model.grid();
+    let (read, kept) =
+        ipow::chain::committed::read_base(dir, grid, |slot, minutes| slot == at.slot(minutes))?;
+    let minutes = u32::from(read.genesis.market.slot_minutes);
+    let start = at.slot(minutes) * minutes;
+    let trades = kept
+        .iter()
+        .map(|t| ipow::grid::Trade {
+            seller_bus: grid.buses[t.seller as usize].number,
+            buyer_bus: grid.buses[t.buyer as usize].number,
+            mw: t.milli_mw as f64 / 1000.0,
+        })
+        .collect();
+    let line = format!(
+        "committed base: the slot {} to {} of {} ({} committed {}, {} trades in all slots)\n",
+        DeliveryTime(start),
+        DeliveryTime(start + minutes),
+        dir.display(),
+        read.periods,
+        if read.periods == 1 {
+            "period"
+        } else {
+            "periods"
+        },
+        read.trades
+    );
+    Ok((trades, line))
+}
+
 /// `ipow grid flows`: the flows of a trades file, on a committed base when given.
-fn flows_command(
-    grid: &std::path::Path,
-    trades: &std::path::Path,
-    base: Option<&std::path::Path>,
-    json: bool,
-) -> anyhow::Result<()> {
+fn flows_command(cmd: &GridCommand) -> anyhow::Result<()> {
+    let GridCommand::Flows {
+        grid,
+        trades,
+        base,
+        store,
+        at,
+        json,
+    } = cmd
+    else {
+        anyhow::bail!("not `grid flows`");
+    };
+    let base = match (base, store, at) {
+        (Some(path), _, _) => BaseFrom::File(path),
+        (None, Some(dir), Some(at)) => BaseFrom::Store(dir, *at),
+        _ => BaseFrom::None,
+    };
+    let json = *json;
     let model = ipow::grid::DcModel::new(ipow::grid::Grid::load(grid)?)?;
     // Each file's trades checked on their own first, so an error names its file.
     let read = |path: &std::path::Path| -> anyhow::Result<_> {
@@ -370,26 +431,37 @@ fn flows_command(
         })?;
         Ok((list, report))
     };
-    let (trades_list, alone) = read(trades)?;
-    let Some(base) = base else {
-        if json {
-            println!("{}", serde_json::to_string(&alone)?);
-        } else {
-            print!("{}", render_flows(&alone, trades_list.len(), None));
-        }
-        return Ok(());
+    let (trades_list, alone) = match trades {
+        Some(path) => read(path)?,
+        None => (Vec::new(), model.flow_report(&[])?),
     };
-    let (base_list, base_report) = read(base)?;
+    let (base_list, heading) = match base {
+        BaseFrom::None => {
+            if json {
+                println!("{}", serde_json::to_string(&alone)?);
+            } else {
+                print!("{}", render_flows(&alone, trades_list.len(), None));
+            }
+            return Ok(());
+        }
+        BaseFrom::File(path) => (read(path)?.0, String::new()),
+        BaseFrom::Store(dir, at) => store_base(&model, dir, at)?,
+    };
+    let base_report = model.flow_report(&base_list)?;
     let all: Vec<_> = base_list.iter().chain(&trades_list).cloned().collect();
     let report = model.flow_report(&all)?;
     let base_flows: Vec<f64> = base_report.flows.iter().map(|f| f.mw).collect();
     if json {
         let mut v = serde_json::to_value(&report)?;
         v["base_flows"] = serde_json::to_value(&base_flows)?;
+        v["base_trades"] = serde_json::to_value(base_list.len())?;
         println!("{}", serde_json::to_string(&v)?);
     } else {
         let committed = Some((base_list.len(), base_flows.as_slice()));
-        print!("{}", render_flows(&report, trades_list.len(), committed));
+        print!(
+            "{heading}{}",
+            render_flows(&report, trades_list.len(), committed)
+        );
     }
     Ok(())
 }
@@ -405,12 +477,7 @@ pub(crate) fn grid_command(cmd: &GridCommand) -> anyhow::Result<()> {
                 print!("{}", render_grid_info(&info));
             }
         }
-        GridCommand::Flows {
-            grid,
-            trades,
-            base,
-            json,
-        } => flows_command(grid, trades, base.as_deref(), *json)?,
+        GridCommand::Flows { .. } => flows_command(cmd)?,
         GridCommand::Ptdf {
             grid,
             out,

@@ -139,7 +139,12 @@ fn open_store(
     Option<ipow::crypto::merkle::Hash>,
 )> {
     let members = generated.members.iter().map(Into::into).collect();
-    let (genesis, signer) = ipow::pipeline::genesis(members, variant, &secret.secret)
+    let market = ipow::chain::store::StoredMarket::new(
+        generated.rules.slot_minutes,
+        generated.grid().map(|g| g.model().grid()),
+    )
+    .map_err(|m| anyhow::anyhow!(m))?;
+    let (genesis, signer) = ipow::pipeline::genesis(members, market, variant, &secret.secret)
         .map_err(|m| anyhow::anyhow!(m))?;
     let hash = ipow::chain::store::genesis_hash(&ipow::chain::store::encode_genesis(&genesis));
     let writer = secret.create_store(dir, &genesis, signer)?;

@@ -150,6 +150,31 @@ impl Grid {
         Ok(g)
     }
 
+    /// SHA-256 over what a trade's flows depend on, in file order: `baseMVA`, the slack bus,
+    /// each bus's number, and each branch's end bus numbers, reactance, tap ratio, rating and
+    /// status (floats as their IEEE-754 bits, big-endian). A store records it, so a committed
+    /// base is never read onto another grid.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(self.base_mva.to_bits().to_be_bytes());
+        h.update((self.slack as u64).to_be_bytes());
+        h.update((self.buses.len() as u64).to_be_bytes());
+        for b in &self.buses {
+            h.update(b.number.to_be_bytes());
+        }
+        h.update((self.branches.len() as u64).to_be_bytes());
+        for b in &self.branches {
+            h.update(b.from_bus.to_be_bytes());
+            h.update(b.to_bus.to_be_bytes());
+            for v in [b.x, b.ratio, b.rate_a] {
+                h.update(v.to_bits().to_be_bytes());
+            }
+            h.update([u8::from(b.in_service)]);
+        }
+        h.finalize().into()
+    }
+
     /// Summary figures for `ipow grid info`.
     pub fn info(&self) -> GridInfo {
         let limited: Vec<f64> = self

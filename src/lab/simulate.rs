@@ -31,7 +31,8 @@
 //!    period, a branch that the committed trades of a slot overload, and that the slot's earlier
 //!    committed trades did not, is explained by a wrong accept in that slot or by a trade the
 //!    rule kept, pulling against the branch, that was not committed (a forged signature, a
-//!    carried transaction): the rule counts on every kept trade.
+//!    carried transaction): the rule counts on every kept trade; and the committed base read
+//!    back from the store (`chain::committed::read_base`) is the one the run kept.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -436,6 +437,8 @@ struct Outcome1 {
     settled_twice: Option<String>,
     /// The first line committed trades overloaded without a cause (invariant 8).
     overload: Option<String>,
+    /// How the store's committed base differs from the run's (invariant 8).
+    stored_base: Option<String>,
     digest: String,
 }
 
@@ -460,7 +463,11 @@ fn run_once(d: &Draw, threads: usize, dir: &Path) -> Result<Outcome1, String> {
             load: Load::ClosedLoop,
         };
         let members = market.members.iter().map(Into::into).collect();
-        let (genesis, signer) = crate::pipeline::genesis(members, &variant, &secret)?;
+        let stored = crate::chain::store::StoredMarket::new(
+            params.delivery.slot_minutes,
+            grid.as_ref().map(|g| g.model().grid()),
+        )?;
+        let (genesis, signer) = crate::pipeline::genesis(members, stored, &variant, &secret)?;
         let mut writer = StoreWriter::create(dir, &genesis, signer).map_err(|e| e.to_string())?;
         let addresses: Vec<_> = market.members.iter().map(|m| m.address).collect();
         let mut settler = PeriodSettler::new(
@@ -501,6 +508,7 @@ fn run_once(d: &Draw, threads: usize, dir: &Path) -> Result<Outcome1, String> {
             report,
             settler,
             settled_twice,
+            stored_base: firm.as_ref().and_then(|f| f.stored_base_differs(dir)),
             overload: firm.and_then(|f| f.broken),
         })
     })
@@ -585,6 +593,20 @@ impl<'g> FirmCheck<'g> {
 }
 
 impl FirmCheck<'_> {
+    /// Whether the store in `dir` gives back another committed base than the run's.
+    fn stored_base_differs(&self, dir: &Path) -> Option<String> {
+        let grid = self.grid.model().grid();
+        match crate::chain::committed::read_base(dir, grid, |_, _| false) {
+            Err(e) => Some(format!("the store's committed base cannot be read: {e}")),
+            Ok((read, _)) if read.base != self.base => Some(format!(
+                "the store's committed base differs from the run's ({} slots read, {} kept)",
+                read.base.slots().count(),
+                self.base.slots().count()
+            )),
+            Ok(_) => None,
+        }
+    }
+
     /// A branch `committed` overloads in `slot` that its base did not, with no kept trade of
     /// `dropped` pulling against it.
     fn slot(
@@ -776,6 +798,9 @@ fn check_seed(
             "no committed trade overloads a line it did not find overloaded",
             b.clone(),
         ));
+    }
+    if let Some(b) = &one.stored_base {
+        return Err(fail("the store gives back the committed base", b.clone()));
     }
     if let Some(twice) = &one.settled_twice {
         return Err(fail("no contract settles twice", twice.clone()));

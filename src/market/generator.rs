@@ -178,6 +178,11 @@ pub struct Generated {
 }
 
 impl<'g> Market<'g> {
+    /// The grid the market was placed on, if any.
+    pub fn grid(&self) -> Option<&'g GridMarket> {
+        self.grid
+    }
+
     /// Derives keys and declared limits, on the current rayon pool; places participants on
     /// `grid` when given (which must have been placed with these seller and purchaser counts).
     pub fn new(params: WorkloadParams, grid: Option<&'g GridMarket>) -> Self {

@@ -96,6 +96,7 @@ impl VariantConfig {
 /// checked against the genesis's commitment.
 pub fn genesis(
     members: Vec<crate::chain::StoredMember>,
+    market: crate::chain::store::StoredMarket,
     variant: &VariantConfig,
     secret: &NodeSecret,
 ) -> Result<(crate::chain::store::Genesis, BlockSigner), String> {
@@ -124,6 +125,7 @@ pub fn genesis(
             },
         },
         nodes: signer.keys(),
+        market,
         members,
     };
     Ok((genesis, signer))

@@ -312,6 +312,10 @@ pub struct SlotCurtailment {
 pub struct SlotCurtailments {
     /// One per slot with a pending trade, ascending.
     pub slots: Vec<SlotCurtailment>,
+    /// The first slot, and each slot's place in `slots` from it (u32::MAX: none), when the
+    /// slots span fewer than 2^16: a verdict's slot found without a search.
+    #[serde(skip)]
+    lookup: (u32, Vec<u32>),
 }
 
 impl SlotCurtailments {
@@ -327,21 +331,47 @@ impl SlotCurtailments {
                 curtailment: Curtailment::compute_on(model, trades, base.of(*slot), &rows),
             })
             .collect();
-        Self { slots }
+        Self::new(slots)
+    }
+
+    /// The outcomes of `slots` (ascending, distinct) with their lookup table.
+    fn new(slots: Vec<SlotCurtailment>) -> Self {
+        let lookup = match (slots.first(), slots.last()) {
+            (Some(a), Some(z)) if z.slot - a.slot < 1 << 16 => {
+                let mut at = vec![u32::MAX; (z.slot - a.slot) as usize + 1];
+                for (i, s) in slots.iter().enumerate() {
+                    at[(s.slot - a.slot) as usize] = rounds::upto(i);
+                }
+                (a.slot, at)
+            }
+            _ => (0, Vec::new()),
+        };
+        Self { slots, lookup }
     }
 
     /// The rule's outcome for `slot`, if the scheme had a trade in it.
+    #[inline]
     pub fn of(&self, slot: u32) -> Option<&Curtailment> {
-        self.slots
-            .binary_search_by_key(&slot, |s| s.slot)
-            .ok()
-            .map(|i| &self.slots[i].curtailment)
+        self.place(slot).map(|i| &self.slots[i].curtailment)
+    }
+
+    /// Where `slot` is in `slots`.
+    #[inline]
+    fn place(&self, slot: u32) -> Option<usize> {
+        let (lo, at) = (&self.lookup.0, &self.lookup.1);
+        let i = if at.is_empty() {
+            self.slots.binary_search_by_key(&slot, |s| s.slot).ok()?
+        } else {
+            *at.get(slot.wrapping_sub(*lo) as usize)? as usize
+        };
+        (i < self.slots.len()).then_some(i)
     }
 
     /// A validator's verdict for one trade: the first cut of its slot that curtails it.
     #[inline]
     pub fn curtailing_cut(&self, t: &SchemeTrade) -> Option<usize> {
-        self.of(t.slot).and_then(|c| c.curtailing_cut(t))
+        let i = self.place(t.slot)?;
+        self.slots[i].curtailment.curtailing_cut(t)
     }
 
     /// Trades curtailed in all slots.
@@ -530,6 +560,36 @@ mod tests {
                     .collect(),
             })
             .collect()
+    }
+
+    #[test]
+    fn a_slot_is_found_by_table_or_by_search_and_a_missing_one_is_none() {
+        for slots in [vec![3, 4, 9], vec![0, 65_535], vec![5, 70_000, u32::MAX]] {
+            let outcome = SlotCurtailments::new(
+                slots
+                    .iter()
+                    .map(|&slot| SlotCurtailment {
+                        slot,
+                        curtailment: Curtailment {
+                            scheme: slot as usize,
+                            ..Curtailment::default()
+                        },
+                    })
+                    .collect(),
+            );
+            assert_eq!(
+                outcome.lookup.1.is_empty(),
+                slots[slots.len() - 1] >= 1 << 16
+            );
+            for probe in [0, 1, 2, 3, 4, 5, 8, 9, 10, 65_535, 69_999, 70_000, u32::MAX] {
+                let found = outcome.of(probe).map(|c| u32::try_from(c.scheme).unwrap());
+                assert_eq!(
+                    found,
+                    slots.contains(&probe).then_some(probe),
+                    "{slots:?} {probe}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -127,18 +127,24 @@ impl Curtailment {
     #[inline]
     pub fn curtailing_cut(&self, t: &SchemeTrade) -> Option<usize> {
         let ix = &self.index;
-        if ix.width != LANES || ix.priorities.len() > 4 {
+        let w = ix.width;
+        if !(w == LANES || w == 2 * LANES) || ix.priorities.len() > 4 {
             return self.curtailing_cut_in_blocks(t);
         }
-        // The usual case, kept small so that it inlines into the caller's loop: one block of
-        // cuts, at most 4 distinct cut-off priorities. No branch depends on the trade (a
-        // caller asking only whether some cut curtails it reads `m != 0`).
+        // The usual case, kept small so that it inlines into the caller's loop: one or two
+        // blocks of cuts (the block count is the index's, the same for every trade), at most 4
+        // distinct cut-off priorities. No branch depends on the trade (a caller asking only
+        // whether some cut curtails it reads `m != 0`).
         let (below, equal) = rank_in::<4>(&ix.padded, t.priority);
         let key = key_f64(2 * below + usize::from(equal), t.order);
+        let power = power_w(t.milli_mw);
         // A bus outside the grid is out of bounds here, as in the cuts' own rows.
-        let s = &ix.by_bus[t.seller as usize * LANES..][..LANES];
-        let b = &ix.by_bus[t.buyer as usize * LANES..][..LANES];
-        let m = block_mask(power_w(t.milli_mw), key, s, b, &ix.keys);
+        let s = &ix.by_bus[t.seller as usize * w..][..w];
+        let b = &ix.by_bus[t.buyer as usize * w..][..w];
+        let mut m = block_mask(power, key, s, b, &ix.keys);
+        if w == 2 * LANES {
+            m |= block_mask(power, key, &s[LANES..], &b[LANES..], &ix.keys[LANES..]) << LANES;
+        }
         (m != 0).then(|| m.trailing_zeros() as usize)
     }
 

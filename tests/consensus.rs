@@ -2,9 +2,11 @@ use std::collections::{HashMap, HashSet};
 
 use ipow::consensus::ipow::{Behaviour, Ipow, IpowParams};
 use ipow::consensus::model::dishonest_majority_probability;
+use ipow::consensus::pool::{Answer, Ask, RayonPool, ValidatorPool};
 use ipow::consensus::pow::{PowParams, leading_zero_bits, mine, verify_pow};
 use ipow::consensus::{Consensus, Outcome, PeriodInput};
 use ipow::contract::block::SealKind;
+use ipow::crypto::verify::BatchStats;
 use ipow::market::rules::{Truth, Workload, WorkloadParams};
 use ipow::pipeline::{Pipeline, RunConfig, RunReport, VariantConfig};
 use ipow::validate::{Checks, NoCongestionStage, Verdict};
@@ -96,22 +98,132 @@ fn workload_plants_every_kind_and_honest_checks_find_exactly_them() {
 
 /// Runs one IPOW period directly and returns the variant's output with its proofs.
 fn one_period(w: &Workload, params: IpowParams) -> ipow::consensus::PeriodOutput {
+    periods_on(w, Ipow::new(params), 1).remove(0)
+}
+
+/// Runs `count` IPOW periods of `w` on `ipow` directly (each period takes up what the last left
+/// undecided, then the next tenth of the workload), on 2 threads.
+fn periods_on(w: &Workload, mut ipow: Ipow, count: u64) -> Vec<ipow::consensus::PeriodOutput> {
     let checks = Checks {
         rules: &w.rules,
         congestion: &NoCongestionStage,
     };
-    let pending: Vec<u32> = (0..w.transactions.len() as u32).collect();
-    let mut ipow = Ipow::new(params);
-    pool(2).install(|| {
-        ipow.run_period(&PeriodInput {
-            period: 0,
-            height: 0,
-            prev_hash: [0; 32],
-            pending: &pending,
-            workload: w,
-            checks: &checks,
-        })
-    })
+    let n = w.transactions.len() as u32;
+    let mut carried: Vec<u32> = Vec::new();
+    let mut outs = Vec::new();
+    for period in 0..count {
+        let (a, b) = if count == 1 {
+            (0, n)
+        } else {
+            (
+                (period as u32 * n / 10).min(n),
+                ((period as u32 + 1) * n / 10).min(n),
+            )
+        };
+        let pending: Vec<u32> = carried.drain(..).chain(a..b).collect();
+        let out = pool(2).install(|| {
+            ipow.run_period(&PeriodInput {
+                period,
+                height: period,
+                prev_hash: [0; 32],
+                pending: &pending,
+                workload: w,
+                checks: &checks,
+            })
+        });
+        carried = out
+            .decisions
+            .iter()
+            .filter(|d| d.outcome == Outcome::Undecided)
+            .map(|d| d.tx)
+            .collect();
+        outs.push(out);
+    }
+    outs
+}
+
+/// A validator tier that answers through the in-process pool one ask at a time, last ask
+/// first (another schedule, the same answers), or that loses the answers of every fifth ask
+/// and answers one in seven for another transaction than asked (a faulty tier).
+struct Shuffled {
+    inner: RayonPool,
+    faulty: bool,
+}
+
+impl ValidatorPool for Shuffled {
+    fn validate(
+        &mut self,
+        input: &PeriodInput<'_>,
+        asks: &[Ask],
+        stats: &mut BatchStats,
+    ) -> Vec<Answer> {
+        let mut answers: Vec<Answer> = asks
+            .iter()
+            .rev()
+            .map(|a| self.inner.validate(input, std::slice::from_ref(a), stats)[0])
+            .collect();
+        answers.reverse();
+        if self.faulty {
+            for (k, a) in answers.iter_mut().enumerate() {
+                if k % 7 == 3
+                    && let Some(p) = a.proof.as_mut()
+                {
+                    p.tx = p.tx.wrapping_add(1);
+                }
+            }
+            answers.truncate(asks.len() - asks.len() / 5);
+        }
+        answers
+    }
+}
+
+/// The validator tier is a boundary: any pool that gives the in-process pool's answers ask for
+/// ask gives the same decisions, proofs, blocks and priorities; answers it loses or sends for
+/// the wrong transaction are no proofs (asked again next round), never a panic.
+#[test]
+fn any_validator_pool_with_the_same_answers_gives_the_same_periods() {
+    let w = workload(600, 5, 100_000);
+    let params = ipow_params(16, 3, 0.25, Behaviour::Liar, 3);
+    let outcome = |outs: &[ipow::consensus::PeriodOutput]| -> Vec<String> {
+        outs.iter()
+            .map(|o| {
+                let decisions: Vec<_> = o
+                    .decisions
+                    .iter()
+                    .map(|d| (d.tx, d.outcome, d.verdict, d.validators_asked))
+                    .collect();
+                // Signature batches are the schedule's (one ask at a time: batches of one).
+                let work = (o.work.validations, o.work.timeouts);
+                format!("{decisions:?} {:?} {:?} {work:?}", o.proofs, o.block.header)
+            })
+            .collect()
+    };
+    let reference = outcome(&periods_on(&w, Ipow::new(params.clone()), 4));
+    let other = Shuffled {
+        inner: RayonPool::new(params.clone()),
+        faulty: false,
+    };
+    let shuffled = Ipow::with_pool(params.clone(), Box::new(other));
+    let got = outcome(&periods_on(&w, shuffled, 4));
+    assert_eq!(got.len(), reference.len());
+    for (k, (a, b)) in got.iter().zip(&reference).enumerate() {
+        assert!(a == b, "period {k} differs");
+    }
+    // A faulty tier: fewer proofs arrive, transactions are asked again or left undecided, and
+    // no proof for a transaction other than the one asked is counted.
+    let faulty = Shuffled {
+        inner: RayonPool::new(params.clone()),
+        faulty: true,
+    };
+    let outs = periods_on(&w, Ipow::with_pool(params, Box::new(faulty)), 4);
+    assert_ne!(outcome(&outs), reference);
+    for o in &outs {
+        assert!(o.work.timeouts > 0, "{:?}", o.work);
+        for d in &o.decisions {
+            let proofs = o.proofs.iter().filter(|p| p.tx == d.tx).count() as u32;
+            assert!(proofs <= d.validators_asked, "{d:?}");
+        }
+    }
 }
 
 #[test]

@@ -6,8 +6,8 @@
 //!   applicant is handed an open slot of a transaction chosen at random, never one it has
 //!   validated before (each validator keeps its own record). Round 1 opens `quorum` slots per
 //!   transaction.
-//! - **W2** (stage `validate`): the validators check their transactions in parallel on the
-//!   worker pool and return a proof Z(Tk, e) = (transaction, verdict, validator) authenticated by
+//! - **W2** (stage `validate`): the validators (a [`ValidatorPool`]; in one process the
+//!   [`RayonPool`]) check their transactions in parallel and return a proof Z(Tk, e) = (transaction, verdict, validator) authenticated by
 //!   an HMAC-SHA256 tag under the key the validator shares with the supervisor. (A MAC, not a
 //!   signature: an Ed25519 signature per proof would cost as much as the validation itself; the
 //!   proofs are for the supervisor, and the block commits them.)
@@ -34,13 +34,13 @@
 // `rules::MAX_TRANSACTIONS` (u32::MAX) transactions, checked where workloads are made.
 #![allow(clippy::cast_possible_truncation)]
 
+use super::pool::{Answer, Ask, LIE_REASON, RayonPool, Roster, ValidatorPool};
 use super::proof::{Proof, certificate_leaf, proof_message};
 use crate::crypto::secret::NodeSecret;
 use crate::market::priority::PriorityRule;
 use std::collections::HashSet;
 use std::time::Instant;
 
-use rayon::prelude::*;
 use ring::hmac;
 use serde::Serialize;
 
@@ -48,12 +48,10 @@ use super::{
     Consensus, Decision, Outcome, PeriodInput, PeriodOutput, SealedBlock, StageTimes, Work,
 };
 use crate::base::rng::Rng;
-use crate::contract::Signer;
 use crate::contract::block::{BlockHeader, contract_root};
 use crate::crypto::merkle::root_32;
 use crate::crypto::verify::{BatchStats, DEFAULT_BATCH, check_batch};
-use crate::market::rules::Truth;
-use crate::validate::{Reason, Verdict};
+use crate::validate::Verdict;
 
 /// How a Byzantine validator misbehaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
@@ -244,11 +242,9 @@ impl IpowParams {
     }
 }
 
-struct ValidatorNode {
-    key: hmac::Key,
-    fault: Option<Behaviour>,
-    /// Each answer is late with the mix's `slow_miss_ppm` chance.
-    slow: bool,
+/// What the supervision node keeps about one validator.
+#[derive(Default)]
+struct Record {
     /// Every transaction this validator has validated (workload indices): never again.
     validated: HashSet<u32>,
     /// Validations performed this period.
@@ -259,156 +255,36 @@ struct ValidatorNode {
     priority: u64,
 }
 
-const STREAM_BYZANTINE: u64 = 11;
 const STREAM_ASSIGN: u64 = 12;
-const STREAM_SLOW: u64 = 13;
-
-/// A validator's answer to one assignment: its proof (`None`: none arrived this period) and
-/// whether it performed the checks.
-type Answer = (Option<Proof>, bool);
 
 /// The IPOW variant: the supervision node and its validators.
 pub struct Ipow {
     params: IpowParams,
-    nodes: Vec<ValidatorNode>,
+    /// The validators' keys (to check their tags) and faults (for the report).
+    roster: Roster,
+    records: Vec<Record>,
+    /// W2.
+    pool: Box<dyn ValidatorPool>,
     rounds_total: u64,
 }
 
-/// What a liar reports for a transaction it found valid.
-const LIE_REASON: Reason = Reason::Signature(Signer::Seller);
-
 impl Ipow {
-    /// Creates the validators: keys from the seed, Byzantine ones chosen by the seed.
+    /// The supervision node with its validators on the in-process pool.
     pub fn new(params: IpowParams) -> Self {
-        let n = params.validators;
-        let mut order: Vec<u32> = (0..n).collect();
-        Rng::stream(params.seed, &[STREAM_BYZANTINE]).shuffle(&mut order);
-        // The shuffled order hands out faults: the fraction's behaviour first, then the mix's.
-        let mut faults: Vec<Option<Behaviour>> = vec![None; n as usize];
-        let mut slow = vec![false; n as usize];
-        let mut next = order.iter().map(|&v| v as usize);
-        let wanted = std::iter::repeat_n(params.behaviour, params.byzantine_count() as usize)
-            .chain(
-                params
-                    .mix
-                    .byzantine
-                    .iter()
-                    .flat_map(|&(b, k)| std::iter::repeat_n(b, k as usize)),
-            );
-        for b in wanted {
-            if let Some(v) = next.next() {
-                faults[v] = Some(b);
-            }
-        }
-        for v in next.take(params.mix.slow as usize) {
-            slow[v] = true;
-        }
-        let secret = params.node_secret();
-        let nodes = (0..n)
-            .map(|v| ValidatorNode {
-                key: secret.validator_mac(v),
-                fault: faults[v as usize],
-                slow: slow[v as usize],
-                validated: HashSet::new(),
-                work_period: 0,
-                work_total: 0,
-                priority: 0,
-            })
-            .collect();
+        let pool = Box::new(RayonPool::new(params.clone()));
+        Self::with_pool(params, pool)
+    }
+
+    /// The supervision node with the validator tier `pool`, which must answer for the
+    /// validators `params` describe.
+    pub fn with_pool(params: IpowParams, pool: Box<dyn ValidatorPool>) -> Self {
         Self {
+            roster: Roster::new(&params),
+            records: (0..params.validators).map(|_| Record::default()).collect(),
+            pool,
             params,
-            nodes,
             rounds_total: 0,
         }
-    }
-
-    /// Whether validator `v` checks transaction `tx` before answering (honest validators, liars
-    /// and colluders on a valid transaction do; lazy, crashed and colluders on a planted invalid
-    /// one do not).
-    fn checks_before_answering(&self, input: &PeriodInput<'_>, v: u32, tx: u32) -> bool {
-        match self.nodes[v as usize].fault {
-            None | Some(Behaviour::Liar) => true,
-            Some(Behaviour::Colluder) => input.workload.truth[tx as usize] == Truth::Valid,
-            Some(Behaviour::Lazy) | Some(Behaviour::Crash) => false,
-        }
-    }
-
-    /// W2 for one validator's assignments of a round, in assignment order: it checks the
-    /// transactions its behaviour checks, their signatures in batches of its own (never pooled
-    /// with another validator's), and answers each.
-    fn answer_all(
-        &self,
-        input: &PeriodInput<'_>,
-        v: u32,
-        txs: &[u32],
-        stats: &mut BatchStats,
-    ) -> Vec<Answer> {
-        let checks: Vec<bool> = txs
-            .iter()
-            .map(|&tx| self.checks_before_answering(input, v, tx))
-            .collect();
-        let checked: Vec<u32> = txs
-            .iter()
-            .zip(&checks)
-            .filter_map(|(&tx, &c)| c.then_some(tx))
-            .collect();
-        let checked = input.workload.at(&checked);
-        let verdicts = input
-            .checks
-            .validate_batched(&checked, self.params.signature_batch, stats);
-        let mut honest = verdicts.into_iter();
-        txs.iter()
-            .zip(checks)
-            .map(|(&tx, checks)| {
-                let verdict = if checks { honest.next() } else { None };
-                self.answer(input, v, tx, verdict)
-            })
-            .collect()
-    }
-
-    /// What validator `v` answers about transaction `tx` given its own check's verdict (`None`
-    /// when it did not check), and whether it performed the checks.
-    fn answer(
-        &self,
-        input: &PeriodInput<'_>,
-        v: u32,
-        tx: u32,
-        honest: Option<Verdict>,
-    ) -> (Option<Proof>, bool) {
-        let node = &self.nodes[v as usize];
-        let signed = &input.workload.transactions[tx as usize];
-        let (verdict, worked) = match (node.fault, honest) {
-            (Some(Behaviour::Crash), _) => return (None, false),
-            (Some(Behaviour::Liar), Some(Verdict::Valid)) => (Verdict::Invalid(LIE_REASON), true),
-            (Some(Behaviour::Liar), Some(Verdict::Invalid(_))) => (Verdict::Valid, true),
-            (_, Some(verdict)) => (verdict, true),
-            (_, None) => (Verdict::Valid, false), // lazy, or a colluder on a planted invalid
-        };
-        if node.slow
-            && Rng::stream(
-                self.params.seed,
-                &[STREAM_SLOW, input.period, u64::from(tx), u64::from(v)],
-            )
-            .chance_ppm(self.params.mix.slow_miss_ppm)
-        {
-            return (None, worked); // checked, but the proof arrives after the period
-        }
-        let id = signed.id().0;
-        let tag = hmac::sign(
-            &node.key,
-            &proof_message(input.period, tx, &id, verdict.code(), v),
-        );
-        let mut t = [0u8; 32];
-        t.copy_from_slice(tag.as_ref());
-        (
-            Some(Proof {
-                tx,
-                validator: v,
-                verdict,
-                tag: t,
-            }),
-            worked,
-        )
     }
 
     /// O2: hands each open slot (a position in `pending`) to the next idle applicant that has
@@ -433,7 +309,7 @@ impl Ipow {
             let n = applicants.len();
             for step in 0..n {
                 let v = applicants[(cursor + step) % n];
-                if self.nodes[v as usize].validated.insert(tx) {
+                if self.records[v as usize].validated.insert(tx) {
                     out.push((pos, v));
                     cursor = (cursor + step + 1) % n;
                     break;
@@ -480,34 +356,18 @@ impl Ipow {
             p.tallies[pos as usize].asked += 1;
         }
         p.stages.assign += t.elapsed();
-        // W2: validators work in parallel, each on its own assignments in assignment order;
-        // no shared state but read-only inputs. Answers go back in assignment order.
+        // W2: the pool answers each ask, in ask order.
         let t = Instant::now();
-        let mut order: Vec<usize> = (0..assignments.len()).collect();
-        order.sort_by_key(|&i| assignments[i].1); // stable: assignment order per validator
-        let groups: Vec<&[usize]> = order
-            .chunk_by(|&a, &b| assignments[a].1 == assignments[b].1)
-            .collect();
-        let this = &*self;
-        let answered: Vec<(Vec<Answer>, BatchStats)> = groups
-            .par_iter()
-            .map(|group| {
-                let v = assignments[group[0]].1;
-                let txs: Vec<u32> = group
-                    .iter()
-                    .map(|&i| input.pending[assignments[i].0 as usize])
-                    .collect();
-                let mut stats = BatchStats::default();
-                (this.answer_all(input, v, &txs, &mut stats), stats)
+        let asks: Vec<Ask> = assignments
+            .iter()
+            .map(|&(pos, validator)| Ask {
+                tx: input.pending[pos as usize],
+                validator,
             })
             .collect();
-        let mut answers: Vec<(u32, Option<Proof>, bool)> = vec![(0, None, false); order.len()];
-        for (group, (group_answers, stats)) in groups.iter().zip(answered) {
-            p.work.signatures.add(&stats);
-            for (&i, (proof, worked)) in group.iter().zip(group_answers) {
-                answers[i] = (assignments[i].0, proof, worked);
-            }
-        }
+        let mut stats = BatchStats::default();
+        let answers = self.pool.validate(input, &asks, &mut stats);
+        p.work.signatures.add(&stats);
         p.stages.validate += t.elapsed();
         // O3: check tags, count, decide.
         let t = Instant::now();
@@ -522,16 +382,26 @@ impl Ipow {
         &mut self,
         input: &PeriodInput<'_>,
         assignments: &[(u32, u32)],
-        answers: &[(u32, Option<Proof>, bool)],
+        answers: &[Answer],
         p: &mut PeriodTally,
     ) {
-        for (&(_, v), (pos, proof, worked)) in assignments.iter().zip(answers) {
-            if *worked {
-                let node = &mut self.nodes[v as usize];
-                node.work_period += 1;
-                node.work_total += 1;
+        let none = Answer {
+            proof: None,
+            worked: false,
+        };
+        for (k, &(pos, v)) in assignments.iter().enumerate() {
+            // A pool that answers fewer asks than it was given left the rest without a proof.
+            let answer = answers.get(k).unwrap_or(&none);
+            if answer.worked {
+                let record = &mut self.records[v as usize];
+                record.work_period += 1;
+                record.work_total += 1;
                 p.work.validations += 1;
             }
+            // An answer for another validator or transaction than asked is no proof.
+            let proof = answer
+                .proof
+                .filter(|p| p.validator == v && p.tx == input.pending[pos as usize]);
             match proof {
                 Some(proof) => {
                     let id = input.workload.transactions[proof.tx as usize].id().0;
@@ -542,9 +412,9 @@ impl Ipow {
                         proof.verdict.code(),
                         proof.validator,
                     );
-                    let key = &self.nodes[proof.validator as usize].key;
+                    let key = &self.roster.members[proof.validator as usize].key;
                     if hmac::verify(key, &msg, &proof.tag).is_ok() {
-                        p.tallies[*pos as usize].proofs.push(*proof);
+                        p.tallies[pos as usize].proofs.push(proof);
                     }
                 }
                 None => p.work.timeouts += 1,
@@ -638,8 +508,8 @@ impl Consensus for Ipow {
             stages: StageTimes::default(),
             work: Work::default(),
         };
-        for node in &mut self.nodes {
-            node.work_period = 0;
+        for record in &mut self.records {
+            record.work_period = 0;
         }
         let mut round = 0u32;
         // A round with open slots counts even when no idle validator could take one (then the
@@ -655,8 +525,8 @@ impl Consensus for Ipow {
         let (header, block_txs) = self.seal(input, &p.tallies);
         p.stages.seal += t.elapsed();
         // Incentives: this period's workload is next period's priority.
-        for node in &mut self.nodes {
-            node.priority = node.work_period;
+        for record in &mut self.records {
+            record.priority = record.work_period;
         }
         let decisions = p
             .tallies
@@ -689,21 +559,22 @@ impl Consensus for Ipow {
     }
 
     fn priority_rule(&self) -> PriorityRule {
-        PriorityRule::new(self.nodes.iter().map(|n| n.priority).collect())
+        PriorityRule::new(self.records.iter().map(|n| n.priority).collect())
     }
 
     fn extra_report(&self) -> serde_json::Value {
-        let mut works: Vec<u64> = self.nodes.iter().map(|n| n.work_total).collect();
+        let mut works: Vec<u64> = self.records.iter().map(|n| n.work_total).collect();
         works.sort_unstable();
         // Every validator, however many: the priority each earned is part of the report.
         let validators: Vec<serde_json::Value> = self
-            .nodes
+            .records
             .iter()
+            .zip(&self.roster.members)
             .enumerate()
-            .map(|(v, n)| {
+            .map(|(v, (n, m))| {
                 serde_json::json!({
                     "validator": v,
-                    "behaviour": n.fault.map_or(if n.slow { "slow" } else { "honest" }.to_owned(), |b| b.name().to_owned()),
+                    "behaviour": m.fault.map_or(if m.slow { "slow" } else { "honest" }.to_owned(), |b| b.name().to_owned()),
                     "validations": n.work_total,
                     "priority_earned_last_period": n.priority,
                 })

@@ -8,6 +8,7 @@
 
 pub mod ipow;
 pub mod model;
+pub mod pool;
 pub mod pow;
 pub mod proof;
 

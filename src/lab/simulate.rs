@@ -462,12 +462,7 @@ fn run_once(d: &Draw, threads: usize, dir: &Path) -> Result<Outcome1, String> {
             period_txs: d.period_txs,
             load: Load::ClosedLoop,
         };
-        let members = market.members.iter().map(Into::into).collect();
-        let stored = crate::chain::store::StoredMarket::new(
-            params.delivery.slot_minutes,
-            grid.as_ref().map(|g| g.model().grid()),
-        )?;
-        let (genesis, signer) = crate::pipeline::genesis(members, stored, &variant, &secret)?;
+        let (genesis, signer) = store_genesis(&market, &variant, &secret)?;
         let mut writer = StoreWriter::create(dir, &genesis, signer).map_err(|e| e.to_string())?;
         let addresses: Vec<_> = market.members.iter().map(|m| m.address).collect();
         let mut settler = PeriodSettler::new(
@@ -686,6 +681,27 @@ fn outcome_digest(report: &RunReport, settler: &PeriodSettler) -> String {
     hex::encode(h.finalize())
 }
 
+/// The genesis of a store of `market`'s run of `variant`, and its block signer.
+fn store_genesis(
+    market: &Market<'_>,
+    variant: &VariantConfig,
+    secret: &crate::crypto::secret::NodeSecret,
+) -> Result<
+    (
+        crate::chain::store::Genesis,
+        crate::chain::sign::BlockSigner,
+    ),
+    String,
+> {
+    let members = market.members.iter().map(Into::into).collect();
+    let grid = market.grid().map(|g| g.model().grid());
+    let stored = crate::chain::store::StoredMarket::new(market.rules.slot_minutes, grid)?;
+    crate::pipeline::genesis(members, stored, variant, secret)
+}
+
+/// Invariant 8's name.
+const OVERLOAD: &str = "no committed trade overloads a line it did not find overloaded";
+
 /// Runs one seed, its store under `work` (removed after), and checks every invariant.
 pub fn run_seed(seed: u64, work: &Path) -> Result<SeedReport, Violation> {
     let d = Draw::of(seed);
@@ -793,17 +809,14 @@ fn check_seed(
             ),
         ));
     }
-    if let Some(b) = &one.overload {
-        return Err(fail(
-            "no committed trade overloads a line it did not find overloaded",
-            b.clone(),
-        ));
-    }
-    if let Some(b) = &one.stored_base {
-        return Err(fail("the store gives back the committed base", b.clone()));
-    }
-    if let Some(twice) = &one.settled_twice {
-        return Err(fail("no contract settles twice", twice.clone()));
+    for (invariant, broken) in [
+        (OVERLOAD, &one.overload),
+        ("the store gives back the committed base", &one.stored_base),
+        ("no contract settles twice", &one.settled_twice),
+    ] {
+        if let Some(b) = broken {
+            return Err(fail(invariant, b.clone()));
+        }
     }
     if s.settled + s.failed_funds != r.accepted {
         return Err(fail(

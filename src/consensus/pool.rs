@@ -1,0 +1,259 @@
+//! W2 behind a boundary: the validator tier as the supervision node sees it. The supervisor
+//! hands a round's asks (a transaction to a validator) to a [`ValidatorPool`] and gets one
+//! [`Answer`] per ask, in ask order; it keeps O1 to O4 (assignment, tag checks, tally, seal)
+//! and every validator's record (what it validated, its work, its priority).
+//!
+//! An answer is a pure function of (seed, period, transaction, validator, the period's
+//! published context): the validator's MAC key and fault come from the parameters
+//! ([`Roster`]), a slow validator's lateness from a seeded draw, and a crashed or late one
+//! answers an explicit "no proof". So a round ends the same way in every implementation, and
+//! the in-process [`RayonPool`] is the reference the others are tested against.
+
+use rayon::prelude::*;
+use ring::hmac;
+
+use super::PeriodInput;
+use super::ipow::{Behaviour, IpowParams};
+use super::proof::{Proof, proof_message};
+use crate::base::rng::Rng;
+use crate::contract::Signer;
+use crate::crypto::verify::BatchStats;
+use crate::market::rules::Truth;
+use crate::validate::{Reason, Verdict};
+
+/// One ask: transaction `tx` (a workload index) to validator `validator`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ask {
+    /// The transaction.
+    pub tx: u32,
+    /// The validator.
+    pub validator: u32,
+}
+
+/// A validator's answer to one ask.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Answer {
+    /// Its proof; `None` when none arrives this period (crashed, or late).
+    pub proof: Option<Proof>,
+    /// Whether it performed the checks (its work, which earns priority).
+    pub worked: bool,
+}
+
+/// The validator tier (W2).
+pub trait ValidatorPool: Send {
+    /// Answers `asks` of a round of `input`'s period, one answer per ask in ask order; adds
+    /// the signature batches the validators ran to `stats`.
+    fn validate(
+        &mut self,
+        input: &PeriodInput<'_>,
+        asks: &[Ask],
+        stats: &mut BatchStats,
+    ) -> Vec<Answer>;
+}
+
+/// What a liar reports for a transaction it found valid.
+pub(super) const LIE_REASON: Reason = Reason::Signature(Signer::Seller);
+
+const STREAM_BYZANTINE: u64 = 11;
+const STREAM_SLOW: u64 = 13;
+
+/// One validator as the parameters make it.
+pub struct Member {
+    /// The MAC key it shares with the supervision node.
+    pub key: hmac::Key,
+    /// Its fault, if Byzantine.
+    pub fault: Option<Behaviour>,
+    /// Each answer is late with the mix's `slow_miss_ppm` chance.
+    pub slow: bool,
+}
+
+/// Every validator: keys from the node secret, Byzantine and slow ones chosen by the seed.
+pub struct Roster {
+    /// By validator number.
+    pub members: Vec<Member>,
+}
+
+impl Roster {
+    /// The validators `params` describe.
+    pub fn new(params: &IpowParams) -> Self {
+        let n = params.validators;
+        let mut order: Vec<u32> = (0..n).collect();
+        Rng::stream(params.seed, &[STREAM_BYZANTINE]).shuffle(&mut order);
+        // The shuffled order hands out faults: the fraction's behaviour first, then the mix's.
+        let mut faults: Vec<Option<Behaviour>> = vec![None; n as usize];
+        let mut slow = vec![false; n as usize];
+        let mut next = order.iter().map(|&v| v as usize);
+        let wanted = std::iter::repeat_n(params.behaviour, params.byzantine_count() as usize)
+            .chain(
+                params
+                    .mix
+                    .byzantine
+                    .iter()
+                    .flat_map(|&(b, k)| std::iter::repeat_n(b, k as usize)),
+            );
+        for b in wanted {
+            if let Some(v) = next.next() {
+                faults[v] = Some(b);
+            }
+        }
+        for v in next.take(params.mix.slow as usize) {
+            slow[v] = true;
+        }
+        let secret = params.node_secret();
+        let members = (0..n)
+            .map(|v| Member {
+                key: secret.validator_mac(v),
+                fault: faults[v as usize],
+                slow: slow[v as usize],
+            })
+            .collect();
+        Self { members }
+    }
+}
+
+/// The in-process validator tier: every validator a task on the rayon pool, each working
+/// through its own asks in ask order.
+pub struct RayonPool {
+    params: IpowParams,
+    roster: Roster,
+}
+
+impl RayonPool {
+    /// The validators `params` describe.
+    pub fn new(params: IpowParams) -> Self {
+        Self {
+            roster: Roster::new(&params),
+            params,
+        }
+    }
+
+    /// Whether validator `v` checks transaction `tx` before answering (honest validators,
+    /// liars and colluders on a valid transaction do; lazy, crashed and colluders on a planted
+    /// invalid one do not).
+    fn checks_before_answering(&self, input: &PeriodInput<'_>, v: u32, tx: u32) -> bool {
+        match self.roster.members[v as usize].fault {
+            None | Some(Behaviour::Liar) => true,
+            Some(Behaviour::Colluder) => input.workload.truth[tx as usize] == Truth::Valid,
+            Some(Behaviour::Lazy) | Some(Behaviour::Crash) => false,
+        }
+    }
+
+    /// One validator's asks of a round, in ask order: it checks the transactions its
+    /// behaviour checks, their signatures in batches of its own (never pooled with another
+    /// validator's), and answers each.
+    fn answer_all(
+        &self,
+        input: &PeriodInput<'_>,
+        v: u32,
+        txs: &[u32],
+        stats: &mut BatchStats,
+    ) -> Vec<Answer> {
+        let checks: Vec<bool> = txs
+            .iter()
+            .map(|&tx| self.checks_before_answering(input, v, tx))
+            .collect();
+        let checked: Vec<u32> = txs
+            .iter()
+            .zip(&checks)
+            .filter_map(|(&tx, &c)| c.then_some(tx))
+            .collect();
+        let checked = input.workload.at(&checked);
+        let verdicts = input
+            .checks
+            .validate_batched(&checked, self.params.signature_batch, stats);
+        let mut honest = verdicts.into_iter();
+        txs.iter()
+            .zip(checks)
+            .map(|(&tx, checks)| {
+                let verdict = if checks { honest.next() } else { None };
+                self.answer(input, v, tx, verdict)
+            })
+            .collect()
+    }
+
+    /// What validator `v` answers about transaction `tx` given its own check's verdict
+    /// (`None` when it did not check).
+    fn answer(&self, input: &PeriodInput<'_>, v: u32, tx: u32, honest: Option<Verdict>) -> Answer {
+        let node = &self.roster.members[v as usize];
+        let (verdict, worked) = match (node.fault, honest) {
+            (Some(Behaviour::Crash), _) => {
+                return Answer {
+                    proof: None,
+                    worked: false,
+                };
+            }
+            (Some(Behaviour::Liar), Some(Verdict::Valid)) => (Verdict::Invalid(LIE_REASON), true),
+            (Some(Behaviour::Liar), Some(Verdict::Invalid(_))) => (Verdict::Valid, true),
+            (_, Some(verdict)) => (verdict, true),
+            (_, None) => (Verdict::Valid, false), // lazy, or a colluder on a planted invalid
+        };
+        if node.slow
+            && Rng::stream(
+                self.params.seed,
+                &[STREAM_SLOW, input.period, u64::from(tx), u64::from(v)],
+            )
+            .chance_ppm(self.params.mix.slow_miss_ppm)
+        {
+            // Checked, but the proof arrives after the period.
+            return Answer {
+                proof: None,
+                worked,
+            };
+        }
+        let id = input.workload.transactions[tx as usize].id().0;
+        let tag = hmac::sign(
+            &node.key,
+            &proof_message(input.period, tx, &id, verdict.code(), v),
+        );
+        let mut t = [0u8; 32];
+        t.copy_from_slice(tag.as_ref());
+        Answer {
+            proof: Some(Proof {
+                tx,
+                validator: v,
+                verdict,
+                tag: t,
+            }),
+            worked,
+        }
+    }
+}
+
+impl ValidatorPool for RayonPool {
+    fn validate(
+        &mut self,
+        input: &PeriodInput<'_>,
+        asks: &[Ask],
+        stats: &mut BatchStats,
+    ) -> Vec<Answer> {
+        // Validators work in parallel, each on its own asks in ask order; no shared state but
+        // read-only inputs. Answers go back in ask order.
+        let mut order: Vec<usize> = (0..asks.len()).collect();
+        order.sort_by_key(|&i| asks[i].validator); // stable: ask order per validator
+        let groups: Vec<&[usize]> = order
+            .chunk_by(|&a, &b| asks[a].validator == asks[b].validator)
+            .collect();
+        let this = &*self;
+        let answered: Vec<(Vec<Answer>, BatchStats)> = groups
+            .par_iter()
+            .map(|group| {
+                let v = asks[group[0]].validator;
+                let txs: Vec<u32> = group.iter().map(|&i| asks[i].tx).collect();
+                let mut stats = BatchStats::default();
+                (this.answer_all(input, v, &txs, &mut stats), stats)
+            })
+            .collect();
+        let none = Answer {
+            proof: None,
+            worked: false,
+        };
+        let mut answers = vec![none; asks.len()];
+        for (group, (group_answers, group_stats)) in groups.iter().zip(answered) {
+            stats.add(&group_stats);
+            for (&i, answer) in group.iter().zip(group_answers) {
+                answers[i] = answer;
+            }
+        }
+        answers
+    }
+}

@@ -98,12 +98,12 @@ fn workload_plants_every_kind_and_honest_checks_find_exactly_them() {
 
 /// Runs one IPOW period directly and returns the variant's output with its proofs.
 fn one_period(w: &Workload, params: IpowParams) -> ipow::consensus::PeriodOutput {
-    periods_on(w, Ipow::new(params), 1).remove(0)
+    periods_on(w, &mut Ipow::new(params), 1).remove(0)
 }
 
 /// Runs `count` IPOW periods of `w` on `ipow` directly (each period takes up what the last left
 /// undecided, then the next tenth of the workload), on 2 threads.
-fn periods_on(w: &Workload, mut ipow: Ipow, count: u64) -> Vec<ipow::consensus::PeriodOutput> {
+fn periods_on(w: &Workload, ipow: &mut Ipow, count: u64) -> Vec<ipow::consensus::PeriodOutput> {
     let checks = Checks {
         rules: &w.rules,
         congestion: &NoCongestionStage,
@@ -177,6 +177,31 @@ impl ValidatorPool for Shuffled {
     }
 }
 
+/// The validators' records forget decided transactions (never assigned again): after any
+/// period they hold at most q + extra entries per carried transaction, not q per contract seen.
+#[test]
+fn validators_remember_only_what_is_carried() {
+    let w = workload(2_000, 7, 100_000);
+    let params = ipow_params(16, 3, 0.4, Behaviour::Crash, 5);
+    let mut engine = Ipow::new(params);
+    let outs = periods_on(&w, &mut engine, 10);
+    let carried = outs[9]
+        .decisions
+        .iter()
+        .filter(|d| d.outcome == Outcome::Undecided)
+        .count();
+    let validations: u64 = outs.iter().map(|o| o.work.validations).sum();
+    assert!(
+        carried > 0 && validations > 5_000,
+        "{carried} {validations}"
+    );
+    assert!(
+        engine.remembered() <= carried * (3 + 4),
+        "{} for {carried}",
+        engine.remembered()
+    );
+}
+
 /// The validator tier is a boundary: any pool that gives the in-process pool's answers ask for
 /// ask gives the same decisions, proofs, blocks and priorities; answers it loses or sends for
 /// the wrong transaction are no proofs (asked again next round), never a panic.
@@ -198,13 +223,14 @@ fn any_validator_pool_with_the_same_answers_gives_the_same_periods() {
             })
             .collect()
     };
-    let reference = outcome(&periods_on(&w, Ipow::new(params.clone()), 4));
+    let mut engine = Ipow::new(params.clone());
+    let reference = outcome(&periods_on(&w, &mut engine, 4));
     let other = Shuffled {
         inner: RayonPool::new(params.clone()),
         faulty: false,
     };
-    let shuffled = Ipow::with_pool(params.clone(), Box::new(other));
-    let got = outcome(&periods_on(&w, shuffled, 4));
+    let mut shuffled = Ipow::with_pool(params.clone(), Box::new(other));
+    let got = outcome(&periods_on(&w, &mut shuffled, 4));
     assert_eq!(got.len(), reference.len());
     for (k, (a, b)) in got.iter().zip(&reference).enumerate() {
         assert!(a == b, "period {k} differs");
@@ -215,7 +241,8 @@ fn any_validator_pool_with_the_same_answers_gives_the_same_periods() {
         inner: RayonPool::new(params.clone()),
         faulty: true,
     };
-    let outs = periods_on(&w, Ipow::with_pool(params, Box::new(faulty)), 4);
+    let mut faulty = Ipow::with_pool(params, Box::new(faulty));
+    let outs = periods_on(&w, &mut faulty, 4);
     assert_ne!(outcome(&outs), reference);
     for o in &outs {
         assert!(o.work.timeouts > 0, "{:?}", o.work);

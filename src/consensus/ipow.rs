@@ -287,6 +287,12 @@ impl Ipow {
         }
     }
 
+    /// Transactions the validators' records hold, in all (what they must never be asked
+    /// again): at most q + extra per transaction carried to the next period.
+    pub fn remembered(&self) -> usize {
+        self.records.iter().map(|r| r.validated.len()).sum()
+    }
+
     /// O2: hands each open slot (a position in `pending`) to the next idle applicant that has
     /// never validated that transaction. Returns (slot position, validator) pairs.
     fn assign(
@@ -459,6 +465,21 @@ impl Ipow {
         }
     }
 
+    /// Drops decided transactions from every validator's record: they are never assigned
+    /// again, so only the period's undecided ones (carried to the next) need remembering. The
+    /// records stay as large as the carried work, not q x every contract ever seen.
+    fn forget_decided(&mut self, input: &PeriodInput<'_>, tallies: &[Tally]) {
+        let carried: HashSet<u32> = tallies
+            .iter()
+            .zip(input.pending)
+            .filter(|(t, _)| t.decided.is_none())
+            .map(|(_, &tx)| tx)
+            .collect();
+        for record in &mut self.records {
+            record.validated.retain(|tx| carried.contains(tx));
+        }
+    }
+
     /// O4: seals the accepted transactions, by priority then submission order; the header
     /// commits their ids and the quorum certificate.
     fn seal(&self, input: &PeriodInput<'_>, tallies: &[Tally]) -> (BlockHeader, Vec<u32>) {
@@ -528,6 +549,7 @@ impl Consensus for Ipow {
         for record in &mut self.records {
             record.priority = record.work_period;
         }
+        self.forget_decided(input, &p.tallies);
         let decisions = p
             .tallies
             .iter()

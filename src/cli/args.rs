@@ -63,7 +63,7 @@ pub(crate) enum Command {
         #[arg(long, default_value = "0.5")]
         share: String,
         /// Every account's opening balance.
-        #[arg(long, default_value = "10000.00")]
+        #[arg(long, default_value = DEFAULT_OPENING_BALANCE)]
         opening_balance: String,
         /// Print one JSON object instead of text.
         #[arg(long)]
@@ -200,7 +200,7 @@ pub(crate) struct StressArgs {
     #[command(flatten)]
     pub(crate) rates: MarketRates,
     /// Every account's opening balance.
-    #[arg(long, default_value = "100000000.00")]
+    #[arg(long, default_value = DEFAULT_OPENING_BALANCE)]
     pub(crate) opening_balance: String,
     /// Seed of everything random.
     #[arg(long, default_value_t = 1)]
@@ -455,12 +455,16 @@ pub(crate) struct RunArgs {
     pub(crate) announce_commits: bool,
     /// Every account's opening balance on the run's ledger (accepted contracts settle on it
     /// from the workload's meter readings after each period commits).
-    #[arg(long, default_value = "100000000.00")]
+    #[arg(long, default_value = DEFAULT_OPENING_BALANCE)]
     pub(crate) opening_balance: String,
     /// The purchaser's share of the transmission cost, as a decimal fraction such as "0.5".
     #[arg(long, default_value = "0.5")]
     pub(crate) share: String,
 }
+
+/// Every account's opening balance unless `--opening-balance` says otherwise, in every command
+/// that settles (one default: a run's accounts settle thousands of contracts each).
+pub(crate) const DEFAULT_OPENING_BALANCE: &str = "100000000.00";
 
 /// The opening balance and settlement parameters of `--opening-balance` and `--share`.
 pub(crate) fn ledger_args(

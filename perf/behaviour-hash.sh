@@ -68,7 +68,7 @@ out=$work/out.txt
     "$bin" generate --grid "$grid" --participants 60 --contracts 3000 --seed 11 \
         --out "$work/market.ipowm" --json >/dev/null
     line "$(digest <"$work/market.ipowm")" "ipow generate (binary dataset bytes)"
-    "$bin" dataset convert "$work/market.ipowm" "$work/market.json" >/dev/null
+    "$bin" dataset convert --dataset "$work/market.ipowm" --out "$work/market.json" >/dev/null
     line "$(digest <"$work/market.json")" "ipow dataset convert (JSON dataset bytes)"
 
     # A fixed node secret (public: it keys this check's store only), so the store's bytes repeat.

@@ -5,8 +5,8 @@
 #    member keys admitted as one list beside each key admitted alone);
 # 2. a 1,000,000-contract market on case2869pegase written by `ipow generate`, then read back
 #    nine times each, alternating, by `cat FILE > /dev/null` (page cache), by
-#    `ipow dataset verify FILE` (every checksum checked, every record decoded, every member key
-#    admitted) and by `ipow dataset info FILE` (the open alone: header, members, key admission),
+#    `ipow dataset verify --dataset FILE` (every checksum checked, every record decoded, every member key
+#    admitted) and by `ipow dataset info --dataset FILE` (the open alone: header, members, key admission),
 #    so the fixed cost of opening is reported beside the whole.
 # Usage: perf/run-datasets.sh   (from the repository root; about 3 minutes on 2 cores)
 set -euo pipefail
@@ -31,8 +31,8 @@ def timed(cmd):
 cat, verify, info = [], [], []
 for _ in range(9):
     cat.append(timed(["sh", "-c", f"cat {path} > /dev/null"]))
-    verify.append(timed(["target/release/ipow", "dataset", "verify", path]))
-    info.append(timed(["target/release/ipow", "dataset", "info", path]))
+    verify.append(timed(["target/release/ipow", "dataset", "verify", "--dataset", path]))
+    info.append(timed(["target/release/ipow", "dataset", "info", "--dataset", path]))
 c, v, o = statistics.median(cat), statistics.median(verify), statistics.median(info)
 # Each round's own cat / verify: cat's time on a shared machine moves from round to round.
 pairs = sorted(a / b for a, b in zip(cat, verify))

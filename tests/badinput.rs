@@ -45,7 +45,7 @@ const MARKET: &[&str] = &[
     "--readings",
     "@datasets/paper/readings-full-delivery.json",
 ];
-const DATASET: &[&str] = &["dataset", "verify", "{}"];
+const DATASET: &[&str] = &["dataset", "verify", "--dataset", "{}"];
 const GRID: &[&str] = &["grid", "info", "--grid", "{}"];
 const TRADES: &[&str] = &[
     "grid",
@@ -242,7 +242,9 @@ fn commands_asked_to_write_leave_nothing_on_bad_input() {
             vec![
                 "dataset".into(),
                 "convert".into(),
+                "--dataset".into(),
                 bad("dataset-flipped.ipowm"),
+                "--out".into(),
                 out_json.to_string_lossy().into_owned(),
             ],
             &out_json,

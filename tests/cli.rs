@@ -510,6 +510,7 @@ fn committed_markets_regenerate_bit_for_bit_from_their_manifest() {
             "dataset",
             "verify",
             "--json",
+            "--dataset",
             &root.join(file).display().to_string(),
         ]);
         assert!(verify.status.success());
@@ -529,7 +530,7 @@ fn a_corrupt_dataset_exits_non_zero_naming_file_offset_and_field() {
     let bad = dir.join("flipped.ipowm");
     std::fs::write(&bad, &bytes).unwrap();
     check_error(
-        &["dataset", "verify", &bad.display().to_string()],
+        &["dataset", "verify", "--dataset", &bad.display().to_string()],
         &["flipped.ipowm: offset ", "chunk"],
     );
     // Converting it writes nothing under the output name.
@@ -537,7 +538,9 @@ fn a_corrupt_dataset_exits_non_zero_naming_file_offset_and_field() {
     let out = ipow(&[
         "dataset",
         "convert",
+        "--dataset",
         &bad.display().to_string(),
+        "--out",
         &target.display().to_string(),
     ]);
     assert!(!out.status.success());

@@ -306,7 +306,7 @@ fn a_chunk_written_twice_with_its_trailer_resealed_is_refused() {
         "{e}"
     );
     crate::util::check_error(
-        &["dataset", "verify", path.to_str().unwrap()],
+        &["dataset", "verify", "--dataset", path.to_str().unwrap()],
         &["twice.ipowm", "chunk", "stored twice"],
     );
 }

@@ -73,7 +73,7 @@ fn a_device_is_refused_by_every_reader_before_it_is_read() {
         &["run", "--scenario", "/dev/urandom"],
         &["paper", "--market", "/dev/zero"],
         &["verify-proof", "--proof", "/dev/zero", "--head", "00"],
-        &["dataset", "verify", "/dev/zero"],
+        &["dataset", "verify", "--dataset", "/dev/zero"],
     ];
     for args in cases {
         let out = within(Duration::from_secs(20), args);
@@ -316,8 +316,16 @@ fn a_dataset_whose_parameters_disagree_with_its_counts_is_refused() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(ipow(&["dataset", "convert", &b, &j]).status.success());
-    assert!(ipow(&["dataset", "verify", &j]).status.success());
+    assert!(
+        ipow(&["dataset", "convert", "--dataset", &b, "--out", &j])
+            .status
+            .success()
+    );
+    assert!(
+        ipow(&["dataset", "verify", "--dataset", &j])
+            .status
+            .success()
+    );
     // One contract short of its stated count.
     let mut doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
@@ -325,7 +333,12 @@ fn a_dataset_whose_parameters_disagree_with_its_counts_is_refused() {
     let short = dir.join("short.json");
     std::fs::write(&short, serde_json::to_string(&doc).unwrap()).unwrap();
     check_error(
-        &["dataset", "verify", &short.display().to_string()],
+        &[
+            "dataset",
+            "verify",
+            "--dataset",
+            &short.display().to_string(),
+        ],
         &[
             "short.json",
             "params.market.contracts",
@@ -338,7 +351,12 @@ fn a_dataset_whose_parameters_disagree_with_its_counts_is_refused() {
     let other = dir.join("other.ipowm");
     ipow::market::dataset::write_binary(&other, &d).unwrap();
     check_error(
-        &["dataset", "verify", &other.display().to_string()],
+        &[
+            "dataset",
+            "verify",
+            "--dataset",
+            &other.display().to_string(),
+        ],
         &[
             "other.ipowm",
             "params.market",

@@ -326,6 +326,14 @@ fn reordering_dropping_or_duplicating_a_contract_is_detected() {
     let dir = fresh("order");
     run_store(&dir, &["--contracts", "300", "--period-txs", "300"]);
     assert!(supervisor(&dir).clean);
+    // One period, counted in the singular.
+    let out = ipow(&["audit", "--store", dir.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(": 1 complete period; head"), "{text}");
+    assert!(
+        text.contains("4 master blocks, 1 consortium block\n"),
+        "{text}"
+    );
     let original = records(&dir);
     // A transmission company's block: many contracts.
     let k = original

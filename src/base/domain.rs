@@ -101,6 +101,12 @@ impl Role {
         }
     }
 
+    /// The role's name in text for people (`transmission company`): files and JSON keys spell
+    /// it as [`Role::name`] does.
+    pub fn label(self) -> String {
+        self.name().replace('_', " ")
+    }
+
     /// The end a role belongs to in the paper's network framework. The supervisor sits above
     /// the ends and belongs to none.
     pub fn end(self) -> Option<End> {

@@ -291,6 +291,7 @@ pub(crate) enum DatasetCommand {
     /// The header: versions, seed, parameters, counts.
     Info {
         /// A dataset file (binary, or JSON by extension).
+        #[arg(long = "dataset", value_name = "FILE")]
         path: std::path::PathBuf,
         /// Print one JSON object instead of text.
         #[arg(long)]
@@ -299,6 +300,7 @@ pub(crate) enum DatasetCommand {
     /// Read every byte, check every digest, decode every record; count what is inside.
     Verify {
         /// A dataset file.
+        #[arg(long = "dataset", value_name = "FILE")]
         path: std::path::PathBuf,
         /// Worker threads (default: every core).
         #[arg(long)]
@@ -310,8 +312,10 @@ pub(crate) enum DatasetCommand {
     /// Convert between the binary and JSON forms (by the output's extension).
     Convert {
         /// The dataset to read.
+        #[arg(long = "dataset", value_name = "FILE")]
         input: std::path::PathBuf,
-        /// The dataset to write.
+        /// The dataset to write (JSON for a `.json` name, else binary).
+        #[arg(long = "out", value_name = "FILE")]
         output: std::path::PathBuf,
     },
 }

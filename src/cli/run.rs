@@ -151,6 +151,16 @@ fn open_store(
     Ok((Some(writer), Some(hash)))
 }
 
+/// "2 cases x 1 repetition", plurals right.
+fn cases_times(cases: usize, repetitions: u32) -> String {
+    use ipow::report::text::plural;
+    format!(
+        "{cases} {} x {repetitions} {}",
+        plural(cases as u64, "case", "cases"),
+        plural(u64::from(repetitions), "repetition", "repetitions")
+    )
+}
+
 pub(crate) fn simulate_command(
     seeds: u64,
     first: u64,
@@ -339,10 +349,9 @@ pub(crate) fn scenario_command(path: &std::path::Path, json: bool) -> anyhow::Re
         println!("{}", serde_json::json!({"scenario": sc.name, "runs": runs}));
     } else {
         println!(
-            "scenario {}: {} cases x {} repetitions (interleaved), grid {}",
+            "scenario {}: {} (interleaved), grid {}",
             sc.name,
-            sc.cases.len(),
-            sc.repetitions,
+            cases_times(sc.cases.len(), sc.repetitions),
             sc.grid
                 .as_ref()
                 .map_or("none".into(), |g| g.display().to_string())
@@ -410,11 +419,10 @@ pub(crate) fn compare_command(args: &CompareArgs) -> anyhow::Result<()> {
         }
     };
     eprintln!(
-        "ipow compare: {} ({}): {} cases x {} repetitions, interleaved",
+        "ipow compare: {} ({}): {}, interleaved",
         sc.name,
         source,
-        sc.cases.len(),
-        sc.repetitions
+        cases_times(sc.cases.len(), sc.repetitions)
     );
     let sc = warn_if_long_cases(sc)?;
     let started = std::time::Instant::now();

@@ -367,7 +367,7 @@ pub fn settle_dataset(
     members.sort_by_key(|m| (table4_rank(m.role), m.address));
     let participants: Vec<(Address, String)> = members
         .iter()
-        .map(|m| (m.address, m.role.name().to_owned()))
+        .map(|m| (m.address, m.role.label()))
         .collect();
     let settled = settle_once(&participants, opening, &period, params, &|k| {
         period[k].0.to_string()

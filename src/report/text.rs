@@ -100,19 +100,32 @@ fn pin_line(r: &crate::chain::audit::AuditReport) -> String {
     }
 }
 
+/// The audit's line of blocks read, each count with its noun in the right number.
+fn blocks_read(r: &crate::chain::audit::AuditReport) -> String {
+    let blocks = |n: u64| plural(n, "block", "blocks");
+    format!(
+        "read          {} slave {} ({} opened), {} master {}, {} consortium {}\n",
+        r.slave_blocks,
+        blocks(r.slave_blocks),
+        r.slave_blocks_opened,
+        r.master_blocks,
+        blocks(r.master_blocks),
+        r.consortium_blocks,
+        blocks(r.consortium_blocks)
+    )
+}
+
 /// `ipow audit`: what was checked, the head verified, and every finding with its place.
 pub fn render_audit(r: &crate::chain::audit::AuditReport) -> String {
     let mut out = format!(
-        "audit of {} as {}: {} complete periods; head {}\n",
+        "audit of {} as {}: {} complete {}; head {}\n",
         r.store,
         r.viewer,
         r.periods,
+        plural(r.periods, "period", "periods"),
         r.head.as_deref().unwrap_or("(none)")
     );
-    out += &format!(
-        "read          {} slave blocks ({} opened), {} master blocks, {} consortium blocks\n",
-        r.slave_blocks, r.slave_blocks_opened, r.master_blocks, r.consortium_blocks
-    );
+    out += &blocks_read(r);
     out += &format!(
         "checked       {} committed contracts, {} copies, {} signature sets, {} certificate \
          entries, {} proof tags\n",
@@ -596,7 +609,7 @@ fn slot_lines(c: &crate::pipeline::CongestionSummary) -> String {
 }
 
 /// `one` for a count of 1, `many` otherwise.
-fn plural(n: u64, one: &'static str, many: &'static str) -> &'static str {
+pub fn plural(n: u64, one: &'static str, many: &'static str) -> &'static str {
     if n == 1 { one } else { many }
 }
 

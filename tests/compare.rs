@@ -334,6 +334,7 @@ fn the_report_adds_up_agrees_with_itself_and_repeats_its_decisions() {
     );
     // Plots: drawn for what the scenario varies, said absent otherwise.
     for f in [
+        "cases.svg",
         "vs-quorum.svg",
         "vs-difficulty.svg",
         "wrong-accepts-vs-byzantine.svg",
@@ -348,7 +349,7 @@ fn the_report_adds_up_agrees_with_itself_and_repeats_its_decisions() {
     assert!(!a.join("plots/vs-validators.svg").exists());
     assert!(md.contains("not drawn, the scenario does not vary validators"));
     let html = std::fs::read_to_string(a.join("report.html")).unwrap();
-    assert_eq!(html.matches("<svg").count(), 4);
+    assert_eq!(html.matches("<svg").count(), 5);
     assert!(!html.contains("src=\"http") && !html.contains("href=\"http"));
 
     // A second process with the same scenario and seed: the same decisions everywhere.

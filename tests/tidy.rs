@@ -83,13 +83,11 @@ const LONG_FUNCTIONS: &[(&str, &str, usize)] = &[
     ("src/market/paper.rs", "from_json", 99),
     ("src/pipeline/metrics.rs", "report", 117),
     ("src/pipeline/settle.rs", "settle_dataset", 81),
-    ("src/report/mod.rs", "byzantine_plot", 77),
-    ("src/report/mod.rs", "plots", 71),
     ("src/report/mod.rs", "write", 79),
     ("src/report/paper.rs", "build", 81),
     ("src/report/paper.rs", "draw_tree", 83),
     ("src/report/paper.rs", "render_text", 90),
-    ("src/report/plot.rs", "draw", 90),
+    ("src/report/plot.rs", "draw", 78),
     ("src/report/text.rs", "render_run", 85),
 ];
 

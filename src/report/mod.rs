@@ -181,12 +181,7 @@ pub fn plots(c: &Comparison) -> Result<Vec<Plot>, ReportError> {
                 .map(|(name, pts)| {
                     let mut p: Vec<(f64, f64)> = pts.iter().map(|(x, s)| (*x, f(s))).collect();
                     p.sort_by(|a, b| a.0.total_cmp(&b.0));
-                    Series {
-                        name: name.clone(),
-                        points: p,
-                        theory: false,
-                        markers: true,
-                    }
+                    Series::measured(name.clone(), p)
                 })
                 .collect()
         };
@@ -197,13 +192,15 @@ pub fn plots(c: &Comparison) -> Result<Vec<Plot>, ReportError> {
                 y_label: "tx/s".into(),
                 series: series(&|s| s.throughput_per_s.median),
                 log_x: axis.log,
+                integer_x: true,
             },
             Panel {
                 title: "p99 latency, submission to commit (median)".into(),
                 x_label: axis.label.into(),
-                y_label: "ms".into(),
-                series: series(&|s| s.latency_p99_us.median / 1e3),
+                y_label: "s".into(),
+                series: series(&|s| s.latency_p99_us.median / 1e6),
                 log_x: axis.log,
+                integer_x: true,
             },
         ])?;
         out.push(Plot {
@@ -213,43 +210,177 @@ pub fn plots(c: &Comparison) -> Result<Vec<Plot>, ReportError> {
             svg,
         });
     }
+    out.insert(0, cases_plot(&summaries)?);
     out.push(byzantine_plot(c, &summaries)?);
     out.push(cdf_plot(c)?);
     Ok(out)
 }
 
-/// Measured wrong-accept rate against the Byzantine fraction, beside the protocol model's curve
-/// for each (validators, quorum, extra).
+/// Every case side by side: throughput, p99 latency and CPU per committed transaction, each
+/// case's median with its range over repetitions, one colour per case in all three panels.
+fn cases_plot(summaries: &[Summary]) -> Result<Plot, ReportError> {
+    let panel = |title: &str, y_label: &str, f: &dyn Fn(&Summary) -> (f64, f64, f64)| Panel {
+        title: title.into(),
+        x_label: "case (named below)".into(),
+        y_label: y_label.into(),
+        series: summaries
+            .iter()
+            .enumerate()
+            .map(|(k, s)| {
+                let (median, lo, hi) = f(s);
+                #[allow(clippy::cast_precision_loss)]
+                let x = (k + 1) as f64;
+                Series {
+                    intervals: vec![(x, lo, hi)],
+                    ..Series::measured(format!("{} {}", k + 1, s.label), vec![(x, median)])
+                }
+            })
+            .collect(),
+        log_x: false,
+        integer_x: true,
+    };
+    let spread = |v: &crate::lab::compare::Spread, scale: f64| {
+        (v.median * scale, v.min * scale, v.max * scale)
+    };
+    let svg = crate::report::plot::svg(&[
+        panel("committed tx/s", "tx/s", &|s| {
+            spread(&s.throughput_per_s, 1.0)
+        }),
+        panel("p99 latency, submission to commit", "s", &|s| {
+            spread(&s.latency_p99_us, 1e-6)
+        }),
+        panel("CPU per committed transaction", "CPU-us", &|s| {
+            spread(&s.cpu_seconds_per_committed, 1e6)
+        }),
+    ])?;
+    Ok(Plot {
+        file: "cases.svg".into(),
+        title: "Every case side by side: median and range over repetitions".into(),
+        absent: None,
+        svg,
+    })
+}
+
+/// The 95% Wilson score interval of `k` successes in `n` trials ((0, 1) for none).
+pub fn wilson(k: u64, n: u64) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 1.0);
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let (k, n) = (k as f64, n as f64);
+    let z2 = 1.96f64 * 1.96;
+    let p = k / n;
+    let denom = 1.0 + z2 / n;
+    let centre = (p + z2 / (2.0 * n)) / denom;
+    let half = (z2 * (p * (1.0 - p) / n + z2 / (4.0 * n * n))).sqrt() / denom;
+    ((centre - half).max(0.0), (centre + half).min(1.0))
+}
+
+/// A measured wrong-accept point: (Byzantine fraction, rate, interval low, interval high).
+type Measured = (f64, f64, f64, f64);
+
+/// What the wrong-accept plot draws: measured series by name, the model curves' (validators,
+/// quorum, extra), the largest Byzantine fraction of any case and of a measured one.
+struct WrongAccepts {
+    groups: Vec<(String, Vec<Measured>)>,
+    curves: Vec<(u32, u32, u32)>,
+    f_max: f64,
+    measured_max: f64,
+}
+
+impl WrongAccepts {
+    /// The IPOW cases whose Byzantine validators can approve an invalid transaction.
+    fn of(c: &Comparison, summaries: &[Summary]) -> Self {
+        let rows = c.rows();
+        let mut w = WrongAccepts {
+            groups: Vec::new(),
+            curves: Vec::new(),
+            f_max: 0.5,
+            measured_max: 0.0,
+        };
+        for s in summaries {
+            let VariantConfig::Ipow(p) = &c.cases[s.case].config.variant else {
+                continue;
+            };
+            if !approves_invalid(p.behaviour) {
+                continue;
+            }
+            let name = format!(
+                "{} {} (measured, 95% interval)",
+                series_name(&series_name(&s.label, "f="), p.behaviour.name()),
+                p.behaviour.name()
+            );
+            let (k, n) = rows
+                .iter()
+                .filter(|r| r.case == s.case)
+                .fold((0, 0), |(k, n), r| {
+                    (k + r.wrong_accepts, n + r.honest_invalid)
+                });
+            let (lo, hi) = wilson(k, n);
+            let point = (p.byzantine_fraction, s.wrong_accept_rate, lo, hi);
+            match w.groups.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, pts)) => pts.push(point),
+                None => w.groups.push((name, vec![point])),
+            }
+            let key = (p.validators, p.quorum, p.extra_max);
+            if !w.curves.contains(&key) {
+                w.curves.push(key);
+            }
+            w.f_max = w.f_max.max(p.byzantine_fraction);
+            w.measured_max = w.measured_max.max(p.byzantine_fraction);
+        }
+        w
+    }
+
+    /// The measured series (side by side where they share a fraction: dodged by 1% of the
+    /// axis, so their intervals do not hide each other) and the model curves up to `x_max`.
+    #[allow(clippy::cast_precision_loss)]
+    fn series(&self, x_max: f64) -> Vec<Series> {
+        let middle = (self.groups.len() as f64 - 1.0) / 2.0;
+        let mut series: Vec<Series> = self
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(k, (name, points))| {
+                let dx = (k as f64 - middle) * 0.01 * x_max;
+                let mut points = points.clone();
+                points.sort_by(|a, b| a.0.total_cmp(&b.0));
+                Series {
+                    intervals: points.iter().map(|p| (p.0 + dx, p.2, p.3)).collect(),
+                    ..Series::measured(
+                        name.clone(),
+                        points.iter().map(|p| (p.0 + dx, p.1)).collect(),
+                    )
+                }
+            })
+            .collect();
+        for &(n, q, e) in &self.curves {
+            let points = (0..=100)
+                .map(|i| {
+                    let f = x_max * f64::from(i) / 100.0;
+                    (f, theoretical_wrong_rate(n, q, e, f))
+                })
+                .collect();
+            series.push(Series {
+                name: format!("protocol model q={q} n={n} extra={e}"),
+                points,
+                theory: true,
+                markers: false,
+                intervals: Vec::new(),
+            });
+        }
+        series
+    }
+}
+
+/// Measured wrong-accept rate against the Byzantine fraction, with its 95% interval, beside the
+/// protocol model's curve for each (validators, quorum, extra): over the whole range, and near
+/// the measured fractions, where rates of a few tenths of a percent are visible.
 fn byzantine_plot(c: &Comparison, summaries: &[Summary]) -> Result<Plot, ReportError> {
     let title = "Wrong-accept rate against the Byzantine fraction, with the theoretical curve";
     let file = "wrong-accepts-vs-byzantine.svg";
-    let mut groups: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
-    let mut curves: Vec<(u32, u32, u32)> = Vec::new();
-    let mut f_max: f64 = 0.5;
-    for s in summaries {
-        let VariantConfig::Ipow(p) = &c.cases[s.case].config.variant else {
-            continue;
-        };
-        if !approves_invalid(p.behaviour) {
-            continue;
-        }
-        let name = format!(
-            "{} {} (measured)",
-            series_name(&series_name(&s.label, "f="), p.behaviour.name()),
-            p.behaviour.name()
-        );
-        let point = (p.byzantine_fraction, s.wrong_accept_rate);
-        match groups.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, pts)) => pts.push(point),
-            None => groups.push((name, vec![point])),
-        }
-        let key = (p.validators, p.quorum, p.extra_max);
-        if !curves.contains(&key) {
-            curves.push(key);
-        }
-        f_max = f_max.max(p.byzantine_fraction);
-    }
-    if groups.is_empty() {
+    let w = WrongAccepts::of(c, summaries);
+    if w.groups.is_empty() {
         return Ok(Plot {
             file: file.into(),
             title: title.into(),
@@ -257,39 +388,22 @@ fn byzantine_plot(c: &Comparison, summaries: &[Summary]) -> Result<Plot, ReportE
             svg: String::new(),
         });
     }
-    let mut series: Vec<Series> = groups
-        .into_iter()
-        .map(|(name, mut points)| {
-            points.sort_by(|a, b| a.0.total_cmp(&b.0));
-            Series {
-                name,
-                points,
-                theory: false,
-                markers: true,
-            }
-        })
-        .collect();
-    for (n, q, e) in curves {
-        let points = (0..=100)
-            .map(|i| {
-                let f = f_max * f64::from(i) / 100.0;
-                (f, theoretical_wrong_rate(n, q, e, f))
-            })
-            .collect();
-        series.push(Series {
-            name: format!("model q={q} n={n} e={e}"),
-            points,
-            theory: true,
-            markers: false,
-        });
-    }
-    let svg = crate::report::plot::svg(&[Panel {
-        title: "wrong accepts / transactions an honest validator rejects".into(),
+    let panel = |title: &str, x_max: f64| Panel {
+        title: title.into(),
         x_label: "Byzantine fraction".into(),
         y_label: "wrong-accept rate".into(),
-        series,
+        series: w.series(x_max),
         log_x: false,
-    }])?;
+        integer_x: false,
+    };
+    let near = (w.measured_max * 1.5).clamp(0.05, w.f_max);
+    let svg = crate::report::plot::svg(&[
+        panel(
+            "wrong accepts / transactions an honest validator rejects",
+            w.f_max,
+        ),
+        panel("the same, near the measured fractions", near),
+    ])?;
     Ok(Plot {
         file: file.into(),
         title: title.into(),
@@ -318,7 +432,7 @@ fn cdf_plot(c: &Comparison) -> Result<Plot, ReportError> {
         let points = (1..=steps)
             .map(|i| {
                 let k = (i * n).div_ceil(steps) - 1;
-                (lat[k].max(1) as f64 / 1e3, (k + 1) as f64 / n as f64)
+                (lat[k].max(1) as f64 / 1e6, (k + 1) as f64 / n as f64)
             })
             .collect();
         series.push(Series {
@@ -326,6 +440,7 @@ fn cdf_plot(c: &Comparison) -> Result<Plot, ReportError> {
             points,
             theory: false,
             markers: false,
+            intervals: Vec::new(),
         });
     }
     let title = "Latency CDF per case, submission to commit (first repetition)";
@@ -339,10 +454,11 @@ fn cdf_plot(c: &Comparison) -> Result<Plot, ReportError> {
     }
     let svg = crate::report::plot::svg(&[Panel {
         title: "fraction committed within".into(),
-        x_label: "latency (ms, log scale)".into(),
+        x_label: "latency (s, log scale)".into(),
         y_label: "fraction of committed".into(),
         series,
         log_x: true,
+        integer_x: false,
     }])?;
     Ok(Plot {
         file: "latency-cdf.svg".into(),
@@ -682,10 +798,10 @@ pub fn html(c: &Comparison, plots: &[Plot]) -> String {
         h,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\n<style>\n\
          body{{font-family:sans-serif;margin:2em;color:#111}}\
-         table{{border-collapse:collapse;margin:1em 0;font-size:13px}}\
-         td,th{{border:1px solid #bbb;padding:3px 7px;text-align:right}}\
+         table{{border-collapse:collapse;margin:1em 0;font-size:13px;display:block;overflow-x:auto;max-width:100%}}\
+         td,th{{border:1px solid #bbb;padding:3px 7px;text-align:right;white-space:nowrap}}\
          td:first-child,th:first-child{{text-align:left}}\
-         th{{background:#eef}} #setup td,#setup th{{text-align:left}} figure{{margin:1em 0}} svg{{max-width:100%;height:auto}}\n\
+         th{{background:#eef}} #setup td,#setup th{{text-align:left;white-space:normal;overflow-wrap:anywhere}} figure{{margin:1em 0}} svg{{max-width:100%;height:auto}}\n\
          </style></head><body>\n<h1>{title}</h1>\n"
     );
     if let Some(d) = &c.setup.description {

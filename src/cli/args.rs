@@ -17,7 +17,7 @@ use ipow::pipeline::VariantConfig;
     about = "Energy-market transactions validated by Improved Proof of Work (Liu et al. 2020), \
              measured against plain proof of work.\n\nWith no command, ipow runs the main job: \
              the built-in comparison of IPOW and PoW on the IEEE 118-bus grid \
-             (datasets/scenarios/default-compare.json), about 35 s on the recorded 2-core \
+             (datasets/scenarios/default-compare.json), about 20 s on the recorded 2-core \
              machine (longer on a busy one), its report written to target/ipow-report/."
 )]
 pub(crate) struct Cli {

@@ -404,7 +404,10 @@ mod tests {
             integer_x: false,
         };
         let out = svg(&[panel]).unwrap();
-        assert!(out.contains(&format!("viewBox=\"0 0 {PANEL_WIDTH} ")), "{out}");
+        assert!(
+            out.contains(&format!("viewBox=\"0 0 {PANEL_WIDTH} ")),
+            "{out}"
+        );
         let bottom = f64::from(HEIGHT);
         for name in ["corner series", "model curve"] {
             let at = out.find(name).unwrap();

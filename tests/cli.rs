@@ -292,13 +292,7 @@ fn grid_flows_reads_a_slots_committed_base_from_a_store() {
             "grid", "flows", "--grid", &case14, "--store", store_s, "--json",
         ];
         args.extend_from_slice(extra);
-        let out = ipow(&args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        crate::util::ipow_json(&args)
     };
     let mws = |v: &serde_json::Value, key: &str| -> Vec<f64> {
         let a = v[key].as_array().unwrap();
@@ -321,17 +315,11 @@ fn grid_flows_reads_a_slots_committed_base_from_a_store() {
         r#"{"trades": [{"seller_bus": 2, "buyer_bus": 3, "mw": 40}]}"#,
     )
     .unwrap();
-    let alone = ipow(&[
-        "grid",
-        "flows",
-        "--grid",
-        &case14,
-        "--trades",
-        trades.to_str().unwrap(),
-        "--json",
+    let trades_s = trades.to_str().unwrap();
+    let alone: serde_json::Value = crate::util::ipow_json(&[
+        "grid", "flows", "--grid", &case14, "--trades", trades_s, "--json",
     ]);
-    let alone: serde_json::Value = serde_json::from_slice(&alone.stdout).unwrap();
-    let both = flows(&["--at", "18:00", "--trades", trades.to_str().unwrap()]);
+    let both = flows(&["--at", "18:00", "--trades", trades_s]);
     for ((b, a), t) in mws(&base, "flows")
         .iter()
         .zip(mws(&alone, "flows"))

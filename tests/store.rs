@@ -410,13 +410,7 @@ fn proofs_verify_and_fail_for_another_contract_another_head_or_a_flipped_bit() {
             p = party;
             args.extend(["--party", p.as_str()]);
         }
-        let out = ipow(&args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        crate::util::ipow_json(&args)
     };
     let proof = proof_of(None);
     let head_hash: [u8; 32] = hex::decode(&head).unwrap().try_into().unwrap();

@@ -1,4 +1,4 @@
-//! Helpers every test module shares: the binary, named pools, scratch directories, an honest
+//! Helpers every test module shares: the binary (and its JSON), named pools, scratch directories, an honest
 //! IPOW configuration, and one check for the CLI's error cases.
 
 use std::path::PathBuf;
@@ -13,6 +13,19 @@ pub fn ipow(args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
+}
+
+/// Runs the `ipow` binary with `args`, which must succeed (else its stderr is the failure), and
+/// parses its stdout as one JSON document.
+pub fn ipow_json<T: serde::de::DeserializeOwned>(args: &[&str]) -> T {
+    let out = ipow(args);
+    assert!(
+        out.status.success(),
+        "ipow {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// A rayon pool of `threads` named workers.

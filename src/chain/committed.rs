@@ -13,7 +13,7 @@ use std::path::Path;
 use crate::base::domain::{Address, power_per_energy};
 use crate::chain::ChainId;
 use crate::chain::store::{
-    Genesis, LogReader, RawRecord, StoreError, decode_genesis, decode_slave, kind,
+    CheckedLog, Genesis, RawRecord, StoreError, decode_slave, kind, log_error,
 };
 use crate::contract::SignedContract;
 use crate::grid::placement::SchemeTrade;
@@ -40,14 +40,8 @@ pub fn read_base(
     grid: &crate::grid::Grid,
     mut keep: impl FnMut(u32, u32) -> bool,
 ) -> Result<(CommittedBase, Vec<SchemeTrade>), StoreError> {
-    let err = error_in(dir);
-    let mut reader = LogReader::open(dir)?;
-    let genesis = match reader.next_record() {
-        Ok(Some(r)) if r.kind == kind::GENESIS && r.check_ok => {
-            decode_genesis(&r.payload).map_err(|e| err(Some(r.payload_offset()), e.to_string()))?
-        }
-        _ => return Err(err(Some(0), "no intact genesis record".into())),
-    };
+    let err = log_error(dir);
+    let (mut log, genesis) = CheckedLog::open(dir)?;
     let buses = member_buses(&genesis, grid).map_err(|m| err(Some(0), m))?;
     let minutes = u32::from(genesis.market.slot_minutes);
     let nbus = grid.buses.len();
@@ -59,17 +53,7 @@ pub fn read_base(
     };
     let mut kept = Vec::new();
     let mut pending: Vec<SchemeTrade> = Vec::new();
-    // The end, or a torn tail after the last commit: both end the committed log.
-    while let Ok(Some(record)) = reader.next_record() {
-        if !record.check_ok {
-            return Err(err(
-                Some(record.offset),
-                format!(
-                    "{} record check mismatch; run ipow audit",
-                    kind::name(record.kind)
-                ),
-            ));
-        }
+    while let Some(record) = log.next_record()? {
         match record.kind {
             kind::SLAVE => sellers_trades(&record, &buses, minutes, &mut pending)
                 .map_err(|m| err(Some(record.payload_offset()), m))?,
@@ -86,7 +70,7 @@ pub fn read_base(
     let indexed = crate::chain::store::read_index(dir)?.len() as u64;
     if indexed > read.periods {
         return Err(err(
-            Some(reader.offset()),
+            Some(log.offset()),
             format!(
                 "the log holds {} committed periods, its index {indexed}; run ipow audit",
                 read.periods
@@ -94,19 +78,6 @@ pub fn read_base(
         ));
     }
     Ok((read, kept))
-}
-
-/// A store error in `dir`'s log at an offset.
-fn error_in(dir: &Path) -> impl Fn(Option<u64>, String) -> StoreError {
-    let log = dir
-        .join(crate::chain::store::LOG_FILE)
-        .display()
-        .to_string();
-    move |offset, message| StoreError {
-        file: log.clone(),
-        offset,
-        message,
-    }
 }
 
 /// Each placed member's bus, once the genesis is known to be on `grid`.

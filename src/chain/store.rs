@@ -883,6 +883,60 @@ impl RawRecord {
     }
 }
 
+/// An error in `dir`'s log at an offset, for readers that point at a byte.
+pub fn log_error(dir: &Path) -> impl Fn(Option<u64>, String) -> StoreError + use<> {
+    let file = dir.join(LOG_FILE).display().to_string();
+    move |offset, message| StoreError {
+        file: file.clone(),
+        offset,
+        message,
+    }
+}
+
+/// A store's log for a reader that takes the store as written (`ipow prove`, a committed base
+/// read back): the intact genesis first, then each record whose check matches. A record whose
+/// check fails is an error that sends the user to `ipow audit` (whether to believe the store is
+/// the audit's question); the log's end and a torn tail both end the reading.
+pub struct CheckedLog {
+    reader: LogReader,
+    err: Box<dyn Fn(Option<u64>, String) -> StoreError>,
+}
+
+impl CheckedLog {
+    /// Opens `dir`'s log and decodes its genesis.
+    pub fn open(dir: &Path) -> Result<(Self, Genesis), StoreError> {
+        let err = log_error(dir);
+        let mut reader = LogReader::open(dir)?;
+        let genesis = match reader.next_record() {
+            Ok(Some(r)) if r.kind == kind::GENESIS && r.check_ok => decode_genesis(&r.payload)
+                .map_err(|e| err(Some(r.payload_offset()), e.to_string()))?,
+            _ => return Err(err(Some(0), "no intact genesis record".into())),
+        };
+        let err = Box::new(err);
+        Ok((Self { reader, err }, genesis))
+    }
+
+    /// The next record; `None` at the end or at a torn tail.
+    pub fn next_record(&mut self) -> Result<Option<RawRecord>, StoreError> {
+        match self.reader.next_record() {
+            Ok(Some(r)) if !r.check_ok => Err((self.err)(
+                Some(r.offset),
+                format!(
+                    "{} record check mismatch; run ipow audit",
+                    kind::name(r.kind)
+                ),
+            )),
+            Ok(r) => Ok(r),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// The offset of the next record.
+    pub fn offset(&self) -> u64 {
+        self.reader.offset()
+    }
+}
+
 /// Where reading the log stopped short of its end.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stop {

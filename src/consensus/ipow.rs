@@ -39,6 +39,7 @@ use super::proof::{Proof, certificate_leaf, proof_message};
 use crate::crypto::secret::NodeSecret;
 use crate::market::priority::PriorityRule;
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Instant;
 
 use ring::hmac;
@@ -261,7 +262,7 @@ const STREAM_ASSIGN: u64 = 12;
 pub struct Ipow {
     params: IpowParams,
     /// The validators' keys (to check their tags) and faults (for the report).
-    roster: Roster,
+    roster: Arc<Roster>,
     records: Vec<Record>,
     /// W2.
     pool: Box<dyn ValidatorPool>,
@@ -271,15 +272,22 @@ pub struct Ipow {
 impl Ipow {
     /// The supervision node with its validators on the in-process pool.
     pub fn new(params: IpowParams) -> Self {
-        let pool = Box::new(RayonPool::new(params.clone()));
-        Self::with_pool(params, pool)
+        let roster = Arc::new(Roster::new(&params));
+        let pool = Box::new(RayonPool::with_roster(params.clone(), Arc::clone(&roster)));
+        Self::on(params, roster, pool)
     }
 
     /// The supervision node with the validator tier `pool`, which must answer for the
     /// validators `params` describe.
     pub fn with_pool(params: IpowParams, pool: Box<dyn ValidatorPool>) -> Self {
+        let roster = Arc::new(Roster::new(&params));
+        Self::on(params, roster, pool)
+    }
+
+    /// The supervision node knowing the validators by `roster`, with the tier `pool`.
+    fn on(params: IpowParams, roster: Arc<Roster>, pool: Box<dyn ValidatorPool>) -> Self {
         Self {
-            roster: Roster::new(&params),
+            roster,
             records: (0..params.validators).map(|_| Record::default()).collect(),
             pool,
             params,

@@ -9,6 +9,8 @@
 //! answers an explicit "no proof". So a round ends the same way in every implementation, and
 //! the in-process [`RayonPool`] is the reference the others are tested against.
 
+use std::sync::Arc;
+
 use rayon::prelude::*;
 use ring::hmac;
 
@@ -115,16 +117,20 @@ impl Roster {
 /// through its own asks in ask order.
 pub struct RayonPool {
     params: IpowParams,
-    roster: Roster,
+    roster: Arc<Roster>,
 }
 
 impl RayonPool {
     /// The validators `params` describe.
     pub fn new(params: IpowParams) -> Self {
-        Self {
-            roster: Roster::new(&params),
-            params,
-        }
+        let roster = Arc::new(Roster::new(&params));
+        Self::with_roster(params, roster)
+    }
+
+    /// The validators `params` describe, whose roster (`Roster::new(&params)`) the caller
+    /// already made: the supervision node of the same process shares it.
+    pub fn with_roster(params: IpowParams, roster: Arc<Roster>) -> Self {
+        Self { params, roster }
     }
 
     /// Whether validator `v` checks transaction `tx` before answering (honest validators,

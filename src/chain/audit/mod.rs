@@ -766,35 +766,12 @@ fn short(h: &Hash) -> String {
 /// seller when not given), up to the store's consortium head. Reads the store in order and
 /// refuses records whose checks fail.
 pub fn prove(dir: &Path, id: &Hash, party: Option<Address>) -> Result<ContractProof, StoreError> {
-    let log = dir
-        .join(crate::chain::store::LOG_FILE)
-        .display()
-        .to_string();
-    let err = |offset: Option<u64>, message: String| StoreError {
-        file: log.clone(),
-        offset,
-        message,
-    };
-    let mut reader = LogReader::open(dir)?;
-    let genesis = match reader.next_record() {
-        Ok(Some(r)) if r.kind == kind::GENESIS && r.check_ok => {
-            decode_genesis(&r.payload).map_err(|e| err(Some(r.payload_offset()), e.to_string()))?
-        }
-        _ => return Err(err(Some(0), "no intact genesis record".into())),
-    };
+    let err = crate::chain::store::log_error(dir);
+    let (mut log, genesis) = crate::chain::store::CheckedLog::open(dir)?;
     let topology = Topology::new(&genesis.members, genesis.slaves_per_master);
     let mut pending: Vec<RawRecord> = Vec::new();
     let mut proof: Option<ContractProof> = None;
-    while let Ok(Some(record)) = reader.next_record() {
-        if !record.check_ok {
-            return Err(err(
-                Some(record.offset),
-                format!(
-                    "{} record check mismatch; run ipow audit",
-                    kind::name(record.kind)
-                ),
-            ));
-        }
+    while let Some(record) = log.next_record()? {
         if record.kind != kind::COMMIT {
             pending.push(record);
             continue;

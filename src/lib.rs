@@ -4,13 +4,14 @@
 //!
 //! The folders spell one period, lowest first; each may use only the folders listed before it
 //! (`tests/tidy.rs` enforces the order): `base` → `crypto` → `contract` → `ledger` → `grid` →
-//! `market` → `validate` → `consensus` → `chain` → `pipeline` → `lab` → `report`, and `fuzz`
+//! `market` → `validate` → `consensus` → `cluster` → `chain` → `pipeline` → `lab` → `report`, and `fuzz`
 //! above them all. The binary (`src/main.rs`, `src/cli/`) parses arguments and renders. See
 //! `ARCHITECTURE.md` for the code map and the invariants.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod base;
 pub mod chain;
+pub mod cluster;
 pub mod consensus;
 pub mod contract;
 pub mod crypto;

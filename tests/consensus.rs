@@ -2,7 +2,7 @@ use std::collections::{HashMap, HashSet};
 
 use ipow::consensus::ipow::{Behaviour, Ipow, IpowParams};
 use ipow::consensus::model::dishonest_majority_probability;
-use ipow::consensus::pool::{Answer, Ask, RayonPool, ValidatorPool};
+use ipow::consensus::pool::{Answer, Ask, PoolError, RayonPool, Round, ValidatorPool};
 use ipow::consensus::pow::{PowParams, leading_zero_bits, mine, verify_pow};
 use ipow::consensus::{Consensus, Outcome, PeriodInput};
 use ipow::contract::block::SealKind;
@@ -103,7 +103,11 @@ fn one_period(w: &Workload, params: IpowParams) -> ipow::consensus::PeriodOutput
 
 /// Runs `count` IPOW periods of `w` on `ipow` directly (each period takes up what the last left
 /// undecided, then the next tenth of the workload), on 2 threads.
-fn periods_on(w: &Workload, ipow: &mut Ipow, count: u64) -> Vec<ipow::consensus::PeriodOutput> {
+fn periods_on<P: ValidatorPool + Send>(
+    w: &Workload,
+    ipow: &mut Ipow<P>,
+    count: u64,
+) -> Vec<ipow::consensus::PeriodOutput> {
     let checks = Checks {
         rules: &w.rules,
         congestion: &NoCongestionStage,
@@ -121,16 +125,18 @@ fn periods_on(w: &Workload, ipow: &mut Ipow, count: u64) -> Vec<ipow::consensus:
             )
         };
         let pending: Vec<u32> = carried.drain(..).chain(a..b).collect();
-        let out = pool(2).install(|| {
-            ipow.run_period(&PeriodInput {
-                period,
-                height: period,
-                prev_hash: [0; 32],
-                pending: &pending,
-                workload: w,
-                checks: &checks,
+        let out = pool(2)
+            .install(|| {
+                ipow.run_period(&PeriodInput {
+                    period,
+                    height: period,
+                    prev_hash: [0; 32],
+                    pending: &pending,
+                    workload: w,
+                    checks: &checks,
+                })
             })
-        });
+            .expect("the in-process pool never fails");
         carried = out
             .decisions
             .iter()
@@ -156,11 +162,14 @@ impl ValidatorPool for Shuffled {
         input: &PeriodInput<'_>,
         asks: &[Ask],
         stats: &mut BatchStats,
-    ) -> Vec<Answer> {
+    ) -> Result<Vec<Answer>, PoolError> {
         let mut answers: Vec<Answer> = asks
             .iter()
             .rev()
-            .map(|a| self.inner.validate(input, std::slice::from_ref(a), stats)[0])
+            .map(|a| {
+                self.inner
+                    .answer_round(&Round::of(input), std::slice::from_ref(a), stats)[0]
+            })
             .collect();
         answers.reverse();
         if self.faulty {
@@ -173,7 +182,7 @@ impl ValidatorPool for Shuffled {
             }
             answers.truncate(asks.len() - asks.len() / 5);
         }
-        answers
+        Ok(answers)
     }
 }
 

@@ -31,7 +31,7 @@ const EXACT_MODULES: [&str; 7] = [
 /// The folders of `src/`, lowest first: each may `use crate::` only the folders before it (and
 /// itself). `fuzz.rs` stands above them all; the binary (`main.rs`, `cli/`) uses the library
 /// by its public paths.
-const LAYERS: [&str; 13] = [
+const LAYERS: [&str; 14] = [
     "base",
     "crypto",
     "contract",
@@ -40,6 +40,7 @@ const LAYERS: [&str; 13] = [
     "market",
     "validate",
     "consensus",
+    "cluster",
     "chain",
     "pipeline",
     "lab",

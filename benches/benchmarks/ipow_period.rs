@@ -54,12 +54,15 @@ pub fn bench(c: &mut Criterion) {
             |b| {
                 b.iter(|| {
                     let mut ipow = Ipow::new(params.clone());
-                    all.install(|| ipow.run_period(&input)).decisions.len()
+                    all.install(|| ipow.run_period(&input))
+                        .map_or(0, |o| o.decisions.len())
                 })
             },
         );
         let mut ipow = Ipow::new(params);
-        let out = all.install(|| ipow.run_period(&input));
+        let out = all
+            .install(|| ipow.run_period(&input))
+            .expect("the in-process pool never fails");
         assert!(
             out.decisions.iter().all(|d| d.outcome == Outcome::Accepted),
             "q {quorum}"

@@ -2,6 +2,7 @@
 //! streams, and the one error shape of readers of outside files.
 
 pub mod amount;
+pub mod cursor;
 pub mod domain;
 pub mod input;
 pub mod rng;
@@ -20,6 +21,29 @@ pub fn check_threads(threads: usize) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// CPU seconds (user + system) of this process so far, from /proc/self/stat (clock ticks of
+/// 1/100 s, Linux's USER_HZ); 0 where that file does not exist.
+pub fn process_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    #[allow(clippy::cast_precision_loss)]
+    let seconds = (ticks(11) + ticks(12)) as f64 / 100.0;
+    seconds
 }
 
 /// An error and its sources, joined by ": " (what `anyhow`'s `{:#}` prints), for callers that

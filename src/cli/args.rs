@@ -401,6 +401,14 @@ pub(crate) struct VariantArgs {
     /// IPOW: how Byzantine validators behave: liar, colluder, lazy, crash.
     #[arg(long, default_value = "liar")]
     pub(crate) behaviour: Behaviour,
+    /// IPOW: honest validators that are slow (chosen by the seed after the Byzantine ones):
+    /// each of their answers misses its period with the --slow-miss chance, and the
+    /// supervision node asks another validator.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) slow: u32,
+    /// IPOW: the chance that a slow validator's answer is late, a fraction in [0, 1].
+    #[arg(long, default_value_t = 0.5)]
+    pub(crate) slow_miss: f64,
     /// PoW: leading zero bits the block hash must have.
     #[arg(long, default_value_t = 20)]
     pub(crate) difficulty: u8,
@@ -464,6 +472,47 @@ pub(crate) struct RunArgs {
     /// The purchaser's share of the transmission cost, as a decimal fraction such as "0.5".
     #[arg(long, default_value = "0.5")]
     pub(crate) share: String,
+    /// IPOW's validators over N processes on this machine: this one (the supervision node,
+    /// with validators v mod N = 0) and N - 1 started from this binary; validator v runs in
+    /// process v mod N. The same seed gives the same decisions and store bytes as one process.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub(crate) processes: u16,
+    /// IPOW's validators over machines: one host:port per line, process i listening on line
+    /// i (line 0: the supervision node). Start every process with the same flags and its own
+    /// --process-index.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) hosts: Option<std::path::PathBuf>,
+    /// With --hosts: this process's line in the file, from 0.
+    #[arg(long)]
+    pub(crate) process_index: Option<usize>,
+    /// With --processes or --hosts: how asks travel. `bytes`: each carries the signed
+    /// contract (as the paper's supervision node sends it); `index`: transaction numbers,
+    /// every process deriving the same market from the same flags.
+    #[arg(long, value_enum, default_value = "bytes")]
+    pub(crate) ship: ShipArg,
+    /// With --processes or --hosts: seconds to wait for every process to connect before
+    /// failing with the one missing.
+    #[arg(long, default_value_t = 300.0, value_parser = positive_seconds)]
+    pub(crate) cluster_timeout: f64,
+    /// A child of --processes: its parent's rendezvous (set by the parent).
+    #[arg(long, hide = true)]
+    pub(crate) cluster_rendezvous: Option<String>,
+}
+
+/// How asks travel between processes.
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum ShipArg {
+    /// Each ask carries the signed contract.
+    Bytes,
+    /// Asks carry transaction numbers.
+    Index,
+}
+
+fn positive_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x > 0.0 && x <= 86_400.0 => Ok(x),
+        _ => Err(format!("{s:?} is not a number of seconds in (0, 86400]")),
+    }
 }
 
 /// Every account's opening balance unless `--opening-balance` says otherwise, in every command
@@ -518,9 +567,16 @@ pub(crate) fn load_market(path: Option<&std::path::Path>) -> anyhow::Result<Pape
 pub(crate) fn variant_config(v: &VariantArgs, seed: u64) -> anyhow::Result<VariantConfig> {
     Ok(match v.consensus {
         ConsensusArg::Ipow => {
-            let p = IpowParams::honest(v.validators, v.quorum, v.extra, seed)
+            if !(0.0..=1.0).contains(&v.slow_miss) {
+                anyhow::bail!("--slow-miss {} is not a fraction in [0, 1]", v.slow_miss);
+            }
+            let mut p = IpowParams::honest(v.validators, v.quorum, v.extra, seed)
                 .with_byzantine(v.byzantine, v.behaviour)
                 .with_signature_batch(v.signature_batch);
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let ppm = (v.slow_miss * 1e6).round() as u32;
+            p.mix.slow = v.slow;
+            p.mix.slow_miss_ppm = ppm;
             p.check().map_err(anyhow::Error::msg)?;
             VariantConfig::Ipow(p)
         }

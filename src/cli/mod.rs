@@ -3,6 +3,7 @@
 
 pub(crate) mod args;
 mod chain;
+mod cluster;
 mod market;
 mod progress;
 mod run;

@@ -3,6 +3,7 @@
 
 use super::args::*;
 use super::chain::StoreSecret;
+use super::cluster::{Cluster, Peer, Role, fingerprint};
 use super::progress::{bar, steps};
 use anyhow::Context as _;
 use ipow::market::rules::WorkloadParams;
@@ -33,11 +34,13 @@ pub(crate) fn run_command(args: &RunArgs) -> anyhow::Result<()> {
         },
     };
     config.load.check().map_err(|m| anyhow::anyhow!("--{m}"))?;
-    warn_if_long(&config, args.contracts, &mut nonce_rate_on(&pool))?;
+    let role = Role::of(args, &config.variant)?;
+    if !matches!(role, Role::Validator(_)) {
+        warn_if_long(&config, args.contracts, &mut nonce_rate_on(&pool))?;
+    }
     let mut params = WorkloadParams::scaled_paper(args.seed, args.contracts);
     args.rates.apply(&mut params)?;
-    let terminal = std::io::stderr().is_terminal() && !args.json;
-    if terminal {
+    if std::io::stderr().is_terminal() && !args.json && !matches!(role, Role::Validator(_)) {
         eprintln!("generating {} signed contracts...", args.contracts);
     }
     let market = args
@@ -45,20 +48,80 @@ pub(crate) fn run_command(args: &RunArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(load_grid_market(&params))
         .transpose()?;
-    let announce = args.announce_commits;
-    let (report, pin) = pool.install(|| -> anyhow::Result<(RunReport, Option<Pin>)> {
+    let mut cluster = match role {
+        Role::Validator(peer) => return serve_validators(peer, &pool, &params, market, &config),
+        Role::Supervisor(c) => Some(c),
+        Role::Alone => None,
+    };
+    let once = Once {
+        args,
+        config: &config,
+        params: &params,
+        market: market.as_ref(),
+        secret: secret.as_ref(),
+        ledger: (opening, settle_params),
+    };
+    let (report, pin) = pool.install(|| once.run(cluster.as_mut()))?;
+    if let Some(c) = cluster {
+        c.finish()?;
+    }
+    print_run(&report, pin, args)
+}
+
+/// A validator process of a cluster: the same market as its supervision node, then its
+/// validators' answers until the run ends.
+fn serve_validators(
+    peer: Peer,
+    pool: &rayon::ThreadPool,
+    params: &WorkloadParams,
+    market: Option<ipow::grid::placement::GridMarket>,
+    config: &RunConfig,
+) -> anyhow::Result<()> {
+    let ipow::pipeline::VariantConfig::Ipow(variant) = &config.variant else {
+        anyhow::bail!("a validator process runs IPOW's validators");
+    };
+    let fingerprint = fingerprint(params, &config.variant, market.as_ref(), peer.ship());
+    pool.install(|| {
         let generated = ipow::market::generator::Market::new(params.clone(), market.as_ref());
         let workload =
             generated.batch(0..params.contracts.min(ipow::market::rules::MAX_TRANSACTIONS) as u64);
-        let (mut writer, genesis) = match (&args.store, &secret) {
+        peer.serve(&fingerprint, workload, market, variant.clone())
+    })
+}
+
+/// One `ipow run` in this process (alone, or as a cluster's supervision node).
+struct Once<'a> {
+    args: &'a RunArgs,
+    config: &'a RunConfig,
+    params: &'a WorkloadParams,
+    market: Option<&'a ipow::grid::placement::GridMarket>,
+    secret: Option<&'a StoreSecret>,
+    ledger: (ipow::base::amount::Money, ipow::ledger::SettlementParams),
+}
+
+impl Once<'_> {
+    fn run(&self, cluster: Option<&mut Cluster>) -> anyhow::Result<(RunReport, Option<Pin>)> {
+        let (args, config, params, market) = (self.args, self.config, self.params, self.market);
+        let generated = ipow::market::generator::Market::new(params.clone(), market);
+        let workload =
+            generated.batch(0..params.contracts.min(ipow::market::rules::MAX_TRANSACTIONS) as u64);
+        let (mut writer, genesis) = match (&args.store, self.secret) {
             (Some(dir), Some(secret)) => open_store(dir, &generated, &config.variant, secret)?,
             _ => (None, None),
+        };
+        let tier = match (cluster, &config.variant) {
+            (Some(c), ipow::pipeline::VariantConfig::Ipow(p)) => {
+                let fp = fingerprint(params, &config.variant, market, c.ship());
+                Some(c.pool(&fp, p)?)
+            }
+            _ => None,
         };
         let mut last_head = None;
         let bar = bar(workload.transactions.len() as u64, "decided", args.json);
         let addresses: Vec<_> = generated.members.iter().map(|m| m.address).collect();
         let mut settler =
-            ipow::pipeline::settle::PeriodSettler::new(&addresses, opening, settle_params);
+            ipow::pipeline::settle::PeriodSettler::new(&addresses, self.ledger.0, self.ledger.1);
+        let announce = args.announce_commits;
         // --announce-commits: each period's consortium head once it is durable and settled.
         let mut announce_commit = |c: &Committed<'_>| {
             last_head = c.head.or(last_head);
@@ -69,23 +132,25 @@ pub(crate) fn run_command(args: &RunArgs) -> anyhow::Result<()> {
                 let _ = stdout.flush();
             }
         };
-        let mut pipeline = Pipeline::new(&config, &workload)
-            .grid(market.as_ref())
+        let mut pipeline = Pipeline::new(config, &workload)
+            .grid(market)
             .settle(&mut settler)
             .on_period(&mut announce_commit);
         if let Some(writer) = writer.as_mut() {
             pipeline = pipeline.record(writer);
         }
+        if let Some(tier) = tier {
+            pipeline = pipeline.validators(Box::new(tier));
+        }
         let report = pipeline.run(&mut |done, _total| bar.set_position(done))?;
         bar.finish_and_clear();
-        let pin = genesis.zip(secret.as_ref()).map(|(genesis, s)| Pin {
+        let pin = genesis.zip(self.secret).map(|(genesis, s)| Pin {
             genesis,
             head: last_head,
             secret: s.path.clone(),
         });
         Ok((report, pin))
-    })?;
-    print_run(&report, pin, args)
+    }
 }
 
 /// The run's report, and with a store what to keep to pin it (on stdout with the text report;

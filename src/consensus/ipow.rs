@@ -34,7 +34,7 @@
 // `rules::MAX_TRANSACTIONS` (u32::MAX) transactions, checked where workloads are made.
 #![allow(clippy::cast_possible_truncation)]
 
-use super::pool::{Answer, Ask, LIE_REASON, RayonPool, Roster, ValidatorPool};
+use super::pool::{Answer, Ask, LIE_REASON, PoolError, RayonPool, Roster, ValidatorPool};
 use super::proof::{Proof, certificate_leaf, proof_message};
 use crate::crypto::secret::NodeSecret;
 use crate::market::priority::PriorityRule;
@@ -259,13 +259,13 @@ struct Record {
 const STREAM_ASSIGN: u64 = 12;
 
 /// The IPOW variant: the supervision node and its validators.
-pub struct Ipow {
+pub struct Ipow<P: ValidatorPool = RayonPool> {
     params: IpowParams,
     /// The validators' keys (to check their tags) and faults (for the report).
     roster: Arc<Roster>,
     records: Vec<Record>,
     /// W2.
-    pool: Box<dyn ValidatorPool>,
+    pool: P,
     rounds_total: u64,
 }
 
@@ -273,19 +273,21 @@ impl Ipow {
     /// The supervision node with its validators on the in-process pool.
     pub fn new(params: IpowParams) -> Self {
         let roster = Arc::new(Roster::new(&params));
-        let pool = Box::new(RayonPool::with_roster(params.clone(), Arc::clone(&roster)));
+        let pool = RayonPool::with_roster(params.clone(), Arc::clone(&roster));
         Self::on(params, roster, pool)
     }
+}
 
+impl<P: ValidatorPool> Ipow<P> {
     /// The supervision node with the validator tier `pool`, which must answer for the
     /// validators `params` describe.
-    pub fn with_pool(params: IpowParams, pool: Box<dyn ValidatorPool>) -> Self {
+    pub fn with_pool(params: IpowParams, pool: P) -> Self {
         let roster = Arc::new(Roster::new(&params));
         Self::on(params, roster, pool)
     }
 
     /// The supervision node knowing the validators by `roster`, with the tier `pool`.
-    fn on(params: IpowParams, roster: Arc<Roster>, pool: Box<dyn ValidatorPool>) -> Self {
+    fn on(params: IpowParams, roster: Arc<Roster>, pool: P) -> Self {
         Self {
             roster,
             records: (0..params.validators).map(|_| Record::default()).collect(),
@@ -352,16 +354,21 @@ struct PeriodTally {
     work: Work,
 }
 
-impl Ipow {
+impl<P: ValidatorPool> Ipow<P> {
     /// One round: W1/O2 assign the open slots, W2 validate in parallel, O3 check tags and
     /// decide. `None` when no slot was open; else whether any slot was assigned.
-    fn round(&mut self, input: &PeriodInput<'_>, round: u32, p: &mut PeriodTally) -> Option<bool> {
+    fn round(
+        &mut self,
+        input: &PeriodInput<'_>,
+        round: u32,
+        p: &mut PeriodTally,
+    ) -> Result<Option<bool>, PoolError> {
         let mut slots: Vec<u32> = Vec::new();
         for (pos, &k) in p.need.iter().enumerate() {
             slots.extend(std::iter::repeat_n(pos as u32, k as usize));
         }
         if slots.is_empty() {
-            return None;
+            return Ok(None);
         }
         // W1/O2.
         let t = Instant::now();
@@ -380,7 +387,7 @@ impl Ipow {
             })
             .collect();
         let mut stats = BatchStats::default();
-        let answers = self.pool.validate(input, &asks, &mut stats);
+        let answers = self.pool.validate(input, &asks, &mut stats)?;
         p.work.signatures.add(&stats);
         p.stages.validate += t.elapsed();
         // O3: check tags, count, decide.
@@ -388,7 +395,7 @@ impl Ipow {
         self.collect(input, &assignments, &answers, p);
         self.decide(p);
         p.stages.tally += t.elapsed();
-        Some(!assignments.is_empty())
+        Ok(Some(!assignments.is_empty()))
     }
 
     /// O3: counts each answer's work and keeps each proof whose tag verifies.
@@ -522,12 +529,12 @@ impl Ipow {
     }
 }
 
-impl Consensus for Ipow {
+impl<P: ValidatorPool> Consensus for Ipow<P> {
     fn name(&self) -> &'static str {
         "ipow"
     }
 
-    fn run_period(&mut self, input: &PeriodInput<'_>) -> PeriodOutput {
+    fn run_period(&mut self, input: &PeriodInput<'_>) -> Result<PeriodOutput, PoolError> {
         let count = input.pending.len();
         let mut p = PeriodTally {
             tallies: vec![Tally::default(); count],
@@ -543,7 +550,7 @@ impl Consensus for Ipow {
         let mut round = 0u32;
         // A round with open slots counts even when no idle validator could take one (then the
         // transactions stay as they are).
-        while let Some(assigned_any) = self.round(input, round + 1, &mut p) {
+        while let Some(assigned_any) = self.round(input, round + 1, &mut p)? {
             round += 1;
             if !assigned_any {
                 break;
@@ -576,7 +583,7 @@ impl Consensus for Ipow {
                 }
             })
             .collect();
-        PeriodOutput {
+        Ok(PeriodOutput {
             decisions,
             block: SealedBlock {
                 header,
@@ -585,7 +592,7 @@ impl Consensus for Ipow {
             stages: p.stages,
             work: p.work,
             proofs: p.tallies.into_iter().flat_map(|t| t.proofs).collect(),
-        }
+        })
     }
 
     fn priority_rule(&self) -> PriorityRule {
@@ -610,14 +617,20 @@ impl Consensus for Ipow {
                 })
             })
             .collect();
-        serde_json::json!({
+        let mut report = serde_json::json!({
             "byzantine_validators": self.params.byzantine_count(),
             "rounds": self.rounds_total,
             "validations_per_validator": {
                 "min": works.first(), "median": works.get(works.len() / 2), "max": works.last(),
             },
             "validators": validators,
-        })
+        });
+        // A tier across processes adds what crossed the wire; the in-process pool adds nothing.
+        let tier = self.pool.report();
+        if let (false, Some(map)) = (tier.is_null(), report.as_object_mut()) {
+            map.insert("tier".into(), tier);
+        }
+        report
     }
 }
 

@@ -149,8 +149,8 @@ pub struct PeriodOutput {
 pub trait Consensus {
     /// Short name: `ipow` or `pow`.
     fn name(&self) -> &'static str;
-    /// Runs one period.
-    fn run_period(&mut self, input: &PeriodInput<'_>) -> PeriodOutput;
+    /// Runs one period; fails only when the validator tier as a whole fails.
+    fn run_period(&mut self, input: &PeriodInput<'_>) -> Result<PeriodOutput, pool::PoolError>;
     /// The priorities this variant publishes for the coming period (congestion curtailment
     /// and block order use them).
     fn priority_rule(&self) -> PriorityRule {

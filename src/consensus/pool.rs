@@ -18,9 +18,11 @@ use super::PeriodInput;
 use super::ipow::{Behaviour, IpowParams};
 use super::proof::{Proof, proof_message};
 use crate::base::rng::Rng;
+use crate::contract::SignedContract;
 use crate::contract::Signer;
 use crate::crypto::verify::BatchStats;
-use crate::market::rules::Truth;
+use crate::market::rules::{Truth, Workload};
+use crate::validate::Checks;
 use crate::validate::{Reason, Verdict};
 
 /// One ask: transaction `tx` (a workload index) to validator `validator`.
@@ -41,8 +43,14 @@ pub struct Answer {
     pub worked: bool,
 }
 
+/// The validator tier failed as a whole (a lost process, a broken link): no round can end.
+/// A validator that fails alone answers "no proof" instead.
+#[derive(Debug, thiserror::Error)]
+#[error("the validator tier failed")]
+pub struct PoolError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
 /// The validator tier (W2).
-pub trait ValidatorPool: Send {
+pub trait ValidatorPool {
     /// Answers `asks` of a round of `input`'s period, one answer per ask in ask order; adds
     /// the signature batches the validators ran to `stats`.
     fn validate(
@@ -50,7 +58,27 @@ pub trait ValidatorPool: Send {
         input: &PeriodInput<'_>,
         asks: &[Ask],
         stats: &mut BatchStats,
-    ) -> Vec<Answer>;
+    ) -> Result<Vec<Answer>, PoolError>;
+
+    /// What the tier reports beside the supervision node's figures (messages, bytes, waits);
+    /// nothing in process.
+    fn report(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+}
+
+impl<P: ValidatorPool + ?Sized> ValidatorPool for Box<P> {
+    fn validate(
+        &mut self,
+        input: &PeriodInput<'_>,
+        asks: &[Ask],
+        stats: &mut BatchStats,
+    ) -> Result<Vec<Answer>, PoolError> {
+        (**self).validate(input, asks, stats)
+    }
+    fn report(&self) -> serde_json::Value {
+        (**self).report()
+    }
 }
 
 /// What a liar reports for a transaction it found valid.
@@ -76,8 +104,15 @@ pub struct Roster {
 }
 
 impl Roster {
-    /// The validators `params` describe.
+    /// The validators `params` describe, with their MAC keys from its node secret.
     pub fn new(params: &IpowParams) -> Self {
+        let secret = params.node_secret();
+        Self::assemble(params, |v| secret.validator_mac(v))
+    }
+
+    /// The validators `params` describe (faults and lateness by its seed), validator `v`
+    /// holding `key(v)`: a validator process knows only its own validators' keys.
+    pub fn assemble(params: &IpowParams, key: impl Fn(u32) -> hmac::Key) -> Self {
         let n = params.validators;
         let mut order: Vec<u32> = (0..n).collect();
         Rng::stream(params.seed, &[STREAM_BYZANTINE]).shuffle(&mut order);
@@ -101,15 +136,55 @@ impl Roster {
         for v in next.take(params.mix.slow as usize) {
             slow[v] = true;
         }
-        let secret = params.node_secret();
         let members = (0..n)
             .map(|v| Member {
-                key: secret.validator_mac(v),
+                key: key(v),
                 fault: faults[v as usize],
                 slow: slow[v as usize],
             })
             .collect();
         Self { members }
+    }
+}
+
+/// Where validators read the transactions they are asked about.
+pub trait Transactions: Sync {
+    /// Transaction `tx` (a workload index) as signed.
+    fn contract(&self, tx: u32) -> &SignedContract;
+    /// Whether it is a planted invalid one: the simulation's ground truth, read only by a
+    /// colluder (who knows its accomplices' transactions).
+    fn planted(&self, tx: u32) -> bool;
+}
+
+impl Transactions for Workload {
+    fn contract(&self, tx: u32) -> &SignedContract {
+        &self.transactions[tx as usize]
+    }
+    fn planted(&self, tx: u32) -> bool {
+        self.truth[tx as usize] != Truth::Valid
+    }
+}
+
+/// What every validator of a round works from: the period, the checks with the period's
+/// published context, and the transactions.
+#[derive(Clone, Copy)]
+pub struct Round<'a> {
+    /// The period.
+    pub period: u64,
+    /// What validators check against.
+    pub checks: &'a Checks<'a>,
+    /// The transactions asked about.
+    pub txs: &'a dyn Transactions,
+}
+
+impl<'a> Round<'a> {
+    /// The round of `input`'s period, reading its workload.
+    pub fn of(input: &'a PeriodInput<'a>) -> Self {
+        Self {
+            period: input.period,
+            checks: input.checks,
+            txs: input.workload,
+        }
     }
 }
 
@@ -136,10 +211,10 @@ impl RayonPool {
     /// Whether validator `v` checks transaction `tx` before answering (honest validators,
     /// liars and colluders on a valid transaction do; lazy, crashed and colluders on a planted
     /// invalid one do not).
-    fn checks_before_answering(&self, input: &PeriodInput<'_>, v: u32, tx: u32) -> bool {
+    fn checks_before_answering(&self, round: &Round<'_>, v: u32, tx: u32) -> bool {
         match self.roster.members[v as usize].fault {
             None | Some(Behaviour::Liar) => true,
-            Some(Behaviour::Colluder) => input.workload.truth[tx as usize] == Truth::Valid,
+            Some(Behaviour::Colluder) => !round.txs.planted(tx),
             Some(Behaviour::Lazy) | Some(Behaviour::Crash) => false,
         }
     }
@@ -149,22 +224,22 @@ impl RayonPool {
     /// validator's), and answers each.
     fn answer_all(
         &self,
-        input: &PeriodInput<'_>,
+        round: &Round<'_>,
         v: u32,
         txs: &[u32],
         stats: &mut BatchStats,
     ) -> Vec<Answer> {
         let checks: Vec<bool> = txs
             .iter()
-            .map(|&tx| self.checks_before_answering(input, v, tx))
+            .map(|&tx| self.checks_before_answering(round, v, tx))
             .collect();
-        let checked: Vec<u32> = txs
+        let checked: Vec<(u32, &SignedContract)> = txs
             .iter()
             .zip(&checks)
-            .filter_map(|(&tx, &c)| c.then_some(tx))
+            .filter(|&(_, &c)| c)
+            .map(|(&tx, _)| (tx, round.txs.contract(tx)))
             .collect();
-        let checked = input.workload.at(&checked);
-        let verdicts = input
+        let verdicts = round
             .checks
             .validate_batched(&checked, self.params.signature_batch, stats);
         let mut honest = verdicts.into_iter();
@@ -172,14 +247,14 @@ impl RayonPool {
             .zip(checks)
             .map(|(&tx, checks)| {
                 let verdict = if checks { honest.next() } else { None };
-                self.answer(input, v, tx, verdict)
+                self.answer(round, v, tx, verdict)
             })
             .collect()
     }
 
     /// What validator `v` answers about transaction `tx` given its own check's verdict
     /// (`None` when it did not check).
-    fn answer(&self, input: &PeriodInput<'_>, v: u32, tx: u32, honest: Option<Verdict>) -> Answer {
+    fn answer(&self, round: &Round<'_>, v: u32, tx: u32, honest: Option<Verdict>) -> Answer {
         let node = &self.roster.members[v as usize];
         let (verdict, worked) = match (node.fault, honest) {
             (Some(Behaviour::Crash), _) => {
@@ -196,7 +271,7 @@ impl RayonPool {
         if node.slow
             && Rng::stream(
                 self.params.seed,
-                &[STREAM_SLOW, input.period, u64::from(tx), u64::from(v)],
+                &[STREAM_SLOW, round.period, u64::from(tx), u64::from(v)],
             )
             .chance_ppm(self.params.mix.slow_miss_ppm)
         {
@@ -206,10 +281,10 @@ impl RayonPool {
                 worked,
             };
         }
-        let id = input.workload.transactions[tx as usize].id().0;
+        let id = round.txs.contract(tx).id().0;
         let tag = hmac::sign(
             &node.key,
-            &proof_message(input.period, tx, &id, verdict.code(), v),
+            &proof_message(round.period, tx, &id, verdict.code(), v),
         );
         let mut t = [0u8; 32];
         t.copy_from_slice(tag.as_ref());
@@ -231,6 +306,18 @@ impl ValidatorPool for RayonPool {
         input: &PeriodInput<'_>,
         asks: &[Ask],
         stats: &mut BatchStats,
+    ) -> Result<Vec<Answer>, PoolError> {
+        Ok(self.answer_round(&Round::of(input), asks, stats))
+    }
+}
+
+impl RayonPool {
+    /// Every ask of `round` answered on the current rayon pool, in ask order.
+    pub fn answer_round(
+        &self,
+        round: &Round<'_>,
+        asks: &[Ask],
+        stats: &mut BatchStats,
     ) -> Vec<Answer> {
         // Validators work in parallel, each on its own asks in ask order; no shared state but
         // read-only inputs. Answers go back in ask order.
@@ -239,14 +326,14 @@ impl ValidatorPool for RayonPool {
         let groups: Vec<&[usize]> = order
             .chunk_by(|&a, &b| asks[a].validator == asks[b].validator)
             .collect();
-        let this = &*self;
+        let this = self;
         let answered: Vec<(Vec<Answer>, BatchStats)> = groups
             .par_iter()
             .map(|group| {
                 let v = asks[group[0]].validator;
                 let txs: Vec<u32> = group.iter().map(|&i| asks[i].tx).collect();
                 let mut stats = BatchStats::default();
-                (this.answer_all(input, v, &txs, &mut stats), stats)
+                (this.answer_all(round, v, &txs, &mut stats), stats)
             })
             .collect();
         let none = Answer {

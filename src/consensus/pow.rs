@@ -244,7 +244,10 @@ impl Consensus for Pow {
         "pow"
     }
 
-    fn run_period(&mut self, input: &PeriodInput<'_>) -> PeriodOutput {
+    fn run_period(
+        &mut self,
+        input: &PeriodInput<'_>,
+    ) -> Result<PeriodOutput, super::pool::PoolError> {
         let mut stages = StageTimes::default();
         let t = Instant::now();
         // The miner batches its pending transactions' signatures in order.
@@ -299,7 +302,7 @@ impl Consensus for Pow {
             hashes: result.hashes,
             signatures,
         };
-        PeriodOutput {
+        Ok(PeriodOutput {
             decisions,
             block: SealedBlock {
                 header,
@@ -308,7 +311,7 @@ impl Consensus for Pow {
             stages,
             work,
             proofs: Vec::new(),
-        }
+        })
     }
 
     fn extra_report(&self) -> serde_json::Value {

@@ -70,10 +70,13 @@ impl NodeSecret {
 
     /// The MAC key validator `v` shares with the supervision node.
     pub fn validator_mac(&self, v: u32) -> hmac::Key {
-        hmac::Key::new(
-            hmac::HMAC_SHA256,
-            &self.derive(b"ipow/validator-mac/v1", &v.to_be_bytes()),
-        )
+        hmac::Key::new(hmac::HMAC_SHA256, &self.validator_mac_bytes(v))
+    }
+
+    /// [`NodeSecret::validator_mac`]'s key bytes, which the supervision node hands to the
+    /// process that runs validator `v` (and to no other).
+    pub fn validator_mac_bytes(&self, v: u32) -> [u8; 32] {
+        self.derive(b"ipow/validator-mac/v1", &v.to_be_bytes())
     }
 
     /// The supervision node's Ed25519 seed.

@@ -16,6 +16,11 @@ impl PriorityRule {
         Self { owners }
     }
 
+    /// Each validator's priority, by validator number.
+    pub fn owners(&self) -> &[u64] {
+        &self.owners
+    }
+
     /// A transaction's priority.
     pub fn of(&self, c: &crate::contract::Contract) -> u64 {
         let n = self.owners.len();

@@ -36,6 +36,7 @@ use serde::Serialize;
 use crate::chain::sign::BlockSigner;
 use crate::chain::store::{StoreError, StoreWriter};
 use crate::consensus::ipow::{Ipow, IpowParams};
+use crate::consensus::pool::ValidatorPool;
 use crate::consensus::pow::{Pow, PowParams};
 use crate::consensus::{Consensus, PeriodInput, PeriodOutput};
 use crate::crypto::merkle::Hash;
@@ -161,6 +162,9 @@ pub struct PeriodError {
 /// The stage that failed, with its own error.
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
+    /// The validator tier failed (a lost validator process): no round could end.
+    #[error("the validate stage")]
+    Validate(#[source] crate::consensus::pool::PoolError),
     /// The record stage could not write the period to the store.
     #[error("the record stage")]
     Record(#[source] StoreError),
@@ -179,6 +183,7 @@ pub struct Pipeline<'a> {
     settler: Option<&'a mut PeriodSettler>,
     observer: Option<&'a mut dyn FnMut(&Committed<'_>)>,
     base: Option<&'a mut SlotBase>,
+    validators: Option<Box<dyn ValidatorPool + 'a>>,
 }
 
 impl<'a> Pipeline<'a> {
@@ -192,7 +197,16 @@ impl<'a> Pipeline<'a> {
             settler: None,
             observer: None,
             base: None,
+            validators: None,
         }
+    }
+
+    /// Runs IPOW's validators on `pool` (another process's, a cluster's) instead of the
+    /// in-process rayon pool; PoW ignores it. The pool must answer for the validators the
+    /// variant's parameters describe.
+    pub fn validators(mut self, pool: Box<dyn ValidatorPool + 'a>) -> Self {
+        self.validators = Some(pool);
+        self
     }
 
     /// Checks line congestion on `grid` when given: each period the supervision node computes
@@ -233,10 +247,12 @@ impl<'a> Pipeline<'a> {
     /// Runs every period until everything is decided or nothing more can move;
     /// `progress(decided, total)` is called after each period.
     pub fn run(mut self, progress: &mut dyn FnMut(u64, u64)) -> Result<RunReport, PeriodError> {
-        let mut variant: Box<dyn Consensus> = match &self.config.variant {
-            VariantConfig::Ipow(p) => Box::new(Ipow::new(p.clone())),
-            VariantConfig::Pow(p) => Box::new(Pow::new(p.clone())),
-        };
+        let mut variant: Box<dyn Consensus + 'a> =
+            match (&self.config.variant, self.validators.take()) {
+                (VariantConfig::Ipow(p), Some(pool)) => Box::new(Ipow::with_pool(p.clone(), pool)),
+                (VariantConfig::Ipow(p), None) => Box::new(Ipow::new(p.clone())),
+                (VariantConfig::Pow(p), _) => Box::new(Pow::new(p.clone())),
+            };
         let workload = self.workload;
         let total = workload.transactions.len() as u64;
         let mut tally = Tally::new(workload, &self.config.load);
@@ -312,14 +328,16 @@ impl<'a> Pipeline<'a> {
                 None => &NoCongestionStage,
             },
         };
-        let out = variant.run_period(&PeriodInput {
-            period: at.period,
-            height: tally.blocks.len() as u64,
-            prev_hash: at.prev_hash,
-            pending,
-            workload,
-            checks: &checks,
-        });
+        let out = variant
+            .run_period(&PeriodInput {
+                period: at.period,
+                height: tally.blocks.len() as u64,
+                prev_hash: at.prev_hash,
+                pending,
+                workload,
+                checks: &checks,
+            })
+            .map_err(StageError::Validate)?;
         let t = Instant::now();
         let head = self.record_period(&out)?;
         tally.stages.record += t.elapsed();

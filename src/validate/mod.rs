@@ -108,6 +108,31 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// The verdict of `code` (as [`Verdict::code`] writes it), if any.
+    pub fn from_code(code: u8) -> Option<Verdict> {
+        if code == 0 {
+            return Some(Verdict::Valid);
+        }
+        const REASONS: [Reason; 12] = [
+            Reason::Replay,
+            Reason::EnergyNotPositive,
+            Reason::OverCapacity,
+            Reason::OverDemand,
+            Reason::PriceOutOfBounds,
+            Reason::OutsidePeriod,
+            Reason::UnknownParty,
+            Reason::AuxMalformed,
+            Reason::Signature(Signer::Seller),
+            Reason::Signature(Signer::Purchaser),
+            Reason::Signature(Signer::Transmission),
+            Reason::Congestion,
+        ];
+        REASONS
+            .iter()
+            .find(|r| r.code() == code)
+            .map(|&r| Verdict::Invalid(r))
+    }
+
     /// True for `Valid`.
     pub fn is_valid(self) -> bool {
         matches!(self, Verdict::Valid)
@@ -129,6 +154,9 @@ pub trait CongestionStage: Sync {
     fn allows(&self, tx: u32, contract: &SignedContract) -> bool;
     /// What this stage is, for reports.
     fn name(&self) -> &'static str;
+    /// Appends the period's published context as bytes, for validators in other processes
+    /// (nothing when the stage needs none: no grid).
+    fn publish(&self, _out: &mut Vec<u8>) {}
 }
 
 /// The stage when no grid is configured: every contract passes.

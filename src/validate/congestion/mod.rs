@@ -83,6 +83,7 @@
 //! priorities (`market::priority::PriorityRule`). The same rule orders the block and drives
 //! curtailment; plain PoW publishes none (all 0, so submission order decides).
 
+mod publish;
 mod rounds;
 
 pub use rounds::RowCache;
@@ -457,6 +458,9 @@ impl CongestionStage for PeriodCongestion<'_> {
     }
     fn name(&self) -> &'static str {
         STAGE_NAME
+    }
+    fn publish(&self, out: &mut Vec<u8>) {
+        self.encode_published(out);
     }
 }
 

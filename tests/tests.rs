@@ -17,6 +17,8 @@ mod attacks;
 mod badinput;
 /// The `ipow` binary end to end: exit codes, JSON shape, error messages naming file and field.
 mod cli;
+// Validators across processes through the binary; one test at a time.
+mod cluster;
 /// `ipow compare`: sweeps, the report's files adding up and agreeing, repeated decisions, the
 /// HTML rendered in headless Chromium.
 mod compare;

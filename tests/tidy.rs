@@ -65,7 +65,7 @@ const LONG_FUNCTIONS: &[(&str, &str, usize)] = &[
     ("src/chain/mod.rs", "verify_proof", 81),
     ("src/cli/market.rs", "dataset_command", 108),
     ("src/cli/market.rs", "generate_command", 75),
-    ("src/cli/run.rs", "run_command", 76),
+    ("src/cli/run.rs", "run_command", 73),
     ("src/cli/run.rs", "scenario_command", 85),
     ("src/contract/mod.rs", "fill_well_formed", 75),
     ("src/fuzz.rs", "mutate", 74),

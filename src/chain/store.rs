@@ -605,6 +605,9 @@ pub struct StoreWriter {
     log: File,
     index: File,
     end: u64,
+    /// While below this offset the writer replays: each period is compared byte for byte with
+    /// what the log already holds, never written ([`StoreWriter::resume`]).
+    replay_end: u64,
     topology: Topology,
     tips: Tips,
     periods: u64,
@@ -676,6 +679,7 @@ impl StoreWriter {
             log: open(LOG_FILE)?,
             index: open(INDEX_FILE)?,
             end: bytes.len() as u64,
+            replay_end: 0,
             topology: Topology::new(&genesis.members, genesis.slaves_per_master),
             tips: Tips::new(genesis_hash(&payload)),
             periods: 0,
@@ -704,12 +708,18 @@ impl StoreWriter {
             offset: Some(self.end),
             message,
         })?;
+        let hash = blocks.consortium.hash();
+        if self.end < self.replay_end {
+            self.replayed(&bytes, blocks.period, &hash)?;
+            self.end += bytes.len() as u64;
+            self.periods += 1;
+            return Ok(hash);
+        }
         self.log
             .write_all(&bytes)
             .and_then(|()| self.log.sync_data())
             .map_err(|e| StoreError::io(&log_path, &e))?;
         self.end += bytes.len() as u64;
-        let hash = blocks.consortium.hash();
         let index_path = self.dir.join(INDEX_FILE);
         self.index
             .write_all(&index_entry(blocks.period, self.end, &hash))
@@ -761,10 +771,142 @@ impl StoreWriter {
         )
     }
 
-    /// Periods committed by this writer.
+    /// Periods committed by this writer (replayed ones included).
     pub fn periods(&self) -> u64 {
         self.periods
     }
+
+    /// Whether the writer is still replaying committed periods.
+    pub fn replaying(&self) -> bool {
+        self.end < self.replay_end
+    }
+
+    /// Reopens the store at `dir` to continue the run that wrote it: its genesis must be
+    /// byte for byte the one `genesis` encodes (the same market, validators, grid and node
+    /// keys), and `signer` must hold its keys. Only indexed periods count as committed: log
+    /// bytes after the last indexed period (a torn write, or a period whose index entry never
+    /// synced) are cut off, and so is a torn index entry. The run then starts again from its
+    /// first period; each committed period it recomputes is compared byte for byte with the
+    /// log and index (an error names the first differing byte), and written periods follow the
+    /// last committed one. Returns the writer and the committed periods.
+    pub fn resume(
+        dir: &Path,
+        genesis: &Genesis,
+        signer: BlockSigner,
+    ) -> Result<(Self, u64), StoreError> {
+        let err = log_error(dir);
+        if genesis.nodes != signer.keys() {
+            return Err(err(
+                None,
+                "the genesis lists other node keys than the signer holds".into(),
+            ));
+        }
+        let (mut log, stored) = CheckedLog::open(dir)?;
+        let payload = encode_genesis(genesis);
+        if encode_genesis(&stored) != payload {
+            return Err(err(
+                Some(0),
+                "its genesis is not this run's (another market, validators, grid, secret or \
+                 slot length): resume with the flags and --secret of the run that created it"
+                    .into(),
+            ));
+        }
+        let genesis_end = log.offset();
+        let entries = read_index(dir)?;
+        for (k, e) in entries.iter().enumerate() {
+            if e.period != k as u64 {
+                return Err(err(
+                    None,
+                    format!("index entry {k} lists period {}", e.period),
+                ));
+            }
+        }
+        let committed_end = entries.last().map_or(genesis_end, |e| e.end);
+        read_to(&mut log, committed_end, &err)?;
+        let cut = |file: &str, len: u64| -> Result<File, StoreError> {
+            let path = dir.join(file);
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .append(true)
+                .open(&path)
+                .map_err(|e| StoreError::io(&path, &e))?;
+            f.set_len(len)
+                .and_then(|()| f.sync_all())
+                .map_err(|e| StoreError::io(&path, &e))?;
+            Ok(f)
+        };
+        let periods = entries.len() as u64;
+        let writer = Self {
+            dir: dir.to_path_buf(),
+            log: cut(LOG_FILE, committed_end)?,
+            index: cut(INDEX_FILE, periods * INDEX_ENTRY_BYTES as u64)?,
+            end: genesis_end,
+            replay_end: committed_end,
+            topology: Topology::new(&genesis.members, genesis.slaves_per_master),
+            tips: Tips::new(genesis_hash(&payload)),
+            periods: 0,
+            signer,
+        };
+        Ok((writer, periods))
+    }
+
+    /// A replayed period: `bytes` must be what the log holds at this writer's end, and its
+    /// index entry what the index holds for `period`.
+    fn replayed(&self, bytes: &[u8], period: u64, hash: &Hash) -> Result<(), StoreError> {
+        use std::os::unix::fs::FileExt as _;
+        let log_path = self.dir.join(LOG_FILE);
+        let mut stored = vec![0u8; bytes.len()];
+        let end = self.end + bytes.len() as u64;
+        let differs = |at: u64, file: &Path| StoreError {
+            file: file.display().to_string(),
+            offset: Some(at),
+            message: format!(
+                "period {period} as recomputed differs from the stored one here: the store was \
+                 written with other flags, by another version, or altered (ipow audit)"
+            ),
+        };
+        if end > self.replay_end {
+            return Err(differs(self.replay_end, &log_path));
+        }
+        self.log
+            .read_exact_at(&mut stored, self.end)
+            .map_err(|e| StoreError::io(&log_path, &e))?;
+        if let Some(i) = stored.iter().zip(bytes).position(|(a, b)| a != b) {
+            return Err(differs(self.end + i as u64, &log_path));
+        }
+        let index_path = self.dir.join(INDEX_FILE);
+        let mut entry = [0u8; INDEX_ENTRY_BYTES];
+        self.index
+            .read_exact_at(&mut entry, period * INDEX_ENTRY_BYTES as u64)
+            .map_err(|e| StoreError::io(&index_path, &e))?;
+        if entry != index_entry(period, end, hash) {
+            return Err(differs(period * INDEX_ENTRY_BYTES as u64, &index_path));
+        }
+        Ok(())
+    }
+}
+
+/// Reads `log` up to `end`, which must be a record boundary the log reaches.
+fn read_to(
+    log: &mut CheckedLog,
+    end: u64,
+    err: &dyn Fn(Option<u64>, String) -> StoreError,
+) -> Result<(), StoreError> {
+    while log.offset() < end {
+        if log.next_record()?.is_none() {
+            return Err(err(
+                Some(log.offset()),
+                format!("the log ends before the indexed end {end}"),
+            ));
+        }
+    }
+    if log.offset() != end {
+        return Err(err(
+            Some(end),
+            "the index's last end is not a record boundary".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// One record as read.

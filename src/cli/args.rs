@@ -461,6 +461,16 @@ pub(crate) struct RunArgs {
     /// with it; whoever holds it can sign blocks).
     #[arg(long, value_name = "FILE")]
     pub(crate) secret: Option<std::path::PathBuf>,
+    /// Also write each transaction's decision to FILE as CSV (tx, outcome, verdict, reason,
+    /// validators asked; no timings): the same seed gives the same file on any number of
+    /// threads or processes.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) decisions: Option<std::path::PathBuf>,
+    /// With --store: continue the store a stopped run left (a lost process, a crash) with the
+    /// same flags and secret: its committed periods are recomputed and checked byte for byte,
+    /// then the run goes on; the store ends as an uninterrupted run writes it.
+    #[arg(long)]
+    pub(crate) resume: bool,
     /// With --store: print `committed PERIOD HASH` on stdout as each period becomes durable
     /// (for crash tests that kill the process and check nothing committed was lost).
     #[arg(long, hide = true)]

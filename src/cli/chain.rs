@@ -19,12 +19,41 @@ pub(crate) struct StoreSecret {
 pub(crate) fn store_secret(
     store: Option<&std::path::Path>,
     given: Option<&std::path::Path>,
+    resume: bool,
 ) -> anyhow::Result<Option<StoreSecret>> {
     match (store, given) {
+        (Some(dir), given) if resume => resumed_store_secret(dir, given).map(Some),
+        (None, _) if resume => anyhow::bail!("--resume continues a store: give --store"),
         (Some(dir), given) => new_store_secret(dir, given).map(Some),
         (None, Some(_)) => anyhow::bail!("--secret is the node secret of a store: give --store"),
         (None, None) => Ok(None),
     }
+}
+
+/// The node secret of a store to resume: `--secret`, or `DIR.secret` beside it.
+fn resumed_store_secret(
+    dir: &std::path::Path,
+    given: Option<&std::path::Path>,
+) -> anyhow::Result<StoreSecret> {
+    if !dir.join(ipow::chain::store::LOG_FILE).exists() {
+        anyhow::bail!(
+            "--store {} --resume: no store here (no {})",
+            dir.display(),
+            ipow::chain::store::LOG_FILE
+        );
+    }
+    let name = dir
+        .file_name()
+        .map_or_else(|| "store".into(), |n| n.to_string_lossy().into_owned());
+    let path = given.map_or_else(|| dir.with_file_name(format!("{name}.secret")), Into::into);
+    let secret = NodeSecret::read(&path).map_err(|m| {
+        anyhow::anyhow!("--resume needs the store's node secret (--secret, or DIR.secret): {m}")
+    })?;
+    Ok(StoreSecret {
+        secret,
+        path,
+        generated: false,
+    })
 }
 
 fn new_store_secret(

@@ -194,8 +194,10 @@ fn read_hosts(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
 }
 
 /// The flags a child does not take: its parent's store, secret and output.
-const PARENT_ONLY: [(&str, bool); 5] = [
+const PARENT_ONLY: [(&str, bool); 7] = [
     ("--processes", true),
+    ("--decisions", true),
+    ("--resume", false),
     ("--store", true),
     ("--secret", true),
     ("--json", false),

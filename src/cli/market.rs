@@ -540,7 +540,7 @@ pub(crate) fn paper_command(
     secret: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     let market = load_market(market)?;
-    let secret = super::chain::store_secret(store, secret)?;
+    let secret = super::chain::store_secret(store, secret, false)?;
     let report = PaperReport::build(&market)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);

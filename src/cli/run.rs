@@ -22,7 +22,15 @@ pub(crate) fn run_command(args: &RunArgs) -> anyhow::Result<()> {
         anyhow::bail!("--period-txs 0: a period takes at least 1 transaction");
     }
     let pool = pool(args.threads)?;
-    let secret = super::chain::store_secret(args.store.as_deref(), args.secret.as_deref())?;
+    // A validator process of a cluster (a child of --processes, or a --hosts line after the
+    // first) has no store, ledger or output of its own: the supervision node keeps them.
+    let validator = args.cluster_rendezvous.is_some() || args.process_index.is_some_and(|i| i > 0);
+    let secret = match validator {
+        true => None,
+        false => {
+            super::chain::store_secret(args.store.as_deref(), args.secret.as_deref(), args.resume)?
+        }
+    };
     let variant = StoreSecret::apply(secret.as_ref(), variant_config(&args.variant, args.seed)?);
     let (opening, settle_params) = ledger_args(&args.opening_balance, &args.share)?;
     let config = RunConfig {
@@ -34,6 +42,12 @@ pub(crate) fn run_command(args: &RunArgs) -> anyhow::Result<()> {
         },
     };
     config.load.check().map_err(|m| anyhow::anyhow!("--{m}"))?;
+    // Checked before the work: the decisions file opens now, is written after.
+    let decisions = (!validator)
+        .then_some(args.decisions.as_deref())
+        .flatten()
+        .map(|p| std::fs::File::create(p).with_context(|| format!("--decisions {}", p.display())))
+        .transpose()?;
     let role = Role::of(args, &config.variant)?;
     if !matches!(role, Role::Validator(_)) {
         warn_if_long(&config, args.contracts, &mut nonce_rate_on(&pool))?;
@@ -65,7 +79,35 @@ pub(crate) fn run_command(args: &RunArgs) -> anyhow::Result<()> {
     if let Some(c) = cluster {
         c.finish()?;
     }
+    if let (Some(file), Some(path)) = (decisions, &args.decisions) {
+        write_decisions(&report, file)
+            .with_context(|| format!("--decisions {}", path.display()))?;
+    }
     print_run(&report, pin, args)
+}
+
+/// One line per transaction: what was decided, by how many validators; no timings.
+fn write_decisions(report: &RunReport, file: std::fs::File) -> std::io::Result<()> {
+    use ipow::validate::Verdict;
+    use std::io::Write as _;
+    let mut out = std::io::BufWriter::new(file);
+    writeln!(out, "tx,outcome,verdict,reason,validators_asked")?;
+    for r in &report.records {
+        let outcome = serde_json::to_value(r.outcome).unwrap_or_default();
+        let (verdict, reason) = match r.verdict {
+            None => ("", ""),
+            Some(Verdict::Valid) => ("valid", ""),
+            Some(Verdict::Invalid(why)) => ("invalid", why.name()),
+        };
+        writeln!(
+            out,
+            "{},{},{verdict},{reason},{}",
+            r.tx,
+            outcome.as_str().unwrap_or(""),
+            r.validators_asked
+        )?;
+    }
+    out.into_inner().map_err(|e| e.into_error())?.sync_all()
 }
 
 /// A validator process of a cluster: the same market as its supervision node, then its
@@ -106,7 +148,9 @@ impl Once<'_> {
         let workload =
             generated.batch(0..params.contracts.min(ipow::market::rules::MAX_TRANSACTIONS) as u64);
         let (mut writer, genesis) = match (&args.store, self.secret) {
-            (Some(dir), Some(secret)) => open_store(dir, &generated, &config.variant, secret)?,
+            (Some(dir), Some(secret)) => {
+                open_store(dir, &generated, &config.variant, secret, args.resume)?
+            }
             _ => (None, None),
         };
         let tier = match (cluster, &config.variant) {
@@ -144,6 +188,13 @@ impl Once<'_> {
         }
         let report = pipeline.run(&mut |done, _total| bar.set_position(done))?;
         bar.finish_and_clear();
+        if let Some(w) = writer.as_ref().filter(|w| w.replaying()) {
+            anyhow::bail!(
+                "--resume: the run ended after {} periods but the store holds more: it was \
+                 written with other flags",
+                w.periods()
+            );
+        }
         let pin = genesis.zip(self.secret).map(|(genesis, s)| Pin {
             genesis,
             head: last_head,
@@ -199,6 +250,7 @@ fn open_store(
     generated: &ipow::market::generator::Market,
     variant: &ipow::pipeline::VariantConfig,
     secret: &super::chain::StoreSecret,
+    resume: bool,
 ) -> anyhow::Result<(
     Option<ipow::chain::store::StoreWriter>,
     Option<ipow::crypto::merkle::Hash>,
@@ -212,6 +264,16 @@ fn open_store(
     let (genesis, signer) = ipow::pipeline::genesis(members, market, variant, &secret.secret)
         .map_err(|m| anyhow::anyhow!(m))?;
     let hash = ipow::chain::store::genesis_hash(&ipow::chain::store::encode_genesis(&genesis));
+    if resume {
+        let (writer, committed) = ipow::chain::store::StoreWriter::resume(dir, &genesis, signer)?;
+        eprintln!(
+            "resume        {committed} committed {} in {}: each is recomputed and checked byte \
+             for byte, then the run continues",
+            ipow::report::text::plural(committed, "period", "periods"),
+            dir.display()
+        );
+        return Ok((Some(writer), Some(hash)));
+    }
     let writer = secret.create_store(dir, &genesis, signer)?;
     Ok((Some(writer), Some(hash)))
 }

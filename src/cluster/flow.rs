@@ -258,13 +258,9 @@ impl TimelyPool {
     }
 }
 
-impl ValidatorPool for TimelyPool {
-    fn validate(
-        &mut self,
-        input: &PeriodInput<'_>,
-        asks: &[Ask],
-        stats: &mut BatchStats,
-    ) -> Result<Vec<Answer>, PoolError> {
+impl TimelyPool {
+    /// Once: each process its validators' MAC keys; once per period: the published context.
+    fn publish(&mut self, input: &PeriodInput<'_>) {
         let processes = self.processes();
         if !self.keys_sent {
             let secret = self.params.node_secret();
@@ -289,6 +285,12 @@ impl ValidatorPool for TimelyPool {
             }
             self.context_of = Some(input.period);
         }
+    }
+
+    /// Sends each other process its validators' asks; returns worker 0's own (with their
+    /// positions).
+    fn send_asks(&mut self, input: &PeriodInput<'_>, asks: &[Ask]) -> (Vec<Ask>, Vec<usize>) {
+        let processes = self.processes();
         let mut local = Vec::new();
         let mut local_pos = Vec::new();
         let mut remote: Vec<Vec<WireAsk>> = vec![Vec::new(); processes];
@@ -321,27 +323,17 @@ impl ValidatorPool for TimelyPool {
                 self.send(k, &message, "asks");
             }
         }
-        let sent = Instant::now();
-        let round = *self.flow.input.time();
-        self.flow.input.advance_to(round + 1);
-        // Push the asks out before worker 0's own validators start.
-        self.step_until(input.period, |_| true)?;
-        let mut answers = vec![
-            Answer {
-                proof: None,
-                worked: false
-            };
-            asks.len()
-        ];
-        let own = self.local.answer_round(&Round::of(input), &local, stats);
-        for (pos, a) in local_pos.into_iter().zip(own) {
-            answers[pos] = a;
-        }
-        self.step_until(input.period, |f| !f.probe.less_than(&(round + 1)))?;
-        let waited = sent.elapsed().as_secs_f64();
-        self.traffic.rounds += 1;
-        self.traffic.send_to_frontier_s += waited;
-        self.traffic.send_to_frontier_max_s = self.traffic.send_to_frontier_max_s.max(waited);
+        (local, local_pos)
+    }
+
+    /// Puts the other processes' answers of the round at their asks' positions.
+    fn collect(
+        &mut self,
+        asks: &[Ask],
+        answers: &mut [Answer],
+        stats: &mut BatchStats,
+    ) -> Result<(), PoolError> {
+        let processes = self.processes();
         let frames: Vec<Frame> = self.flow.inbox.borrow_mut().drain(..).collect();
         for frame in frames {
             self.traffic.count("answers", frame.bytes.len());
@@ -359,8 +351,8 @@ impl ValidatorPool for TimelyPool {
                 *c = got.cpu_us as f64 / 1e6;
             }
             for (pos, answer) in got.answers {
-                // An answer for a position it was not asked is dropped; the tally checks the
-                // proof's transaction and validator against the ask.
+                // Only an answer to an ask of this process's validators counts; the tally
+                // then checks the proof's transaction and validator against the ask.
                 if let Some(slot) = answers.get_mut(pos as usize)
                     && asks[pos as usize].validator as usize % processes == from
                 {
@@ -368,6 +360,39 @@ impl ValidatorPool for TimelyPool {
                 }
             }
         }
+        Ok(())
+    }
+}
+
+impl ValidatorPool for TimelyPool {
+    fn validate(
+        &mut self,
+        input: &PeriodInput<'_>,
+        asks: &[Ask],
+        stats: &mut BatchStats,
+    ) -> Result<Vec<Answer>, PoolError> {
+        self.publish(input);
+        let (local, local_pos) = self.send_asks(input, asks);
+        let sent = Instant::now();
+        let round = *self.flow.input.time();
+        self.flow.input.advance_to(round + 1);
+        // Push the asks out before worker 0's own validators start.
+        self.step_until(input.period, |_| true)?;
+        let none = Answer {
+            proof: None,
+            worked: false,
+        };
+        let mut answers = vec![none; asks.len()];
+        let own = self.local.answer_round(&Round::of(input), &local, stats);
+        for (pos, a) in local_pos.into_iter().zip(own) {
+            answers[pos] = a;
+        }
+        self.step_until(input.period, |f| !f.probe.less_than(&(round + 1)))?;
+        let waited = sent.elapsed().as_secs_f64();
+        self.traffic.rounds += 1;
+        self.traffic.send_to_frontier_s += waited;
+        self.traffic.send_to_frontier_max_s = self.traffic.send_to_frontier_max_s.max(waited);
+        self.collect(asks, &mut answers, stats)?;
         Ok(answers)
     }
 
@@ -469,37 +494,12 @@ impl Validators {
     }
 
     fn answer_asks(&self, period: u64, asks: &[WireAsk]) -> Result<Message, WireError> {
-        let field = |f: &str, m: String| {
-            WireError::Field(crate::base::cursor::FieldError {
-                field: f.into(),
-                at: 0,
-                message: m,
-            })
-        };
         let pool = self
             .pool
             .as_ref()
-            .ok_or_else(|| field("asks", "asks before the validators' keys".into()))?;
-        let context = match &self.context {
-            Some((p, c)) if *p == period => c,
-            _ => {
-                return Err(field(
-                    "asks",
-                    format!("asks of period {period} before its context"),
-                ));
-            }
-        };
+            .ok_or_else(|| refused("asks", "asks before the validators' keys".into()))?;
+        let stage = self.stage(period)?;
         let rules = &self.setup.workload.rules;
-        let stage = match (&self.setup.grid, context.is_empty()) {
-            (Some(g), false) => Some(PeriodCongestion::published(g, rules.terms(), context)?),
-            (None, true) => None,
-            _ => {
-                return Err(field(
-                    "context",
-                    "a grid context without a grid, or none with one".into(),
-                ));
-            }
-        };
         let checks = Checks {
             rules,
             congestion: match &stage {
@@ -507,39 +507,11 @@ impl Validators {
                 None => &NoCongestionStage,
             },
         };
-        let carried;
-        let txs: &dyn Transactions = if asks.iter().all(|a| a.contract.is_some())
-            && !asks.is_empty()
-        {
-            carried = Carried(
-                asks.iter()
-                    .filter_map(|a| Some((a.ask.tx, (a.contract.clone()?, a.planted))))
-                    .collect(),
-            );
-            &carried
-        } else {
-            let n = self.setup.workload.transactions.len();
-            if let Some(a) = asks
-                .iter()
-                .find(|a| a.ask.tx as usize >= n || a.contract.is_some())
-            {
-                return Err(field(
-                    "asks",
-                    format!(
-                        "transaction {} is not in this process's workload of {n}, or asks mix modes",
-                        a.ask.tx
-                    ),
-                ));
-            }
-            &*self.setup.workload
+        let carried = self.carried(asks)?;
+        let txs: &dyn Transactions = match &carried {
+            Some(c) => c,
+            None => &*self.setup.workload,
         };
-        let n = self.setup.params.validators;
-        if let Some(a) = asks.iter().find(|a| a.ask.validator >= n) {
-            return Err(field(
-                "asks",
-                format!("validator {} of {n}", a.ask.validator),
-            ));
-        }
         let round = Round {
             period,
             checks: &checks,
@@ -556,6 +528,71 @@ impl Validators {
             cpu_us: (cpu * 1e6) as u64,
         }))
     }
+
+    /// The congestion stage of `period`'s published context (none without a grid).
+    fn stage(&self, period: u64) -> Result<Option<PeriodCongestion<'_>>, WireError> {
+        let context = match &self.context {
+            Some((p, c)) if *p == period => c,
+            _ => {
+                return Err(refused(
+                    "asks",
+                    format!("asks of period {period} before its context"),
+                ));
+            }
+        };
+        let terms = self.setup.workload.rules.terms();
+        match (&self.setup.grid, context.is_empty()) {
+            (Some(g), false) => Ok(Some(PeriodCongestion::published(g, terms, context)?)),
+            (None, true) => Ok(None),
+            _ => Err(refused(
+                "context",
+                "a grid context without a grid, or none with one".into(),
+            )),
+        }
+    }
+
+    /// The asks' contracts in `bytes` mode; `None` in `index` mode (the workload's own),
+    /// after checking every ask names a transaction and a validator this process knows.
+    fn carried(&self, asks: &[WireAsk]) -> Result<Option<Carried>, WireError> {
+        let n = self.setup.params.validators;
+        if let Some(a) = asks.iter().find(|a| a.ask.validator >= n) {
+            return Err(refused(
+                "asks",
+                format!("validator {} of {n}", a.ask.validator),
+            ));
+        }
+        let with = asks.iter().filter(|a| a.contract.is_some()).count();
+        if with == asks.len() && with > 0 {
+            return Ok(Some(Carried(
+                asks.iter()
+                    .filter_map(|a| Some((a.ask.tx, (a.contract.clone()?, a.planted))))
+                    .collect(),
+            )));
+        }
+        let len = self.setup.workload.transactions.len();
+        if with > 0 {
+            return Err(refused("asks", "asks with and without contracts".into()));
+        }
+        if let Some(a) = asks.iter().find(|a| a.ask.tx as usize >= len) {
+            return Err(refused(
+                "asks",
+                format!(
+                    "transaction {} is not in this process's workload of {len}",
+                    a.ask.tx
+                ),
+            ));
+        }
+        Ok(None)
+    }
+}
+
+/// A message this process refuses, naming the field.
+fn refused(field: &str, message: String) -> WireError {
+    WireError::Field(crate::base::cursor::FieldError {
+        field: field.into(),
+        at: 0,
+        message,
+    })
 }
 
 /// A validator process (worker `worker.index()` > 0): answers worker 0's asks until worker 0

@@ -328,16 +328,15 @@ impl<'a> Pipeline<'a> {
                 None => &NoCongestionStage,
             },
         };
-        let out = variant
-            .run_period(&PeriodInput {
-                period: at.period,
-                height: tally.blocks.len() as u64,
-                prev_hash: at.prev_hash,
-                pending,
-                workload,
-                checks: &checks,
-            })
-            .map_err(StageError::Validate)?;
+        let input = PeriodInput {
+            period: at.period,
+            height: tally.blocks.len() as u64,
+            prev_hash: at.prev_hash,
+            pending,
+            workload,
+            checks: &checks,
+        };
+        let out = variant.run_period(&input).map_err(StageError::Validate)?;
         let t = Instant::now();
         let head = self.record_period(&out)?;
         tally.stages.record += t.elapsed();

@@ -118,6 +118,23 @@ sig_seed("r-flipped.bin", 2, [(3, 0x10)], b"another")
 sig_seed("s-high-bit.bin", 3, [(63, 0x80)], b"x")
 sig_seed("key-flipped.bin", 4, [(70, 0x01)], b"key")
 sig_seed("s-flipped.bin", 5, [(40, 0x01)], b"")
+# The cluster's messages (src/cluster/wire.rs): keys, a context with one cut on case14 (14
+# buses), asks by index and with a contract, answers with and without a proof.
+signed = open(os.path.join(corpus, "contract", "signed.bin"), "rb").read()
+u32 = lambda x: struct.pack(">I", x)
+u64 = lambda x: struct.pack(">Q", x)
+put("wire", "keys.bin", b"\x01" + u32(2) + u32(1) + bytes(range(32)) + u32(4) + bytes(32))
+row = b"".join(struct.pack(">d", 0.05 * (i - 7)) for i in range(14))
+cut = u32(1) + u32(2) + b"\x01" + u64(5) + u32(9) + row
+context = u32(2) + u64(5) + u64(7) + u32(14) + u32(1) + u32(3) + u32(1) + cut
+put("wire", "context.bin", b"\x02" + u64(3) + context)
+put("wire", "context-no-grid.bin", b"\x02" + u64(0))
+ask = lambda pos, tx, v, flags: u32(pos) + u32(tx) + u32(v) + bytes([flags])
+put("wire", "asks-index.bin", b"\x03" + u64(3) + u32(2) + ask(0, 17, 4, 0) + ask(1, 18, 6, 1))
+put("wire", "asks-bytes.bin", b"\x03" + u64(3) + u32(1) + ask(0, 17, 4, 2) + u32(len(signed)) + signed)
+proof = u32(17) + u32(4) + b"\x00" + bytes(range(32, 64))
+stats = b"".join(u64(x) for x in [6, 0, 1, 0, 0] + [0, 0, 1] + [0] * 8)
+put("wire", "answers.bin", b"\x04" + u32(2) + u32(0) + b"\x03" + proof + u32(1) + b"\x01" + stats + u64(1500000) + u64(52428800))
 shutil.rmtree(tmp)
 for t in sorted(os.listdir(corpus)):
     files = os.listdir(os.path.join(corpus, t))

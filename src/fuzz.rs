@@ -26,7 +26,7 @@ pub type Finding = String;
 pub type Target = (&'static str, fn(&[u8]) -> Result<bool, Finding>);
 
 /// Every target, in the order the corpora are listed.
-pub const TARGETS: [Target; 11] = [
+pub const TARGETS: [Target; 12] = [
     ("contract", contract),
     ("dataset_binary", dataset_binary),
     ("dataset_json", dataset_json),
@@ -38,6 +38,7 @@ pub const TARGETS: [Target; 11] = [
     ("store_log", store_log),
     ("proof", proof),
     ("signature_rule", signature_rule),
+    ("wire", wire),
 ];
 
 /// The target called `name`.
@@ -261,6 +262,51 @@ pub fn store_log(data: &[u8]) -> Result<bool, Finding> {
         accepted &= decoded;
     }
     Ok(accepted)
+}
+
+/// The cluster's messages (`cluster::wire`): what decodes re-encodes to the same bytes; a
+/// context message's published congestion context, decoded on case14 (the shipped grid with
+/// sellers and purchasers placed), re-encodes to the same bytes too.
+pub fn wire(data: &[u8]) -> Result<bool, Finding> {
+    use crate::cluster::wire::Message;
+    use crate::validate::congestion::PeriodCongestion;
+    let Ok(m) = Message::decode(data) else {
+        return Ok(false);
+    };
+    if m.encode() != data {
+        return Err("a wire message decoded from bytes that encode differently".into());
+    }
+    if let Message::Context { context, .. } = &m
+        && !context.is_empty()
+    {
+        let grid = case14();
+        let terms = crate::market::rules::MarketRules::empty().terms();
+        if let Ok(pc) = PeriodCongestion::published(grid, terms, context) {
+            let mut again = Vec::new();
+            pc.encode_published(&mut again);
+            if &again != context {
+                return Err(
+                    "a published context decoded from bytes that encode differently".into(),
+                );
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// case14 with 5 sellers and 9 purchasers placed, built once.
+fn case14() -> &'static crate::grid::placement::GridMarket {
+    static GRID: std::sync::OnceLock<crate::grid::placement::GridMarket> =
+        std::sync::OnceLock::new();
+    GRID.get_or_init(|| {
+        let text = include_str!("../datasets/grids/pglib_opf_case14_ieee.m");
+        let grid = crate::grid::Grid::parse("case14", text)
+            .unwrap_or_else(|e| unreachable!("the shipped case14 parses: {e}"));
+        let model = crate::grid::DcModel::new(grid)
+            .unwrap_or_else(|e| unreachable!("the shipped case14 factors: {e}"));
+        crate::grid::placement::GridMarket::place(model, 5, 9)
+            .unwrap_or_else(|e| unreachable!("case14 places 5 sellers and 9 purchasers: {e}"))
+    })
 }
 
 /// Proof verification: the input is a consortium head in hex on the first line and a proof as

@@ -493,3 +493,44 @@ fn set_up_failures_are_errors_not_hangs() {
     );
     assert!(!ok && err.contains("PoW has one miner"), "{err}");
 }
+
+/// The wire fuzz target's seeds reach past the message framing: the context seed decodes as a
+/// published context on case14 (one slot, one cut), and every seed re-encodes to itself.
+#[test]
+fn the_wire_seeds_decode_and_reencode() {
+    use ipow::cluster::wire::Message;
+    use ipow::validate::congestion::PeriodCongestion;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/wire");
+    let mut kinds = 0;
+    for name in [
+        "keys.bin",
+        "context.bin",
+        "asks-index.bin",
+        "asks-bytes.bin",
+        "answers.bin",
+    ] {
+        let bytes = read(&dir.join(name));
+        let m = Message::decode(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(m.encode(), bytes, "{name}");
+        if let Message::Context { context, .. } = &m {
+            let path = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/datasets/grids/pglib_opf_case14_ieee.m"
+            );
+            let model =
+                ipow::grid::DcModel::new(ipow::grid::Grid::load(Path::new(path)).unwrap()).unwrap();
+            let grid = ipow::grid::placement::GridMarket::place(model, 5, 9).unwrap();
+            let terms = ipow::market::rules::MarketRules::empty().terms();
+            let pc = PeriodCongestion::published(&grid, terms, context).unwrap();
+            assert_eq!(pc.curtailment.slots.len(), 1);
+            assert_eq!(pc.curtailment.slots[0].curtailment.cuts.len(), 1);
+        }
+        kinds += 1;
+    }
+    assert_eq!(kinds, 5);
+    // A message cut anywhere is refused with a typed error, never a panic.
+    let bytes = read(&dir.join("asks-bytes.bin"));
+    for n in 0..bytes.len() {
+        assert!(Message::decode(&bytes[..n]).is_err(), "cut at {n}");
+    }
+}

@@ -46,6 +46,18 @@ pub fn process_cpu_seconds() -> f64 {
     seconds
 }
 
+/// The peak resident set so far, bytes (VmHWM), or 0 where unknown.
+pub fn peak_rss_bytes() -> u64 {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return 0;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
 /// An error and its sources, joined by ": " (what `anyhow`'s `{:#}` prints), for callers that
 /// keep errors as text.
 pub fn error_chain(e: &dyn std::error::Error) -> String {

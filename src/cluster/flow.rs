@@ -125,6 +125,11 @@ pub struct Traffic {
     pub send_to_frontier_s: f64,
     /// The longest of them.
     pub send_to_frontier_max_s: f64,
+    /// Seconds worker 0 spent encoding and sending asks (serial, before its own validators
+    /// start).
+    pub send_s: f64,
+    /// Seconds it spent decoding and placing answers (serial, before the tally).
+    pub collect_s: f64,
     /// Per channel: messages and bytes sent by worker 0 (keys, context, asks) and received
     /// (answers).
     pub channels: Vec<Channel>,
@@ -134,6 +139,26 @@ pub struct Traffic {
     pub asks_remote: u64,
     /// Each other process's CPU seconds by its last answer (process 0's own is the run's).
     pub cpu_s: Vec<f64>,
+    /// Peak resident memory in bytes: process 0's, then each other process's by its last
+    /// answer.
+    pub peak_rss_bytes: Vec<u64>,
+    /// Per period: its rounds, their send-to-frontier seconds, the bytes each way.
+    pub periods: Vec<PeriodTraffic>,
+}
+
+/// One period's traffic, from worker 0's side.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct PeriodTraffic {
+    /// The period.
+    pub period: u64,
+    /// Rounds.
+    pub rounds: u32,
+    /// Seconds from sending each round's asks to its frontier passing, summed.
+    pub send_to_frontier_s: f64,
+    /// Bytes worker 0 sent (keys, context, asks).
+    pub bytes_out: u64,
+    /// Bytes it received (answers).
+    pub bytes_in: u64,
 }
 
 /// One kind of message's count and bytes.
@@ -149,6 +174,12 @@ pub struct Channel {
 
 impl Traffic {
     fn count(&mut self, name: &'static str, bytes: usize) {
+        if let Some(p) = self.periods.last_mut() {
+            match name {
+                "answers" => p.bytes_in += bytes as u64,
+                _ => p.bytes_out += bytes as u64,
+            }
+        }
         let i = match self.channels.iter().position(|c| c.name == name) {
             Some(i) => i,
             None => {
@@ -206,6 +237,7 @@ impl TimelyPool {
                 processes,
                 ship: ship.name(),
                 cpu_s: vec![0.0; processes.saturating_sub(1)],
+                peak_rss_bytes: vec![0; processes],
                 ..Traffic::default()
             },
             broken: None,
@@ -261,6 +293,12 @@ impl TimelyPool {
 impl TimelyPool {
     /// Once: each process its validators' MAC keys; once per period: the published context.
     fn publish(&mut self, input: &PeriodInput<'_>) {
+        if self.traffic.periods.last().map(|p| p.period) != Some(input.period) {
+            self.traffic.periods.push(PeriodTraffic {
+                period: input.period,
+                ..PeriodTraffic::default()
+            });
+        }
         let processes = self.processes();
         if !self.keys_sent {
             let secret = self.params.node_secret();
@@ -350,6 +388,9 @@ impl TimelyPool {
             if let Some(c) = self.traffic.cpu_s.get_mut(from.wrapping_sub(1)) {
                 *c = got.cpu_us as f64 / 1e6;
             }
+            if let Some(m) = self.traffic.peak_rss_bytes.get_mut(from) {
+                *m = got.peak_rss_bytes;
+            }
             for (pos, answer) in got.answers {
                 // Only an answer to an ask of this process's validators counts; the tally
                 // then checks the proof's transaction and validator against the ask.
@@ -371,8 +412,10 @@ impl ValidatorPool for TimelyPool {
         asks: &[Ask],
         stats: &mut BatchStats,
     ) -> Result<Vec<Answer>, PoolError> {
+        let t = Instant::now();
         self.publish(input);
         let (local, local_pos) = self.send_asks(input, asks);
+        self.traffic.send_s += t.elapsed().as_secs_f64();
         let sent = Instant::now();
         let round = *self.flow.input.time();
         self.flow.input.advance_to(round + 1);
@@ -392,12 +435,22 @@ impl ValidatorPool for TimelyPool {
         self.traffic.rounds += 1;
         self.traffic.send_to_frontier_s += waited;
         self.traffic.send_to_frontier_max_s = self.traffic.send_to_frontier_max_s.max(waited);
+        if let Some(p) = self.traffic.periods.last_mut() {
+            p.rounds += 1;
+            p.send_to_frontier_s += waited;
+        }
+        let t = Instant::now();
         self.collect(asks, &mut answers, stats)?;
+        self.traffic.collect_s += t.elapsed().as_secs_f64();
         Ok(answers)
     }
 
     fn report(&self) -> serde_json::Value {
-        serde_json::to_value(&self.traffic).unwrap_or_default()
+        let mut traffic = self.traffic.clone();
+        if let Some(own) = traffic.peak_rss_bytes.first_mut() {
+            *own = crate::base::peak_rss_bytes();
+        }
+        serde_json::to_value(&traffic).unwrap_or_default()
     }
 }
 
@@ -526,6 +579,7 @@ impl Validators {
             stats,
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             cpu_us: (cpu * 1e6) as u64,
+            peak_rss_bytes: crate::base::peak_rss_bytes(),
         }))
     }
 

@@ -27,7 +27,7 @@ mod flow;
 pub mod net;
 pub mod wire;
 
-pub use flow::{Channel, Setup, TimelyPool, Traffic, serve};
+pub use flow::{Channel, PeriodTraffic, Setup, TimelyPool, Traffic, serve};
 
 use std::cell::Cell;
 use std::sync::{Mutex, Once};

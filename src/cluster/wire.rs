@@ -67,6 +67,8 @@ pub struct Answers {
     pub stats: BatchStats,
     /// The process's CPU time so far, in microseconds.
     pub cpu_us: u64,
+    /// The process's peak resident memory so far, in bytes.
+    pub peak_rss_bytes: u64,
 }
 
 /// A message between worker 0 and a validator process.
@@ -140,6 +142,7 @@ impl Message {
                 }
                 encode_stats(&mut out, &a.stats);
                 out.extend_from_slice(&a.cpu_us.to_be_bytes());
+                out.extend_from_slice(&a.peak_rss_bytes.to_be_bytes());
             }
         }
         out
@@ -182,10 +185,12 @@ impl Message {
                 }
                 let stats = decode_stats(&mut r)?;
                 let cpu_us = r.uint(8, "cpu")?;
+                let peak_rss_bytes = r.uint(8, "peak rss")?;
                 Message::Answers(Answers {
                     answers,
                     stats,
                     cpu_us,
+                    peak_rss_bytes,
                 })
             }
             tag => return Err(WireError::Tag(tag)),

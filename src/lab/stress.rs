@@ -136,17 +136,7 @@ pub fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
-/// The peak resident set so far, bytes (VmHWM), or 0 where unknown.
-pub fn peak_rss_bytes() -> u64 {
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return 0;
-    };
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
-}
+pub use crate::base::peak_rss_bytes;
 
 /// Runs one size on the current rayon pool. `progress(step, done, total)` after each step.
 pub fn stress_size(

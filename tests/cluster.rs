@@ -534,3 +534,71 @@ fn the_wire_seeds_decode_and_reencode() {
         assert!(Message::decode(&bytes[..n]).is_err(), "cut at {n}");
     }
 }
+
+/// `ipow compare` with a `processes` sweep: each IPOW case over 2 processes decides every
+/// transaction as the in-process case (outcome, verdict, validators asked), PoW runs once.
+#[test]
+fn a_compare_sweep_over_processes_decides_alike() {
+    let _one = serial();
+    let dir = scratch("cluster-compare");
+    let scenario = dir.join("s.json");
+    std::fs::write(
+        &scenario,
+        serde_json::json!({
+            "format": "ipow-scenario/1", "name": "processes",
+            "grid": concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/grids/pglib_opf_case57_ieee.m"),
+            "market": { "participants": 200, "contracts": 1500, "seed": 3, "invalid": 0.05 },
+            "variants": [
+                { "consensus": "ipow", "validators": 24, "quorum": 3, "extra": 4,
+                  "byzantine": 0.2, "behaviour": "crash" },
+                { "consensus": "pow", "difficulty": 6 } ],
+            "period_txs": 500, "repetitions": 1, "processes": [1, 2], "threads": 1
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let out = dir.join("report");
+    let args = strings(&[
+        "compare",
+        "--scenario",
+        scenario.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let (ok, _, err) = finish(
+        start("compare", &args),
+        Instant::now() + Duration::from_secs(120),
+    );
+    assert!(ok, "{err}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&read(&out.join("summary.json"))).unwrap();
+    let labels: Vec<&str> = summary["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "ipow q=3 n=24 f=0.2 crash p=1",
+            "pow d=6",
+            "ipow q=3 n=24 f=0.2 crash p=2"
+        ]
+    );
+    // Per transaction: outcome, verdict, reason, validators asked (columns 8-10 and 13).
+    let csv = String::from_utf8(read(&out.join("transactions.csv"))).unwrap();
+    let decisions = |case: &str| -> Vec<String> {
+        csv.lines()
+            .skip(1)
+            .filter(|l| l.split(',').next() == Some(case))
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                format!("{} {} {} {} {}", f[3], f[8], f[9], f[10], f[13])
+            })
+            .collect()
+    };
+    let (one, two) = (decisions("0"), decisions("2"));
+    assert_eq!(one.len(), 1500);
+    assert!(one == two, "the case over 2 processes decided otherwise");
+}

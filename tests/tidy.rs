@@ -70,7 +70,7 @@ const LONG_FUNCTIONS: &[(&str, &str, usize)] = &[
     ("src/contract/mod.rs", "fill_well_formed", 75),
     ("src/fuzz.rs", "mutate", 74),
     ("src/grid/dc.rs", "new", 83),
-    ("src/lab/compare.rs", "execute", 112),
+    ("src/lab/compare.rs", "execute", 91),
     ("src/lab/simulate.rs", "check_seed", 134),
     ("src/lab/simulate.rs", "damage_found", 104),
     ("src/lab/stress.rs", "stress_size", 98),

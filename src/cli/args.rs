@@ -176,6 +176,16 @@ pub(crate) struct CompareArgs {
     /// The report directory (replaced whole if it holds an earlier report).
     #[arg(long, default_value = DEFAULT_REPORT_DIR)]
     pub(crate) out: std::path::PathBuf,
+    /// A validator process of case K of the scenario (set by the parent of a case with
+    /// `processes` above 1).
+    #[arg(long, hide = true, requires = "cluster_rendezvous")]
+    pub(crate) cluster_case: Option<usize>,
+    /// The parent's rendezvous (set by the parent).
+    #[arg(long, hide = true, requires = "process_index")]
+    pub(crate) cluster_rendezvous: Option<String>,
+    /// This validator process's index (set by the parent).
+    #[arg(long, hide = true)]
+    pub(crate) process_index: Option<usize>,
 }
 
 #[derive(clap::Args)]

@@ -100,21 +100,13 @@ impl Role {
         if args.processes <= 1 {
             return Ok(Role::Alone);
         }
-        let rendezvous = net::listen("127.0.0.1:0")?;
-        let at = rendezvous.local_addr()?;
-        let children = (1..args.processes)
-            .map(|i| spawn_child(&at.to_string(), usize::from(i)))
-            .collect::<anyhow::Result<Vec<Child>>>()?;
-        Ok(Role::Supervisor(Cluster {
-            me: Listening {
-                listener: net::listen("127.0.0.1:0")?,
-                addresses: None,
-            },
-            children,
-            rendezvous: Some(rendezvous),
-            deadline,
+        let cluster = Cluster::spawn(
+            usize::from(args.processes),
+            &run_child_args(),
             ship,
-        }))
+            deadline,
+        )?;
+        Ok(Role::Supervisor(cluster))
     }
 }
 
@@ -204,8 +196,8 @@ const PARENT_ONLY: [(&str, bool); 7] = [
     ("--announce-commits", false),
 ];
 
-/// Starts child `index` of this binary with the parent's flags less [`PARENT_ONLY`].
-fn spawn_child(rendezvous: &str, index: usize) -> anyhow::Result<Child> {
+/// A child's flags for `ipow run --processes`: the parent's less [`PARENT_ONLY`].
+fn run_child_args() -> Vec<String> {
     let mut args: Vec<String> = Vec::new();
     let mut skip_value = false;
     for a in std::env::args().skip(1) {
@@ -220,6 +212,12 @@ fn spawn_child(rendezvous: &str, index: usize) -> anyhow::Result<Child> {
             None => args.push(a),
         }
     }
+    args
+}
+
+/// Starts child `index` of this binary with `base` and its place in the cluster.
+fn spawn_child(base: &[String], rendezvous: &str, index: usize) -> anyhow::Result<Child> {
+    let mut args = base.to_vec();
     args.extend([
         "--cluster-rendezvous".into(),
         rendezvous.into(),
@@ -268,6 +266,34 @@ pub(crate) fn fingerprint(
 }
 
 impl Cluster {
+    /// Starts `processes - 1` validator processes of this binary on this machine, each with
+    /// `args` and its place in the cluster (`--cluster-rendezvous`, `--process-index`).
+    pub(crate) fn spawn(
+        processes: usize,
+        args: &[String],
+        ship: Ship,
+        deadline: Instant,
+    ) -> anyhow::Result<Cluster> {
+        let rendezvous = net::listen("127.0.0.1:0")?;
+        let at = rendezvous.local_addr()?.to_string();
+        let me = Listening {
+            listener: net::listen("127.0.0.1:0")?,
+            addresses: None,
+        };
+        let mut cluster = Cluster {
+            me,
+            children: Vec::new(),
+            rendezvous: Some(rendezvous),
+            deadline,
+            ship,
+        };
+        for i in 1..processes {
+            // On a failure the children already started are killed with the cluster.
+            cluster.children.push(spawn_child(args, &at, i)?);
+        }
+        Ok(cluster)
+    }
+
     /// Connects every process and returns the supervision node's validator tier.
     pub(crate) fn pool(
         &mut self,
@@ -348,6 +374,27 @@ impl Drop for Cluster {
 }
 
 impl Peer {
+    /// A child of [`Cluster::spawn`]: validator process `index`, its parent's rendezvous at
+    /// `parent`. Exits when its stdin closes.
+    pub(crate) fn child(
+        parent: &str,
+        index: usize,
+        ship: Ship,
+        deadline: Instant,
+    ) -> anyhow::Result<Peer> {
+        watch_stdin();
+        Ok(Peer {
+            me: Listening {
+                listener: net::listen("127.0.0.1:0")?,
+                addresses: None,
+            },
+            index,
+            rendezvous: Some(parent.to_owned()),
+            deadline,
+            ship,
+        })
+    }
+
     /// Connects to the cluster and answers the supervision node's asks until it closes.
     pub(crate) fn serve(
         self,

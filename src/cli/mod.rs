@@ -18,6 +18,9 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let command = cli.command.unwrap_or(Command::Compare(CompareArgs {
         scenario: None,
         out: std::path::PathBuf::from(DEFAULT_REPORT_DIR),
+        cluster_case: None,
+        cluster_rendezvous: None,
+        process_index: None,
     }));
     match command {
         Command::Compare(args) => compare_command(&args)?,

@@ -459,7 +459,7 @@ pub(crate) fn scenario_command(path: &std::path::Path, json: bool) -> anyhow::Re
     let grid = sc.grid.as_deref().map(ipow::grid::Grid::load).transpose()?;
     let name = sc.grid.as_ref().map(|g| g.display().to_string());
     let grid = grid.as_ref().zip(name.as_deref()).map(|(g, n)| (n, g));
-    let cmp = execute_with_progress(&sc, &path.display().to_string(), grid, json)?;
+    let cmp = execute_with_progress(&sc, Some(path), grid, json)?;
     if json {
         let runs: Vec<serde_json::Value> = cmp
             .runs
@@ -489,20 +489,97 @@ pub(crate) fn scenario_command(path: &std::path::Path, json: bool) -> anyhow::Re
 }
 
 /// Runs a comparison with a progress bar over its runs when stderr is a terminal.
+/// Runs a scenario (its file at `path`, or the built-in one) with a progress bar; a case over
+/// several processes starts its validator processes before each of its runs.
 pub(crate) fn execute_with_progress(
     sc: &ipow::lab::scenario::Scenario,
-    source: &str,
+    path: Option<&std::path::Path>,
     grid: Option<(&str, &ipow::grid::Grid)>,
     quiet: bool,
 ) -> anyhow::Result<ipow::lab::compare::Comparison> {
     let total = sc.cases.len() as u64 * u64::from(sc.repetitions);
     let bar = steps(total, "runs", quiet);
-    let cmp = ipow::lab::compare::execute(sc, source, grid, &mut |done, _, label| {
-        bar.set_position(done as u64);
-        bar.set_message(label.to_owned());
-    })?;
+    let source = path.map_or_else(
+        || DEFAULT_SCENARIO_NAME.to_owned(),
+        |p| p.display().to_string(),
+    );
+    let ship = ship_of(sc.ship);
+    let mut last: Option<Cluster> = None;
+    let mut tiers = |k: usize,
+                     case: &ipow::lab::scenario::Case,
+                     workload: &ipow::market::rules::Workload,
+                     grid: Option<&ipow::grid::placement::GridMarket>|
+     -> Result<Box<dyn ipow::consensus::pool::ValidatorPool>, String> {
+        let text = |e: anyhow::Error| format!("{e:#}");
+        // The previous case's processes end once its pool closed the dataflow.
+        if let Some(c) = last.take() {
+            c.finish().map_err(text)?;
+        }
+        let ipow::pipeline::VariantConfig::Ipow(params) = &case.config.variant else {
+            return Err("PoW has one miner".into());
+        };
+        let mut args: Vec<String> = vec!["compare".into()];
+        if let Some(p) = path {
+            args.extend(["--scenario".into(), p.display().to_string()]);
+        }
+        args.extend(["--cluster-case".into(), k.to_string()]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+        let mut cluster = Cluster::spawn(case.processes, &args, ship, deadline).map_err(text)?;
+        let fp = fingerprint(&workload.params, &case.config.variant, grid, ship);
+        let pool = cluster.pool(&fp, params).map_err(text)?;
+        last = Some(cluster);
+        Ok(Box::new(pool))
+    };
+    let cmp = ipow::lab::compare::execute(
+        sc,
+        &source,
+        grid,
+        &mut |done, _, label| {
+            bar.set_position(done as u64);
+            bar.set_message(label.to_owned());
+        },
+        &mut tiers,
+    )?;
     bar.finish_and_clear();
     Ok(cmp)
+}
+
+fn ship_of(ship: ipow::lab::scenario::Ship) -> ipow::cluster::Ship {
+    match ship {
+        ipow::lab::scenario::Ship::Bytes => ipow::cluster::Ship::Bytes,
+        ipow::lab::scenario::Ship::Index => ipow::cluster::Ship::Index,
+    }
+}
+
+/// A validator process of case `k` of a scenario: the case's market as its parent made it,
+/// then its validators' answers until the run ends.
+fn compare_child(
+    args: &CompareArgs,
+    sc: &ipow::lab::scenario::Scenario,
+    grid: Option<&ipow::grid::Grid>,
+    k: usize,
+) -> anyhow::Result<()> {
+    let (Some(parent), Some(index)) = (&args.cluster_rendezvous, args.process_index) else {
+        anyhow::bail!("--cluster-case needs --cluster-rendezvous and --process-index");
+    };
+    let ship = ship_of(sc.ship);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    let peer = Peer::child(parent, index, ship, deadline)?;
+    let case = sc.cases.get(k).context("--cluster-case: no such case")?;
+    let ipow::pipeline::VariantConfig::Ipow(params) = &case.config.variant else {
+        anyhow::bail!("case {k} is not IPOW");
+    };
+    let pool = pool(case.threads)?;
+    pool.install(|| {
+        let (workload, market) = ipow::lab::compare::case_workload(sc, k, grid)?;
+        let fp = fingerprint(
+            &workload.params,
+            &case.config.variant,
+            market.as_ref(),
+            ship,
+        );
+        peer.serve(&fp, workload, market, params.clone())
+    })
 }
 
 /// The built-in comparison `cargo run --release` runs: datasets/scenarios/default-compare.json
@@ -516,9 +593,16 @@ pub(crate) const DEFAULT_GRID: &str = include_str!("../../datasets/grids/pglib_o
 
 pub(crate) const DEFAULT_GRID_NAME: &str = "pglib_opf_case118_ieee.m (embedded)";
 
-pub(crate) fn compare_command(args: &CompareArgs) -> anyhow::Result<()> {
-    ipow::report::check_out_dir(&args.out)?;
-    let (sc, source, grid) = match &args.scenario {
+/// The scenario `compare` runs (the file's, or the built-in one), its name and its grid.
+#[allow(clippy::type_complexity)]
+fn compare_scenario(
+    path: Option<&std::path::Path>,
+) -> anyhow::Result<(
+    ipow::lab::scenario::Scenario,
+    String,
+    Option<(String, ipow::grid::Grid)>,
+)> {
+    Ok(match path {
         Some(path) => {
             let sc = ipow::lab::scenario::load(path)?;
             if sc.stress.is_some() {
@@ -544,7 +628,17 @@ pub(crate) fn compare_command(args: &CompareArgs) -> anyhow::Result<()> {
                 Some((DEFAULT_GRID_NAME.to_owned(), grid)),
             )
         }
-    };
+    })
+}
+
+pub(crate) fn compare_command(args: &CompareArgs) -> anyhow::Result<()> {
+    if args.cluster_case.is_none() {
+        ipow::report::check_out_dir(&args.out)?;
+    }
+    let (sc, source, grid) = compare_scenario(args.scenario.as_deref())?;
+    if let Some(k) = args.cluster_case {
+        return compare_child(args, &sc, grid.as_ref().map(|(_, g)| g), k);
+    }
     eprintln!(
         "ipow compare: {} ({}): {}, interleaved",
         sc.name,
@@ -555,7 +649,7 @@ pub(crate) fn compare_command(args: &CompareArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let cmp = execute_with_progress(
         &sc,
-        &source,
+        args.scenario.as_deref(),
         grid.as_ref().map(|(n, g)| (n.as_str(), g)),
         false,
     )?;

@@ -137,7 +137,8 @@ pub struct Traffic {
     pub asks_local: u64,
     /// Asks sent to other processes.
     pub asks_remote: u64,
-    /// Each other process's CPU seconds by its last answer (process 0's own is the run's).
+    /// Each other process's CPU seconds from the run's first message to its last answer (its
+    /// market's generation before the run excluded; process 0's own is the run's).
     pub cpu_s: Vec<f64>,
     /// Peak resident memory in bytes: process 0's, then each other process's by its last
     /// answer.
@@ -325,41 +326,44 @@ impl TimelyPool {
         }
     }
 
-    /// Sends each other process its validators' asks; returns worker 0's own (with their
-    /// positions).
+    /// Sends each other process its validators' asks (each process's message encoded on its
+    /// own rayon task); returns worker 0's own asks with their positions.
     fn send_asks(&mut self, input: &PeriodInput<'_>, asks: &[Ask]) -> (Vec<Ask>, Vec<usize>) {
         let processes = self.processes();
         let mut local = Vec::new();
         let mut local_pos = Vec::new();
-        let mut remote: Vec<Vec<WireAsk>> = vec![Vec::new(); processes];
+        let mut remote: Vec<Vec<(u32, Ask, bool)>> = vec![Vec::new(); processes];
         for (pos, a) in asks.iter().enumerate() {
             let k = a.validator as usize % processes;
             if k == 0 {
                 local.push(*a);
                 local_pos.push(pos);
-                continue;
+            } else {
+                let planted = input.workload.truth[a.tx as usize] != Truth::Valid;
+                remote[k].push((pos as u32, *a, planted));
             }
-            let tx = a.tx as usize;
-            remote[k].push(WireAsk {
-                pos: pos as u32,
-                ask: *a,
-                planted: input.workload.truth[tx] != Truth::Valid,
-                contract: match self.ship {
-                    Ship::Bytes => Some(input.workload.transactions[tx].clone()),
-                    Ship::Index => None,
-                },
-            });
         }
         self.traffic.asks_local += local.len() as u64;
         self.traffic.asks_remote += (asks.len() - local.len()) as u64;
-        for (k, asks) in remote.into_iter().enumerate().skip(1) {
-            if !asks.is_empty() {
-                let message = Message::Asks {
-                    period: input.period,
-                    asks,
-                };
-                self.send(k, &message, "asks");
-            }
+        let contracts = match self.ship {
+            Ship::Bytes => Some(&input.workload.transactions[..]),
+            Ship::Index => None,
+        };
+        use rayon::prelude::*;
+        let encoded: Vec<(usize, Vec<u8>)> = remote
+            .par_iter()
+            .enumerate()
+            .skip(1)
+            .filter(|(_, a)| !a.is_empty())
+            .map(|(k, a)| (k, super::wire::encode_asks(input.period, a, contracts)))
+            .collect();
+        for (k, bytes) in encoded {
+            self.traffic.count("asks", bytes.len());
+            self.flow.input.send(Frame {
+                to: k as u32,
+                from: 0,
+                bytes,
+            });
         }
         (local, local_pos)
     }
@@ -445,6 +449,10 @@ impl ValidatorPool for TimelyPool {
         Ok(answers)
     }
 
+    fn remote_cpu_seconds(&self) -> f64 {
+        self.traffic.cpu_s.iter().sum()
+    }
+
     fn report(&self) -> serde_json::Value {
         let mut traffic = self.traffic.clone();
         if let Some(own) = traffic.peak_rss_bytes.first_mut() {
@@ -495,6 +503,8 @@ pub struct Setup {
 
 /// A validator process's state between frames.
 struct Validators {
+    /// This process's CPU seconds when the run's first message (its keys) arrived.
+    cpu_at_keys: f64,
     setup: Setup,
     me: usize,
     pool: Option<RayonPool>,
@@ -524,6 +534,7 @@ impl Validators {
     fn take(&mut self, message: Message) -> Result<Option<Message>, WireError> {
         match message {
             Message::Keys(keys) => {
+                self.cpu_at_keys = process_cpu_seconds();
                 let keys: HashMap<u32, [u8; 32]> = keys.into_iter().collect();
                 let roster = Roster::assemble(&self.setup.params, |v| {
                     ring::hmac::Key::new(
@@ -541,12 +552,12 @@ impl Validators {
                 self.context = Some((period, context));
                 Ok(None)
             }
-            Message::Asks { period, asks } => self.answer_asks(period, &asks).map(Some),
+            Message::Asks { period, asks } => self.answer_asks(period, asks).map(Some),
             Message::Answers(_) => Err(WireError::Tag(4)),
         }
     }
 
-    fn answer_asks(&self, period: u64, asks: &[WireAsk]) -> Result<Message, WireError> {
+    fn answer_asks(&self, period: u64, mut asks: Vec<WireAsk>) -> Result<Message, WireError> {
         let pool = self
             .pool
             .as_ref()
@@ -560,7 +571,7 @@ impl Validators {
                 None => &NoCongestionStage,
             },
         };
-        let carried = self.carried(asks)?;
+        let carried = self.carried(&mut asks)?;
         let txs: &dyn Transactions = match &carried {
             Some(c) => c,
             None => &*self.setup.workload,
@@ -573,7 +584,7 @@ impl Validators {
         let plain: Vec<Ask> = asks.iter().map(|a| a.ask).collect();
         let mut stats = BatchStats::default();
         let answers = pool.answer_round(&round, &plain, &mut stats);
-        let cpu = process_cpu_seconds();
+        let cpu = (process_cpu_seconds() - self.cpu_at_keys).max(0.0);
         Ok(Message::Answers(Answers {
             answers: asks.iter().map(|a| a.pos).zip(answers).collect(),
             stats,
@@ -607,7 +618,7 @@ impl Validators {
 
     /// The asks' contracts in `bytes` mode; `None` in `index` mode (the workload's own),
     /// after checking every ask names a transaction and a validator this process knows.
-    fn carried(&self, asks: &[WireAsk]) -> Result<Option<Carried>, WireError> {
+    fn carried(&self, asks: &mut [WireAsk]) -> Result<Option<Carried>, WireError> {
         let n = self.setup.params.validators;
         if let Some(a) = asks.iter().find(|a| a.ask.validator >= n) {
             return Err(refused(
@@ -618,8 +629,8 @@ impl Validators {
         let with = asks.iter().filter(|a| a.contract.is_some()).count();
         if with == asks.len() && with > 0 {
             return Ok(Some(Carried(
-                asks.iter()
-                    .filter_map(|a| Some((a.ask.tx, (a.contract.clone()?, a.planted))))
+                asks.iter_mut()
+                    .filter_map(|a| Some((a.ask.tx, (a.contract.take()?, a.planted))))
                     .collect(),
             )));
         }
@@ -658,6 +669,7 @@ pub fn serve(
 ) -> Result<(), ClusterError> {
     let failed: Rc<RefCell<Option<WireError>>> = Rc::default();
     let mut state = Validators {
+        cpu_at_keys: 0.0,
         setup,
         me: worker.index(),
         pool: None,

@@ -65,7 +65,7 @@ pub struct Answers {
     pub answers: Vec<(u32, Answer)>,
     /// The signature batches its validators ran.
     pub stats: BatchStats,
-    /// The process's CPU time so far, in microseconds.
+    /// The process's CPU time since the run's first message, in microseconds.
     pub cpu_us: u64,
     /// The process's peak resident memory so far, in bytes.
     pub peak_rss_bytes: u64,
@@ -198,6 +198,37 @@ impl Message {
         r.finish("message")?;
         Ok(message)
     }
+}
+
+/// The bytes of [`Message::Asks`] for `asks` (position, ask, planted), written straight from
+/// the workload's `contracts` in `bytes` mode (no copy of a contract on the way).
+pub fn encode_asks(
+    period: u64,
+    asks: &[(u32, Ask, bool)],
+    contracts: Option<&[SignedContract]>,
+) -> Vec<u8> {
+    let per = 13 + contracts.map_or(0, |_| 4 + crate::contract::SIGNED_LEN_MAX);
+    let mut out = Vec::with_capacity(13 + per * asks.len());
+    out.push(3);
+    out.extend_from_slice(&period.to_be_bytes());
+    put_u32(&mut out, asks.len());
+    for (pos, ask, planted) in asks {
+        out.extend_from_slice(&pos.to_be_bytes());
+        out.extend_from_slice(&ask.tx.to_be_bytes());
+        out.extend_from_slice(&ask.validator.to_be_bytes());
+        match contracts.and_then(|c| c.get(ask.tx as usize)) {
+            Some(c) => {
+                out.push(u8::from(*planted) | 2);
+                let at = out.len();
+                out.extend_from_slice(&[0; 4]);
+                c.encode_into(&mut out);
+                let len = (out.len() - at - 4) as u32;
+                out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+            }
+            None => out.push(u8::from(*planted)),
+        }
+    }
+    out
 }
 
 #[allow(clippy::cast_possible_truncation)]

@@ -599,6 +599,10 @@ impl<P: ValidatorPool> Consensus for Ipow<P> {
         PriorityRule::new(self.records.iter().map(|n| n.priority).collect())
     }
 
+    fn remote_cpu_seconds(&self) -> f64 {
+        self.pool.remote_cpu_seconds()
+    }
+
     fn extra_report(&self) -> serde_json::Value {
         let mut works: Vec<u64> = self.records.iter().map(|n| n.work_total).collect();
         works.sort_unstable();

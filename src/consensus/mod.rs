@@ -158,4 +158,9 @@ pub trait Consensus {
     }
     /// Variant-specific figures for the report (validators' work and priority, hash rate...).
     fn extra_report(&self) -> serde_json::Value;
+    /// CPU seconds spent in other processes for this variant (a validator tier across
+    /// processes) since its first period; the run's own process is measured by the pipeline.
+    fn remote_cpu_seconds(&self) -> f64 {
+        0.0
+    }
 }

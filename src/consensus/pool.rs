@@ -65,6 +65,11 @@ pub trait ValidatorPool {
     fn report(&self) -> serde_json::Value {
         serde_json::Value::Null
     }
+
+    /// CPU seconds its validators spent in other processes since the first ask.
+    fn remote_cpu_seconds(&self) -> f64 {
+        0.0
+    }
 }
 
 impl<P: ValidatorPool + ?Sized> ValidatorPool for Box<P> {
@@ -78,6 +83,9 @@ impl<P: ValidatorPool + ?Sized> ValidatorPool for Box<P> {
     }
     fn report(&self) -> serde_json::Value {
         (**self).report()
+    }
+    fn remote_cpu_seconds(&self) -> f64 {
+        (**self).remote_cpu_seconds()
     }
 }
 

@@ -213,11 +213,11 @@ pub enum SignatureError {
 }
 
 /// Appends fixed-width big-endian fields.
-struct Writer {
-    bytes: Vec<u8>,
+struct Writer<'w> {
+    bytes: &'w mut Vec<u8>,
 }
 
-impl Writer {
+impl Writer<'_> {
     fn u8(&mut self, value: u8) {
         self.bytes.push(value);
     }
@@ -310,9 +310,14 @@ fn decode_bounded<T>(
 impl Contract {
     /// The canonical bytes: what is hashed into the id and signed.
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer {
-            bytes: Vec::with_capacity(ENCODED_LEN_MAX),
-        };
+        let mut bytes = Vec::with_capacity(ENCODED_LEN_MAX);
+        self.encode_into(&mut bytes);
+        bytes
+    }
+
+    /// [`Contract::encode`] appended to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        let mut w = Writer { bytes: out };
         w.u8(ENCODING_VERSION);
         w.u8(self.category.code());
         w.u32(self.seller.0);
@@ -335,7 +340,6 @@ impl Contract {
                 w.i64(aux.price.raw());
             }
         }
-        w.bytes
     }
 
     /// Decodes canonical bytes, refusing anything that [`Contract::encode`] would not produce.
@@ -483,11 +487,17 @@ impl SignedContract {
 
     /// Canonical bytes followed by the three signatures.
     pub fn encode(&self) -> Vec<u8> {
-        let mut bytes = self.contract.encode();
-        for signature in &self.signatures {
-            bytes.extend_from_slice(signature);
-        }
+        let mut bytes = Vec::with_capacity(ENCODED_LEN_MAX + 3 * SIGNATURE_LEN);
+        self.encode_into(&mut bytes);
         bytes
+    }
+
+    /// [`SignedContract::encode`] appended to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        self.contract.encode_into(out);
+        for signature in &self.signatures {
+            out.extend_from_slice(signature);
+        }
     }
 
     /// Decodes [`SignedContract::encode`]'s output, with the same bounds as [`Contract::decode`].

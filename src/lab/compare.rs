@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::consensus::ipow::Behaviour;
 use crate::consensus::model::protocol_wrong_probability;
+use crate::consensus::pool::ValidatorPool;
 use crate::grid::placement::GridMarket;
 use crate::grid::{DcModel, Grid, GridError};
 use crate::lab::scenario::{Case, Market, Scenario};
@@ -33,6 +34,14 @@ pub enum CompareError {
     /// A run stopped in a period.
     #[error(transparent)]
     Run(#[from] crate::pipeline::PeriodError),
+    /// A case's validator processes could not start or connect.
+    #[error("case {case}: its validator processes: {message}")]
+    Tier {
+        /// The case's label.
+        case: String,
+        /// Why.
+        message: String,
+    },
     /// A worker pool.
     #[error("cannot start {threads} worker threads: {message}")]
     Pool {
@@ -207,32 +216,100 @@ fn pools_for(scenario: &Scenario) -> Result<BTreeMap<usize, rayon::ThreadPool>, 
     Ok(pools)
 }
 
-/// Runs every case of `scenario`, repetitions interleaved, on `grid` when given (the
-/// scenario's own, already read). `progress(done, total, label)` is called before each run.
-pub fn execute(
+/// The validator tier of a case over several processes: called on the case's rayon pool before
+/// each of its runs, with the case's index, the case, its workload and grid market; the pool it
+/// returns answers for the case's validators (the CLI starts the processes).
+pub type Tiers<'t> = dyn FnMut(usize, &Case, &Workload, Option<&GridMarket>) -> Result<Box<dyn ValidatorPool>, String>
+    + Send
+    + 't;
+
+/// Case `k`'s workload and grid market, as [`execute`] makes them: what a validator process of
+/// that case derives for itself.
+pub fn case_workload(
     scenario: &Scenario,
-    source: &str,
-    grid: Option<(&str, &Grid)>,
-    progress: &mut dyn FnMut(usize, usize, &str),
-) -> Result<Comparison, CompareError> {
-    let load_start = load_average();
-    // A dataset market is read once: its header gives the placement, its records the workload.
-    let (mut dataset, base_params) = match &scenario.market {
+    k: usize,
+    grid: Option<&Grid>,
+) -> Result<(Workload, Option<GridMarket>), CompareError> {
+    let case = scenario.cases.get(k).ok_or_else(|| CompareError::Tier {
+        case: format!("#{k}"),
+        message: format!("the scenario has {} cases", scenario.cases.len()),
+    })?;
+    let (mut dataset, base_params) = market_of(scenario)?;
+    let grid_market = grid_market_of(grid, &base_params)?;
+    let workload = workload_of(scenario, case.contracts, &mut dataset, grid_market.as_ref())
+        .ok_or_else(|| CompareError::Tier {
+            case: case.label.clone(),
+            message: "no workload".into(),
+        })?;
+    Ok((workload, grid_market))
+}
+
+/// The scenario's dataset (read once) and its market parameters.
+fn market_of(
+    scenario: &Scenario,
+) -> Result<(Option<crate::market::dataset::Dataset>, WorkloadParams), CompareError> {
+    Ok(match &scenario.market {
         Market::Dataset(d) => {
             let d = crate::market::dataset::read_any(d)?;
             let params = d.header.params.market.clone();
             (Some(d), params)
         }
         Market::Generated(p) => (None, p.clone()),
-    };
-    let grid_market = match grid {
-        Some((_, g)) => Some(GridMarket::place(
+    })
+}
+
+fn grid_market_of(
+    grid: Option<&Grid>,
+    params: &WorkloadParams,
+) -> Result<Option<GridMarket>, CompareError> {
+    Ok(match grid {
+        Some(g) => Some(GridMarket::place(
             DcModel::new(g.clone())?,
-            base_params.sellers,
-            base_params.purchasers,
+            params.sellers,
+            params.purchasers,
         )?),
         None => None,
-    };
+    })
+}
+
+/// The workload of a market size (`None`: the dataset's, taken once), on the current pool.
+fn workload_of(
+    scenario: &Scenario,
+    contracts: Option<usize>,
+    dataset: &mut Option<crate::market::dataset::Dataset>,
+    grid_market: Option<&GridMarket>,
+) -> Option<Workload> {
+    Some(match (&scenario.market, contracts) {
+        // A dataset's cases all have `contracts: None`: one workload, taken once.
+        (Market::Dataset(_), _) => dataset.take()?.workload,
+        (Market::Generated(p), Some(n)) => {
+            let params = WorkloadParams {
+                contracts: n,
+                ..p.clone()
+            };
+            crate::market::generator::Market::new(params, grid_market).batch(0..n as u64)
+        }
+        (Market::Generated(p), None) => {
+            crate::market::generator::Market::new(p.clone(), grid_market)
+                .batch(0..p.contracts as u64)
+        }
+    })
+}
+
+/// Runs every case of `scenario`, repetitions interleaved, on `grid` when given (the
+/// scenario's own, already read). `progress(done, total, label)` is called before each run;
+/// `tiers` gives each run of a case over several processes its validator tier.
+pub fn execute(
+    scenario: &Scenario,
+    source: &str,
+    grid: Option<(&str, &Grid)>,
+    progress: &mut dyn FnMut(usize, usize, &str),
+    tiers: &mut Tiers<'_>,
+) -> Result<Comparison, CompareError> {
+    let load_start = load_average();
+    // A dataset market is read once: its header gives the placement, its records the workload.
+    let (mut dataset, base_params) = market_of(scenario)?;
+    let grid_market = grid_market_of(grid.map(|(_, g)| g), &base_params)?;
     // One workload per market size, one pool per thread count.
     let mut workloads: BTreeMap<Option<usize>, Workload> = BTreeMap::new();
     let pools = pools_for(scenario)?;
@@ -248,28 +325,11 @@ pub fn execute(
         if workloads.contains_key(&case.contracts) {
             continue;
         }
-        let workload = match (&scenario.market, case.contracts) {
-            // A dataset's cases all have `contracts: None`: one workload, taken once.
-            (Market::Dataset(_), _) => match dataset.take() {
-                Some(d) => d.workload,
-                None => continue,
-            },
-            (Market::Generated(p), Some(n)) => {
-                let params = WorkloadParams {
-                    contracts: n,
-                    ..p.clone()
-                };
-                gen_pool.install(|| {
-                    crate::market::generator::Market::new(params, grid_market.as_ref())
-                        .batch(0..n as u64)
-                })
-            }
-            (Market::Generated(p), None) => gen_pool.install(|| {
-                crate::market::generator::Market::new(p.clone(), grid_market.as_ref())
-                    .batch(0..p.contracts as u64)
-            }),
-        };
-        workloads.insert(case.contracts, workload);
+        let made = gen_pool
+            .install(|| workload_of(scenario, case.contracts, &mut dataset, grid_market.as_ref()));
+        if let Some(workload) = made {
+            workloads.insert(case.contracts, workload);
+        }
     }
     let contract_ids = workloads
         .iter()
@@ -282,10 +342,19 @@ pub fn execute(
             progress(runs.len(), total, &case.label);
             let pool = &pools[&case.threads.unwrap_or(cores)];
             let workload = &workloads[&case.contracts];
-            let report = pool.install(|| {
-                Pipeline::new(&case.config, workload)
-                    .grid(grid_market.as_ref())
-                    .run(&mut |_, _| {})
+            let report = pool.install(|| -> Result<RunReport, CompareError> {
+                let mut pipeline = Pipeline::new(&case.config, workload).grid(grid_market.as_ref());
+                if case.processes > 1 {
+                    let tier =
+                        tiers(k, case, workload, grid_market.as_ref()).map_err(|message| {
+                            CompareError::Tier {
+                                case: case.label.clone(),
+                                message,
+                            }
+                        })?;
+                    pipeline = pipeline.validators(tier);
+                }
+                Ok(pipeline.run(&mut |_, _| {})?)
             })?;
             runs.push(Run {
                 case: k,

@@ -30,6 +30,11 @@
 //! "pairs"` every list must have the same length and the k-th case takes the k-th value of each
 //! (a list of one, or a plain value, is held fixed). Each combination is one [`Case`].
 //!
+//! **Processes.** `"processes": [1, 2, 3]` (a sweep like `threads`) runs each IPOW case with its
+//! validators over that many processes on this machine, validator v in process v mod N, as
+//! `ipow run --processes N` does; `"ship": "index"` sends transaction numbers instead of the
+//! signed contracts (`"bytes"`, the default). PoW has one miner: it runs in process only.
+//!
 //! Either variant may set `signature_batch` (one number, default 32): the most signatures a
 //! validator or the miner verifies in one batch. Verdicts do not depend on it; speed does.
 
@@ -313,6 +318,10 @@ struct RawScenario {
     #[serde(default)]
     threads: Option<OneOrMany<usize>>,
     #[serde(default)]
+    processes: Option<OneOrMany<usize>>,
+    #[serde(default)]
+    ship: Ship,
+    #[serde(default)]
     sweep: SweepMode,
     #[serde(default)]
     stress: Option<StressSpec>,
@@ -329,6 +338,20 @@ fn default_period() -> usize {
 fn default_repetitions() -> u32 {
     1
 }
+
+/// How asks travel between the processes of a case with `processes` above 1.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ship {
+    /// Each ask carries the signed contract.
+    #[default]
+    Bytes,
+    /// Asks carry transaction numbers; every process derives the case's market itself.
+    Index,
+}
+
+/// The most processes a case may spread its validators over.
+pub const MAX_PROCESSES: usize = 64;
 
 /// A checked scenario, paths resolved.
 #[derive(Clone, Debug)]
@@ -352,6 +375,8 @@ pub struct Scenario {
     pub swept: Vec<String>,
     /// The stress block, if any.
     pub stress: Option<StressSpec>,
+    /// How asks travel in cases over several processes.
+    pub ship: Ship,
 }
 
 /// One combination of a scenario's parameters.
@@ -367,6 +392,13 @@ pub struct Case {
     pub threads: Option<usize>,
     /// Contracts in the generated market (None: a dataset's).
     pub contracts: Option<usize>,
+    /// Processes its IPOW validators run in (validator v in process v mod N; 1: in process).
+    #[serde(skip_serializing_if = "is_one")]
+    pub processes: usize,
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 /// The most cases a sweep may expand to.
@@ -405,7 +437,9 @@ pub fn parse(file: &str, text: &str, base: &Path) -> Result<Scenario, InputError
     raw.load.check().map_err(|m| err("load", "kind", m))?;
     let (market, sizes) = read_market(file, &raw.market, base)?;
     let threads = read_threads(file, raw.threads.as_ref())?;
-    let sweep = sweep_of(&raw.variants, sizes.len(), threads.len());
+    let processes = read_processes(file, raw.processes.as_ref())?;
+    let mut sweep = sweep_of(&raw.variants, sizes.len(), threads.len());
+    sweep.list("processes", "document", processes.len());
     if let Some((record, field)) = sweep.empty.first() {
         return Err(err(record, field, "an empty list".into()));
     }
@@ -416,6 +450,7 @@ pub fn parse(file: &str, text: &str, base: &Path) -> Result<Scenario, InputError
     let axes = Axes {
         sizes: &sizes,
         threads: &threads,
+        processes: &processes,
         seed: match &market {
             Market::Generated(p) => p.seed,
             Market::Dataset(_) => 1,
@@ -442,7 +477,27 @@ pub fn parse(file: &str, text: &str, base: &Path) -> Result<Scenario, InputError
         sweep: raw.sweep,
         swept: sweep.swept(),
         stress: raw.stress,
+        ship: raw.ship,
     })
+}
+
+/// The process counts to run (one, in process, when the scenario names none).
+fn read_processes(
+    file: &str,
+    processes: Option<&OneOrMany<usize>>,
+) -> Result<Vec<usize>, InputError> {
+    let Some(p) = processes else {
+        return Ok(vec![1]);
+    };
+    let p = p.values();
+    let err = |m: String| InputError::new(file, "document", "processes", m);
+    if p.is_empty() {
+        return Err(err("an empty list".into()));
+    }
+    if let Some(n) = p.iter().find(|&&n| n == 0 || n > MAX_PROCESSES) {
+        return Err(err(format!("{n} is outside 1..={MAX_PROCESSES}")));
+    }
+    Ok(p)
 }
 
 /// The market (a dataset, or generated with its parameters checked) and its sizes.
@@ -558,6 +613,7 @@ fn pairs_len(file: &str, sweep: &Sweep) -> Result<usize, InputError> {
 struct Axes<'a> {
     sizes: &'a [Option<usize>],
     threads: &'a [Option<usize>],
+    processes: &'a [usize],
     seed: u64,
 }
 
@@ -571,8 +627,9 @@ fn pick(point: Option<usize>, n: usize) -> Vec<usize> {
     }
 }
 
-/// The cases, unlabelled. Product: every size, every thread count, every variant's own
-/// product. Pairs: the k-th of every list.
+/// The cases, unlabelled. Product: every size, every thread count, every process count, every
+/// variant's own product. Pairs: the k-th of every list. PoW has one miner: its cases run in
+/// process only (a process count above 1 gives it no case).
 fn expand(
     file: &str,
     raw: &RawScenario,
@@ -586,9 +643,17 @@ fn expand(
     };
     for point in points {
         for &si in &pick(point, axes.sizes.len()) {
-            for &ti in &pick(point, axes.threads.len()) {
+            for (ti, pi) in pick(point, axes.threads.len()).into_iter().flat_map(|t| {
+                pick(point, axes.processes.len())
+                    .into_iter()
+                    .map(move |p| (t, p))
+            }) {
+                let processes = axes.processes[pi];
                 for (k, v) in raw.variants.iter().enumerate() {
                     for variant in variant_configs(file, k, v, point, axes.seed)? {
+                        if processes > 1 && !matches!(variant, VariantConfig::Ipow(_)) {
+                            continue;
+                        }
                         if cases.len() >= MAX_CASES {
                             return Err(InputError::new(
                                 file,
@@ -607,6 +672,7 @@ fn expand(
                             },
                             threads: axes.threads[ti],
                             contracts: axes.sizes[si],
+                            processes,
                         });
                     }
                 }
@@ -732,6 +798,11 @@ fn label_cases(cases: &mut [Case], swept: &[String]) {
             && let Some(m) = c.contracts
         {
             label += &format!(" m={m}");
+        }
+        if (has("processes") && matches!(c.config.variant, VariantConfig::Ipow(_)))
+            || c.processes > 1
+        {
+            label += &format!(" p={}", c.processes);
         }
         c.label = label;
     }

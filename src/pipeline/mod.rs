@@ -284,7 +284,8 @@ impl<'a> Pipeline<'a> {
         }
         let clocks = Clocks {
             wall: start.elapsed().as_secs_f64(),
-            cpu: process_cpu_seconds() - cpu_start,
+            // Every process's CPU: a validator tier across processes reports its own.
+            cpu: process_cpu_seconds() - cpu_start + variant.remote_cpu_seconds(),
         };
         let mut report = metrics::report(
             self.config,

@@ -616,8 +616,9 @@ impl Validators {
         }
     }
 
-    /// The asks' contracts in `bytes` mode; `None` in `index` mode (the workload's own),
-    /// after checking every ask names a transaction and a validator this process knows.
+    /// The asks' contracts in `bytes` mode (each carried by its transaction's first ask in
+    /// the message); `None` in `index` mode (no ask carries one: the workload's own), after
+    /// checking every ask names a transaction and a validator this process knows.
     fn carried(&self, asks: &mut [WireAsk]) -> Result<Option<Carried>, WireError> {
         let n = self.setup.params.validators;
         if let Some(a) = asks.iter().find(|a| a.ask.validator >= n) {
@@ -626,28 +627,35 @@ impl Validators {
                 format!("validator {} of {n}", a.ask.validator),
             ));
         }
-        let with = asks.iter().filter(|a| a.contract.is_some()).count();
-        if with == asks.len() && with > 0 {
-            return Ok(Some(Carried(
-                asks.iter_mut()
-                    .filter_map(|a| Some((a.ask.tx, (a.contract.take()?, a.planted))))
-                    .collect(),
-            )));
+        if asks.iter().all(|a| a.contract.is_none()) {
+            let len = self.setup.workload.transactions.len();
+            if let Some(a) = asks.iter().find(|a| a.ask.tx as usize >= len) {
+                return Err(refused(
+                    "asks",
+                    format!(
+                        "transaction {} is not in this process's workload of {len}",
+                        a.ask.tx
+                    ),
+                ));
+            }
+            return Ok(None);
         }
-        let len = self.setup.workload.transactions.len();
-        if with > 0 {
-            return Err(refused("asks", "asks with and without contracts".into()));
+        let mut carried = HashMap::new();
+        for a in asks.iter_mut() {
+            match a.contract.take() {
+                Some(c) => {
+                    carried.insert(a.ask.tx, (c, a.planted));
+                }
+                None if carried.contains_key(&a.ask.tx) => {}
+                None => {
+                    return Err(refused(
+                        "asks",
+                        format!("transaction {} comes without its contract", a.ask.tx),
+                    ));
+                }
+            }
         }
-        if let Some(a) = asks.iter().find(|a| a.ask.tx as usize >= len) {
-            return Err(refused(
-                "asks",
-                format!(
-                    "transaction {} is not in this process's workload of {len}",
-                    a.ask.tx
-                ),
-            ));
-        }
-        Ok(None)
+        Ok(Some(Carried(carried)))
     }
 }
 

@@ -10,7 +10,8 @@
 //! - **Asks** (0 to k, per round): period u64, then per ask: position in the round u32,
 //!   transaction u32, validator u32, flags u8 (bit 0: planted invalid, the simulation's ground
 //!   truth a colluder reads; bit 1: a contract follows), and in `bytes` mode the signed
-//!   contract (length u32, then its canonical encoding with the three signatures).
+//!   contract (length u32, then its canonical encoding with the three signatures), carried by
+//!   the first ask of its transaction in the message only (the later ones refer to it).
 //! - **Answers** (k to 0, per round): per answer: position u32, flags u8 (bit 0: worked,
 //!   bit 1: a proof follows), and the proof (transaction u32, validator u32, verdict code u8,
 //!   tag 32); then the validators' signature batch counts (5 + 11 u64); then the process's CPU
@@ -209,6 +210,7 @@ pub fn encode_asks(
 ) -> Vec<u8> {
     let per = 13 + contracts.map_or(0, |_| 4 + crate::contract::SIGNED_LEN_MAX);
     let mut out = Vec::with_capacity(13 + per * asks.len());
+    let mut carried = std::collections::HashSet::new();
     out.push(3);
     out.extend_from_slice(&period.to_be_bytes());
     put_u32(&mut out, asks.len());
@@ -216,7 +218,10 @@ pub fn encode_asks(
         out.extend_from_slice(&pos.to_be_bytes());
         out.extend_from_slice(&ask.tx.to_be_bytes());
         out.extend_from_slice(&ask.validator.to_be_bytes());
-        match contracts.and_then(|c| c.get(ask.tx as usize)) {
+        match contracts
+            .and_then(|c| c.get(ask.tx as usize))
+            .filter(|_| carried.insert(ask.tx))
+        {
             Some(c) => {
                 out.push(u8::from(*planted) | 2);
                 let at = out.len();

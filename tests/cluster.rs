@@ -598,6 +598,17 @@ fn a_compare_sweep_over_processes_decides_alike() {
             })
             .collect()
     };
+    // The report says what crossed the wire, for the case over 2 processes only.
+    let md = String::from_utf8(read(&out.join("report.md"))).unwrap();
+    let tier: Vec<&str> = md
+        .lines()
+        .skip_while(|l| !l.starts_with("## Validators across processes"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("## "))
+        .filter(|l| l.starts_with("| ipow") || l.starts_with("| pow"))
+        .collect();
+    assert_eq!(tier.len(), 1, "{md}");
+    assert!(tier[0].contains("| 2 (bytes) |"), "{}", tier[0]);
     let (one, two) = (decisions("0"), decisions("2"));
     assert_eq!(one.len(), 1500);
     assert!(one == two, "the case over 2 processes decided otherwise");

@@ -143,6 +143,9 @@ pub struct Traffic {
     /// Peak resident memory in bytes: process 0's, then each other process's by its last
     /// answer.
     pub peak_rss_bytes: Vec<u64>,
+    /// Process 0's own CPU seconds from its first round to the report (the supervision node
+    /// and its validators' share).
+    pub cpu_s_process0: f64,
     /// Per period: its rounds, their send-to-frontier seconds, the bytes each way.
     pub periods: Vec<PeriodTraffic>,
 }
@@ -212,6 +215,8 @@ pub struct TimelyPool {
     context_of: Option<u64>,
     traffic: Traffic,
     broken: Option<String>,
+    /// Process 0's CPU seconds at its first round.
+    cpu_start: Option<f64>,
 }
 
 impl TimelyPool {
@@ -242,6 +247,7 @@ impl TimelyPool {
                 ..Traffic::default()
             },
             broken: None,
+            cpu_start: None,
         }
     }
 
@@ -417,6 +423,7 @@ impl ValidatorPool for TimelyPool {
         stats: &mut BatchStats,
     ) -> Result<Vec<Answer>, PoolError> {
         let t = Instant::now();
+        self.cpu_start.get_or_insert_with(process_cpu_seconds);
         self.publish(input);
         let (local, local_pos) = self.send_asks(input, asks);
         self.traffic.send_s += t.elapsed().as_secs_f64();
@@ -457,6 +464,9 @@ impl ValidatorPool for TimelyPool {
         let mut traffic = self.traffic.clone();
         if let Some(own) = traffic.peak_rss_bytes.first_mut() {
             *own = crate::base::peak_rss_bytes();
+        }
+        if let Some(start) = self.cpu_start {
+            traffic.cpu_s_process0 = process_cpu_seconds() - start;
         }
         serde_json::to_value(&traffic).unwrap_or_default()
     }

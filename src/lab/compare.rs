@@ -491,6 +491,10 @@ pub struct Row {
     /// branches, the committed base's share of overloaded branches' flows.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub congestion: Option<crate::pipeline::CongestionSummary>,
+    /// Over several processes, what crossed the wire (`cluster::Traffic`: per channel, per
+    /// period, each process's CPU time and peak memory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tier: Option<serde_json::Value>,
 }
 
 fn ratio(n: u64, d: u64) -> f64 {
@@ -547,6 +551,7 @@ impl Row {
             expected_wrong_reject_rate: per(r.expected.wrong_rejects, r.honest_valid),
             wrong_reject_sd: binomial_sd(r.honest_valid, r.expected.wrong_rejects),
             congestion: r.congestion.clone(),
+            tier: r.variant_report.get("tier").cloned(),
         }
     }
 }

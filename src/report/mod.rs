@@ -503,6 +503,83 @@ pub fn congestion_cells(r: &Row) -> Option<Vec<String>> {
     ])
 }
 
+/// The table of runs whose validators ran over several processes.
+pub const TIER_COLUMNS: [&str; 9] = [
+    "case",
+    "rep",
+    "processes (asks as)",
+    "rounds",
+    "send to frontier, s (longest round)",
+    "asks sent: messages, MB",
+    "answers received: messages, MB",
+    "CPU s per process (0 first)",
+    "peak memory MiB per process",
+];
+
+/// One run's cells in [`TIER_COLUMNS`]' order (None for a run in one process).
+pub fn tier_cells(r: &Row) -> Option<Vec<String>> {
+    let t = r.tier.as_ref()?;
+    let f = |k: &str| t.get(k).and_then(serde_json::Value::as_f64).unwrap_or(0.0);
+    let channel = |name: &str| {
+        let c = t
+            .get("channels")?
+            .as_array()?
+            .iter()
+            .find(|c| c["name"] == name)?;
+        Some((c["messages"].as_u64()?, c["bytes"].as_u64()?))
+    };
+    let traffic = |name: &str| {
+        channel(name).map_or("0, 0".into(), |(m, b)| {
+            format!("{m}, {:.2}", b as f64 / 1e6)
+        })
+    };
+    let list = |k: &str, scale: f64, digits: usize| -> Vec<String> {
+        t.get(k)
+            .and_then(serde_json::Value::as_array)
+            .map(|v| {
+                v.iter()
+                    .filter_map(serde_json::Value::as_f64)
+                    .map(|x| format!("{:.digits$}", x / scale))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut cpu = vec![format!("{:.2}", f("cpu_s_process0"))];
+    cpu.extend(list("cpu_s", 1.0, 2));
+    Some(vec![
+        r.label.clone(),
+        r.repetition.to_string(),
+        format!(
+            "{} ({})",
+            f("processes"),
+            t.get("ship")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("")
+        ),
+        format!("{}", f("rounds")),
+        format!(
+            "{:.3} ({:.3})",
+            f("send_to_frontier_s"),
+            f("send_to_frontier_max_s")
+        ),
+        traffic("asks"),
+        traffic("answers"),
+        cpu.join(", "),
+        list("peak_rss_bytes", 1048576.0, 0).join(", "),
+    ])
+}
+
+/// The HTML table of runs over several processes, when there is one.
+fn html_tier(h: &mut String, c: &Comparison) {
+    let rows: Vec<Vec<String>> = c.rows().iter().filter_map(tier_cells).collect();
+    if !rows.is_empty() {
+        let _ = writeln!(h, "<h2>{TIER_HEADING}</h2>");
+        html_table(h, "tier", &TIER_COLUMNS, rows.into_iter());
+    }
+}
+
+const TIER_HEADING: &str = "Validators across processes (per run; per period in summary.json)";
+
 /// The HTML congestion table, when some run was on a grid.
 fn html_congestion(h: &mut String, c: &Comparison) {
     let congestion: Vec<Vec<String>> = c.rows().iter().filter_map(congestion_cells).collect();
@@ -741,6 +818,11 @@ pub fn markdown(c: &Comparison, plots: &[Plot]) -> String {
         );
         md_table(&mut md, &CONGESTION_COLUMNS, congestion.into_iter());
     }
+    let tier: Vec<Vec<String>> = c.rows().iter().filter_map(tier_cells).collect();
+    if !tier.is_empty() {
+        let _ = writeln!(md, "\n## {TIER_HEADING}\n");
+        md_table(&mut md, &TIER_COLUMNS, tier.into_iter());
+    }
     let _ = writeln!(
         md,
         "\n## Against the baseline ({}): median [min, max] over repetitions\n",
@@ -814,6 +896,7 @@ pub fn html(c: &Comparison, plots: &[Plot]) -> String {
     let _ = writeln!(h, "</table>\n<h2>Results per run</h2>");
     html_table(&mut h, "runs", &RUN_COLUMNS, c.rows().iter().map(run_cells));
     html_congestion(&mut h, c);
+    html_tier(&mut h, c);
     let _ = writeln!(
         h,
         "<h2>Against the baseline ({}): median [min, max] over repetitions</h2>",

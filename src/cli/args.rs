@@ -510,8 +510,8 @@ pub(crate) struct RunArgs {
     /// every process deriving the same market from the same flags.
     #[arg(long, value_enum, default_value = "bytes")]
     pub(crate) ship: ShipArg,
-    /// With --processes or --hosts: seconds to wait for every process to connect before
-    /// failing with the one missing.
+    /// With --processes or --hosts: seconds to wait for every process to connect, counted
+    /// from when this process has built its market, before failing with the one missing.
     #[arg(long, default_value_t = 300.0, value_parser = positive_seconds)]
     pub(crate) cluster_timeout: f64,
     /// A child of --processes: its parent's rendezvous (set by the parent).

@@ -36,7 +36,9 @@ pub(crate) struct Cluster {
     me: Listening,
     children: Vec<Child>,
     rendezvous: Option<TcpListener>,
-    deadline: Instant,
+    /// How long connecting may take, from when this process is ready to connect (its own
+    /// market built): the others build theirs meanwhile.
+    timeout: Duration,
     ship: Ship,
 }
 
@@ -45,7 +47,9 @@ pub(crate) struct Peer {
     me: Listening,
     index: usize,
     rendezvous: Option<String>,
-    deadline: Instant,
+    /// How long connecting may take, from when this process is ready to connect (its own
+    /// market built): the others build theirs meanwhile.
+    timeout: Duration,
     ship: Ship,
 }
 
@@ -62,7 +66,7 @@ impl Role {
             ShipArg::Bytes => Ship::Bytes,
             ShipArg::Index => Ship::Index,
         };
-        let deadline = Instant::now() + Duration::from_secs_f64(args.cluster_timeout);
+        let timeout = Duration::from_secs_f64(args.cluster_timeout);
         let clustered = args.processes > 1 || args.hosts.is_some();
         if clustered && !matches!(variant, VariantConfig::Ipow(_)) {
             anyhow::bail!(
@@ -75,24 +79,13 @@ impl Role {
             );
         }
         if let Some(parent) = &args.cluster_rendezvous {
-            watch_stdin();
             let index = args
                 .process_index
                 .context("--cluster-rendezvous needs --process-index")?;
-            let me = Listening {
-                listener: net::listen("127.0.0.1:0")?,
-                addresses: None,
-            };
-            return Ok(Role::Validator(Peer {
-                me,
-                index,
-                rendezvous: Some(parent.clone()),
-                deadline,
-                ship,
-            }));
+            return Ok(Role::Validator(Peer::child(parent, index, ship, timeout)?));
         }
         if let Some(hosts) = &args.hosts {
-            return hosts_role(hosts, args.process_index, deadline, ship);
+            return hosts_role(hosts, args.process_index, timeout, ship);
         }
         if args.process_index.is_some() {
             anyhow::bail!("--process-index goes with --hosts");
@@ -104,7 +97,7 @@ impl Role {
             usize::from(args.processes),
             &run_child_args(),
             ship,
-            deadline,
+            timeout,
         )?;
         Ok(Role::Supervisor(cluster))
     }
@@ -114,7 +107,7 @@ impl Role {
 fn hosts_role(
     hosts: &std::path::Path,
     index: Option<usize>,
-    deadline: Instant,
+    timeout: Duration,
     ship: Ship,
 ) -> anyhow::Result<Role> {
     let index = index.context("--hosts needs --process-index (this process's line, from 0)")?;
@@ -135,7 +128,7 @@ fn hosts_role(
             me,
             children: Vec::new(),
             rendezvous: None,
-            deadline,
+            timeout,
             ship,
         })
     } else {
@@ -143,7 +136,7 @@ fn hosts_role(
             me,
             index,
             rendezvous: None,
-            deadline,
+            timeout,
             ship,
         })
     })
@@ -272,7 +265,7 @@ impl Cluster {
         processes: usize,
         args: &[String],
         ship: Ship,
-        deadline: Instant,
+        timeout: Duration,
     ) -> anyhow::Result<Cluster> {
         let rendezvous = net::listen("127.0.0.1:0")?;
         let at = rendezvous.local_addr()?.to_string();
@@ -284,7 +277,7 @@ impl Cluster {
             me,
             children: Vec::new(),
             rendezvous: Some(rendezvous),
-            deadline,
+            timeout,
             ship,
         };
         for i in 1..processes {
@@ -300,11 +293,12 @@ impl Cluster {
         fingerprint: &[u8; 32],
         params: &IpowParams,
     ) -> anyhow::Result<TimelyPool> {
+        let deadline = Instant::now() + self.timeout;
         let addresses = match (&self.rendezvous, &self.me.addresses) {
             (Some(rv), _) => {
                 let me = self.me.listener.local_addr()?;
                 let children = &mut self.children;
-                net::rendezvous_parent(rv, me, children.len() + 1, self.deadline, &mut || {
+                net::rendezvous_parent(rv, me, children.len() + 1, deadline, &mut || {
                     exited(children)
                 })?
             }
@@ -317,7 +311,7 @@ impl Cluster {
             &self.me.listener,
             &addresses,
             fingerprint,
-            self.deadline,
+            deadline,
             &mut || exited(children),
         )?;
         let (worker, guard) = ipow::cluster::worker(0, sockets)?;
@@ -380,7 +374,7 @@ impl Peer {
         parent: &str,
         index: usize,
         ship: Ship,
-        deadline: Instant,
+        timeout: Duration,
     ) -> anyhow::Result<Peer> {
         watch_stdin();
         Ok(Peer {
@@ -390,7 +384,7 @@ impl Peer {
             },
             index,
             rendezvous: Some(parent.to_owned()),
-            deadline,
+            timeout,
             ship,
         })
     }
@@ -405,11 +399,10 @@ impl Peer {
     ) -> anyhow::Result<()> {
         let index = self.index;
         let fail = |e: ClusterError| anyhow::anyhow!("validator process {index}: {e}");
+        let deadline = Instant::now() + self.timeout;
         let addresses = match (&self.rendezvous, self.me.addresses) {
-            (Some(parent), _) => {
-                net::rendezvous_child(parent, index, &self.me.listener, self.deadline)
-                    .map_err(|e| fail(e.into()))?
-            }
+            (Some(parent), _) => net::rendezvous_child(parent, index, &self.me.listener, deadline)
+                .map_err(|e| fail(e.into()))?,
             (None, Some(a)) => a,
             (None, None) => anyhow::bail!("a validator process without addresses"),
         };
@@ -418,7 +411,7 @@ impl Peer {
             &self.me.listener,
             &addresses,
             fingerprint,
-            self.deadline,
+            deadline,
             &mut || Ok(()),
         )
         .map_err(|e| fail(e.into()))?;

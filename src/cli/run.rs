@@ -523,8 +523,8 @@ pub(crate) fn execute_with_progress(
             args.extend(["--scenario".into(), p.display().to_string()]);
         }
         args.extend(["--cluster-case".into(), k.to_string()]);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
-        let mut cluster = Cluster::spawn(case.processes, &args, ship, deadline).map_err(text)?;
+        let timeout = std::time::Duration::from_secs(600);
+        let mut cluster = Cluster::spawn(case.processes, &args, ship, timeout).map_err(text)?;
         let fp = fingerprint(&workload.params, &case.config.variant, grid, ship);
         let pool = cluster.pool(&fp, params).map_err(text)?;
         last = Some(cluster);
@@ -563,8 +563,7 @@ fn compare_child(
         anyhow::bail!("--cluster-case needs --cluster-rendezvous and --process-index");
     };
     let ship = ship_of(sc.ship);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
-    let peer = Peer::child(parent, index, ship, deadline)?;
+    let peer = Peer::child(parent, index, ship, std::time::Duration::from_secs(600))?;
     let case = sc.cases.get(k).context("--cluster-case: no such case")?;
     let ipow::pipeline::VariantConfig::Ipow(params) = &case.config.variant else {
         anyhow::bail!("case {k} is not IPOW");

@@ -34,10 +34,13 @@ if mode == "big":
             f"wall {r['wall_seconds']:.0f} s of consensus (GNU time, generation included: "
             f"{time.get('Elapsed (wall clock) time (h:mm:ss or m:ss)')}).", "",
             "| process | peak RSS (MiB) | CPU s |", "|---|---:|---:|",
-            f"| 0 (supervision node, validators v mod 2 = 0) | {t['peak_rss_bytes'][0] / 2**20:.0f} | {r['cpu_seconds']:.0f} |",
+            f"| 0 (supervision node, validators v mod 2 = 0) | {t['peak_rss_bytes'][0] / 2**20:.0f} | {t['cpu_s_process0']:.0f} |",
             f"| 1 (validators v mod 2 = 1) | {t['peak_rss_bytes'][1] / 2**20:.0f} | {t['cpu_s'][0]:.0f} |", "",
             f"Rounds {t['rounds']}, send-to-frontier {t['send_to_frontier_s']:.1f} s in all "
-            f"(longest {t['send_to_frontier_max_s']:.2f} s)."]
+            f"(longest {t['send_to_frontier_max_s']:.2f} s). CPU s: from each process's first round to "
+            "the report (its market's generation excluded); peak RSS: the process's whole life "
+            "(VmHWM), generation included; GNU time's maximum over the processes: "
+            f"{int(time.get('Maximum resident set size (kbytes)', 0)) / 1024:.0f} MiB."]
     cost, n = serial_cost(r)
     out += [f"Supervision node's serial cost: {cost * 1e6:.2f} us per assignment over {n} assignments."]
     open(f"{run}/summary.md", "w").write("\n".join(out) + "\n")

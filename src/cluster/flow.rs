@@ -45,6 +45,9 @@ use crate::validate::{Checks, CongestionStage, NoCongestionStage};
 /// the worker sees it when it wakes).
 const PARK: Duration = Duration::from_millis(20);
 
+/// How long worker 0 waits for the dataflow to end after the run.
+const SHUTDOWN: Duration = Duration::from_secs(30);
+
 /// What one process's dataflow hands back.
 struct Flow {
     input: InputHandleVec<u64, Frame>,
@@ -477,8 +480,13 @@ impl Drop for TimelyPool {
         let input = std::mem::replace(&mut self.flow.input, InputHandleVec::new());
         drop(input);
         if self.broken.is_none() {
-            // Close the input and let every process see the dataflow end.
-            let _ = self.step_until(u64::MAX, |f| f.probe.done());
+            // Close the input and let every process see the dataflow end, for at most
+            // SHUTDOWN: a process that never lets it end is left to its parent's kill.
+            let deadline = Instant::now() + SHUTDOWN;
+            let ended = self.step_until(u64::MAX, |f| f.probe.done() || Instant::now() >= deadline);
+            if ended.is_err() || !self.flow.probe.done() {
+                self.broken = Some("the cluster did not shut down".into());
+            }
         }
         if self.broken.is_some() {
             // timely's network threads panicked; joining them would panic again.

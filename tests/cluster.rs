@@ -9,11 +9,11 @@
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::util::scratch;
+use crate::util::{self, Proc, scratch, start};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -21,56 +21,11 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A started ipow process whose stdout and stderr are collected by threads.
-struct Proc {
-    name: String,
-    child: Child,
-    out: std::thread::JoinHandle<String>,
-    err: std::thread::JoinHandle<String>,
-}
-
-fn start(name: &str, args: &[String]) -> Proc {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ipow"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut o = child.stdout.take().unwrap();
-    let mut e = child.stderr.take().unwrap();
-    Proc {
-        name: name.to_owned(),
-        child,
-        out: std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = o.read_to_string(&mut s);
-            s
-        }),
-        err: std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = e.read_to_string(&mut s);
-            s
-        }),
-    }
-}
-
-/// Waits for `p` until `deadline`; past it, kills it and fails with its stderr.
-fn finish(mut p: Proc, deadline: Instant) -> (bool, String, String) {
-    loop {
-        if let Some(status) = p.child.try_wait().unwrap() {
-            let out = p.out.join().unwrap();
-            let err = p.err.join().unwrap();
-            return (status.success(), out, err);
-        }
-        if Instant::now() >= deadline {
-            let _ = p.child.kill();
-            let _ = p.child.wait();
-            let err = p.err.join().unwrap();
-            panic!("{} did not end by its deadline; stderr:\n{err}", p.name);
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+/// [`util::finish`]'s outcome as (success, stdout, stderr).
+fn finish(p: Proc, deadline: Instant) -> (bool, String, String) {
+    let out = util::finish(p, deadline);
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
 }
 
 fn strings(args: &[&str]) -> Vec<String> {
@@ -251,7 +206,8 @@ fn a_lost_host_fails_the_run_by_name_and_resume_finishes_the_same_store() {
     let _one = serial();
     let secret = secret_file("cluster-lost-secret");
     let dir = scratch("cluster-lost");
-    let mut base = strings(&[
+    // The run every process of this test makes (the reference, the cluster, the resume).
+    let common = strings(&[
         "run",
         "--contracts",
         "40000",
@@ -264,6 +220,7 @@ fn a_lost_host_fails_the_run_by_name_and_resume_finishes_the_same_store() {
         "--secret",
         secret.to_str().unwrap(),
     ]);
+    let mut base = common.clone();
     // The uninterrupted reference, in one process.
     let reference = dir.join("reference");
     let mut args = base.clone();
@@ -368,25 +325,16 @@ fn a_lost_host_fails_the_run_by_name_and_resume_finishes_the_same_store() {
         String::from_utf8_lossy(&audit.stdout)
     );
     // ...and --resume (here over two processes on this machine) ends with the reference bytes.
-    let mut resume = strings(&[
-        "run",
-        "--contracts",
-        "40000",
-        "--period-txs",
-        "2000",
-        "--seed",
-        "4",
-        "--threads",
-        "1",
-        "--secret",
-        secret.to_str().unwrap(),
+    let mut resume = common;
+    resume.extend(strings(&[
         "--store",
         store.to_str().unwrap(),
         "--resume",
         "--processes",
         "2",
-    ]);
-    resume.extend(strings(&["--ship", "index"]));
+        "--ship",
+        "index",
+    ]));
     let (ok, _, err) = finish(
         start("resume", &resume),
         Instant::now() + Duration::from_secs(300),

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{check_error, ipow, scratch};
+use crate::util::{check_error, finish, ipow, scratch, start};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -40,28 +40,11 @@ fn grid14() -> String {
 /// Runs `ipow args` with a deadline; a run still going then is killed through its handle and
 /// the test fails (it would have hung).
 fn within(deadline: Duration, args: &[&str]) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ipow"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if start.elapsed() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "{args:?} still running after {deadline:?}; stderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let owned: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    finish(
+        start(&format!("{args:?}"), &owned),
+        Instant::now() + deadline,
+    )
 }
 
 /// Every reader of outside text refuses a device before reading it (a device has no end).

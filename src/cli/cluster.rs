@@ -9,7 +9,6 @@
 use std::io::Read as _;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -287,6 +286,11 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// How asks travel.
+    pub(crate) fn ship(&self) -> Ship {
+        self.ship
+    }
+
     /// Connects every process and returns the supervision node's validator tier.
     pub(crate) fn pool(
         &mut self,
@@ -417,20 +421,13 @@ impl Peer {
         .map_err(|e| fail(e.into()))?;
         let (worker, guard) = ipow::cluster::worker(index, sockets).map_err(fail)?;
         let setup = Setup {
-            workload: Arc::new(workload),
-            grid: grid.map(Arc::new),
+            workload,
+            grid,
             params,
         };
         ipow::cluster::serve(worker, guard, setup).map_err(fail)
     }
 
-    /// How asks travel.
-    pub(crate) fn ship(&self) -> Ship {
-        self.ship
-    }
-}
-
-impl Cluster {
     /// How asks travel.
     pub(crate) fn ship(&self) -> Ship {
         self.ship

@@ -88,23 +88,15 @@ pub(crate) fn run_command(args: &RunArgs) -> anyhow::Result<()> {
 
 /// One line per transaction: what was decided, by how many validators; no timings.
 fn write_decisions(report: &RunReport, file: std::fs::File) -> std::io::Result<()> {
-    use ipow::validate::Verdict;
     use std::io::Write as _;
     let mut out = std::io::BufWriter::new(file);
     writeln!(out, "tx,outcome,verdict,reason,validators_asked")?;
     for r in &report.records {
-        let outcome = serde_json::to_value(r.outcome).unwrap_or_default();
-        let (verdict, reason) = match r.verdict {
-            None => ("", ""),
-            Some(Verdict::Valid) => ("valid", ""),
-            Some(Verdict::Invalid(why)) => ("invalid", why.name()),
-        };
+        let (outcome, verdict, reason) = ipow::report::decision_fields(r);
         writeln!(
             out,
-            "{},{},{verdict},{reason},{}",
-            r.tx,
-            outcome.as_str().unwrap_or(""),
-            r.validators_asked
+            "{},{outcome},{verdict},{reason},{}",
+            r.tx, r.validators_asked
         )?;
     }
     out.into_inner().map_err(|e| e.into_error())?.sync_all()
@@ -124,11 +116,23 @@ fn serve_validators(
     };
     let fingerprint = fingerprint(params, &config.variant, market.as_ref(), peer.ship());
     pool.install(|| {
-        let generated = ipow::market::generator::Market::new(params.clone(), market.as_ref());
-        let workload =
-            generated.batch(0..params.contracts.min(ipow::market::rules::MAX_TRANSACTIONS) as u64);
+        let (_, workload) = generate(params, market.as_ref());
         peer.serve(&fingerprint, workload, market, variant.clone())
     })
+}
+
+/// The market of `ipow run`'s flags and its workload: every process of a run derives the same.
+fn generate<'g>(
+    params: &WorkloadParams,
+    grid: Option<&'g ipow::grid::placement::GridMarket>,
+) -> (
+    ipow::market::generator::Market<'g>,
+    ipow::market::rules::Workload,
+) {
+    let generated = ipow::market::generator::Market::new(params.clone(), grid);
+    let workload =
+        generated.batch(0..params.contracts.min(ipow::market::rules::MAX_TRANSACTIONS) as u64);
+    (generated, workload)
 }
 
 /// One `ipow run` in this process (alone, or as a cluster's supervision node).
@@ -144,9 +148,7 @@ struct Once<'a> {
 impl Once<'_> {
     fn run(&self, cluster: Option<&mut Cluster>) -> anyhow::Result<(RunReport, Option<Pin>)> {
         let (args, config, params, market) = (self.args, self.config, self.params, self.market);
-        let generated = ipow::market::generator::Market::new(params.clone(), market);
-        let workload =
-            generated.batch(0..params.contracts.min(ipow::market::rules::MAX_TRANSACTIONS) as u64);
+        let (generated, workload) = generate(params, market);
         let (mut writer, genesis) = match (&args.store, self.secret) {
             (Some(dir), Some(secret)) => {
                 open_store(dir, &generated, &config.variant, secret, args.resume)?

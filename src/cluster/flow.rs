@@ -254,17 +254,16 @@ impl TimelyPool {
         }
     }
 
-    /// What crossed the wire so far.
-    pub fn traffic(&self) -> &Traffic {
-        &self.traffic
-    }
-
     fn processes(&self) -> usize {
         self.traffic.processes
     }
 
     fn send(&mut self, to: usize, message: &Message, channel: &'static str) {
-        let bytes = message.encode();
+        self.send_bytes(to, message.encode(), channel);
+    }
+
+    /// Sends an encoded message to worker `to`, counted on `channel`.
+    fn send_bytes(&mut self, to: usize, bytes: Vec<u8>, channel: &'static str) {
         self.traffic.count(channel, bytes.len());
         self.flow.input.send(Frame {
             to: to as u32,
@@ -298,9 +297,7 @@ impl TimelyPool {
         }
         Ok(())
     }
-}
 
-impl TimelyPool {
     /// Once: each process its validators' MAC keys; once per period: the published context.
     fn publish(&mut self, input: &PeriodInput<'_>) {
         if self.traffic.periods.last().map(|p| p.period) != Some(input.period) {
@@ -367,12 +364,7 @@ impl TimelyPool {
             .map(|(k, a)| (k, super::wire::encode_asks(input.period, a, contracts)))
             .collect();
         for (k, bytes) in encoded {
-            self.traffic.count("asks", bytes.len());
-            self.flow.input.send(Frame {
-                to: k as u32,
-                from: 0,
-                bytes,
-            });
+            self.send_bytes(k, bytes, "asks");
         }
         (local, local_pos)
     }
@@ -512,9 +504,9 @@ impl Transactions for Carried {
 /// same flags), the grid, its validators' parameters.
 pub struct Setup {
     /// The workload (`index` mode reads its transactions; both modes its rules).
-    pub workload: Arc<Workload>,
+    pub workload: Workload,
     /// The grid market, with a grid.
-    pub grid: Option<Arc<GridMarket>>,
+    pub grid: Option<GridMarket>,
     /// The run's validators (faults and lateness by its seed; keys arrive from worker 0).
     pub params: IpowParams,
 }
@@ -523,10 +515,14 @@ pub struct Setup {
 struct Validators {
     /// This process's CPU seconds when the run's first message (its keys) arrived.
     cpu_at_keys: f64,
-    setup: Setup,
+    workload: Workload,
+    grid: Option<&'static GridMarket>,
+    params: IpowParams,
     me: usize,
     pool: Option<RayonPool>,
-    context: Option<(u64, Vec<u8>)>,
+    /// The period whose context arrived last, and its congestion stage (none without a
+    /// grid), decoded once for all the period's rounds.
+    stage: Option<(u64, Option<PeriodCongestion<'static>>)>,
     failed: Rc<RefCell<Option<WireError>>>,
 }
 
@@ -554,24 +550,27 @@ impl Validators {
             Message::Keys(keys) => {
                 self.cpu_at_keys = process_cpu_seconds();
                 let keys: HashMap<u32, [u8; 32]> = keys.into_iter().collect();
-                let roster = Roster::assemble(&self.setup.params, |v| {
+                let roster = Roster::assemble(&self.params, |v| {
                     ring::hmac::Key::new(
                         ring::hmac::HMAC_SHA256,
                         keys.get(&v).map_or(&[0u8; 32][..], |k| &k[..]),
                     )
                 });
                 self.pool = Some(RayonPool::with_roster(
-                    self.setup.params.clone(),
+                    self.params.clone(),
                     Arc::new(roster),
                 ));
                 Ok(None)
             }
             Message::Context { period, context } => {
-                self.context = Some((period, context));
+                self.stage = Some((period, self.stage_of(&context)?));
                 Ok(None)
             }
             Message::Asks { period, asks } => self.answer_asks(period, asks).map(Some),
-            Message::Answers(_) => Err(WireError::Tag(4)),
+            Message::Answers(_) => Err(refused(
+                "message",
+                "answers go to the supervision node, not to a validator process".into(),
+            )),
         }
     }
 
@@ -580,8 +579,16 @@ impl Validators {
             .pool
             .as_ref()
             .ok_or_else(|| refused("asks", "asks before the validators' keys".into()))?;
-        let stage = self.stage(period)?;
-        let rules = &self.setup.workload.rules;
+        let stage = match &self.stage {
+            Some((p, stage)) if *p == period => stage,
+            _ => {
+                return Err(refused(
+                    "asks",
+                    format!("asks of period {period} before its context"),
+                ));
+            }
+        };
+        let rules = &self.workload.rules;
         let checks = Checks {
             rules,
             congestion: match &stage {
@@ -592,7 +599,7 @@ impl Validators {
         let carried = self.carried(&mut asks)?;
         let txs: &dyn Transactions = match &carried {
             Some(c) => c,
-            None => &*self.setup.workload,
+            None => &self.workload,
         };
         let round = Round {
             period,
@@ -612,19 +619,10 @@ impl Validators {
         }))
     }
 
-    /// The congestion stage of `period`'s published context (none without a grid).
-    fn stage(&self, period: u64) -> Result<Option<PeriodCongestion<'_>>, WireError> {
-        let context = match &self.context {
-            Some((p, c)) if *p == period => c,
-            _ => {
-                return Err(refused(
-                    "asks",
-                    format!("asks of period {period} before its context"),
-                ));
-            }
-        };
-        let terms = self.setup.workload.rules.terms();
-        match (&self.setup.grid, context.is_empty()) {
+    /// The congestion stage a published context gives (none without a grid).
+    fn stage_of(&self, context: &[u8]) -> Result<Option<PeriodCongestion<'static>>, WireError> {
+        let terms = self.workload.rules.terms();
+        match (self.grid, context.is_empty()) {
             (Some(g), false) => Ok(Some(PeriodCongestion::published(g, terms, context)?)),
             (None, true) => Ok(None),
             _ => Err(refused(
@@ -638,7 +636,7 @@ impl Validators {
     /// the message); `None` in `index` mode (no ask carries one: the workload's own), after
     /// checking every ask names a transaction and a validator this process knows.
     fn carried(&self, asks: &mut [WireAsk]) -> Result<Option<Carried>, WireError> {
-        let n = self.setup.params.validators;
+        let n = self.params.validators;
         if let Some(a) = asks.iter().find(|a| a.ask.validator >= n) {
             return Err(refused(
                 "asks",
@@ -646,7 +644,7 @@ impl Validators {
             ));
         }
         if asks.iter().all(|a| a.contract.is_none()) {
-            let len = self.setup.workload.transactions.len();
+            let len = self.workload.transactions.len();
             if let Some(a) = asks.iter().find(|a| a.ask.tx as usize >= len) {
                 return Err(refused(
                     "asks",
@@ -688,18 +686,24 @@ fn refused(field: &str, message: String) -> WireError {
 
 /// A validator process (worker `worker.index()` > 0): answers worker 0's asks until worker 0
 /// closes the dataflow. Fails on a message that does not decode, or when a process is lost.
+/// Call it once per process: its grid market is kept until the process ends.
 pub fn serve(
     mut worker: Worker,
     guard: Box<dyn std::any::Any + Send>,
     setup: Setup,
 ) -> Result<(), ClusterError> {
     let failed: Rc<RefCell<Option<WireError>>> = Rc::default();
+    // The grid market lives as long as the process (serving is a validator process's last
+    // work), so each period's decoded context can borrow it for all of the period's rounds.
+    let grid: Option<&'static GridMarket> = setup.grid.map(|g| &*Box::leak(Box::new(g)));
     let mut state = Validators {
         cpu_at_keys: 0.0,
-        setup,
+        workload: setup.workload,
+        grid,
+        params: setup.params,
         me: worker.index(),
         pool: None,
-        context: None,
+        stage: None,
         failed: Rc::clone(&failed),
     };
     let flow = build(&mut worker, move |frames| state.answer(frames));

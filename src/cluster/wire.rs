@@ -132,7 +132,7 @@ impl Message {
                 out.extend_from_slice(&period.to_be_bytes());
                 put_u32(&mut out, asks.len());
                 for a in asks {
-                    encode_ask(&mut out, a);
+                    put_ask(&mut out, a.pos, &a.ask, a.planted, a.contract.as_ref());
                 }
             }
             Message::Answers(a) => {
@@ -215,23 +215,10 @@ pub fn encode_asks(
     out.extend_from_slice(&period.to_be_bytes());
     put_u32(&mut out, asks.len());
     for (pos, ask, planted) in asks {
-        out.extend_from_slice(&pos.to_be_bytes());
-        out.extend_from_slice(&ask.tx.to_be_bytes());
-        out.extend_from_slice(&ask.validator.to_be_bytes());
-        match contracts
+        let contract = contracts
             .and_then(|c| c.get(ask.tx as usize))
-            .filter(|_| carried.insert(ask.tx))
-        {
-            Some(c) => {
-                out.push(u8::from(*planted) | 2);
-                let at = out.len();
-                out.extend_from_slice(&[0; 4]);
-                c.encode_into(&mut out);
-                let len = (out.len() - at - 4) as u32;
-                out[at..at + 4].copy_from_slice(&len.to_be_bytes());
-            }
-            None => out.push(u8::from(*planted)),
-        }
+            .filter(|_| carried.insert(ask.tx));
+        put_ask(&mut out, *pos, ask, *planted, contract);
     }
     out
 }
@@ -241,15 +228,25 @@ fn put_u32(out: &mut Vec<u8>, n: usize) {
     out.extend_from_slice(&(n as u32).to_be_bytes());
 }
 
-fn encode_ask(out: &mut Vec<u8>, a: &WireAsk) {
-    out.extend_from_slice(&a.pos.to_be_bytes());
-    out.extend_from_slice(&a.ask.tx.to_be_bytes());
-    out.extend_from_slice(&a.ask.validator.to_be_bytes());
-    out.push(u8::from(a.planted) | u8::from(a.contract.is_some()) << 1);
-    if let Some(c) = &a.contract {
-        let bytes = c.encode();
-        put_u32(out, bytes.len());
-        out.extend_from_slice(&bytes);
+/// One ask as the module's doc lays it out, its contract (if any) encoded in place behind its
+/// length.
+fn put_ask(
+    out: &mut Vec<u8>,
+    pos: u32,
+    ask: &Ask,
+    planted: bool,
+    contract: Option<&SignedContract>,
+) {
+    out.extend_from_slice(&pos.to_be_bytes());
+    out.extend_from_slice(&ask.tx.to_be_bytes());
+    out.extend_from_slice(&ask.validator.to_be_bytes());
+    out.push(u8::from(planted) | u8::from(contract.is_some()) << 1);
+    if let Some(c) = contract {
+        let at = out.len();
+        out.extend_from_slice(&[0; 4]);
+        c.encode_into(out);
+        let len = (out.len() - at - 4) as u32;
+        out[at..at + 4].copy_from_slice(&len.to_be_bytes());
     }
 }
 

@@ -1002,6 +1002,24 @@ fn csv_field(s: &str) -> String {
     }
 }
 
+/// A transaction's decision as `transactions.csv` writes it: outcome, verdict, reason (empty
+/// where there is none).
+pub fn decision_fields(
+    r: &crate::pipeline::TxRecord,
+) -> (&'static str, &'static str, &'static str) {
+    let outcome = match r.outcome {
+        Outcome::Accepted => "accepted",
+        Outcome::Rejected => "rejected",
+        Outcome::Undecided => "undecided",
+    };
+    let (verdict, reason) = match r.verdict {
+        None => ("", ""),
+        Some(Verdict::Valid) => ("valid", ""),
+        Some(Verdict::Invalid(why)) => ("invalid", why.name()),
+    };
+    (outcome, verdict, reason)
+}
+
 /// Writes `transactions.csv`: one row per transaction per run.
 pub fn write_csv(c: &Comparison, out: &mut dyn std::io::Write) -> std::io::Result<()> {
     writeln!(out, "{CSV_HEADER}")?;
@@ -1010,16 +1028,7 @@ pub fn write_csv(c: &Comparison, out: &mut dyn std::io::Write) -> std::io::Resul
         let label = csv_field(&c.cases[run.case].label);
         let ids = c.contract_ids.get(&c.cases[run.case].contracts);
         for r in &run.report.records {
-            let outcome = match r.outcome {
-                Outcome::Accepted => "accepted",
-                Outcome::Rejected => "rejected",
-                Outcome::Undecided => "undecided",
-            };
-            let (verdict, reason) = match r.verdict {
-                None => ("", ""),
-                Some(Verdict::Valid) => ("valid", ""),
-                Some(Verdict::Invalid(why)) => ("invalid", why.name()),
-            };
+            let (outcome, verdict, reason) = decision_fields(r);
             let honest = match r.honest_valid {
                 None => "",
                 Some(true) => "valid",

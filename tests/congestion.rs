@@ -482,10 +482,15 @@ fn trades_of_different_slots_never_curtail_each_other_and_committed_ones_are_fir
 #[test]
 fn the_rule_per_slot_on_committed_flows_equals_the_rule_written_plainly() {
     let (mut firm_cuts, mut cuts) = (0, 0);
-    for (case, count, max_milli) in [
-        ("pglib_opf_case14_ieee.m", 600, 30_000),
-        ("pglib_opf_case57_ieee.m", 1_500, 30_000),
-        ("pglib_opf_case2869_pegase.m", 3_000, 400_000),
+    // Slots in a narrow span (grouped by lists per stretch of the scheme; case118's scheme
+    // spans two stretches of 65,536) and in a wide one (grouped by a sort).
+    let narrow = [0, 1, 2, 3, 4];
+    let wide = [7, 8, 5_000, 70_000, u32::MAX - 1];
+    for (case, count, max_milli, slots) in [
+        ("pglib_opf_case14_ieee.m", 600, 200_000, narrow),
+        ("pglib_opf_case57_ieee.m", 1_500, 30_000, wide),
+        ("pglib_opf_case118_ieee.m", 70_000, 8_000, narrow),
+        ("pglib_opf_case2869_pegase.m", 3_000, 400_000, narrow),
     ] {
         let grid = load(case);
         let model = DcModel::new(grid.clone()).unwrap();
@@ -502,20 +507,21 @@ fn the_rule_per_slot_on_committed_flows_equals_the_rule_written_plainly() {
         // Committed trades in slots 0 to 3 (heavy enough that some overload alone); slot 4 has
         // none.
         let committed: Vec<SchemeTrade> = (0..count as u32 / 2)
-            .map(|k| trade(k, k % 4, &mut r))
+            .map(|k| trade(k, slots[k as usize % 4], &mut r))
             .collect();
         let mut base = SlotBase::new();
         base.commit(&committed, nbus);
         let mut trades: Vec<SchemeTrade> = (0..count as u32)
             .map(|k| {
-                let slot = r.below(5) as u32;
+                let slot = slots[r.index(5)];
                 trade(k * 2 + 1, slot, &mut r)
             })
             .collect();
         r.shuffle(&mut trades);
+        let cuts_before = cuts;
         let got = pool(2).install(|| SlotCurtailments::compute(&model, &trades, &base));
         assert_eq!(got.slots.len(), 5, "{case}");
-        for slot in 0..5 {
+        for slot in slots {
             let mine: Vec<SchemeTrade> =
                 trades.iter().filter(|t| t.slot == slot).copied().collect();
             let (want, set, residual) = reference_rule(&model, &mine, base.of(slot));
@@ -531,6 +537,7 @@ fn the_rule_per_slot_on_committed_flows_equals_the_rule_written_plainly() {
             firm_cuts += want.iter().filter(|c| c.7).count();
             cuts += want.len();
         }
+        assert!(cuts > cuts_before, "{case}: the scheme must congest");
     }
     assert!(
         firm_cuts > 0 && cuts > firm_cuts,

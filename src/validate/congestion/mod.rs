@@ -45,33 +45,36 @@
 //! The supervision node computes the cuts at O1 from the period's data alone (the scheme, the
 //! published priorities, the grid); they do not depend on thread count or scheduling.
 //!
-//! **How the rounds are computed.** [`Curtailment::compute`]: the scheme is copied once into
-//! chunks of 65,536 trades in submission order, each chunk's trades grouped by priority rank
-//! (stably; a chunk's priorities get ids from a small hash table as the trades pass, sorted into
-//! ranks once per chunk); a round sums contributions rank by rank from the lowest and marks which
-//! trades aggravate (pass A), stops at the rank whose sum reaches the excess, finds the cut-off
-//! from the end of that rank with per-chunk sums, and removes the marked trades from their chunks
-//! (pass B, which only compacts: the removed watts are pass A's run sums), so a round reads only
-//! the ranks at or below its cut-off and never a trade curtailed before. Both passes are branch-
-//! free per trade (whether a trade aggravates is random per trade; `positive_w` and `aggravates`
-//! are unit-tested against the rounding rule). Chunk boundaries depend only on the scheme's length
-//! and every sum is an exact integer, so the cuts are the same on any thread count; they equal
-//! those of the rule written plainly in the test
-//! (`the_chunked_rule_equals_the_rule_written_plainly`, up to 520 rounds, more than one chunk,
-//! more than 1024 distinct priorities in one chunk). The verdict (`curtailing_cut`) reads the
-//! cuts' rows bus-major, padded to blocks of 8 cuts, and evaluates a block at once without a
-//! branch per cut: curtailment order is one number per trade, key = class x 2^32 + (2^32 - 1 -
-//! submission order), where with P the cut-offs' distinct priorities a trade's class is 2 x #{P
-//! below its priority} + [its priority in P] and a cut's is 2i + 1 for P_i; a cut reaches a trade
-//! exactly when the trade's key is at most the cut's. Keys are integers below 2^53 (fewer than
-//! 2^20 distinct cut-off priorities; past that the verdict goes cut by cut), so they compare
-//! exactly as f64 beside the factors; the unit test `the_keyed_verdict_is_the_verdict_cut_by_cut`
-//! checks it at the ends of the u64 and u32 ranges. The verdict uses the same rounding expression
-//! as the rounds, so both agree to the bit. Before the scheme is formed, a trade that would
-//! overload a branch even as the only trade of the period (power above its pair's transfer limit
-//! floor(1000 / max_k |PTDF_k[s] - PTDF_k[b]| / rateA_k) in 0.001 MW) is left out and rejected for
-//! congestion: each validator computes that limit for its own trade from the bus-major
-//! sensitivities (a maximum of exact per-branch values, so the same on every node).
+//! **How the rounds are computed.** [`Curtailment::compute`]: the scheme is copied once into chunks
+//! of 65,536 trades in submission order (over a period's slots, [`SlotCurtailments::compute`], each
+//! stretch of 65,536 trades is read once and gives every slot it holds one chunk, so a slot's
+//! chunks follow submission order and no slot's trades are gathered first; pass A's batches shrink
+//! with a slot's size), each chunk's trades grouped by priority rank (stably; a chunk's priorities
+//! get ids from a small hash table as the trades pass, sorted into ranks once per chunk); a round
+//! sums contributions rank by rank from the lowest and marks which trades aggravate (pass A), stops
+//! at the rank whose sum reaches the excess, finds the cut-off from the end of that rank with
+//! per-chunk sums, and removes the marked trades from their chunks (pass B, which only compacts:
+//! the removed watts are pass A's run sums), so a round reads only the ranks at or below its
+//! cut-off and never a trade curtailed before. Both passes are branch- free per trade (whether a
+//! trade aggravates is random per trade; `positive_w` and `aggravates` are unit-tested against the
+//! rounding rule). Chunk boundaries depend only on the scheme (never on the thread count) and every
+//! sum is an exact integer, so the cuts are the same on any thread count; they equal those of the
+//! rule written plainly in the test (`the_chunked_rule_equals_the_rule_written_plainly`, up to 520
+//! rounds, more than one chunk, more than 1024 distinct priorities in one chunk). The verdict
+//! (`curtailing_cut`) reads the cuts' rows bus-major, padded to blocks of 8 cuts, and evaluates a
+//! block at once without a branch per cut: curtailment order is one number per trade, key = class x
+//! 2^32 + (2^32 - 1 - submission order), where with P the cut-offs' distinct priorities a trade's
+//! class is 2 x #{P below its priority} + [its priority in P] and a cut's is 2i + 1 for P_i; a cut
+//! reaches a trade exactly when the trade's key is at most the cut's. Keys are integers below 2^53
+//! (fewer than 2^20 distinct cut-off priorities; past that the verdict goes cut by cut), so they
+//! compare exactly as f64 beside the factors; the unit test
+//! `the_keyed_verdict_is_the_verdict_cut_by_cut` checks it at the ends of the u64 and u32 ranges.
+//! The verdict uses the same rounding expression as the rounds, so both agree to the bit. Before
+//! the scheme is formed, a trade that would overload a branch even as the only trade of the period
+//! (power above its pair's transfer limit floor(1000 / max_k |PTDF_k[s] - PTDF_k[b]| / rateA_k) in
+//! 0.001 MW) is left out and rejected for congestion: each validator computes that limit for its
+//! own trade from the bus-major sensitivities (a maximum of exact per-branch values, so the same on
+//! every node).
 //!
 //! **Known consequence.** A transaction that passes the local checks but carries a forged
 //! signature still counts in the scheme (checking every signature at O1 would duplicate the
@@ -323,13 +326,12 @@ impl SlotCurtailments {
     /// Groups `scheme` by slot (keeping submission order within a slot) and runs the rule on
     /// each slot over its base in `base`, slots in parallel.
     pub fn compute(model: &DcModel, scheme: &[SchemeTrade], base: &SlotBase) -> Self {
-        let groups = by_slot(scheme);
         let rows = rounds::RowCache::default();
-        let slots = groups
-            .par_iter()
-            .map(|(slot, trades)| SlotCurtailment {
-                slot: *slot,
-                curtailment: Curtailment::compute_on(model, trades, base.of(*slot), &rows),
+        let slots = rounds::chunked_by_slot(scheme, model.grid().buses.len())
+            .into_par_iter()
+            .map(|(slot, chunks)| SlotCurtailment {
+                slot,
+                curtailment: Curtailment::rounds(model, chunks, base.of(slot), &rows),
             })
             .collect();
         Self::new(slots)
@@ -379,49 +381,6 @@ impl SlotCurtailments {
     pub fn curtailed(&self) -> usize {
         self.slots.iter().map(|s| s.curtailment.curtailed).sum()
     }
-}
-
-/// The scheme's trades grouped by slot, ascending, each group in the scheme's order: a counting
-/// sort over the slots' range when it is small (a horizon's slots), else a sorted map.
-fn by_slot(scheme: &[SchemeTrade]) -> Vec<(u32, Vec<SchemeTrade>)> {
-    let (lo, hi) = scheme
-        .par_iter()
-        .map(|t| (t.slot, t.slot))
-        .reduce(|| (u32::MAX, 0), |a, b| (a.0.min(b.0), a.1.max(b.1)));
-    if scheme.is_empty() || hi - lo >= 1 << 16 {
-        let mut groups: std::collections::BTreeMap<u32, Vec<SchemeTrade>> =
-            std::collections::BTreeMap::new();
-        for t in scheme {
-            groups.entry(t.slot).or_default().push(*t);
-        }
-        return groups.into_iter().collect();
-    }
-    let width = (hi - lo) as usize + 1;
-    let counts = scheme
-        .par_iter()
-        .with_min_len(1 << 14)
-        .fold(
-            || vec![0usize; width],
-            |mut c, t| {
-                c[(t.slot - lo) as usize] += 1;
-                c
-            },
-        )
-        .reduce(|| vec![0usize; width], add_into);
-    let mut groups: Vec<(u32, Vec<SchemeTrade>)> = counts
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| **n > 0)
-        .map(|(k, &n)| (lo + rounds::upto(k), Vec::with_capacity(n)))
-        .collect();
-    let mut at = vec![usize::MAX; width];
-    for (i, (slot, _)) in groups.iter().enumerate() {
-        at[(slot - lo) as usize] = i;
-    }
-    for t in scheme {
-        groups[at[(t.slot - lo) as usize]].1.push(*t);
-    }
-    groups
 }
 
 /// One period's published congestion context; a validator's congestion stage.

@@ -10,8 +10,13 @@ use super::*;
 pub(super) const CHUNK: usize = 1 << 16;
 
 /// A pass over the ranks takes at least this many live trades at once (fewer, larger passes
-/// when priorities take many values).
+/// when priorities take many values), or a sixteenth of the live trades when that is fewer:
+/// a delivery slot's scheme of 40,000 trades then reads its low ranks first, as a scheme of
+/// 1,000,000 does, instead of every rank in one batch.
 pub(super) const BATCH: u64 = 1 << 16;
+
+/// The smallest batch of pass A: a batch costs a parallel call and a reduction.
+pub(super) const MIN_BATCH: u64 = 1 << 10;
 
 /// A trade as the rounds keep it.
 #[derive(Clone, Copy, Debug, Default)]
@@ -129,84 +134,150 @@ pub(super) struct Chunked {
     pub(super) in_order: bool,
 }
 
-/// The scheme in chunks: one pass finds the order, the injections, the priorities and the
-/// chunks; a scheme not in submission order is sorted and passed over again.
+/// The scheme in chunks of CHUNK trades in the given order (built in parallel); a scheme not
+/// in submission order is sorted and chunked again.
 pub(super) fn chunked(scheme: &[SchemeTrade], nbus: usize) -> Chunked {
-    let chunked = chunks_of(scheme, nbus);
+    let chunk_all = |scheme: &[SchemeTrade]| {
+        let built: Vec<(Chunk, bool)> = scheme
+            .par_chunks(CHUNK)
+            .map(|part| chunk_of(part, |t| *t))
+            .collect();
+        let in_order = built.iter().all(|b| b.1);
+        assemble(built.into_iter().map(|b| b.0).collect(), in_order, nbus)
+    };
+    let chunked = chunk_all(scheme);
     if chunked.in_order {
         return chunked;
     }
     let mut v = scheme.to_vec();
     v.par_sort_unstable_by_key(|t| t.order);
-    chunks_of(&v, nbus)
+    chunk_all(&v)
 }
 
-/// Splits `trades` into chunks of CHUNK in the given order, each grouped by rank, in one pass
-/// (each chunk finds its own distinct priorities; ranks are relabelled to the scheme's after).
-/// The chunks are the rounds' working copy only when `in_order` comes back true.
-pub(super) fn chunks_of(trades: &[SchemeTrade], nbus: usize) -> Chunked {
-    let mut out = trades
-        .par_chunks(CHUNK)
-        .fold(
-            || Chunked {
-                chunks: Vec::new(),
-                injections: vec![0i64; nbus],
-                priorities: Vec::new(),
-                in_order: true,
-            },
-            |mut acc, part| {
-                let inj = &mut acc.injections;
-                // Each trade's priority gets an id (its value's first appearance in the chunk)
-                // from a small hash table; ids become ranks once the chunk's values are sorted.
-                let mut distinct = Distinct::new();
-                let mut ids: Vec<u32> = Vec::with_capacity(part.len());
-                let mut in_order = true;
-                let mut prev: Option<u32> = None;
-                for t in part {
-                    inj[t.seller as usize] += t.milli_mw;
-                    inj[t.buyer as usize] -= t.milli_mw;
-                    in_order &= prev.is_none_or(|p| p < t.order);
-                    prev = Some(t.order);
-                    ids.push(distinct.id(t.priority));
-                }
-                acc.in_order &= in_order;
-                let chunk = group_by_rank(part, &ids, distinct.values);
-                acc.priorities.extend_from_slice(&chunk.local);
-                acc.chunks.push(chunk);
-                acc
-            },
-        )
-        .reduce(
-            || Chunked {
-                chunks: Vec::new(),
-                injections: vec![0i64; nbus],
-                priorities: Vec::new(),
-                in_order: true,
-            },
-            |mut a, b| {
-                // Folds cover contiguous stretches in order, so appending keeps the order.
-                a.in_order &= b.in_order;
-                a.chunks.extend(b.chunks);
-                a.injections = add_into(a.injections, b.injections);
-                a.priorities.extend(b.priorities);
-                a
-            },
-        );
-    out.priorities.sort_unstable();
-    out.priorities.dedup();
+/// The scheme's trades per delivery slot, ascending, each slot's in chunks: every stretch of
+/// CHUNK trades of the scheme (in parallel, read once) gives one chunk to each slot it holds,
+/// so a slot's chunks follow the scheme's order. A scheme not in submission order is sorted
+/// and chunked again.
+pub(super) fn chunked_by_slot(scheme: &[SchemeTrade], nbus: usize) -> Vec<(u32, Chunked)> {
+    let chunk_all = |scheme: &[SchemeTrade]| {
+        let stretches: Vec<Vec<(u32, Chunk, bool)>> =
+            scheme.par_chunks(CHUNK).map(slot_chunks).collect();
+        let mut slots: std::collections::BTreeMap<u32, (Vec<Chunk>, bool)> =
+            std::collections::BTreeMap::new();
+        for (slot, chunk, in_order) in stretches.into_iter().flatten() {
+            let entry = slots.entry(slot).or_insert_with(|| (Vec::new(), true));
+            entry.0.push(chunk);
+            entry.1 &= in_order;
+        }
+        slots
+            .into_iter()
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .map(|(slot, (chunks, in_order))| (slot, assemble(chunks, in_order, nbus)))
+            .collect::<Vec<_>>()
+    };
+    let by_slot = chunk_all(scheme);
+    if by_slot.iter().all(|(_, c)| c.in_order) {
+        return by_slot;
+    }
+    let mut v = scheme.to_vec();
+    v.par_sort_unstable_by_key(|t| t.order);
+    chunk_all(&v)
+}
+
+/// One stretch's chunk per slot it holds, slots ascending, each with whether its trades were in
+/// submission order: the stretch's places grouped by slot (a counting sort over the slots'
+/// ids from a small hash table), then each slot's trades read where they lie.
+fn slot_chunks(part: &[SchemeTrade]) -> Vec<(u32, Chunk, bool)> {
+    let first = part.first().map_or(0, |t| t.slot);
+    if part.iter().all(|t| t.slot == first) {
+        let (chunk, in_order) = chunk_of(part, |t| *t);
+        return vec![(first, chunk, in_order)];
+    }
+    let mut slots = Distinct::new();
+    let ids: Vec<u32> = part.iter().map(|t| slots.id(u64::from(t.slot))).collect();
+    let n = slots.values.len();
+    let mut start = vec![0u32; n + 1];
+    for &id in &ids {
+        start[id as usize + 1] += 1;
+    }
+    for k in 0..n {
+        start[k + 1] += start[k];
+    }
+    let mut next = start.clone();
+    let mut at = vec![0u32; part.len()];
+    for (i, &id) in ids.iter().enumerate() {
+        at[next[id as usize] as usize] = upto(i);
+        next[id as usize] += 1;
+    }
+    let mut by_value: Vec<usize> = (0..n).collect();
+    by_value.sort_unstable_by_key(|&id| slots.values[id]);
+    by_value
+        .into_iter()
+        .map(|id| {
+            let mine = &at[start[id] as usize..start[id + 1] as usize];
+            let (chunk, in_order) = chunk_of(mine, |&i| part[i as usize]);
+            let slot = u32::try_from(slots.values[id]).unwrap_or(u32::MAX);
+            (slot, chunk, in_order)
+        })
+        .collect()
+}
+
+/// One chunk of the trades `get` reads from `items`, in the given order, grouped by rank, and
+/// whether they were in submission order. Each trade's priority gets an id (its value's first
+/// appearance in the chunk) from a small hash table; ids become ranks once the chunk's values
+/// are sorted.
+fn chunk_of<I>(items: &[I], get: impl Fn(&I) -> SchemeTrade + Copy) -> (Chunk, bool) {
+    let mut distinct = Distinct::new();
+    let mut ids: Vec<u32> = Vec::with_capacity(items.len());
+    let mut in_order = true;
+    let mut prev: Option<u32> = None;
+    for t in items.iter().map(get) {
+        in_order &= prev.is_none_or(|p| p < t.order);
+        prev = Some(t.order);
+        ids.push(distinct.id(t.priority));
+    }
+    (group_by_rank(items, get, &ids, distinct.values), in_order)
+}
+
+/// A scheme's chunks (in the scheme's order; each in submission order when `in_order`) put
+/// together: the scheme's distinct priorities, each chunk's ranks relabelled to them, its
+/// injections per bus (exact integer sums), and whether the whole is in submission order.
+fn assemble(mut chunks: Vec<Chunk>, in_order: bool, nbus: usize) -> Chunked {
+    let mut priorities: Vec<u64> = chunks.iter().flat_map(|c| c.local.clone()).collect();
+    priorities.sort_unstable();
+    priorities.dedup();
     // Order across chunks: each chunk's last order below the next one's first.
-    out.in_order &= out
-        .chunks
-        .windows(2)
-        .all(|w| w[0].last_order < w[1].first_order);
-    let global = &out.priorities;
-    out.chunks.par_iter_mut().for_each(|c| {
+    let in_order = in_order
+        && chunks
+            .windows(2)
+            .all(|w| w[0].last_order < w[1].first_order);
+    let global = &priorities;
+    chunks.par_iter_mut().for_each(|c| {
         for r in &mut c.runs {
             r.rank = upto(global.partition_point(|&p| p < c.local[r.rank as usize]));
         }
         c.local = Vec::new();
     });
-    out
+    let injections = chunks
+        .par_iter()
+        .fold(
+            || vec![0i64; nbus],
+            |mut inj, c| {
+                for t in &c.slim {
+                    inj[t.seller as usize] += t.milli_mw;
+                    inj[t.buyer as usize] -= t.milli_mw;
+                }
+                inj
+            },
+        )
+        .reduce(|| vec![0i64; nbus], add_into);
+    Chunked {
+        chunks,
+        injections,
+        priorities,
+        in_order,
+    }
 }
 
 /// The distinct values among a chunk's priorities, each with an id in order of first
@@ -272,7 +343,12 @@ impl Distinct {
 
 /// One chunk's trades grouped by rank, stably, by a counting sort: `ids[i]` is trade i's
 /// priority as an index into `values` (the chunk's distinct priorities, any order).
-pub(super) fn group_by_rank(part: &[SchemeTrade], ids: &[u32], values: Vec<u64>) -> Chunk {
+pub(super) fn group_by_rank<I>(
+    part: &[I],
+    get: impl Fn(&I) -> SchemeTrade,
+    ids: &[u32],
+    values: Vec<u64>,
+) -> Chunk {
     // Sort the distinct values; an id's rank is its value's place among them.
     let mut by_value: Vec<u32> = (0..upto(values.len())).collect();
     by_value.sort_unstable_by_key(|&id| values[id as usize]);
@@ -284,8 +360,8 @@ pub(super) fn group_by_rank(part: &[SchemeTrade], ids: &[u32], values: Vec<u64>)
         sums: Vec::new(),
         aggravating: vec![false; part.len()],
         local,
-        first_order: part.first().map_or(0, |t| t.order),
-        last_order: part.last().map_or(0, |t| t.order),
+        first_order: part.first().map_or(0, |t| get(t).order),
+        last_order: part.last().map_or(0, |t| get(t).order),
     };
     // Counted and placed by id (no rank per trade): each id's next slot starts where its rank's
     // run does.
@@ -304,10 +380,10 @@ pub(super) fn group_by_rank(part: &[SchemeTrade], ids: &[u32], values: Vec<u64>)
         next[id as usize] = start;
         start += len;
     }
-    for (t, &id) in part.iter().zip(ids) {
+    for (t, &id) in part.iter().map(get).zip(ids) {
         let at = next[id as usize] as usize;
         next[id as usize] += 1;
-        c.slim[at] = Slim::of(t);
+        c.slim[at] = Slim::of(&t);
         c.order[at] = t.order;
     }
     c.sums = vec![0; c.runs.len()];
@@ -352,7 +428,7 @@ pub(super) fn most_loaded(overloaded: &[(usize, f64)], given_up: &[usize]) -> Op
         .map(|(k, _)| k)
 }
 
-/// Pass A: rank by rank from the lowest, in batches of at least `BATCH` live trades, each run's
+/// Pass A: rank by rank from the lowest, in batches of live trades (`BATCH`), each run's
 /// contribution summed (and kept in `sums`) until the cumulative sum reaches the excess. Returns
 /// the cut rank and what is still needed from it (`i128::MAX`: every aggravating trade goes, the
 /// highest rank with one being the last), or `None` when no trade aggravates the branch.
@@ -363,6 +439,7 @@ pub(super) fn cut_rank(
     excess_w: i64,
 ) -> Option<(u32, i128)> {
     let nranks = upto(live.len());
+    let least = (live.iter().sum::<u64>() / 16).clamp(MIN_BATCH, BATCH);
     let mut cum = 0i128;
     let mut chosen: Option<(u32, i128)> = None;
     let mut last_nonzero: Option<u32> = None;
@@ -370,7 +447,7 @@ pub(super) fn cut_rank(
     while k0 < nranks && chosen.is_none() {
         let mut k1 = k0;
         let mut batch = 0u64;
-        while k1 < nranks && (batch < BATCH || k1 == k0) {
+        while k1 < nranks && (batch < least || k1 == k0) {
             batch += live[k1 as usize];
             k1 += 1;
         }
@@ -526,6 +603,17 @@ impl Curtailment {
         base: Option<&[i64]>,
         rows: &RowCache,
     ) -> Curtailment {
+        let chunks = chunked(scheme, model.grid().buses.len());
+        Self::rounds(model, chunks, base, rows)
+    }
+
+    /// The rounds on a scheme in chunks.
+    pub(super) fn rounds(
+        model: &DcModel,
+        chunked: Chunked,
+        base: Option<&[i64]>,
+        rows: &RowCache,
+    ) -> Curtailment {
         let grid = model.grid();
         let nbus = grid.buses.len();
         let Chunked {
@@ -533,14 +621,14 @@ impl Curtailment {
             injections: mut inj,
             priorities: prios,
             ..
-        } = chunked(scheme, nbus);
+        } = chunked;
         let base_flows = base.map(|b| on_base(model, &mut inj, b));
         let base_flows = base_flows.as_deref();
         let mut firm = firm_order(grid, base_flows).into_iter();
         // Distinct priorities, ascending; a trade's rank is its place among them.
         let mut live = live_by_rank(&chunks, prios.len());
         let mut out = Curtailment {
-            scheme: scheme.len(),
+            scheme: chunks.iter().map(|c| c.slim.len()).sum(),
             ..Curtailment::default()
         };
         let mut given_up: Vec<usize> = Vec::new();

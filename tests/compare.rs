@@ -348,8 +348,45 @@ fn the_report_adds_up_agrees_with_itself_and_repeats_its_decisions() {
     }
     assert!(!a.join("plots/vs-validators.svg").exists());
     assert!(md.contains("not drawn, the scenario does not vary validators"));
+    // One colour per case: every marker of the sweeps and of the wrong-accept plot has the
+    // colour of some case in the cases chart, and the quorum sweep shows each of its cases'.
+    let fills = |f: &str| -> Vec<String> {
+        let svg = std::fs::read_to_string(a.join("plots").join(f)).unwrap();
+        svg.match_indices("<circle")
+            .filter_map(|(at, _)| {
+                let tag = &svg[at..at + svg[at..].find('>').unwrap()];
+                let fill = tag.split(" fill=\"").nth(1)?.split('"').next()?;
+                (fill != "none").then(|| fill.to_owned())
+            })
+            .collect()
+    };
+    let case_colours: std::collections::HashSet<String> = fills("cases.svg").into_iter().collect();
+    assert!(case_colours.len() >= 4, "{case_colours:?}");
+    for f in [
+        "vs-quorum.svg",
+        "vs-difficulty.svg",
+        "wrong-accepts-vs-byzantine.svg",
+    ] {
+        let marks = fills(f);
+        assert!(!marks.is_empty(), "{f}");
+        assert!(
+            marks.iter().all(|c| case_colours.contains(c)),
+            "{f}: {marks:?} {case_colours:?}"
+        );
+    }
+    assert!(
+        fills("vs-quorum.svg")
+            .iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+            >= 2
+    );
+    // In the page, each panel is its own SVG at its own width (a narrow window wraps panels
+    // rather than shrinking them): 3 + 2 + 2 + 2 + 1 panels in 5 figures.
     let html = std::fs::read_to_string(a.join("report.html")).unwrap();
-    assert_eq!(html.matches("<svg").count(), 5);
+    assert_eq!(html.matches("<div class=\"panels\">").count(), 5);
+    assert_eq!(html.matches("<svg").count(), 10);
+    assert_eq!(html.matches("<svg width=\"560\"").count(), 10);
     assert!(!html.contains("src=\"http") && !html.contains("href=\"http"));
 
     // A second process with the same scenario and seed: the same decisions everywhere.

@@ -60,9 +60,39 @@ pub struct Plot {
     pub title: String,
     /// Why it is not drawn, when it is not (the scenario does not vary what it is against).
     pub absent: Option<String>,
-    /// The SVG document, when drawn.
+    /// The SVG document, when drawn (its panels side by side).
     #[serde(skip)]
     pub svg: String,
+    /// Each panel as its own SVG document, for the HTML page to wrap to its width.
+    #[serde(skip)]
+    pub panels: Vec<String>,
+}
+
+impl Plot {
+    /// A figure of `panels`, drawn whole and panel by panel.
+    fn drawn(file: &str, title: &str, panels: &[Panel]) -> Result<Plot, ReportError> {
+        Ok(Plot {
+            file: file.into(),
+            title: title.into(),
+            absent: None,
+            svg: crate::report::plot::svg(panels)?,
+            panels: panels
+                .iter()
+                .map(|p| crate::report::plot::svg(std::slice::from_ref(p)))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// A figure not drawn, and why.
+    fn absent(file: &str, title: &str, why: String) -> Plot {
+        Plot {
+            file: file.into(),
+            title: title.into(),
+            absent: Some(why),
+            svg: String::new(),
+            panels: Vec::new(),
+        }
+    }
 }
 
 /// Why a report could not be written.
@@ -162,53 +192,59 @@ pub fn plots(c: &Comparison) -> Result<Vec<Plot>, ReportError> {
                 None => groups.push((name, vec![(x, s)])),
             }
         }
-        let title = format!("Throughput and p99 latency against {}", axis.label);
+        let title = format!(
+            "Throughput and p99 latency against {} (each point in its case's colour)",
+            axis.label
+        );
         if !groups.iter().any(|(_, pts)| {
             pts.iter()
                 .any(|(x, _)| pts.iter().any(|(y, _)| (x - y).abs() > 0.0))
         }) {
-            out.push(Plot {
-                file: axis.file.into(),
-                title,
-                absent: Some(format!("the scenario does not vary {}", axis.key)),
-                svg: String::new(),
-            });
+            out.push(Plot::absent(
+                axis.file,
+                &title,
+                format!("the scenario does not vary {}", axis.key),
+            ));
             continue;
         }
         let series = |f: &dyn Fn(&Summary) -> f64| -> Vec<Series> {
             groups
                 .iter()
                 .map(|(name, pts)| {
-                    let mut p: Vec<(f64, f64)> = pts.iter().map(|(x, s)| (*x, f(s))).collect();
+                    let mut p: Vec<(f64, f64, usize)> =
+                        pts.iter().map(|(x, s)| (*x, f(s), s.case)).collect();
                     p.sort_by(|a, b| a.0.total_cmp(&b.0));
-                    Series::measured(name.clone(), p)
+                    // Each point is a case: in its colour, as in every other plot.
+                    Series {
+                        point_colours: p.iter().map(|q| q.2).collect(),
+                        ..Series::measured(name.clone(), p.iter().map(|q| (q.0, q.1)).collect())
+                    }
                 })
                 .collect()
         };
-        let svg = crate::report::plot::svg(&[
-            Panel {
-                title: "committed tx/s (median)".into(),
-                x_label: axis.label.into(),
-                y_label: "tx/s".into(),
-                series: series(&|s| s.throughput_per_s.median),
-                log_x: axis.log,
-                integer_x: true,
-            },
-            Panel {
-                title: "p99 latency, submission to commit (median)".into(),
-                x_label: axis.label.into(),
-                y_label: "s".into(),
-                series: series(&|s| s.latency_p99_us.median / 1e6),
-                log_x: axis.log,
-                integer_x: true,
-            },
-        ])?;
-        out.push(Plot {
-            file: axis.file.into(),
-            title,
-            absent: None,
-            svg,
-        });
+        let plot = Plot::drawn(
+            axis.file,
+            &title,
+            &[
+                Panel {
+                    title: "committed tx/s (median)".into(),
+                    x_label: axis.label.into(),
+                    y_label: "tx/s".into(),
+                    series: series(&|s| s.throughput_per_s.median),
+                    log_x: axis.log,
+                    integer_x: true,
+                },
+                Panel {
+                    title: "p99 latency, submission to commit (median)".into(),
+                    x_label: axis.label.into(),
+                    y_label: "s".into(),
+                    series: series(&|s| s.latency_p99_us.median / 1e6),
+                    log_x: axis.log,
+                    integer_x: true,
+                },
+            ],
+        )?;
+        out.push(plot);
     }
     out.insert(0, cases_plot(&summaries)?);
     out.push(byzantine_plot(c, &summaries)?);
@@ -232,6 +268,7 @@ fn cases_plot(summaries: &[Summary]) -> Result<Plot, ReportError> {
                 let x = (k + 1) as f64;
                 Series {
                     intervals: vec![(x, lo, hi)],
+                    colour: Some(s.case),
                     ..Series::measured(format!("{} {}", k + 1, s.label), vec![(x, median)])
                 }
             })
@@ -242,23 +279,21 @@ fn cases_plot(summaries: &[Summary]) -> Result<Plot, ReportError> {
     let spread = |v: &crate::lab::compare::Spread, scale: f64| {
         (v.median * scale, v.min * scale, v.max * scale)
     };
-    let svg = crate::report::plot::svg(&[
-        panel("committed tx/s", "tx/s", &|s| {
-            spread(&s.throughput_per_s, 1.0)
-        }),
-        panel("p99 latency, submission to commit", "s", &|s| {
-            spread(&s.latency_p99_us, 1e-6)
-        }),
-        panel("CPU per committed transaction", "CPU-us", &|s| {
-            spread(&s.cpu_seconds_per_committed, 1e6)
-        }),
-    ])?;
-    Ok(Plot {
-        file: "cases.svg".into(),
-        title: "Every case side by side: median and range over repetitions".into(),
-        absent: None,
-        svg,
-    })
+    Plot::drawn(
+        "cases.svg",
+        "Every case side by side: median and range over repetitions",
+        &[
+            panel("committed tx/s", "tx/s", &|s| {
+                spread(&s.throughput_per_s, 1.0)
+            }),
+            panel("p99 latency, submission to commit", "s", &|s| {
+                spread(&s.latency_p99_us, 1e-6)
+            }),
+            panel("CPU per committed transaction", "CPU-us", &|s| {
+                spread(&s.cpu_seconds_per_committed, 1e6)
+            }),
+        ],
+    )
 }
 
 /// The 95% Wilson score interval of `k` successes in `n` trials ((0, 1) for none).
@@ -276,8 +311,8 @@ pub fn wilson(k: u64, n: u64) -> (f64, f64) {
     ((centre - half).max(0.0), (centre + half).min(1.0))
 }
 
-/// A measured wrong-accept point: (Byzantine fraction, rate, interval low, interval high).
-type Measured = (f64, f64, f64, f64);
+/// A measured wrong-accept point: (Byzantine fraction, rate, interval low, interval high, case).
+type Measured = (f64, f64, f64, f64, usize);
 
 /// What the wrong-accept plot draws: measured series by name, the model curves' (validators,
 /// quorum, extra), the largest Byzantine fraction of any case and of a measured one.
@@ -317,7 +352,7 @@ impl WrongAccepts {
                     (k + r.wrong_accepts, n + r.honest_invalid)
                 });
             let (lo, hi) = wilson(k, n);
-            let point = (p.byzantine_fraction, s.wrong_accept_rate, lo, hi);
+            let point = (p.byzantine_fraction, s.wrong_accept_rate, lo, hi, s.case);
             match w.groups.iter_mut().find(|(n, _)| *n == name) {
                 Some((_, pts)) => pts.push(point),
                 None => w.groups.push((name, vec![point])),
@@ -347,6 +382,7 @@ impl WrongAccepts {
                 points.sort_by(|a, b| a.0.total_cmp(&b.0));
                 Series {
                     intervals: points.iter().map(|p| (p.0 + dx, p.2, p.3)).collect(),
+                    point_colours: points.iter().map(|p| p.4).collect(),
                     ..Series::measured(
                         name.clone(),
                         points.iter().map(|p| (p.0 + dx, p.1)).collect(),
@@ -362,11 +398,9 @@ impl WrongAccepts {
                 })
                 .collect();
             series.push(Series {
-                name: format!("protocol model q={q} n={n} extra={e}"),
-                points,
                 theory: true,
                 markers: false,
-                intervals: Vec::new(),
+                ..Series::measured(format!("protocol model q={q} n={n} extra={e}"), points)
             });
         }
         series
@@ -377,16 +411,16 @@ impl WrongAccepts {
 /// protocol model's curve for each (validators, quorum, extra): over the whole range, and near
 /// the measured fractions, where rates of a few tenths of a percent are visible.
 fn byzantine_plot(c: &Comparison, summaries: &[Summary]) -> Result<Plot, ReportError> {
-    let title = "Wrong-accept rate against the Byzantine fraction, with the theoretical curve";
+    let title = "Wrong-accept rate against the Byzantine fraction, with the theoretical curve \
+                 (each point in its case's colour)";
     let file = "wrong-accepts-vs-byzantine.svg";
     let w = WrongAccepts::of(c, summaries);
     if w.groups.is_empty() {
-        return Ok(Plot {
-            file: file.into(),
-            title: title.into(),
-            absent: Some("the scenario has no IPOW case whose Byzantine validators can approve an invalid transaction".into()),
-            svg: String::new(),
-        });
+        return Ok(Plot::absent(
+            file,
+            title,
+            "the scenario has no IPOW case whose Byzantine validators can approve an invalid transaction".into(),
+        ));
     }
     let panel = |title: &str, x_max: f64| Panel {
         title: title.into(),
@@ -397,19 +431,17 @@ fn byzantine_plot(c: &Comparison, summaries: &[Summary]) -> Result<Plot, ReportE
         integer_x: false,
     };
     let near = (w.measured_max * 1.5).clamp(0.05, w.f_max);
-    let svg = crate::report::plot::svg(&[
-        panel(
-            "wrong accepts / transactions an honest validator rejects",
-            w.f_max,
-        ),
-        panel("the same, near the measured fractions", near),
-    ])?;
-    Ok(Plot {
-        file: file.into(),
-        title: title.into(),
-        absent: None,
-        svg,
-    })
+    Plot::drawn(
+        file,
+        title,
+        &[
+            panel(
+                "wrong accepts / transactions an honest validator rejects",
+                w.f_max,
+            ),
+            panel("the same, near the measured fractions", near),
+        ],
+    )
 }
 
 /// Latency CDF (submission to commit) per case, over the committed transactions of its first
@@ -436,36 +468,31 @@ fn cdf_plot(c: &Comparison) -> Result<Plot, ReportError> {
             })
             .collect();
         series.push(Series {
-            name: c.cases[run.case].label.clone(),
-            points,
-            theory: false,
             markers: false,
-            intervals: Vec::new(),
+            colour: Some(run.case),
+            ..Series::measured(c.cases[run.case].label.clone(), points)
         });
     }
     let title = "Latency CDF per case, submission to commit (first repetition)";
     if series.is_empty() {
-        return Ok(Plot {
-            file: "latency-cdf.svg".into(),
-            title: title.into(),
-            absent: Some("no transaction was committed".into()),
-            svg: String::new(),
-        });
+        return Ok(Plot::absent(
+            "latency-cdf.svg",
+            title,
+            "no transaction was committed".into(),
+        ));
     }
-    let svg = crate::report::plot::svg(&[Panel {
-        title: "fraction committed within".into(),
-        x_label: "latency (s, log scale)".into(),
-        y_label: "fraction of committed".into(),
-        series,
-        log_x: true,
-        integer_x: false,
-    }])?;
-    Ok(Plot {
-        file: "latency-cdf.svg".into(),
-        title: title.into(),
-        absent: None,
-        svg,
-    })
+    Plot::drawn(
+        "latency-cdf.svg",
+        title,
+        &[Panel {
+            title: "fraction committed within".into(),
+            x_label: "latency (s, log scale)".into(),
+            y_label: "fraction of committed".into(),
+            series,
+            log_x: true,
+            integer_x: false,
+        }],
+    )
 }
 
 /// The congestion table's header (runs on a grid), shared by Markdown and HTML.
@@ -883,7 +910,7 @@ pub fn html(c: &Comparison, plots: &[Plot]) -> String {
          table{{border-collapse:collapse;margin:1em 0;font-size:13px;display:block;overflow-x:auto;max-width:100%}}\
          td,th{{border:1px solid #bbb;padding:3px 7px;text-align:right;white-space:nowrap}}\
          td:first-child,th:first-child{{text-align:left}}\
-         th{{background:#eef}} #setup td,#setup th{{text-align:left;white-space:normal;overflow-wrap:anywhere}} figure{{margin:1em 0}} svg{{max-width:100%;height:auto}}\n\
+         th{{background:#eef}} #setup td,#setup th{{text-align:left;white-space:normal;overflow-wrap:anywhere}} figure{{margin:1em 0}} .panels{{display:flex;flex-wrap:wrap;gap:.5em;align-items:flex-start}} svg{{max-width:100%;height:auto}}\n\
          </style></head><body>\n<h1>{title}</h1>\n"
     );
     if let Some(d) = &c.setup.description {
@@ -912,12 +939,13 @@ pub fn html(c: &Comparison, plots: &[Plot]) -> String {
     for p in plots {
         match &p.absent {
             None => {
-                // The SVG documents are inline; their XML declaration-free root element embeds as is.
+                // Each panel inline (an SVG root without an XML declaration embeds as is), at
+                // its own width: a narrow window wraps panels instead of shrinking them.
                 let _ = writeln!(
                     h,
-                    "<figure><figcaption>{}</figcaption>\n{}\n</figure>",
+                    "<figure><figcaption>{}</figcaption>\n<div class=\"panels\">\n{}\n</div></figure>",
                     escape(&p.title),
-                    p.svg
+                    p.panels.join("\n")
                 );
             }
             Some(why) => {

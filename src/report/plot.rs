@@ -20,6 +20,12 @@ pub struct Series {
     pub markers: bool,
     /// Error bars: (x, low, high), drawn as vertical bars with caps.
     pub intervals: Vec<(f64, f64, f64)>,
+    /// The series' palette colour (its case's, so a case looks the same in every plot); None:
+    /// the k-th measured series of the panel gets the k-th colour.
+    pub colour: Option<usize>,
+    /// Each point's palette colour (its case's), for a series that joins several cases: the
+    /// line is then grey and each marker and error bar takes its point's colour.
+    pub point_colours: Vec<usize>,
 }
 
 impl Series {
@@ -31,9 +37,30 @@ impl Series {
             theory: false,
             markers: true,
             intervals: Vec::new(),
+            colour: None,
+            point_colours: Vec::new(),
         }
     }
+
+    /// The line's colour, for the k-th measured series of its panel.
+    fn line_colour(&self, k: usize) -> RGBAColor {
+        if self.point_colours.is_empty() {
+            colour(self.colour.unwrap_or(k))
+        } else {
+            JOINING
+        }
+    }
+
+    /// Point `i`'s colour, for the k-th measured series of its panel.
+    fn point_colour(&self, i: usize, k: usize) -> RGBAColor {
+        self.point_colours
+            .get(i)
+            .map_or_else(|| self.line_colour(k), |&c| colour(c))
+    }
 }
+
+/// The line of a series that joins several cases' points (each in its case's colour).
+const JOINING: RGBAColor = RGBAColor(110, 110, 110, 1.0);
 
 /// One chart.
 #[derive(Clone, Debug)]
@@ -187,17 +214,20 @@ fn draw_legend<DB: DrawingBackend>(
                 x = end + gap as i32;
             }
         } else {
-            let c = colour(index);
+            let c = s.line_colour(index);
             area.draw(&PathElement::new(
                 vec![(x0, y), (x1, y)],
                 ShapeStyle::from(&c).stroke_width(2),
             ))?;
             if s.markers {
-                area.draw(&Circle::new(
-                    ((x0 + x1) / 2, y),
-                    4,
-                    ShapeStyle::from(&c).filled(),
-                ))?;
+                // A series joining cases shows an open ring: its points take their cases'
+                // colours.
+                let (style, r) = if s.point_colours.is_empty() {
+                    (ShapeStyle::from(&c).filled(), 4)
+                } else {
+                    (ShapeStyle::from(&BLACK).stroke_width(1), 5)
+                };
+                area.draw(&Circle::new(((x0 + x1) / 2, y), r, style))?;
             }
         }
         area.draw(&Text::new(
@@ -275,22 +305,33 @@ fn draw<DB: DrawingBackend>(
             theory += 1;
             chart.draw_series(DashedLineSeries::new(pts.iter().copied(), dash, gap, style))?;
         } else {
-            let color = colour(measured);
+            let k = measured;
             measured += 1;
             chart.draw_series(LineSeries::new(
                 pts.iter().copied(),
-                ShapeStyle::from(&color).stroke_width(2),
+                ShapeStyle::from(&s.line_colour(k)).stroke_width(2),
             ))?;
-            if s.markers {
-                chart.draw_series(
-                    pts.iter()
-                        .map(|&p| Circle::new(p, 4, ShapeStyle::from(&color).filled())),
-                )?;
-            }
-            let bar = ShapeStyle::from(&color).stroke_width(2);
             let cap = (x1 - x0) * 0.01;
-            for &(x, lo, hi) in s.intervals.iter().filter(|i| !panel.log_x || i.0 > 0.0) {
-                chart.draw_series(error_bar(tx(x), lo, hi, cap, bar))?;
+            for (i, &(x, lo, hi)) in s.intervals.iter().enumerate() {
+                if !panel.log_x || x > 0.0 {
+                    let bar = ShapeStyle::from(&s.point_colour(i, k)).stroke_width(2);
+                    chart.draw_series(error_bar(tx(x), lo, hi, cap, bar))?;
+                }
+            }
+            if s.markers {
+                // Points were filtered for the axis, so colours go by the kept points' places
+                // in the series.
+                let kept = s.points.iter().enumerate().filter(|(_, (x, y))| {
+                    (!panel.log_x || *x > 0.0) && x.is_finite() && y.is_finite()
+                });
+                for ((i, _), &p) in kept.zip(pts) {
+                    let fill = ShapeStyle::from(&s.point_colour(i, k)).filled();
+                    chart.draw_series(std::iter::once(Circle::new(p, 5, fill)))?;
+                    if !s.point_colours.is_empty() {
+                        let ring = ShapeStyle::from(&BLACK).stroke_width(1);
+                        chart.draw_series(std::iter::once(Circle::new(p, 5, ring)))?;
+                    }
+                }
             }
         }
     }
@@ -397,7 +438,7 @@ mod tests {
                     points: vec![(0.0, 1.0), (1.0, 1.0)],
                     theory: true,
                     markers: false,
-                    intervals: Vec::new(),
+                    ..Series::measured(String::new(), Vec::new())
                 },
             ],
             log_x: false,

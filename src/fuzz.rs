@@ -88,10 +88,17 @@ pub fn dataset_binary(data: &[u8]) -> Result<bool, Finding> {
         Ok(d) => d,
         Err(e) => return names_file("dataset_binary", &e.to_string()),
     };
-    let json = dataset::to_json(&d);
+    // The binary form carries no bus numbers: the round trip numbers buses from 1.
+    let json = match numbered(&d) {
+        Some(n) => dataset::to_json(FILE, &n).map_err(|e| e.to_string())?,
+        None => return Ok(true),
+    };
     let back = dataset::from_json(FILE, &json)
         .map_err(|e| format!("a read dataset's JSON does not read back: {e}"))?;
-    if dataset::to_json(&back) != json {
+    if back.members != d.members {
+        return Err("binary -> JSON -> dataset changed the members".into());
+    }
+    if dataset::to_json(FILE, &back).map_err(|e| e.to_string())? != json {
         return Err("binary -> JSON -> dataset -> JSON changed the JSON".into());
     }
     let dir = std::env::temp_dir().join(format!("ipow-fuzz-{}", std::process::id()));
@@ -116,13 +123,41 @@ pub fn dataset_json(data: &[u8]) -> Result<bool, Finding> {
         Ok(d) => d,
         Err(e) => return names_file("dataset_json", &e.to_string()),
     };
-    let json = dataset::to_json(&d);
+    // Format 1 carries no bus numbers: the round trip numbers buses from 1.
+    let Some(d) = numbered(&d) else {
+        return Ok(true);
+    };
+    let json = dataset::to_json(FILE, &d).map_err(|e| e.to_string())?;
     let back = dataset::from_json(FILE, &json)
         .map_err(|e| format!("an accepted dataset's JSON does not read back: {e}"))?;
-    if dataset::to_json(&back) != json {
+    if back.members != d.members {
+        return Err("JSON -> dataset changed the members".into());
+    }
+    if dataset::to_json(FILE, &back).map_err(|e| e.to_string())? != json {
         return Err("JSON -> dataset -> JSON is not stable".into());
     }
     Ok(true)
+}
+
+/// `d` with bus numbers: its own, or 1, 2, ... when it has none and its largest bus index is
+/// below 2^20 (None above: no grid has that many buses).
+fn numbered(d: &crate::market::dataset::Dataset) -> Option<crate::market::dataset::Dataset> {
+    let mut d = crate::market::dataset::Dataset {
+        header: d.header.clone(),
+        members: d.members.clone(),
+        workload: d.workload.clone(),
+        bus_numbers: d.bus_numbers.clone(),
+    };
+    if d.bus_numbers.is_empty() {
+        let top = d.members.iter().filter_map(|m| m.bus).max();
+        if let Some(top) = top {
+            if top >= 1 << 20 {
+                return None;
+            }
+            d.bus_numbers = (1..=top + 1).collect();
+        }
+    }
+    Some(d)
 }
 
 /// The readings file, against 64 contracts named by position (`7`) or as the paper names them

@@ -53,6 +53,72 @@ fn the_same_seed_gives_byte_identical_datasets_on_1_2_and_7_threads() {
     assert!(one.len() > 2 * dataset::CHUNK_RECORDS as usize * 250);
 }
 
+/// One bus numbering in every file: the JSON form writes a participant's bus as the grid
+/// file's MATPOWER number (case300's are not its indices + 1), lists the grid's numbers so it
+/// reads back alone, refuses to guess them, and still reads format 1's indices.
+#[test]
+fn the_json_form_writes_matpower_bus_numbers_and_still_reads_format_1() {
+    let d = dir("busnumbers");
+    let p = small(8, 300);
+    let g = grid_market("pglib_opf_case300_ieee.m", &p);
+    let bin = d.join("a.ipowm");
+    generate(&bin, &p, Some(&g));
+    let mut a = dataset::read_any(&bin).unwrap();
+    let e = dataset::to_json("a.json", &a).unwrap_err();
+    assert!(e.at.starts_with("members[") && e.field == "bus", "{e}");
+    let grid = g.model().grid();
+    a.number_buses(grid).unwrap();
+    let text = dataset::to_json("a.json", &a).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(doc["format"], "ipow-market/2");
+    let mut renumbered = 0;
+    for (m, j) in a.members.iter().zip(doc["members"].as_array().unwrap()) {
+        match m.bus {
+            Some(i) => {
+                let number = grid.buses[i as usize].number;
+                assert_eq!(j["bus"], number);
+                renumbered += usize::from(number != i + 1);
+            }
+            None => assert!(j["bus"].is_null()),
+        }
+    }
+    assert!(
+        renumbered > 0,
+        "no participant on a bus whose number is not its index + 1"
+    );
+    assert_eq!(
+        dataset::from_json("a.json", &text).unwrap().members,
+        a.members
+    );
+    // Format 1: the same members by index, no table.
+    let mut v1 = doc.clone();
+    v1["format"] = "ipow-market/1".into();
+    v1.as_object_mut().unwrap().remove("bus_numbers");
+    for (m, j) in a.members.iter().zip(v1["members"].as_array_mut().unwrap()) {
+        j["bus"] = m.bus.into();
+    }
+    let old = dataset::from_json("old.json", &v1.to_string()).unwrap();
+    assert_eq!(old.members, a.members);
+    assert!(old.bus_numbers.is_empty());
+    // A bus outside the table, and a table listing a bus twice, are named.
+    let k = a.members.iter().position(|m| m.bus.is_some()).unwrap();
+    let mut bad = doc.clone();
+    bad["members"][k]["bus"] = 999_999.into();
+    let e = dataset::from_json("bad.json", &bad.to_string()).unwrap_err();
+    assert_eq!(
+        (e.at.as_str(), e.field.as_str()),
+        (format!("members[{k}]").as_str(), "bus"),
+        "{e}"
+    );
+    let mut twice = doc.clone();
+    twice["bus_numbers"][1] = twice["bus_numbers"][0].clone();
+    let e = dataset::from_json("twice.json", &twice.to_string()).unwrap_err();
+    assert_eq!(e.field, "bus_numbers", "{e}");
+    // A grid too small for the members is refused.
+    let small_grid = crate::grids::load("pglib_opf_case14_ieee.m");
+    assert!(a.number_buses(&small_grid).is_err());
+}
+
 #[test]
 fn binary_to_json_to_binary_keeps_every_byte_and_every_field() {
     let d = dir("roundtrip");
@@ -60,7 +126,9 @@ fn binary_to_json_to_binary_keeps_every_byte_and_every_field() {
     let g = grid_market("pglib_opf_case57_ieee.m", &p);
     let bin = d.join("a.ipowm");
     generate(&bin, &p, Some(&g));
-    let a: Dataset = dataset::read_any(&bin).unwrap();
+    let mut a: Dataset = dataset::read_any(&bin).unwrap();
+    // The binary form carries no bus numbers; JSON takes them from the grid.
+    a.number_buses(g.model().grid()).unwrap();
     let json = d.join("a.json");
     dataset::write_any(&json, &a).unwrap();
     let b = dataset::read_any(&json).unwrap();
@@ -167,8 +235,9 @@ fn a_bad_json_dataset_names_the_record_and_field() {
         header: dataset::header_for(&p, None, &w.rules, w.members.len() as u64),
         members: w.members.clone(),
         workload: w.batch(0..20),
+        bus_numbers: Vec::new(),
     };
-    let text = dataset::to_json(&ds);
+    let text = dataset::to_json("m.json", &ds).unwrap();
     let e = dataset::from_json(
         "m.json",
         &text.replacen("\"energy\": \"", "\"energy\": \"-", 1),

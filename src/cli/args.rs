@@ -55,8 +55,8 @@ pub(crate) enum Command {
         #[arg(long)]
         readings: Option<std::path::PathBuf>,
         /// The market: a file in the format of datasets/paper/market.json, or a dataset (binary,
-        /// or JSON `ipow-market/1`) whose contracts that pass the checks settle as one period
-        /// (default: the paper's market, embedded).
+        /// or JSON `ipow-market/2` or `/1`) whose contracts that pass the checks settle as one
+        /// period (default: the paper's market, embedded).
         #[arg(long, alias = "market")]
         dataset: Option<std::path::PathBuf>,
         /// The purchaser's share of the transmission cost, as a decimal fraction such as "0.5".
@@ -327,6 +327,10 @@ pub(crate) enum DatasetCommand {
         /// The dataset to write (JSON for a `.json` name, else binary).
         #[arg(long = "out", value_name = "FILE")]
         output: std::path::PathBuf,
+        /// The MATPOWER case the market was placed on, for JSON's bus numbers (default: the
+        /// file the dataset names, looked up in datasets/grids/ and beside the dataset).
+        #[arg(long, value_name = "FILE")]
+        grid: Option<std::path::PathBuf>,
     },
 }
 

@@ -171,6 +171,16 @@ pub(crate) fn paper_store(
     head.context("the example sealed no period")
 }
 
+/// A path's file name, as the dataset header records the grid.
+fn file_name(path: Option<&std::path::Path>) -> Option<String> {
+    Some(path?.file_name()?.to_string_lossy().into_owned())
+}
+
+/// The MATPOWER number of each of a placed market's grid's buses, in file order.
+fn bus_numbers(g: &ipow::grid::placement::GridMarket) -> Vec<u32> {
+    g.model().grid().buses.iter().map(|b| b.number).collect()
+}
+
 pub(crate) fn generate_command(args: &GenerateArgs) -> anyhow::Result<()> {
     use ipow::market::dataset;
     check_contracts(args.contracts)?;
@@ -183,11 +193,7 @@ pub(crate) fn generate_command(args: &GenerateArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(load_grid_market(&params))
         .transpose()?;
-    let grid_name = args
-        .grid
-        .as_deref()
-        .and_then(|p| p.file_name())
-        .map(|n| n.to_string_lossy().into_owned());
+    let grid_name = file_name(args.grid.as_deref());
     let started = std::time::Instant::now();
     let digest = pool(args.threads)?.install(|| -> anyhow::Result<Option<[u8; 32]>> {
         let market = ipow::market::generator::Market::new(params.clone(), grid.as_ref());
@@ -203,6 +209,7 @@ pub(crate) fn generate_command(args: &GenerateArgs) -> anyhow::Result<()> {
                 header,
                 members: market.members.clone(),
                 workload: market.batch(0..total),
+                bus_numbers: grid.as_ref().map(bus_numbers).unwrap_or_default(),
             };
             dataset::write_any(&args.out, &d)?;
             return Ok(None);
@@ -342,18 +349,80 @@ pub(crate) fn dataset_command(cmd: &DatasetCommand) -> anyhow::Result<()> {
                 }
             }
         }
-        DatasetCommand::Convert { input, output } => {
-            let d = dataset::read_any(input)?;
-            dataset::write_any(output, &d)?;
-            println!(
-                "converted {} contracts: {} -> {}",
-                d.header.contracts,
-                input.display(),
-                output.display()
-            );
-        }
+        DatasetCommand::Convert {
+            input,
+            output,
+            grid,
+        } => convert(input, output, grid.as_deref())?,
     }
     Ok(())
+}
+
+/// `ipow dataset convert`: JSON written from the binary form takes its bus numbers from the
+/// grid the market was placed on.
+fn convert(
+    input: &std::path::Path,
+    output: &std::path::Path,
+    grid: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    use ipow::market::dataset;
+    let mut d = dataset::read_any(input)?;
+    let placed = d.members.iter().any(|m| m.bus.is_some());
+    if dataset::is_json(output) && placed && d.bus_numbers.is_empty() {
+        let path = placed_grid(input, &d, grid)?;
+        let g = ipow::grid::Grid::load(&path)?;
+        d.number_buses(&g)
+            .map_err(|m| anyhow::anyhow!("{}: {m}", input.display()))?;
+    }
+    dataset::write_any(output, &d)?;
+    println!(
+        "converted {} contracts: {} -> {}",
+        d.header.contracts,
+        input.display(),
+        output.display()
+    );
+    Ok(())
+}
+
+/// The case file a dataset's market was placed on: `given`, or the file its header names, in
+/// datasets/grids/ or beside the dataset (or in ../grids/ from it). A given file must carry
+/// that name.
+fn placed_grid(
+    input: &std::path::Path,
+    d: &ipow::market::dataset::Dataset,
+    given: Option<&std::path::Path>,
+) -> anyhow::Result<std::path::PathBuf> {
+    let Some(name) = d.header.params.grid.as_deref() else {
+        anyhow::bail!(
+            "{}: its participants have buses but the header names no grid",
+            input.display()
+        );
+    };
+    if let Some(path) = given {
+        let file = path.file_name().map(|f| f.to_string_lossy().into_owned());
+        anyhow::ensure!(
+            file.as_deref() == Some(name),
+            "--grid {}: the dataset {} was placed on {name}",
+            path.display(),
+            input.display()
+        );
+        return Ok(path.to_owned());
+    }
+    let beside = input.parent().unwrap_or(std::path::Path::new("."));
+    [
+        std::path::Path::new("datasets/grids").join(name),
+        beside.join(name),
+        beside.join("../grids").join(name),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+    .with_context(|| {
+        format!(
+            "{}: JSON writes each participant's bus as its MATPOWER number, from {name}, which \
+             is not in datasets/grids/ or beside the dataset; pass --grid FILE",
+            input.display()
+        )
+    })
 }
 
 /// Where `ipow grid flows` takes its committed base from.

@@ -178,78 +178,81 @@ fn series_name(label: &str, token: &str) -> String {
 /// Every plot of the report, drawn or with the reason it is not.
 pub fn plots(c: &Comparison) -> Result<Vec<Plot>, ReportError> {
     let summaries = c.summaries();
-    let mut out = Vec::new();
+    let mut out = vec![cases_plot(&summaries)?];
     for axis in &AXES {
-        // Series: cases that have this parameter, grouped by everything else in their label.
-        let mut groups: Vec<(String, Vec<(f64, &Summary)>)> = Vec::new();
-        for s in &summaries {
-            let Some(x) = s.parameters[axis.key].as_f64() else {
-                continue;
-            };
-            let name = series_name(&s.label, axis.token);
-            match groups.iter_mut().find(|(n, _)| *n == name) {
-                Some((_, pts)) => pts.push((x, s)),
-                None => groups.push((name, vec![(x, s)])),
-            }
-        }
-        let title = format!(
-            "Throughput and p99 latency against {} (each point in its case's colour)",
-            axis.label
-        );
-        if !groups.iter().any(|(_, pts)| {
-            pts.iter()
-                .any(|(x, _)| pts.iter().any(|(y, _)| (x - y).abs() > 0.0))
-        }) {
-            out.push(Plot::absent(
-                axis.file,
-                &title,
-                format!("the scenario does not vary {}", axis.key),
-            ));
-            continue;
-        }
-        let series = |f: &dyn Fn(&Summary) -> f64| -> Vec<Series> {
-            groups
-                .iter()
-                .map(|(name, pts)| {
-                    let mut p: Vec<(f64, f64, usize)> =
-                        pts.iter().map(|(x, s)| (*x, f(s), s.case)).collect();
-                    p.sort_by(|a, b| a.0.total_cmp(&b.0));
-                    // Each point is a case: in its colour, as in every other plot.
-                    Series {
-                        point_colours: p.iter().map(|q| q.2).collect(),
-                        ..Series::measured(name.clone(), p.iter().map(|q| (q.0, q.1)).collect())
-                    }
-                })
-                .collect()
-        };
-        let plot = Plot::drawn(
-            axis.file,
-            &title,
-            &[
-                Panel {
-                    title: "committed tx/s (median)".into(),
-                    x_label: axis.label.into(),
-                    y_label: "tx/s".into(),
-                    series: series(&|s| s.throughput_per_s.median),
-                    log_x: axis.log,
-                    integer_x: true,
-                },
-                Panel {
-                    title: "p99 latency, submission to commit (median)".into(),
-                    x_label: axis.label.into(),
-                    y_label: "s".into(),
-                    series: series(&|s| s.latency_p99_us.median / 1e6),
-                    log_x: axis.log,
-                    integer_x: true,
-                },
-            ],
-        )?;
-        out.push(plot);
+        out.push(sweep_plot(axis, &summaries)?);
     }
-    out.insert(0, cases_plot(&summaries)?);
     out.push(byzantine_plot(c, &summaries)?);
     out.push(cdf_plot(c)?);
     Ok(out)
+}
+
+/// Throughput and p99 latency against one swept parameter: the cases that have it, grouped by
+/// everything else in their label.
+fn sweep_plot(axis: &Axis, summaries: &[Summary]) -> Result<Plot, ReportError> {
+    // Series: cases that have this parameter, grouped by everything else in their label.
+    let mut groups: Vec<(String, Vec<(f64, &Summary)>)> = Vec::new();
+    for s in summaries {
+        let Some(x) = s.parameters[axis.key].as_f64() else {
+            continue;
+        };
+        let name = series_name(&s.label, axis.token);
+        match groups.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, pts)) => pts.push((x, s)),
+            None => groups.push((name, vec![(x, s)])),
+        }
+    }
+    let title = format!(
+        "Throughput and p99 latency against {} (each point in its case's colour)",
+        axis.label
+    );
+    if !groups.iter().any(|(_, pts)| {
+        pts.iter()
+            .any(|(x, _)| pts.iter().any(|(y, _)| (x - y).abs() > 0.0))
+    }) {
+        return Ok(Plot::absent(
+            axis.file,
+            &title,
+            format!("the scenario does not vary {}", axis.key),
+        ));
+    }
+    let series = |f: &dyn Fn(&Summary) -> f64| -> Vec<Series> {
+        groups
+            .iter()
+            .map(|(name, pts)| {
+                let mut p: Vec<(f64, f64, usize)> =
+                    pts.iter().map(|(x, s)| (*x, f(s), s.case)).collect();
+                p.sort_by(|a, b| a.0.total_cmp(&b.0));
+                // Each point is a case: in its colour, as in every other plot.
+                Series {
+                    point_colours: p.iter().map(|q| q.2).collect(),
+                    ..Series::measured(name.clone(), p.iter().map(|q| (q.0, q.1)).collect())
+                }
+            })
+            .collect()
+    };
+    Plot::drawn(
+        axis.file,
+        &title,
+        &[
+            Panel {
+                title: "committed tx/s (median)".into(),
+                x_label: axis.label.into(),
+                y_label: "tx/s".into(),
+                series: series(&|s| s.throughput_per_s.median),
+                log_x: axis.log,
+                integer_x: true,
+            },
+            Panel {
+                title: "p99 latency, submission to commit (median)".into(),
+                x_label: axis.label.into(),
+                y_label: "s".into(),
+                series: series(&|s| s.latency_p99_us.median / 1e6),
+                log_x: axis.log,
+                integer_x: true,
+            },
+        ],
+    )
 }
 
 /// Every case side by side: throughput, p99 latency and CPU per committed transaction, each

@@ -5,6 +5,7 @@
 //! the data, one entry per line, so it never covers a point; the figure has a `viewBox`, so it
 //! scales with the page.
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 /// One series of points.
@@ -58,6 +59,9 @@ impl Series {
             .map_or_else(|| self.line_colour(k), |&c| colour(c))
     }
 }
+
+/// A drawable point on the axis, with its place in its series.
+type Placed = (usize, (f64, f64));
 
 /// The line of a series that joins several cases' points (each in its case's colour).
 const JOINING: RGBAColor = RGBAColor(110, 110, 110, 1.0);
@@ -253,20 +257,22 @@ fn draw<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     let tx = |x: f64| if panel.log_x { x.log10() } else { x };
-    let series: Vec<(&Series, Vec<(f64, f64)>)> = panel
+    // Each series' drawable points on the axis, with their places in the series.
+    let series: Vec<(&Series, Vec<Placed>)> = panel
         .series
         .iter()
         .map(|s| {
             let pts = s
                 .points
                 .iter()
-                .filter(|(x, y)| (!panel.log_x || *x > 0.0) && x.is_finite() && y.is_finite())
-                .map(|&(x, y)| (tx(x), y))
+                .enumerate()
+                .filter(|(_, (x, y))| (!panel.log_x || *x > 0.0) && x.is_finite() && y.is_finite())
+                .map(|(i, &(x, y))| (i, (tx(x), y)))
                 .collect();
             (s, pts)
         })
         .collect();
-    let all = || series.iter().flat_map(|(_, p)| p.iter().copied());
+    let all = || series.iter().flat_map(|(_, p)| p.iter().map(|q| q.1));
     let (mut x0, mut x1) = bounds(all().map(|p| p.0)).unwrap_or((0.0, 1.0));
     if x1 - x0 < 1e-12 {
         x0 -= 1.0;
@@ -303,35 +309,53 @@ fn draw<DB: DrawingBackend>(
         if s.theory {
             let (dash, gap, style) = theory_style(theory);
             theory += 1;
-            chart.draw_series(DashedLineSeries::new(pts.iter().copied(), dash, gap, style))?;
-        } else {
-            let k = measured;
-            measured += 1;
-            chart.draw_series(LineSeries::new(
-                pts.iter().copied(),
-                ShapeStyle::from(&s.line_colour(k)).stroke_width(2),
+            chart.draw_series(DashedLineSeries::new(
+                pts.iter().map(|q| q.1),
+                dash,
+                gap,
+                style,
             ))?;
-            let cap = (x1 - x0) * 0.01;
-            for (i, &(x, lo, hi)) in s.intervals.iter().enumerate() {
-                if !panel.log_x || x > 0.0 {
-                    let bar = ShapeStyle::from(&s.point_colour(i, k)).stroke_width(2);
-                    chart.draw_series(error_bar(tx(x), lo, hi, cap, bar))?;
-                }
-            }
-            if s.markers {
-                // Points were filtered for the axis, so colours go by the kept points' places
-                // in the series.
-                let kept = s.points.iter().enumerate().filter(|(_, (x, y))| {
-                    (!panel.log_x || *x > 0.0) && x.is_finite() && y.is_finite()
-                });
-                for ((i, _), &p) in kept.zip(pts) {
-                    let fill = ShapeStyle::from(&s.point_colour(i, k)).filled();
-                    chart.draw_series(std::iter::once(Circle::new(p, 5, fill)))?;
-                    if !s.point_colours.is_empty() {
-                        let ring = ShapeStyle::from(&BLACK).stroke_width(1);
-                        chart.draw_series(std::iter::once(Circle::new(p, 5, ring)))?;
-                    }
-                }
+        } else {
+            draw_measured(
+                &mut chart,
+                s,
+                pts,
+                measured,
+                (panel.log_x, (x1 - x0) * 0.01),
+            )?;
+            measured += 1;
+        }
+    }
+    Ok(())
+}
+
+/// The k-th measured series of a panel: its line, its error bars (caps `cap` wide) and its
+/// markers, each point in its colour; `pts` are its drawable points with their places.
+fn draw_measured<DB: DrawingBackend>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    s: &Series,
+    pts: &[Placed],
+    k: usize,
+    (log_x, cap): (bool, f64),
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    chart.draw_series(LineSeries::new(
+        pts.iter().map(|q| q.1),
+        ShapeStyle::from(&s.line_colour(k)).stroke_width(2),
+    ))?;
+    for (i, &(x, lo, hi)) in s.intervals.iter().enumerate() {
+        if !log_x || x > 0.0 {
+            let bar = ShapeStyle::from(&s.point_colour(i, k)).stroke_width(2);
+            let x = if log_x { x.log10() } else { x };
+            chart.draw_series(error_bar(x, lo, hi, cap, bar))?;
+        }
+    }
+    if s.markers {
+        for &(i, p) in pts {
+            let fill = ShapeStyle::from(&s.point_colour(i, k)).filled();
+            chart.draw_series(std::iter::once(Circle::new(p, 5, fill)))?;
+            if !s.point_colours.is_empty() {
+                let ring = ShapeStyle::from(&BLACK).stroke_width(1);
+                chart.draw_series(std::iter::once(Circle::new(p, 5, ring)))?;
             }
         }
     }

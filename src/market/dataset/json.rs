@@ -1,5 +1,8 @@
-//! The JSON form, `ipow-market/1`: the same content as the binary form (binary -> JSON ->
-//! binary is byte-exact).
+//! The JSON form, `ipow-market/2`: the same content as the binary form (binary -> JSON ->
+//! binary is byte-exact), with each participant's bus as the grid file's MATPOWER number, as
+//! in every other file ipow reads or writes. `bus_numbers` lists the grid's numbers in file
+//! order, so the file reads back without the grid. `ipow-market/1` (the 0-based bus index) is
+//! still read.
 
 use super::*;
 
@@ -11,6 +14,10 @@ pub(super) struct JsonDataset {
     generator: u16,
     chunk_records: u32,
     params: Params,
+    /// The MATPOWER number of each of the grid's buses, in file order (absent without a grid,
+    /// and in format 1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    bus_numbers: Vec<u32>,
     members: Vec<JsonMember>,
     contracts: Vec<JsonContract>,
 }
@@ -53,25 +60,43 @@ pub(super) fn truth_named(name: &str) -> Option<Truth> {
         .map(Truth::Invalid)
 }
 
-/// Renders a dataset as JSON text.
-pub fn to_json(d: &Dataset) -> String {
+/// Renders a dataset as JSON text (`file` names it in errors): every member's bus as its
+/// MATPOWER number, which `d.bus_numbers` must give.
+pub fn to_json(file: &str, d: &Dataset) -> Result<String, DatasetError> {
     let w = &d.workload;
+    let mut members = Vec::with_capacity(d.members.len());
+    for (i, m) in d.members.iter().enumerate() {
+        let bus = match m.bus {
+            None => None,
+            Some(b) => Some(*d.bus_numbers.get(b as usize).ok_or_else(|| DatasetError {
+                file: file.to_owned(),
+                at: format!("members[{i}]"),
+                field: "bus".into(),
+                message: format!(
+                    "bus index {b} has no MATPOWER number: {}",
+                    if d.bus_numbers.is_empty() {
+                        "the grid's bus numbers are unknown (ipow dataset convert --grid FILE)"
+                    } else {
+                        "the grid has fewer buses"
+                    }
+                ),
+            })?),
+        };
+        members.push(JsonMember {
+            address: m.address,
+            role: m.role,
+            bus,
+            public_key: hex::encode(m.public_key),
+            limit: m.limit,
+        });
+    }
     let doc = JsonDataset {
         format: JSON_FORMAT.into(),
         generator: d.header.generator,
         chunk_records: d.header.chunk_records,
         params: d.header.params.clone(),
-        members: d
-            .members
-            .iter()
-            .map(|m| JsonMember {
-                address: m.address,
-                role: m.role,
-                bus: m.bus,
-                public_key: hex::encode(m.public_key),
-                limit: m.limit,
-            })
-            .collect(),
+        bus_numbers: d.bus_numbers.clone(),
+        members,
         contracts: (0..w.transactions.len())
             .map(|i| JsonContract {
                 contract: w.transactions[i].contract,
@@ -86,12 +111,14 @@ pub fn to_json(d: &Dataset) -> String {
             .collect(),
     };
     // Plain data with string keys: serialization cannot fail.
-    serde_json::to_string_pretty(&doc).unwrap_or_default()
+    Ok(serde_json::to_string_pretty(&doc).unwrap_or_default())
 }
 
-/// The members of a JSON dataset, each key 64 hex digits.
+/// The members of a JSON dataset, each key 64 hex digits, each bus a MATPOWER number among
+/// `numbers` (format 2; format 1's buses are indices, `numbers` None).
 fn members_of(
     raw: &[JsonMember],
+    numbers: Option<&std::collections::HashMap<u32, u32>>,
     err: &dyn Fn(String, &str, String) -> DatasetError,
 ) -> Result<Vec<Member>, DatasetError> {
     let mut members = Vec::with_capacity(raw.len());
@@ -106,15 +133,64 @@ fn members_of(
                     "expected 64 hex digits".into(),
                 )
             })?;
+        let bus = match (m.bus, numbers) {
+            (Some(number), Some(index)) => Some(*index.get(&number).ok_or_else(|| {
+                err(
+                    format!("members[{i}]"),
+                    "bus",
+                    format!("bus {number} is not among bus_numbers (the grid's MATPOWER numbers)"),
+                )
+            })?),
+            (bus, _) => bus,
+        };
         members.push(Member {
             address: m.address,
             role: m.role,
-            bus: m.bus,
+            bus,
             public_key: key,
             limit: m.limit,
         });
     }
     Ok(members)
+}
+
+/// By the document's format: each MATPOWER number's bus index (format 2; a number listed
+/// twice is an error), or None (format 1, whose buses are indices).
+fn bus_index(
+    doc: &JsonDataset,
+    err: &dyn Fn(String, &str, String) -> DatasetError,
+) -> Result<Option<std::collections::HashMap<u32, u32>>, DatasetError> {
+    let numbers = &doc.bus_numbers;
+    match doc.format.as_str() {
+        JSON_FORMAT => {}
+        JSON_FORMAT_V1 if numbers.is_empty() => return Ok(None),
+        JSON_FORMAT_V1 => {
+            return Err(err(
+                "document".into(),
+                "bus_numbers",
+                format!("not part of {JSON_FORMAT_V1:?} (its buses are indices)"),
+            ));
+        }
+        other => {
+            return Err(err(
+                "document".into(),
+                "format",
+                format!("expected {JSON_FORMAT:?} (or {JSON_FORMAT_V1:?}), found {other:?}"),
+            ));
+        }
+    }
+    let mut index = std::collections::HashMap::with_capacity(numbers.len());
+    for (i, &n) in numbers.iter().enumerate() {
+        let at = u32::try_from(i).unwrap_or(u32::MAX);
+        if index.insert(n, at).is_some() {
+            return Err(err(
+                format!("bus_numbers[{i}]"),
+                "bus_numbers",
+                format!("bus {n} is listed twice"),
+            ));
+        }
+    }
+    Ok(Some(index))
 }
 
 /// Parses the JSON form (`file` names it in errors).
@@ -133,13 +209,7 @@ pub fn from_json(file: &str, text: &str) -> Result<Dataset, DatasetError> {
                 e.to_string(),
             )
         })?;
-    if doc.format != JSON_FORMAT {
-        return Err(err(
-            "document".into(),
-            "format",
-            format!("expected {JSON_FORMAT:?}, found {:?}", doc.format),
-        ));
-    }
+    let numbers = bus_index(&doc, &err)?;
     version("generator", doc.generator, GENERATOR_VERSION)
         .map_err(|m| err("document".into(), "generator", m))?;
     if doc.chunk_records == 0 || doc.chunk_records > CHUNK_RECORDS {
@@ -149,7 +219,8 @@ pub fn from_json(file: &str, text: &str) -> Result<Dataset, DatasetError> {
             format!("{} is outside 1..={CHUNK_RECORDS}", doc.chunk_records),
         ));
     }
-    let members = members_of(&doc.members, &err)?;
+    let members = members_of(&doc.members, numbers.as_ref(), &err)?;
+    let bus_numbers = doc.bus_numbers.clone();
     let n = doc.contracts.len();
     let seed = doc.params.market.seed;
     counts_agree(&doc.params.market, seed, members.len() as u64, n as u64)
@@ -220,5 +291,6 @@ pub fn from_json(file: &str, text: &str) -> Result<Dataset, DatasetError> {
         },
         members,
         workload: w,
+        bus_numbers,
     })
 }

@@ -64,7 +64,11 @@ pub const FORMAT_VERSION: u16 = 2;
 /// The generator whose output this code writes: bump when a seed would give other contracts.
 pub const GENERATOR_VERSION: u16 = 2;
 /// The JSON form's format tag.
-pub const JSON_FORMAT: &str = "ipow-market/1";
+pub const JSON_FORMAT: &str = "ipow-market/2";
+
+/// The JSON form before bus numbers: `bus` held the grid's 0-based bus index. Still read;
+/// `ipow dataset convert` rewrites it as format 2.
+pub const JSON_FORMAT_V1: &str = "ipow-market/1";
 /// Records per chunk written, and the most a reader accepts: a chunk of 2,048 records (about
 /// 600 KB) stays in a core's L2 cache between its read, its checksum and its scan.
 pub const CHUNK_RECORDS: u32 = 2048;
@@ -414,6 +418,32 @@ pub struct Dataset {
     pub members: Vec<Member>,
     /// The contracts with truth and readings.
     pub workload: Workload,
+    /// The MATPOWER number of each bus of the grid the market was placed on, in the grid
+    /// file's order: what the JSON form writes for a participant's bus (members keep the
+    /// 0-based index). Empty when unknown: the binary form does not carry them, so writing
+    /// JSON from it takes the grid ([`Dataset::number_buses`]).
+    pub bus_numbers: Vec<u32>,
+}
+
+impl Dataset {
+    /// Takes the bus numbers from `grid`, the case the market was placed on: every member's
+    /// bus index must be one of its buses.
+    pub fn number_buses(&mut self, grid: &crate::grid::Grid) -> Result<(), String> {
+        let n = grid.buses.len();
+        if let Some((i, b)) = self
+            .members
+            .iter()
+            .enumerate()
+            .find_map(|(i, m)| m.bus.filter(|&b| b as usize >= n).map(|b| (i, b)))
+        {
+            return Err(format!(
+                "members[{i}].bus: index {b} is outside {} ({n} buses)",
+                grid.source
+            ));
+        }
+        self.bus_numbers = grid.buses.iter().map(|b| b.number).collect();
+        Ok(())
+    }
 }
 
 /// Reads a whole binary dataset into memory.
@@ -444,6 +474,7 @@ fn read_all(mut r: Reader) -> Result<Dataset, DatasetError> {
         header: r.header().clone(),
         members: r.members().to_vec(),
         workload: all,
+        bus_numbers: Vec::new(),
     })
 }
 
@@ -483,7 +514,8 @@ pub fn write_any(path: &Path, d: &Dataset) -> Result<(), DatasetError> {
     if is_json(path) {
         let name = path.display().to_string();
         let partial = path.with_extension("partial");
-        std::fs::write(&partial, to_json(d)).map_err(|e| DatasetError::io(&name, &e))?;
+        let text = to_json(&name, d)?;
+        std::fs::write(&partial, text).map_err(|e| DatasetError::io(&name, &e))?;
         std::fs::rename(&partial, path).map_err(|e| DatasetError::io(&name, &e))?;
         Ok(())
     } else {

@@ -309,6 +309,15 @@ fn a_dataset_whose_parameters_disagree_with_its_counts_is_refused() {
             .status
             .success()
     );
+    // `dataset info` names each form as itself (the binary header's format is not the JSON's).
+    for (file, form) in [(&b, "binary format 2"), (&j, "JSON ipow-market/2")] {
+        let out = ipow(&["dataset", "info", "--dataset", file]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains(&format!("format        {form} (generator")),
+            "{text}"
+        );
+    }
     // One contract short of its stated count.
     let mut doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();

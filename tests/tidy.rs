@@ -63,7 +63,7 @@ const LONG_FUNCTIONS: &[(&str, &str, usize)] = &[
     ("src/chain/audit/mod.rs", "prove", 116),
     ("src/chain/mod.rs", "build_period", 100),
     ("src/chain/mod.rs", "verify_proof", 81),
-    ("src/cli/market.rs", "dataset_command", 103),
+    ("src/cli/market.rs", "dataset_command", 96),
     ("src/cli/market.rs", "generate_command", 72),
     ("src/cli/run.rs", "run_command", 73),
     ("src/cli/run.rs", "scenario_command", 85),

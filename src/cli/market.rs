@@ -261,23 +261,16 @@ pub(crate) fn dataset_command(cmd: &DatasetCommand) -> anyhow::Result<()> {
             let bytes = std::fs::metadata(path)
                 .with_context(|| format!("{}: cannot read", path.display()))?
                 .len();
-            let header = if dataset::is_json(path) {
-                dataset::read_any(path)?.header
-            } else {
-                dataset::Reader::open(path)?.header().clone()
-            };
+            let (header, form) = header_and_form(path)?;
             if *json {
                 println!(
                     "{}",
-                    serde_json::json!({"path": path.display().to_string(), "bytes": bytes, "header": header})
+                    serde_json::json!({"path": path.display().to_string(), "bytes": bytes, "form": form, "header": header})
                 );
             } else {
                 let p = &header.params;
                 println!("dataset       {} ({bytes} bytes)", path.display());
-                println!(
-                    "format        {} (generator {})",
-                    header.format, header.generator
-                );
+                println!("format        {form} (generator {})", header.generator);
                 println!("seed          {}", header.seed);
                 println!("grid          {}", p.grid.as_deref().unwrap_or("none"));
                 println!("participants  {}", header.members);
@@ -356,6 +349,24 @@ pub(crate) fn dataset_command(cmd: &DatasetCommand) -> anyhow::Result<()> {
         } => convert(input, output, grid.as_deref())?,
     }
     Ok(())
+}
+
+/// A dataset's header, and its form as `dataset info` names it: "binary format 2", or the
+/// JSON document's own format ("JSON ipow-market/2").
+fn header_and_form(
+    path: &std::path::Path,
+) -> anyhow::Result<(ipow::market::dataset::Header, String)> {
+    use ipow::market::dataset;
+    if !dataset::is_json(path) {
+        let header = dataset::Reader::open(path)?.header().clone();
+        let form = format!("binary format {}", header.format);
+        return Ok((header, form));
+    }
+    let name = path.display().to_string();
+    let text = ipow::base::input::read_text(path, dataset::MAX_JSON_BYTES)
+        .map_err(|m| anyhow::anyhow!("{name}: {m}"))?;
+    let header = dataset::from_json(&name, &text)?.header;
+    Ok((header, format!("JSON {}", dataset::json_format(&text))))
 }
 
 /// `ipow dataset convert`: JSON written from the binary form takes its bus numbers from the

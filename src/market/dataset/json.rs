@@ -154,6 +154,17 @@ fn members_of(
     Ok(members)
 }
 
+/// The `format` of a JSON dataset that reads (`from_json` accepted it).
+pub fn json_format(text: &str) -> String {
+    #[derive(Deserialize)]
+    struct Format {
+        format: String,
+    }
+    serde_json::from_str::<Format>(crate::base::input::strip_bom(text))
+        .map(|f| f.format)
+        .unwrap_or_default()
+}
+
 /// By the document's format: each MATPOWER number's bus index (format 2; a number listed
 /// twice is an error), or None (format 1, whose buses are indices).
 fn bus_index(

@@ -33,7 +33,7 @@ mod json;
 mod reader;
 mod writer;
 
-pub use json::{from_json, to_json};
+pub use json::{from_json, json_format, to_json};
 pub use reader::Reader;
 pub use writer::Writer;
 

@@ -4,9 +4,9 @@
 
 use super::*;
 
-/// Trades per chunk of the rounds' working copy: chunks are the unit of parallel work, and
-/// their boundaries depend only on the scheme's length, so sums are the same on any thread
-/// count.
+/// Trades per stretch of the scheme, each giving the rounds' working copy one chunk (per slot it
+/// holds): chunks are the unit of parallel work, and their boundaries depend only on the
+/// scheme, so sums are the same on any thread count.
 pub(super) const CHUNK: usize = 1 << 16;
 
 /// A pass over the ranks takes at least this many live trades at once (fewer, larger passes
@@ -244,7 +244,10 @@ fn chunk_of<I>(items: &[I], get: impl Fn(&I) -> SchemeTrade + Copy) -> (Chunk, b
 /// together: the scheme's distinct priorities, each chunk's ranks relabelled to them, its
 /// injections per bus (exact integer sums), and whether the whole is in submission order.
 fn assemble(mut chunks: Vec<Chunk>, in_order: bool, nbus: usize) -> Chunked {
-    let mut priorities: Vec<u64> = chunks.iter().flat_map(|c| c.local.clone()).collect();
+    let mut priorities: Vec<u64> = chunks
+        .iter()
+        .flat_map(|c| c.local.iter().copied())
+        .collect();
     priorities.sort_unstable();
     priorities.dedup();
     // Order across chunks: each chunk's last order below the next one's first.

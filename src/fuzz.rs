@@ -84,15 +84,15 @@ pub fn contract(data: &[u8]) -> Result<bool, Finding> {
 /// and writes back to the same bytes.
 pub fn dataset_binary(data: &[u8]) -> Result<bool, Finding> {
     use crate::market::dataset;
-    let d = match dataset::read_binary_bytes(FILE, data.to_vec()) {
+    let mut d = match dataset::read_binary_bytes(FILE, data.to_vec()) {
         Ok(d) => d,
         Err(e) => return names_file("dataset_binary", &e.to_string()),
     };
     // The binary form carries no bus numbers: the round trip numbers buses from 1.
-    let json = match numbered(&d) {
-        Some(n) => dataset::to_json(FILE, &n).map_err(|e| e.to_string())?,
-        None => return Ok(true),
-    };
+    if !numbered(&mut d) {
+        return Ok(true);
+    }
+    let json = dataset::to_json(FILE, &d).map_err(|e| e.to_string())?;
     let back = dataset::from_json(FILE, &json)
         .map_err(|e| format!("a read dataset's JSON does not read back: {e}"))?;
     if back.members != d.members {
@@ -119,14 +119,14 @@ pub fn dataset_json(data: &[u8]) -> Result<bool, Finding> {
     let Some(t) = text(data) else {
         return Ok(false);
     };
-    let d = match dataset::from_json(FILE, t) {
+    let mut d = match dataset::from_json(FILE, t) {
         Ok(d) => d,
         Err(e) => return names_file("dataset_json", &e.to_string()),
     };
     // Format 1 carries no bus numbers: the round trip numbers buses from 1.
-    let Some(d) = numbered(&d) else {
+    if !numbered(&mut d) {
         return Ok(true);
-    };
+    }
     let json = dataset::to_json(FILE, &d).map_err(|e| e.to_string())?;
     let back = dataset::from_json(FILE, &json)
         .map_err(|e| format!("an accepted dataset's JSON does not read back: {e}"))?;
@@ -139,25 +139,20 @@ pub fn dataset_json(data: &[u8]) -> Result<bool, Finding> {
     Ok(true)
 }
 
-/// `d` with bus numbers: its own, or 1, 2, ... when it has none and its largest bus index is
-/// below 2^20 (None above: no grid has that many buses).
-fn numbered(d: &crate::market::dataset::Dataset) -> Option<crate::market::dataset::Dataset> {
-    let mut d = crate::market::dataset::Dataset {
-        header: d.header.clone(),
-        members: d.members.clone(),
-        workload: d.workload.clone(),
-        bus_numbers: d.bus_numbers.clone(),
-    };
-    if d.bus_numbers.is_empty() {
-        let top = d.members.iter().filter_map(|m| m.bus).max();
-        if let Some(top) = top {
-            if top >= 1 << 20 {
-                return None;
-            }
-            d.bus_numbers = (1..=top + 1).collect();
-        }
+/// Gives `d` bus numbers 1, 2, ... when it has none; false when its largest bus index is 2^20
+/// or more (no grid has that many buses).
+fn numbered(d: &mut crate::market::dataset::Dataset) -> bool {
+    if !d.bus_numbers.is_empty() {
+        return true;
     }
-    Some(d)
+    match d.members.iter().filter_map(|m| m.bus).max() {
+        Some(top) if top >= 1 << 20 => false,
+        Some(top) => {
+            d.bus_numbers = (1..=top + 1).collect();
+            true
+        }
+        None => true,
+    }
 }
 
 /// The readings file, against 64 contracts named by position (`7`) or as the paper names them

@@ -176,11 +176,6 @@ fn file_name(path: Option<&std::path::Path>) -> Option<String> {
     Some(path?.file_name()?.to_string_lossy().into_owned())
 }
 
-/// The MATPOWER number of each of a placed market's grid's buses, in file order.
-fn bus_numbers(g: &ipow::grid::placement::GridMarket) -> Vec<u32> {
-    g.model().grid().buses.iter().map(|b| b.number).collect()
-}
-
 pub(crate) fn generate_command(args: &GenerateArgs) -> anyhow::Result<()> {
     use ipow::market::dataset;
     check_contracts(args.contracts)?;
@@ -193,13 +188,13 @@ pub(crate) fn generate_command(args: &GenerateArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(load_grid_market(&params))
         .transpose()?;
-    let grid_name = file_name(args.grid.as_deref());
+    let numbers = grid.as_ref().map(|g| g.model().grid().bus_numbers());
     let started = std::time::Instant::now();
     let digest = pool(args.threads)?.install(|| -> anyhow::Result<Option<[u8; 32]>> {
         let market = ipow::market::generator::Market::new(params.clone(), grid.as_ref());
         let header = dataset::header_for(
             &params,
-            grid_name.as_deref(),
+            file_name(args.grid.as_deref()).as_deref(),
             &market.rules,
             market.members.len() as u64,
         );
@@ -209,7 +204,7 @@ pub(crate) fn generate_command(args: &GenerateArgs) -> anyhow::Result<()> {
                 header,
                 members: market.members.clone(),
                 workload: market.batch(0..total),
-                bus_numbers: grid.as_ref().map(bus_numbers).unwrap_or_default(),
+                bus_numbers: numbers.unwrap_or_default(),
             };
             dataset::write_any(&args.out, &d)?;
             return Ok(None);

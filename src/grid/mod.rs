@@ -137,6 +137,11 @@ impl Grid {
         self.index.get(&number).copied()
     }
 
+    /// Each bus's number in the file, by index: what users see for a bus index.
+    pub fn bus_numbers(&self) -> Vec<u32> {
+        self.buses.iter().map(|b| b.number).collect()
+    }
+
     /// The same grid with another slack bus (flows of balanced trades do not change).
     pub fn with_slack(&self, number: u32) -> Result<Grid, GridError> {
         let i = self.bus_index(number).ok_or_else(|| GridError {

@@ -441,7 +441,7 @@ impl Dataset {
                 grid.source
             ));
         }
-        self.bus_numbers = grid.buses.iter().map(|b| b.number).collect();
+        self.bus_numbers = grid.bus_numbers();
         Ok(())
     }
 }

@@ -145,13 +145,23 @@ pub(super) fn chunked(scheme: &[SchemeTrade], nbus: usize) -> Chunked {
         let in_order = built.iter().all(|b| b.1);
         assemble(built.into_iter().map(|b| b.0).collect(), in_order, nbus)
     };
-    let chunked = chunk_all(scheme);
-    if chunked.in_order {
-        return chunked;
+    in_submission_order(scheme, chunk_all, |c| c.in_order)
+}
+
+/// `build` on the scheme as given, or, when what it built is not in submission order, on a
+/// copy sorted by submission order.
+fn in_submission_order<T>(
+    scheme: &[SchemeTrade],
+    build: impl Fn(&[SchemeTrade]) -> T,
+    in_order: impl Fn(&T) -> bool,
+) -> T {
+    let built = build(scheme);
+    if in_order(&built) {
+        return built;
     }
     let mut v = scheme.to_vec();
     v.par_sort_unstable_by_key(|t| t.order);
-    chunk_all(&v)
+    build(&v)
 }
 
 /// The scheme's trades per delivery slot, ascending, each slot's in chunks: every stretch of
@@ -176,13 +186,9 @@ pub(super) fn chunked_by_slot(scheme: &[SchemeTrade], nbus: usize) -> Vec<(u32, 
             .map(|(slot, (chunks, in_order))| (slot, assemble(chunks, in_order, nbus)))
             .collect::<Vec<_>>()
     };
-    let by_slot = chunk_all(scheme);
-    if by_slot.iter().all(|(_, c)| c.in_order) {
-        return by_slot;
-    }
-    let mut v = scheme.to_vec();
-    v.par_sort_unstable_by_key(|t| t.order);
-    chunk_all(&v)
+    in_submission_order(scheme, chunk_all, |slots| {
+        slots.iter().all(|(_, c)| c.in_order)
+    })
 }
 
 /// One stretch's chunk per slot it holds, slots ascending, each with whether its trades were in
